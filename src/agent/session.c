@@ -1,0 +1,757 @@
+// SPDX-License-Identifier: Apache-2.0
+/* agentd's event loop: exec sessions, stdio streaming with windows, reaping, shutdown. */
+#define _GNU_SOURCE
+#include "agent/agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/user.h"
+#include "proto/proto.h"
+#include "util/cleanup.h"
+
+#define MAX_SESSIONS 1024
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+enum tag { TAG_PORT = 1, TAG_SIG, TAG_IN, TAG_OUT, TAG_ERR };
+
+struct session {
+	uint32_t sid;
+	pid_t pid;
+	bool tty;
+	int in_fd, out_fd, err_fd;
+	uint32_t in_ev, out_ev, err_ev; /* current epoll interest */
+	struct buf in_q;
+	bool in_eof;
+	uint32_t out_inflight;
+	bool exited;
+	struct proto_exited status;
+	struct session *next;
+};
+
+struct agent {
+	int ep, port, sigfd;
+	uint32_t port_ev;
+	struct buf rx, tx;
+	struct session *sessions;
+	int nsessions;
+	char hostname[65];
+};
+
+static uint8_t chunk[PROTO_DATA_CHUNK];
+
+static uint64_t key(uint32_t sid, enum tag t)
+{
+	return (uint64_t)sid << 8 | t;
+}
+
+/* Keeps an fd's epoll interest equal to @want (0 = not watched). */
+static void watch(struct agent *a, int fd, uint64_t k, uint32_t want, uint32_t *cur)
+{
+	struct epoll_event ev = { .events = want, .data.u64 = k };
+	int op;
+
+	if (fd < 0 || want == *cur)
+		return;
+	if (!want)
+		op = EPOLL_CTL_DEL;
+	else
+		op = *cur ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	if (epoll_ctl(a->ep, op, fd, &ev) < 0)
+		alog("epoll_ctl fd %d: %s", fd, strerror(errno));
+	*cur = want;
+}
+
+static void port_flush(struct agent *a)
+{
+	while (buf_size(&a->tx)) {
+		ssize_t n = write(a->port, buf_head(&a->tx), buf_size(&a->tx));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				alog("agent port write: %s", strerror(errno));
+			break;
+		}
+		buf_consume(&a->tx, (size_t)n);
+	}
+	watch(a, a->port, key(0, TAG_PORT), EPOLLIN | (buf_size(&a->tx) ? EPOLLOUT : 0),
+	      &a->port_ev);
+}
+
+static struct session *session_find(struct agent *a, uint32_t sid)
+{
+	for (struct session *s = a->sessions; s; s = s->next)
+		if (s->sid == sid)
+			return s;
+	return NULL;
+}
+
+static void close_fd(struct agent *a, int *fd, uint32_t *ev, uint64_t k)
+{
+	watch(a, *fd, k, 0, ev);
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Recomputes what each of the session's fds should be watched for. */
+static void session_rewatch(struct agent *a, struct session *s)
+{
+	bool room = s->out_inflight < PROTO_WINDOW;
+
+	watch(a, s->in_fd, key(s->sid, TAG_IN), buf_size(&s->in_q) ? EPOLLOUT : 0, &s->in_ev);
+	watch(a, s->out_fd, key(s->sid, TAG_OUT), room ? EPOLLIN : 0, &s->out_ev);
+	watch(a, s->err_fd, key(s->sid, TAG_ERR), room ? EPOLLIN : 0, &s->err_ev);
+}
+
+static void session_free(struct agent *a, struct session *s)
+{
+	struct session **pp;
+
+	close_fd(a, &s->in_fd, &s->in_ev, key(s->sid, TAG_IN));
+	close_fd(a, &s->out_fd, &s->out_ev, key(s->sid, TAG_OUT));
+	close_fd(a, &s->err_fd, &s->err_ev, key(s->sid, TAG_ERR));
+	buf_free(&s->in_q);
+	for (pp = &a->sessions; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	a->nsessions--;
+	free(s);
+}
+
+/*
+ * Reads what one output stream has, within the window. After the process
+ * exited, an empty stream counts as finished even if a background process
+ * still holds it open. Return: true once the stream is finished.
+ */
+static bool pump_out(struct agent *a, struct session *s, int *fd, uint32_t *ev,
+		     enum tag t)
+{
+	uint16_t type = (t == TAG_ERR) ? PROTO_STDERR : PROTO_STDOUT;
+
+	while (*fd >= 0 && s->out_inflight < PROTO_WINDOW) {
+		size_t room = PROTO_WINDOW - s->out_inflight;
+		ssize_t n = read(*fd, chunk, room < sizeof(chunk) ? room : sizeof(chunk));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			if (s->exited)
+				close_fd(a, fd, ev, key(s->sid, t));
+			break;
+		}
+		if (n <= 0) { /* EOF, or EIO from a pty whose other side closed */
+			close_fd(a, fd, ev, key(s->sid, t));
+			break;
+		}
+		if (proto_put_frame(&a->tx, type, s->sid, chunk, (size_t)n) < 0) {
+			alog("out of memory queueing output");
+			close_fd(a, fd, ev, key(s->sid, t));
+			break;
+		}
+		s->out_inflight += (uint32_t)n;
+	}
+	return *fd < 0;
+}
+
+/* Sends EXITED once the process is gone and its output is drained. */
+static void session_progress(struct agent *a, struct session *s)
+{
+	bool out_done = pump_out(a, s, &s->out_fd, &s->out_ev, TAG_OUT);
+	bool err_done = pump_out(a, s, &s->err_fd, &s->err_ev, TAG_ERR);
+
+	if (s->exited && out_done && err_done) {
+		proto_exited_encode(&a->tx, s->sid, &s->status);
+		session_free(a, s);
+	} else {
+		session_rewatch(a, s);
+	}
+	port_flush(a);
+}
+
+static void pump_in(struct agent *a, struct session *s)
+{
+	size_t done = 0;
+
+	while (s->in_fd >= 0 && buf_size(&s->in_q)) {
+		ssize_t n = write(s->in_fd, buf_head(&s->in_q), buf_size(&s->in_q));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) { /* the reader is gone: drop what it will never read */
+			done += buf_size(&s->in_q);
+			buf_clear(&s->in_q);
+			close_fd(a, &s->in_fd, &s->in_ev, key(s->sid, TAG_IN));
+			break;
+		}
+		buf_consume(&s->in_q, (size_t)n);
+		done += (size_t)n;
+	}
+	if (s->in_fd >= 0 && s->in_eof && !buf_size(&s->in_q)) {
+		if (s->tty) {
+			/* A pty has no EOF of its own: the line discipline's VEOF is one. */
+			struct termios tio;
+			char eof = 4;
+
+			if (tcgetattr(s->in_fd, &tio) == 0)
+				eof = (char)tio.c_cc[VEOF];
+			(void)!write(s->in_fd, &eof, 1);
+		}
+		close_fd(a, &s->in_fd, &s->in_ev, key(s->sid, TAG_IN));
+	}
+	if (done)
+		proto_u32_encode(&a->tx, PROTO_ACK, s->sid, (uint32_t)done);
+	session_rewatch(a, s);
+	port_flush(a);
+}
+
+static void send_failed(struct agent *a, uint32_t sid, enum proto_fail kind, int err,
+			const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void send_failed(struct agent *a, uint32_t sid, enum proto_fail kind, int err,
+			const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	proto_failed_encode(&a->tx, sid, kind, err, msg);
+	port_flush(a);
+}
+
+static const char *env_get(char **env, const char *k)
+{
+	size_t n = strlen(k);
+
+	for (; env && *env; env++)
+		if (strncmp(*env, k, n) == 0 && (*env)[n] == '=')
+			return *env + n + 1;
+	return NULL;
+}
+
+/*
+ * Builds the session environment: the request's, plus defaults for PATH,
+ * HOSTNAME, HOME and (with a tty) TERM. Return: malloc'd array of borrowed
+ * and owned strings; *@owned lists what the caller frees.
+ */
+static char **build_env(struct agent *a, const struct proto_exec *e,
+			const struct user_info *u, char **owned)
+{
+	size_t n = 0, k = 0;
+	char **env;
+
+	while (e->env[n])
+		n++;
+	env = calloc(n + 5, sizeof(char *));
+	if (!env)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		env[k++] = e->env[i];
+	if (!env_get(e->env, "PATH"))
+		env[k++] = "PATH=" DEFAULT_PATH;
+	if (!env_get(e->env, "HOSTNAME") && asprintf(&owned[0], "HOSTNAME=%s", a->hostname) > 0)
+		env[k++] = owned[0];
+	if (!env_get(e->env, "HOME") && asprintf(&owned[1], "HOME=%s", u->home) > 0)
+		env[k++] = owned[1];
+	if ((e->flags & PROTO_EXEC_TTY) && !env_get(e->env, "TERM"))
+		env[k++] = "TERM=xterm";
+	env[k] = NULL;
+	return env;
+}
+
+/*
+ * Finds argv[0] like execvp would. Return: 0 with the path in @out,
+ * -ENOENT if nothing matched, -EACCES if only non-executables matched.
+ */
+static int resolve_exe(const char *name, const char *path, char *out, size_t len)
+{
+	char dirs[4096], *dir, *save = NULL;
+	int r = -ENOENT;
+
+	if (strchr(name, '/')) {
+		snprintf(out, len, "%s", name);
+		return 0;
+	}
+	snprintf(dirs, sizeof(dirs), "%s", path);
+	for (dir = strtok_r(dirs, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+		struct stat st;
+
+		if ((size_t)snprintf(out, len, "%s/%s", *dir ? dir : ".", name) >= len)
+			continue;
+		if (stat(out, &st) < 0 || S_ISDIR(st.st_mode))
+			continue;
+		if (S_ISREG(st.st_mode) && (st.st_mode & 0111))
+			return 0;
+		r = -EACCES;
+	}
+	return r;
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[4096];
+
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Runs in the child between fork and exec; reports failure on @errfd. */
+static void __attribute__((noreturn))
+child_exec(const struct proto_exec *e, const struct user_info *u, const char *exe,
+	   char **env, const char *cwd, int slave, int in, int out, int err, int errfd)
+{
+	sigset_t none;
+	int code;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	setsid();
+	if (slave >= 0) {
+		ioctl(slave, TIOCSCTTY, 0);
+		in = out = err = slave;
+	}
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+		goto fail;
+	for (uint32_t i = 0; i < e->nrlimits; i++) {
+		struct rlimit rl = { .rlim_cur = e->rlimits[i].soft,
+				     .rlim_max = e->rlimits[i].hard };
+
+		if (setrlimit((int)e->rlimits[i].resource, &rl) < 0)
+			goto fail;
+	}
+	if (setgroups((size_t)u->ngroups, u->groups) < 0 || setgid(u->gid) < 0 ||
+	    setuid(u->uid) < 0)
+		goto fail;
+	if (chdir(cwd) < 0)
+		goto fail;
+	execve(exe, e->argv, env);
+fail:
+	code = errno;
+	(void)!write(errfd, &code, sizeof(code));
+	_exit(127);
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) ? -errno : 0;
+}
+
+/* Opens a pty pair sized @rows x @cols. Return: 0, or -errno. */
+static int open_pty(uint16_t rows, uint16_t cols, int *master, int *slave)
+{
+	struct winsize ws = { .ws_row = rows ? rows : 24, .ws_col = cols ? cols : 80 };
+	_cleanup_close_ int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	const char *name;
+	int s;
+
+	if (m < 0 || grantpt(m) < 0 || unlockpt(m) < 0)
+		return -errno;
+	name = ptsname(m);
+	if (!name)
+		return -errno;
+	s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (s < 0)
+		return -errno;
+	ioctl(m, TIOCSWINSZ, &ws);
+	*slave = s;
+	*master = steal_fd(m);
+	return 0;
+}
+
+static void session_start(struct agent *a, uint32_t sid, struct proto_exec *e)
+{
+	_cleanup_fclose_ FILE *pw = NULL, *gr = NULL;
+	_cleanup_free_ char **env = NULL;
+	char *owned[2] = { NULL, NULL };
+	struct user_info u;
+	char why[256], exe[4096];
+	const char *cwd = *e->cwd ? e->cwd : "/";
+	int p_in[2] = { -1, -1 }, p_out[2] = { -1, -1 }, p_err[2] = { -1, -1 };
+	int p_exec[2] = { -1, -1 }, master = -1, slave = -1;
+	struct session *s = NULL;
+	int r, code = 0;
+	pid_t pid;
+
+	if (session_find(a, sid) || a->nsessions >= MAX_SESSIONS) {
+		send_failed(a, sid, PROTO_FAIL_INVALID, 0, "session %u: already in use or too many sessions",
+			    sid);
+		return;
+	}
+	pw = fopen("/etc/passwd", "re");
+	gr = fopen("/etc/group", "re");
+	r = user_resolve(e->user, pw, gr, &u, why, sizeof(why));
+	if (r < 0) {
+		send_failed(a, sid, PROTO_FAIL_USER, -r, "%s", why);
+		return;
+	}
+	if (e->flags & PROTO_EXEC_MKCWD) {
+		r = mkdir_p(cwd);
+		if (r < 0) {
+			send_failed(a, sid, PROTO_FAIL_CWD, -r, "workdir %s: %s", cwd, strerror(-r));
+			return;
+		}
+	}
+	env = build_env(a, e, &u, owned);
+	if (!env) {
+		send_failed(a, sid, PROTO_FAIL_INTERNAL, ENOMEM, "out of memory");
+		return;
+	}
+	r = resolve_exe(e->argv[0], env_get(env, "PATH"), exe, sizeof(exe));
+	if (r == -ENOENT) {
+		send_failed(a, sid, PROTO_FAIL_NOT_FOUND, ENOENT,
+			    "exec: \"%s\": executable file not found in $PATH", e->argv[0]);
+		goto out;
+	} else if (r < 0) {
+		send_failed(a, sid, PROTO_FAIL_NOT_EXECUTABLE, EACCES,
+			    "exec: \"%s\": permission denied", e->argv[0]);
+		goto out;
+	}
+
+	if (e->flags & PROTO_EXEC_TTY) {
+		r = open_pty(e->rows, e->cols, &master, &slave);
+	} else if (pipe2(p_in, O_CLOEXEC) < 0 || pipe2(p_out, O_CLOEXEC) < 0 ||
+		   pipe2(p_err, O_CLOEXEC) < 0) {
+		r = -errno;
+	}
+	if (r < 0 || pipe2(p_exec, O_CLOEXEC) < 0) {
+		send_failed(a, sid, PROTO_FAIL_INTERNAL, r < 0 ? -r : errno,
+			    "cannot set up stdio: %s", strerror(r < 0 ? -r : errno));
+		goto out;
+	}
+
+	pid = fork();
+	if (pid == 0)
+		child_exec(e, &u, exe, env, cwd, slave, p_in[0], p_out[1], p_err[1], p_exec[1]);
+	if (pid < 0) {
+		send_failed(a, sid, PROTO_FAIL_INTERNAL, errno, "fork: %s", strerror(errno));
+		goto out;
+	}
+	close(p_exec[1]);
+	p_exec[1] = -1;
+	/* Blocks only until the child has exec'd (or failed to). */
+	while ((r = (int)read(p_exec[0], &code, sizeof(code))) < 0 && errno == EINTR)
+		;
+	if (r == (int)sizeof(code)) {
+		enum proto_fail kind = (code == ENOENT) ? PROTO_FAIL_NOT_FOUND
+				     : (code == EACCES || code == ENOEXEC || code == EISDIR ||
+					code == EPERM)
+					     ? PROTO_FAIL_NOT_EXECUTABLE
+					     : PROTO_FAIL_INTERNAL;
+
+		/* The child is reaped by the SIGCHLD handler like any orphan. */
+		if (code == ENOENT && access(cwd, F_OK) < 0)
+			send_failed(a, sid, PROTO_FAIL_CWD, code, "workdir %s: %s", cwd,
+				    strerror(code));
+		else
+			send_failed(a, sid, kind, code, "exec: \"%s\": %s", e->argv[0],
+				    strerror(code));
+		goto out;
+	}
+
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		kill(pid, SIGKILL);
+		send_failed(a, sid, PROTO_FAIL_INTERNAL, ENOMEM, "out of memory");
+		goto out;
+	}
+	s->sid = sid;
+	s->pid = pid;
+	s->tty = master >= 0;
+	if (s->tty) {
+		s->out_fd = master;
+		s->in_fd = fcntl(master, F_DUPFD_CLOEXEC, 3);
+		s->err_fd = -1;
+		master = -1;
+	} else {
+		s->in_fd = steal_fd(p_in[1]);
+		s->out_fd = steal_fd(p_out[0]);
+		s->err_fd = steal_fd(p_err[0]);
+	}
+	set_nonblock(s->in_fd);
+	set_nonblock(s->out_fd);
+	if (s->err_fd >= 0)
+		set_nonblock(s->err_fd);
+	s->next = a->sessions;
+	a->sessions = s;
+	a->nsessions++;
+	proto_u32_encode(&a->tx, PROTO_STARTED, sid, (uint32_t)pid);
+	session_rewatch(a, s);
+	port_flush(a);
+out:
+	for (int i = 0; i < 2; i++) {
+		int *fds[] = { &p_in[i], &p_out[i], &p_err[i], &p_exec[i] };
+
+		for (size_t j = 0; j < ARRAY_SIZE(fds); j++)
+			if (*fds[j] >= 0)
+				close(*fds[j]);
+	}
+	if (master >= 0)
+		close(master);
+	if (slave >= 0)
+		close(slave);
+	free(owned[0]);
+	free(owned[1]);
+}
+
+static void reap(struct agent *a)
+{
+	int st;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		for (struct session *s = a->sessions; s; s = s->next) {
+			if (s->pid != pid || s->exited)
+				continue;
+			s->exited = true;
+			if (WIFSIGNALED(st)) {
+				s->status.signal = (uint32_t)WTERMSIG(st);
+				s->status.code = 128 + WTERMSIG(st);
+			} else {
+				s->status.code = WEXITSTATUS(st);
+			}
+			session_progress(a, s);
+			break;
+		}
+	}
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Waits up to @ms for every process to be gone. Return: true if none is left. */
+static bool reap_all(uint64_t ms)
+{
+	uint64_t deadline = now_ms() + ms;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	for (;;) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		pid_t pid;
+
+		while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+			;
+		if (pid < 0 && errno == ECHILD)
+			return true;
+		if (now_ms() >= deadline)
+			return false;
+		sigtimedwait(&set, NULL, &ts);
+	}
+}
+
+static void __attribute__((noreturn)) shutdown_all(uint32_t grace_ms)
+{
+	kill(-1, SIGTERM);
+	if (!reap_all(grace_ms)) {
+		kill(-1, SIGKILL);
+		reap_all(2000);
+	}
+	mount_quiesce();
+	agent_poweroff();
+}
+
+static void on_frame(struct agent *a, const struct proto_frame *f)
+{
+	struct session *s = f->sid ? session_find(a, f->sid) : NULL;
+	uint32_t v;
+	uint16_t rows, cols;
+	int r;
+
+	switch (f->type) {
+	case PROTO_EXEC: {
+		struct proto_exec e;
+
+		r = proto_exec_decode(f->payload, f->len, &e);
+		if (r < 0) {
+			send_failed(a, f->sid, PROTO_FAIL_INVALID, -r, "malformed exec request");
+			return;
+		}
+		session_start(a, f->sid, &e);
+		proto_exec_free(&e);
+		return;
+	}
+	case PROTO_STDIN:
+		/* Input for a finished session is dropped: the host may race its end. */
+		if (!s || s->in_eof)
+			return;
+		if (f->len == 0)
+			s->in_eof = true;
+		else if (buf_size(&s->in_q) + f->len > 2 * PROTO_WINDOW ||
+			 buf_append(&s->in_q, f->payload, f->len) < 0)
+			return;
+		pump_in(a, s);
+		return;
+	case PROTO_ACK:
+		if (!s || proto_u32_decode(f->payload, f->len, &v) < 0)
+			return;
+		s->out_inflight -= v < s->out_inflight ? v : s->out_inflight;
+		session_progress(a, s);
+		return;
+	case PROTO_RESIZE:
+		if (s && s->tty && proto_resize_decode(f->payload, f->len, &rows, &cols) == 0) {
+			struct winsize ws = { .ws_row = rows, .ws_col = cols };
+
+			ioctl(s->out_fd, TIOCSWINSZ, &ws);
+		}
+		return;
+	case PROTO_SIGNAL:
+		if (!s || proto_u32_decode(f->payload, f->len, &v) < 0 || v < 1 || v > 64)
+			return;
+		/* SIGKILL ends the whole session; other signals go to its process. */
+		kill(v == SIGKILL ? -s->pid : s->pid, (int)v);
+		return;
+	case PROTO_SHUTDOWN:
+		if (proto_u32_decode(f->payload, f->len, &v) < 0)
+			v = 0;
+		shutdown_all(v);
+	default:
+		proto_error_encode(&a->tx, f->sid, "unexpected frame type");
+		port_flush(a);
+	}
+}
+
+static void port_read(struct agent *a)
+{
+	for (;;) {
+		uint8_t *p = buf_tail(&a->rx, 64 * 1024);
+		struct proto_frame f;
+		ssize_t n;
+		int r;
+
+		if (!p)
+			return;
+		n = read(a->port, p, 64 * 1024);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			alog("host closed the agent port");
+			shutdown_all(0);
+		}
+		buf_commit(&a->rx, (size_t)n);
+		while ((r = proto_parse(&a->rx, &f)) > 0) {
+			on_frame(a, &f);
+			buf_consume(&a->rx, PROTO_HDR_SIZE + f.len);
+		}
+		if (r < 0) {
+			/* No way to find the next frame boundary: the link is lost. */
+			alog("protocol error from host: %s", strerror(-r));
+			shutdown_all(0);
+		}
+	}
+}
+
+static uint64_t boottime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int agent_serve(int port_fd, uint64_t kernel_ns)
+{
+	struct agent a = { .port = port_fd, .ep = -1, .sigfd = -1 };
+	struct proto_ready ready = { .version = PROTO_VERSION, .kernel_ns = kernel_ns };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = key(0, TAG_SIG) };
+	sigset_t set;
+
+	if (gethostname(a.hostname, sizeof(a.hostname) - 1) < 0)
+		snprintf(a.hostname, sizeof(a.hostname), "msb");
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	a.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	a.ep = epoll_create1(EPOLL_CLOEXEC);
+	if (a.sigfd < 0 || a.ep < 0 || set_nonblock(port_fd) < 0 ||
+	    epoll_ctl(a.ep, EPOLL_CTL_ADD, a.sigfd, &ev) < 0)
+		return -errno;
+
+	ready.ready_ns = boottime_ns();
+	proto_ready_encode(&a.tx, &ready);
+	port_flush(&a);
+
+	for (;;) {
+		struct epoll_event evs[64];
+		int n = epoll_wait(a.ep, evs, 64, -1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		for (int i = 0; i < n; i++) {
+			uint32_t sid = (uint32_t)(evs[i].data.u64 >> 8);
+			enum tag t = (enum tag)(evs[i].data.u64 & 0xff);
+			struct session *s;
+
+			if (t == TAG_SIG) {
+				struct signalfd_siginfo si;
+
+				while (read(a.sigfd, &si, sizeof(si)) == sizeof(si))
+					;
+				reap(&a);
+				continue;
+			}
+			if (t == TAG_PORT) {
+				if (evs[i].events & EPOLLOUT)
+					port_flush(&a);
+				if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+					port_read(&a);
+				continue;
+			}
+			s = session_find(&a, sid);
+			if (!s)
+				continue;
+			if (t == TAG_IN)
+				pump_in(&a, s);
+			else
+				session_progress(&a, s);
+		}
+	}
+}

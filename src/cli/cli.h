@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared pieces of the command-line front end. Commands only parse, call and print. */
+#ifndef MSB_CLI_CLI_H
+#define MSB_CLI_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/err.h"
+
+#define MSB_VERSION "0.1.0"
+#define EXIT_MSB 125
+
+/* cli_fail() - print "msb: <message>" and return the exit status for @err. */
+int cli_fail(const struct msb_err *err);
+
+/* cli_error() - print "msb: <message>" for a usage problem. Return: 125. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * cli_bad_flag() - report what getopt_long() rejected (opterr must be 0).
+ * Return: 125.
+ */
+int cli_bad_flag(const char *cmd, char *const argv[], const struct option *longopts);
+
+/* A growable NULL-terminated string vector. */
+struct strv {
+	char **v;
+	size_t n;
+};
+int strv_push(struct strv *s, const char *str);
+void strv_free(struct strv *s);
+
+int cmd_run(int argc, char **argv);
+int cmd_supervise(int argc, char **argv);
+
+#endif

@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: Apache-2.0
+/* msb __supervise: the hidden command a sandbox's supervisor process runs. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "sandbox/sandbox.h"
+
+int cmd_supervise(int argc, char **argv)
+{
+	int ready_fd = -1;
+	bool attached = false;
+	const char *name = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--ready-fd") && i + 1 < argc)
+			ready_fd = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--attached"))
+			attached = true;
+		else
+			name = argv[i];
+	}
+	if (!name)
+		return cli_error("__supervise: missing sandbox name");
+	return sbx_supervise(name, ready_fd, attached);
+}

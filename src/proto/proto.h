@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Host <-> guest wire protocol, compiled into msb and agentd alike.
+ * docs/protocol.md is the prose description; this header is the ABI.
+ */
+#ifndef MSB_PROTO_H
+#define MSB_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+#define PROTO_VERSION 1
+
+/* Every frame: this header, little-endian, then @len payload bytes. */
+struct proto_wire_hdr {
+	uint32_t len;
+	uint32_t sid;
+	uint16_t type;
+	uint16_t flags;
+} __attribute__((packed));
+
+#define PROTO_HDR_SIZE 12
+_Static_assert(sizeof(struct proto_wire_hdr) == PROTO_HDR_SIZE,
+	       "wire header is 12 bytes");
+
+/* Limits a peer must respect; anything larger is a protocol error. */
+#define PROTO_MAX_PAYLOAD (1u << 20)
+#define PROTO_MAX_STRV 4096	/* entries in argv or env */
+#define PROTO_MAX_STR (256u * 1024)
+#define PROTO_MAX_RLIMITS 16
+/* Largest stdin/stdout/stderr chunk a sender puts in one frame. */
+#define PROTO_DATA_CHUNK (64u * 1024)
+/* Unacknowledged stream bytes a sender may have in flight per session. */
+#define PROTO_WINDOW (512u * 1024)
+
+enum proto_type {
+	PROTO_READY = 1, /* agent -> host, sid 0 */
+	PROTO_EXEC,	 /* host -> agent: start a session */
+	PROTO_STARTED,	 /* agent -> host: the process runs */
+	PROTO_STDIN,	 /* host -> agent: bytes; empty payload = EOF */
+	PROTO_STDOUT,	 /* agent -> host */
+	PROTO_STDERR,	 /* agent -> host */
+	PROTO_ACK,	 /* either way: stream bytes consumed (window credit) */
+	PROTO_RESIZE,	 /* host -> agent: terminal size */
+	PROTO_SIGNAL,	 /* host -> agent: deliver a signal */
+	PROTO_EXITED,	 /* agent -> host: final status */
+	PROTO_FAILED,	 /* agent -> host: the session could not start */
+	PROTO_SHUTDOWN,	 /* host -> agent, sid 0: stop everything, power off */
+	PROTO_ERROR,	 /* either way: protocol-level complaint */
+	PROTO_TYPE_MAX
+};
+
+/* Where a frame type is allowed: on the control session (0) or a session. */
+bool proto_type_is_control(uint16_t type);
+
+/* EXEC flags */
+#define PROTO_EXEC_TTY 0x1u
+#define PROTO_EXEC_MKCWD 0x2u /* create the working directory if missing */
+#define PROTO_EXEC_FLAGS_ALL (PROTO_EXEC_TTY | PROTO_EXEC_MKCWD)
+
+/* FAILED kinds: why a session did not start. */
+enum proto_fail {
+	PROTO_FAIL_INTERNAL = 1,
+	PROTO_FAIL_NOT_FOUND,	   /* argv[0] not found (exit 127) */
+	PROTO_FAIL_NOT_EXECUTABLE, /* found but not executable (exit 126) */
+	PROTO_FAIL_USER,	   /* unknown user or group */
+	PROTO_FAIL_CWD,		   /* working directory unusable */
+	PROTO_FAIL_INVALID,	   /* bad request (rlimit, env...) */
+	PROTO_FAIL_MAX
+};
+
+/* A decoded frame header plus a view of its payload (not owned). */
+struct proto_frame {
+	uint32_t sid;
+	uint16_t type;
+	uint16_t flags;
+	uint32_t len;
+	const uint8_t *payload;
+};
+
+/*
+ * proto_parse() - find one complete frame at the head of @in.
+ * Validates the length (<= PROTO_MAX_PAYLOAD), the type, the flags and the
+ * session-id rule for the type. On success @f->payload points into @in;
+ * drop the frame afterwards with buf_consume(in, PROTO_HDR_SIZE + f->len).
+ * Return: 1 frame ready, 0 need more bytes, -EMSGSIZE too long,
+ * -EPROTO unknown type / bad flags / wrong session for the type.
+ */
+int proto_parse(const struct buf *in, struct proto_frame *f);
+
+/* proto_put_frame() - append a whole frame. Return: 0, -EMSGSIZE or -ENOMEM. */
+int proto_put_frame(struct buf *out, uint16_t type, uint32_t sid,
+		    const void *payload, size_t len);
+
+/* --- payloads --------------------------------------------------------- */
+
+struct proto_ready {
+	uint32_t version;
+	uint64_t kernel_ns; /* CLOCK_BOOTTIME when agentd started */
+	uint64_t ready_ns;  /* CLOCK_BOOTTIME when the agent was ready */
+};
+
+struct proto_rlimit {
+	uint32_t resource;
+	uint64_t soft;
+	uint64_t hard;
+};
+
+/*
+ * struct proto_exec - a session request. After proto_exec_decode() every
+ * pointer refers into one allocation owned by the struct; release it with
+ * proto_exec_free().
+ */
+struct proto_exec {
+	uint32_t flags;
+	uint16_t rows, cols;
+	char *user; /* "" = image default */
+	char *cwd;  /* "" = image default */
+	char **argv; /* NULL-terminated, at least one entry */
+	char **env;  /* NULL-terminated, each "KEY=VALUE" */
+	uint32_t nrlimits;
+	struct proto_rlimit rlimits[PROTO_MAX_RLIMITS];
+	void *storage_;
+};
+
+struct proto_exited {
+	int32_t code;	 /* exit status, or 128 + signal */
+	uint32_t signal; /* terminating signal, 0 if it exited */
+};
+
+struct proto_failed {
+	uint32_t kind;
+	int32_t err; /* errno in the guest, 0 if none */
+	char msg[512];
+};
+
+int proto_ready_encode(struct buf *out, const struct proto_ready *r);
+int proto_ready_decode(const uint8_t *p, size_t n, struct proto_ready *r);
+
+int proto_exec_encode(struct buf *out, uint32_t sid, const struct proto_exec *e);
+/* Return: 0, -EBADMSG (malformed), -E2BIG (limits) or -ENOMEM. */
+int proto_exec_decode(const uint8_t *p, size_t n, struct proto_exec *e);
+void proto_exec_free(struct proto_exec *e);
+
+int proto_u32_encode(struct buf *out, uint16_t type, uint32_t sid, uint32_t v);
+int proto_u32_decode(const uint8_t *p, size_t n, uint32_t *v);
+
+int proto_resize_encode(struct buf *out, uint32_t sid, uint16_t rows, uint16_t cols);
+int proto_resize_decode(const uint8_t *p, size_t n, uint16_t *rows, uint16_t *cols);
+
+int proto_exited_encode(struct buf *out, uint32_t sid, const struct proto_exited *x);
+int proto_exited_decode(const uint8_t *p, size_t n, struct proto_exited *x);
+
+int proto_failed_encode(struct buf *out, uint32_t sid, uint32_t kind, int32_t err,
+			const char *msg);
+int proto_failed_decode(const uint8_t *p, size_t n, struct proto_failed *f);
+
+/* ERROR frames carry one message string. */
+int proto_error_encode(struct buf *out, uint32_t sid, const char *msg);
+int proto_error_decode(const uint8_t *p, size_t n, char *msg, size_t cap);
+
+const char *proto_type_name(uint16_t type);
+
+#endif

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Running one command in a sandbox over its relay socket, wired to local stdio. */
+#ifndef MSB_SANDBOX_EXEC_H
+#define MSB_SANDBOX_EXEC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto/proto.h"
+#include "util/err.h"
+
+/*
+ * struct sbx_exec - what to run and how. Strings are borrowed.
+ * @forward_stdin: read local stdin and forward it (EOF closes the
+ *                 command's stdin); when false the command sees EOF at once.
+ */
+struct sbx_exec {
+	char **argv;
+	char **env;
+	const char *cwd;
+	const char *user;
+	bool tty;
+	bool mkcwd;
+	bool forward_stdin;
+	uint64_t timeout_ms;
+	uint32_t nrlimits;
+	struct proto_rlimit rlimits[PROTO_MAX_RLIMITS];
+};
+
+/*
+ * sbx_exec_run() - run @x on the relay connection @fd with local fds 0/1/2.
+ * Ctrl-C and other terminating signals are forwarded; with a tty the local
+ * terminal is in raw mode and window-size changes follow.
+ * Return: 0 and the command's exit status (128+N if killed by signal N) in
+ * *@status, or -1 with @err (its exit field says 125, 126 or 127).
+ */
+int sbx_exec_run(int fd, const struct sbx_exec *x, int *status, struct msb_err **err);
+
+#endif

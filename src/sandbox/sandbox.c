@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Sandbox directories, config.json, and starting/connecting to the supervisor. */
+#define _GNU_SOURCE
+#include "sandbox/sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proto/proto.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/sock.h"
+
+void sbx_spec_free(struct sbx_spec *s)
+{
+	free(s->name);
+	free(s->hostname);
+	free(s->image);
+	free(s->image_digest);
+	cleanup_strvp(&s->layers);
+	memset(s, 0, sizeof(*s));
+}
+
+char *sbx_dir(const char *name)
+{
+	char *p = NULL;
+	const char *home = msb_home();
+
+	if (!home || asprintf(&p, "%s/sandboxes/%s", home, name) < 0)
+		return NULL;
+	return p;
+}
+
+int sbx_make_dir(const char *name, struct msb_err **err)
+{
+	_cleanup_free_ char *dir = sbx_dir(name), *logs = NULL, *parent = NULL;
+	int r;
+
+	if (!dir)
+		return msb_err_set(err, ENOMEM, "cannot locate the msb home (set MSB_HOME)");
+	parent = strdup(dir);
+	if (!parent)
+		return msb_err_sys(err, ENOMEM, "sandbox %s", name);
+	*strrchr(parent, '/') = '\0';
+	r = mkdir_p(parent, 0700);
+	if (r < 0)
+		return msb_err_sys(err, -r, "%s", parent);
+	if (mkdir(dir, 0700) < 0) {
+		if (errno == EEXIST)
+			return msb_err_set(err, EEXIST,
+					   "sandbox %s already exists (remove it with 'msb rm %s')",
+					   name, name);
+		return msb_err_sys(err, errno, "%s", dir);
+	}
+	logs = path_join(dir, "logs");
+	if (!logs || mkdir(logs, 0700) < 0) {
+		r = logs ? errno : ENOMEM;
+		rm_rf(dir);
+		return msb_err_sys(err, r, "%s/logs", dir);
+	}
+	return 0;
+}
+
+void sbx_ephemeral_name(char *buf, size_t len)
+{
+	uint8_t rnd[4] = { 0 };
+
+	random_bytes(rnd, sizeof(rnd));
+	snprintf(buf, len, "msb-%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
+}
+
+int sbx_spec_save(const struct sbx_spec *s, struct msb_err **err)
+{
+	_cleanup_free_ char *dir = sbx_dir(s->name), *path = NULL, *text = NULL;
+	json_t *o, *layers;
+	int r;
+
+	if (!dir || !(path = path_join(dir, "config.json")))
+		return msb_err_sys(err, ENOMEM, "sandbox %s", s->name);
+	layers = json_array();
+	for (char **l = s->layers; l && *l; l++)
+		json_array_append_new(layers, json_string(*l));
+	o = json_pack("{s:s, s:b, s:i, s:i, s:s, s:o, s:s?, s:s?, s:s}", "name", s->name,
+		      "ephemeral", s->ephemeral, "cpus", (int)s->cpus, "memory_mib",
+		      (int)s->mem_mib, "hostname", s->hostname, "layers", layers, "image",
+		      s->image, "image_digest", s->image_digest, "log_level",
+		      log_level_name(s->log_level));
+	if (!o)
+		return msb_err_set(err, EINVAL, "sandbox %s: cannot encode config", s->name);
+	text = json_dumps(o, JSON_INDENT(2));
+	json_decref(o);
+	if (!text)
+		return msb_err_sys(err, ENOMEM, "sandbox %s", s->name);
+	r = write_file_atomic(path, text, strlen(text), 0600);
+	if (r < 0)
+		return msb_err_sys(err, -r, "%s", path);
+	return 0;
+}
+
+static char *json_strdup(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? strdup(s) : NULL;
+}
+
+int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
+{
+	_cleanup_free_ char *dir = sbx_dir(name), *path = NULL;
+	json_error_t je;
+	json_t *o, *layers, *v;
+	size_t i, n;
+	const char *lvl;
+
+	memset(s, 0, sizeof(*s));
+	if (!dir || !(path = path_join(dir, "config.json")))
+		return msb_err_sys(err, ENOMEM, "sandbox %s", name);
+	o = json_load_file(path, 0, &je);
+	if (!o) {
+		if (access(path, F_OK) < 0)
+			return msb_err_set(err, ENOENT, "sandbox %s: not found", name);
+		return msb_err_set(err, EINVAL, "%s: %s (line %d)", path, je.text, je.line);
+	}
+	s->name = json_strdup(o, "name");
+	s->hostname = json_strdup(o, "hostname");
+	s->image = json_strdup(o, "image");
+	s->image_digest = json_strdup(o, "image_digest");
+	s->ephemeral = json_is_true(json_object_get(o, "ephemeral"));
+	s->cpus = (unsigned int)json_integer_value(json_object_get(o, "cpus"));
+	s->mem_mib = (unsigned int)json_integer_value(json_object_get(o, "memory_mib"));
+	lvl = json_string_value(json_object_get(o, "log_level"));
+	if (!lvl || log_level_parse(lvl, &s->log_level) < 0)
+		s->log_level = LOG_INFO;
+	layers = json_object_get(o, "layers");
+	n = json_array_size(layers);
+	s->layers = calloc(n + 1, sizeof(char *));
+	if (s->layers) {
+		json_array_foreach(layers, i, v) {
+			if (json_is_string(v))
+				s->layers[i] = strdup(json_string_value(v));
+		}
+	}
+	json_decref(o);
+	if (!s->name || !s->hostname || !s->layers || n == 0 || s->cpus < 1 ||
+	    s->cpus > SBX_MAX_CPUS || s->mem_mib < SBX_MIN_MEM_MIB) {
+		sbx_spec_free(s);
+		return msb_err_set(err, EINVAL, "%s: incomplete or invalid sandbox config", path);
+	}
+	return 0;
+}
+
+/* Reads the supervisor's one-line report: "ok K R ACCEL" or "err CODE MESSAGE". */
+static int read_ready(int fd, pid_t pid, struct sbx_boot_info *info, struct msb_err **err)
+{
+	char line[2048];
+	size_t n = 0;
+
+	for (;;) {
+		ssize_t k = read(fd, line + n, sizeof(line) - 1 - n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+		if (n >= sizeof(line) - 1 || memchr(line, '\n', n))
+			break;
+	}
+	line[n] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	if (strncmp(line, "ok ", 3) == 0) {
+		info->supervisor = pid;
+		if (sscanf(line + 3, "%" SCNu64 " %" SCNu64 " %7s", &info->kernel_ns, &info->ready_ns,
+			   info->accel) != 3)
+			return msb_err_set(err, EPROTO, "supervisor: garbled ready report");
+		return 0;
+	}
+	if (strncmp(line, "err ", 4) == 0) {
+		char *msg;
+		long code = strtol(line + 4, &msg, 10);
+
+		msb_err_set(err, EIO, "%s", *msg == ' ' ? msg + 1 : msg);
+		msb_err_exit(err, code > 0 && code < 256 ? (int)code : 125);
+		return -1;
+	}
+	return msb_err_set(err, EIO, "sandbox supervisor exited during boot");
+}
+
+/*
+ * Waits for the ready report, unless SIGINT, SIGTERM or SIGHUP (blocked by
+ * the caller) arrives first: then the half-booted sandbox is torn down.
+ */
+static int wait_ready(int fd, pid_t pid, struct sbx_boot_info *info, struct msb_err **err)
+{
+	_cleanup_close_ int sfd = -1;
+	sigset_t set, blocked;
+	struct pollfd p[2];
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, NULL, &blocked);
+	if (sigismember(&blocked, SIGINT))
+		sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	p[0] = (struct pollfd){ .fd = fd, .events = POLLIN };
+	p[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	while (poll(p, 2, -1) < 0 && errno == EINTR)
+		;
+	if (p[1].revents & POLLIN) {
+		struct signalfd_siginfo si;
+
+		(void)!read(sfd, &si, sizeof(si));
+		kill(pid, SIGTERM);
+		msb_err_set(err, EINTR, "interrupted while the sandbox was starting");
+		msb_err_exit(err, 128 + (int)si.ssi_signo);
+		return -1;
+	}
+	return read_ready(fd, pid, info, err);
+}
+
+int sbx_boot(const char *name, bool attached, struct sbx_boot_info *info,
+	     struct msb_err **err)
+{
+	int p[2];
+	pid_t pid;
+	int r;
+
+	memset(info, 0, sizeof(*info));
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return msb_err_sys(err, errno, "pipe");
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return msb_err_sys(err, errno, "fork");
+	}
+	if (pid == 0) {
+		char *argv[] = { "msb", "__supervise", "--ready-fd", "3",
+				 attached ? "--attached" : NULL, NULL, NULL };
+		sigset_t none;
+
+		argv[attached ? 5 : 4] = (char *)name;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (dup2(p[1], 3) < 0)
+			_exit(125);
+		execv("/proc/self/exe", argv);
+		_exit(125);
+	}
+	close(p[1]);
+	r = wait_ready(p[0], pid, info, err);
+	close(p[0]);
+	if (r < 0) {
+		/* The supervisor cleans up after itself; do not return before it has. */
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	return 0;
+}
+
+int sbx_connect(const char *name, struct msb_err **err)
+{
+	_cleanup_free_ char *dir = sbx_dir(name);
+	_cleanup_close_ int dfd = -1;
+	int fd;
+
+	if (!dir)
+		return msb_err_sys(err, ENOMEM, "sandbox %s", name);
+	dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return msb_err_set(err, ENOENT, "sandbox %s: not found", name);
+	fd = unix_connect_at(dfd, "relay.sock");
+	if (fd < 0)
+		return msb_err_set(err, -fd, "sandbox %s: not running", name);
+	return fd;
+}
+
+int msb_lib_file(const char *name, char **out, struct msb_err **err)
+{
+	const char *env = getenv("MSB_LIB_DIR"), *home = msb_home();
+	char *cand[4] = { NULL, NULL, NULL, NULL };
+	size_t n = 0;
+	int found = -1;
+
+	if (env && *env)
+		cand[n++] = path_join(env, name);
+	else {
+		cand[n++] = path_join(self_dir(), name);
+		if (asprintf(&cand[n], "%s/../lib/msb/%s", self_dir(), name) >= 0)
+			n++;
+		if (home && asprintf(&cand[n], "%s/lib/%s", home, name) >= 0)
+			n++;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (found < 0 && cand[i] && access(cand[i], R_OK) == 0)
+			found = (int)i;
+	}
+	if (found >= 0)
+		*out = steal_ptr(cand[found]);
+	for (size_t i = 0; i < n; i++)
+		free(cand[i]);
+	if (found < 0)
+		return msb_err_set(err, ENOENT, "guest %s not found (run 'make', or set MSB_LIB_DIR)",
+				   name);
+	return 0;
+}
+
+int sbx_shutdown(int fd, uint32_t grace_ms)
+{
+	struct buf b = { 0 };
+	int r = proto_u32_encode(&b, PROTO_SHUTDOWN, 0, grace_ms);
+
+	if (!r)
+		r = write_all(fd, buf_head(&b), buf_size(&b));
+	buf_free(&b);
+	return r;
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The sandbox model: its spec on disk, its directory, boot and connection. */
+#ifndef MSB_SANDBOX_SANDBOX_H
+#define MSB_SANDBOX_SANDBOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/err.h"
+#include "util/log.h"
+
+#define SBX_DEFAULT_CPUS 1
+#define SBX_DEFAULT_MEM_MIB 512
+#define SBX_MIN_MEM_MIB 64
+#define SBX_MAX_CPUS 64
+
+/*
+ * struct sbx_spec - everything needed to boot a sandbox; saved as
+ * <sandbox-dir>/config.json so the supervisor (and later runs) can read it.
+ */
+struct sbx_spec {
+	char *name;
+	bool ephemeral;
+	unsigned int cpus;
+	unsigned int mem_mib;
+	char *hostname;
+	char **layers;	    /* read-only layer images, bottom first, NULL-terminated */
+	char *image;	    /* image reference it was made from, or NULL */
+	char *image_digest; /* manifest digest pinned at creation, or NULL */
+	enum log_level log_level;
+};
+
+void sbx_spec_free(struct sbx_spec *s);
+
+/* sbx_dir() - <MSB_HOME>/sandboxes/<name>. Return: newly allocated, or NULL. */
+char *sbx_dir(const char *name);
+
+/*
+ * sbx_make_dir() - create the sandbox directory and its logs/ for a new
+ * sandbox. Fails if a sandbox of that name exists. Return: 0 or -1 with @err.
+ */
+int sbx_make_dir(const char *name, struct msb_err **err);
+
+/* sbx_ephemeral_name() - a fresh random name for an unnamed sandbox. */
+void sbx_ephemeral_name(char *buf, size_t len);
+
+int sbx_spec_save(const struct sbx_spec *s, struct msb_err **err);
+int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err);
+
+/* Boot timings the guest reported. */
+struct sbx_boot_info {
+	pid_t supervisor;
+	uint64_t kernel_ns; /* guest clock when agentd started */
+	uint64_t ready_ns;  /* guest clock when the agent was ready */
+	char accel[8];
+};
+
+/*
+ * sbx_boot() - start the sandbox's supervisor and wait until the guest agent
+ * is ready. With @attached the supervisor stops the sandbox when the first
+ * client to connect (the caller) goes away. Return: 0 or -1 with @err.
+ */
+int sbx_boot(const char *name, bool attached, struct sbx_boot_info *info,
+	     struct msb_err **err);
+
+/* sbx_connect() - connect to a running sandbox's relay socket. Return: fd or -1. */
+int sbx_connect(const char *name, struct msb_err **err);
+
+/*
+ * sbx_shutdown() - ask the sandbox on @fd to stop, giving processes
+ * @grace_ms between SIGTERM and SIGKILL. Return: 0 or -errno.
+ */
+int sbx_shutdown(int fd, uint32_t grace_ms);
+
+/*
+ * msb_lib_file() - find a guest artefact (vmlinux, initrd.cpio): in
+ * $MSB_LIB_DIR, next to the msb binary (a build tree), in ../lib/msb
+ * relative to it, or in <MSB_HOME>/lib. Return: 0 and a newly allocated path.
+ */
+int msb_lib_file(const char *name, char **out, struct msb_err **err);
+
+/* The supervisor's entry point (msb's hidden "__supervise" command). */
+int sbx_supervise(const char *name, int ready_fd, bool attached);
+
+#endif

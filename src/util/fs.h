@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Filesystem helpers: msb's home, directory trees, atomic writes, PATH lookup. */
+#ifndef MSB_UTIL_FS_H
+#define MSB_UTIL_FS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "util/err.h"
+
+/* msb_home() - $MSB_HOME, else ~/.microsandbox. Return: static string, or NULL. */
+const char *msb_home(void);
+
+/* Return: newly allocated "a/b", caller frees; NULL on ENOMEM. */
+char *path_join(const char *a, const char *b);
+
+/* mkdir_p() - create @path and missing parents. Return: 0 or -errno. */
+int mkdir_p(const char *path, mode_t mode);
+
+/*
+ * rm_rf() - remove @path and everything below it without following
+ * symlinks out of the tree. A missing @path is success. Return: 0 or -errno.
+ */
+int rm_rf(const char *path);
+
+/* read_file() - whole file, NUL-terminated. Return: 0 or -errno; *@out caller frees. */
+int read_file(const char *path, size_t max, char **out, size_t *len);
+
+/*
+ * write_file_atomic() - write @len bytes to @path via a temporary file,
+ * fsync and rename, so readers see the old or the new file, never a mix.
+ */
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+/* write_all() - write everything, retrying on EINTR/short writes. Return: 0 or -errno. */
+int write_all(int fd, const void *p, size_t len);
+
+/*
+ * find_in_path() - locate an executable like execvp would.
+ * Return: newly allocated path, or NULL if not found.
+ */
+char *find_in_path(const char *name);
+
+/* self_dir() - directory holding the running msb binary. Return: static string. */
+const char *self_dir(void);
+
+/* Opens /dev/urandom-backed random bytes. Return: 0 or -errno. */
+int random_bytes(void *p, size_t n);
+
+#endif

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Leveled logging with RFC 3339 timestamps. */
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int log_fd = -1;
+static enum log_level file_lvl = LOG_INFO;
+static enum log_level err_lvl = LOG_NONE;
+
+static const char *const names[] = { "error", "warn", "info", "debug", "trace" };
+
+void log_setup(int file_fd, enum log_level file_level, enum log_level stderr_level)
+{
+	log_fd = file_fd;
+	file_lvl = file_level;
+	err_lvl = stderr_level;
+}
+
+bool log_enabled(enum log_level lvl)
+{
+	return (log_fd >= 0 && lvl <= file_lvl) || lvl <= err_lvl;
+}
+
+void log_timestamp(char *buf, unsigned long len)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 ts.tv_nsec / 1000000);
+}
+
+void msb_log(enum log_level lvl, const char *fmt, ...)
+{
+	char msg[2048], line[2200], ts[40];
+	va_list ap;
+	int n;
+
+	if (!log_enabled(lvl))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (log_fd >= 0 && lvl <= file_lvl) {
+		log_timestamp(ts, sizeof(ts));
+		n = snprintf(line, sizeof(line), "%s %-5s %s\n", ts, names[lvl], msg);
+		if (n > 0)
+			(void)!write(log_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	}
+	if (lvl <= err_lvl) {
+		n = snprintf(line, sizeof(line), "msb: %s%s%s\n",
+			     lvl <= LOG_WARN ? names[lvl] : "", lvl <= LOG_WARN ? ": " : "", msg);
+		if (n > 0)
+			(void)!write(2, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	}
+}
+
+int log_level_parse(const char *s, enum log_level *out)
+{
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(s, names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	if (strcmp(s, "warning") == 0) {
+		*out = LOG_WARN;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+const char *log_level_name(enum log_level lvl)
+{
+	return lvl >= LOG_ERROR && lvl <= LOG_TRACE ? names[lvl] : "none";
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The VMM interface. The rest of msb sees only this; QEMU (qemu.c) is one
+ * backend behind it, so a native KVM VMM can replace it later.
+ */
+#ifndef MSB_VM_VM_H
+#define MSB_VM_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "util/err.h"
+
+enum vm_accel { VM_ACCEL_TCG, VM_ACCEL_KVM };
+
+/*
+ * vm_accel_detect() - kvm when /dev/kvm opens read-write and is backed by
+ * kvm_intel or kvm_amd, else tcg; MSB_ACCEL=kvm|tcg overrides.
+ * @why gets a short human reason for the choice (for runtime.log).
+ * Return: 0, or -1 with @err (MSB_ACCEL invalid, or kvm forced but unusable).
+ */
+int vm_accel_detect(enum vm_accel *out, char *why, size_t why_len, struct msb_err **err);
+const char *vm_accel_name(enum vm_accel a);
+
+struct vm_disk {
+	const char *path;
+	const char *serial; /* how the guest finds it: /sys/block/vdX/serial */
+	bool readonly;
+};
+
+struct vm_config {
+	enum vm_accel accel;
+	unsigned int cpus;
+	unsigned int mem_mib;
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline_extra; /* msb.* parameters for agentd */
+	const struct vm_disk *disks;
+	size_t ndisks;
+	const char *console_log;   /* guest console output goes here */
+	int agent_fd;		   /* connected socket; becomes the "agent" port */
+	int qmp_fd;		   /* connected socket; becomes the QMP monitor */
+	int stderr_fd;		   /* where the VMM's own diagnostics go */
+};
+
+struct vm;
+
+/*
+ * vm_start() - launch a VM. The VMM dies with the calling process
+ * (PR_SET_PDEATHSIG). Return: 0 and *@out (caller frees with vm_free), or -1.
+ */
+int vm_start(const struct vm_config *cfg, struct vm **out, struct msb_err **err);
+pid_t vm_pid(const struct vm *vm);
+/* vm_reaped() - record that the VMM process was reaped with wait status @status. */
+void vm_reaped(struct vm *vm, int status);
+bool vm_running(const struct vm *vm);
+/* vm_quit() - ask the VMM to exit now (QMP "quit"); falls back to SIGKILL. */
+void vm_quit(struct vm *vm);
+void vm_kill(struct vm *vm);
+void vm_free(struct vm *vm);
+
+/* vmm_binary() - the VMM program: $MSB_QEMU, else found in PATH. Return: newly allocated or NULL. */
+char *vmm_binary(void);
+/* The name users should look for when the VMM is missing, and the package providing it. */
+#define VMM_PROGRAM "qemu-system-x86_64"
+#define VMM_PACKAGE "qemu-system-x86"
+
+#endif
