@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: Apache-2.0
+# Test targets, included by the top-level Makefile.
+#   make check        unit tests + fuzz corpus replay + end-to-end tests (boot real VMs)
+#   make unit         cmocka unit tests only
+#   make fuzz         build libFuzzer targets with clang (build-fuzz/) and run each briefly
+
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Agent-side pure code is unit tested on the host too.
+UNIT_EXTRA := src/agent/user.c
+UNIT_EXTRA_OBJ := $(UNIT_EXTRA:%.c=$(BUILD)/obj/%.o)
+
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libmsb.a $(UNIT_EXTRA_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(ALL_LDFLAGS) -o $@ $< $(UNIT_EXTRA_OBJ) $(BUILD)/libmsb.a $(LIBS) -lcmocka
+
+# Each fuzz target also links against a replay driver, so `make check` runs the
+# corpus through it with gcc and the sanitizers of the current build.
+$(BUILD)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(BUILD)/libmsb.a $(UNIT_EXTRA_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay.c $(UNIT_EXTRA_OBJ) $(BUILD)/libmsb.a $(LIBS)
+
+.PHONY: unit fuzz-replay e2e check
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+fuzz-replay: $(FUZZ_NAMES:%=$(BUILD)/tests/replay_%)
+	@set -e; for n in $(FUZZ_NAMES); do \
+		echo "== replay $$n corpus"; $(BUILD)/tests/replay_$$n tests/fuzz/corpus/$$n; done
+
+e2e: all
+	@tests/e2e/run.sh $(E2E)
+
+check: deps-test all unit fuzz-replay e2e
+
+.PHONY: deps-test
+deps-test:
+	@scripts/deps.sh --test
+
+# Coverage-guided fuzzing: clang + libFuzzer + ASan/UBSan, outside the normal build.
+FUZZ_CC      ?= clang
+FUZZ_TIME    ?= 60
+FUZZ_LIB_SRC := $(filter-out src/sandbox/% src/vm/%,$(LIB_SRC)) $(UNIT_EXTRA)
+fuzz: deps-test
+	@mkdir -p build-fuzz
+	@set -e; for n in $(FUZZ_NAMES); do \
+		$(FUZZ_CC) -std=gnu11 -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
+			-o build-fuzz/fuzz_$$n tests/fuzz/fuzz_$$n.c $(FUZZ_LIB_SRC) $(LIBS); \
+		mkdir -p build-fuzz/corpus-$$n; \
+		echo "== fuzz $$n for $(FUZZ_TIME)s"; \
+		build-fuzz/fuzz_$$n -max_total_time=$(FUZZ_TIME) -max_len=65536 \
+			build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
+	done

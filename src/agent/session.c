@@ -211,12 +211,19 @@ static void pump_in(struct agent *a, struct session *s)
 	}
 	if (s->in_fd >= 0 && s->in_eof && !buf_size(&s->in_q)) {
 		if (s->tty) {
-			/* A pty has no EOF of its own: the line discipline's VEOF is one. */
+			/*
+			 * A pty has no EOF of its own: the line discipline's VEOF is
+			 * one. The master's termios is not the slave's, so ask the peer.
+			 */
 			struct termios tio;
 			char eof = 4;
+			int peer = ioctl(s->in_fd, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
 
-			if (tcgetattr(s->in_fd, &tio) == 0)
-				eof = (char)tio.c_cc[VEOF];
+			if (peer >= 0) {
+				if (tcgetattr(peer, &tio) == 0 && tio.c_cc[VEOF])
+					eof = (char)tio.c_cc[VEOF];
+				close(peer);
+			}
 			(void)!write(s->in_fd, &eof, 1);
 		}
 		close_fd(a, &s->in_fd, &s->in_ev, key(s->sid, TAG_IN));
