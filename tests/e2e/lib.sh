@@ -1,0 +1,114 @@
+# SPDX-License-Identifier: Apache-2.0
+# Assertions and isolation for end-to-end tests: each test file gets its own MSB_HOME.
+# shellcheck shell=bash
+
+E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${BUILD:-$E2E_ROOT/build}
+MSB=$BUILD/msb
+FIX=$BUILD/fixtures
+export MSB_HOME=${MSB_HOME_OVERRIDE:-$(mktemp -d /tmp/msb-e2e.XXXXXX)}
+TMP=$(mktemp -d /tmp/msb-e2e-tmp.XXXXXX)
+export MSB_LIB_DIR=$BUILD
+
+_failed=0 # failures in the current test
+
+fail() {
+  echo "    FAIL: $*"
+  _failed=$((_failed + 1))
+}
+
+# expect_eq DESC ACTUAL EXPECTED
+expect_eq() {
+  if [ "$2" != "$3" ]; then
+    fail "$1"
+    printf '      expected: %q\n      actual:   %q\n' "$3" "$2"
+  fi
+}
+
+# expect_match DESC ACTUAL EXTENDED-REGEX
+expect_match() {
+  if ! [[ "$2" =~ $3 ]]; then
+    fail "$1"
+    printf '      expected to match: %s\n      actual: %q\n' "$3" "$2"
+  fi
+}
+
+# expect_one_error_line STDERR-TEXT REGEX: msb's failures are one line starting "msb: ".
+expect_one_error_line() {
+  local lines
+  lines=$(printf '%s' "$1" | grep -c '' || true)
+  expect_eq "stderr is one line" "$lines" "1"
+  expect_match "stderr names the problem" "$1" "^msb: $2"
+}
+
+# Processes started by msb run in a sandbox directory under MSB_HOME.
+leftover_processes() {
+  local p cwd
+  for p in /proc/[0-9]*; do
+    cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
+    case "$cwd" in "$MSB_HOME"/*) echo "${p#/proc/} $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)";; esac
+  done
+}
+
+expect_no_leftovers() {
+  local procs dirs i
+  # Teardown is synchronous in msb; allow only scheduling slack here.
+  for i in 1 2 3 4 5; do
+    procs=$(leftover_processes)
+    [ -z "$procs" ] && break
+    sleep 0.2
+  done
+  expect_eq "no processes left behind" "$procs" ""
+  dirs=$(find "$MSB_HOME/sandboxes" -mindepth 1 -maxdepth 1 2>/dev/null)
+  expect_eq "no sandbox directories left behind" "$dirs" ""
+}
+
+# Runs msb with stdout/stderr captured: sets OUT, ERR, RC.
+msb_capture() {
+  "$MSB" "$@" > "$TMP/out" 2> "$TMP/err"
+  RC=$?
+  OUT=$(cat "$TMP/out")
+  ERR=$(cat "$TMP/err")
+}
+
+# tmux_run COLS ROWS CMD: runs CMD on a real terminal; "rc=N" is printed when it ends.
+tmux_run() {
+  TMUX_SESSION=msb-e2e-$$-$RANDOM
+  command -v tmux > /dev/null || { fail "tmux missing"; return 1; }
+  tmux new-session -d -s "$TMUX_SESSION" -x "$1" -y "$2" \
+    "export MSB_HOME=$MSB_HOME MSB_LIB_DIR=$MSB_LIB_DIR; $3; echo rc=\$?; sleep 60"
+}
+
+# tmux_wait TEXT: waits (up to 20 s) until the screen shows TEXT; prints the screen.
+tmux_wait() {
+  local i
+  for i in $(seq 200); do
+    tmux capture-pane -p -t "$TMUX_SESSION" | grep -q "$1" && break
+    sleep 0.1
+  done
+  tmux capture-pane -p -t "$TMUX_SESSION" | sed -e '/^$/d'
+}
+
+tmux_end() {
+  tmux kill-session -t "$TMUX_SESSION" 2> /dev/null
+}
+
+# Runs every function named test_* in the calling file; prints TAP-style lines.
+run_tests() {
+  local t n=0
+  for t in $(declare -F | awk '{print $3}' | grep '^test_'); do
+    n=$((n + 1))
+    _failed=0
+    local start=$SECONDS
+    "$t"
+    if [ "$_failed" -eq 0 ]; then
+      echo "ok - ${E2E_SUITE:-e2e}: ${t#test_} ($((SECONDS - start))s)"
+      echo pass >> "$E2E_RESULTS"
+    else
+      echo "not ok - ${E2E_SUITE:-e2e}: ${t#test_}"
+      echo fail >> "$E2E_RESULTS"
+    fi
+  done
+  rm -rf "$TMP"
+  [ -n "${MSB_HOME_OVERRIDE:-}" ] || rm -rf "$MSB_HOME"
+}

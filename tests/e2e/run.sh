@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Runs the end-to-end suites (tests/e2e/test_*.sh, or those named) and summarises.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+BUILD=${BUILD:-$root/build}
+export BUILD
+
+"$root/tests/fixtures/busybox-rootfs.sh" "$BUILD/fixtures" || exit 1
+
+results=$(mktemp)
+export E2E_RESULTS=$results
+suites=("$@")
+[ ${#suites[@]} -gt 0 ] || suites=("$here"/test_*.sh)
+for s in "${suites[@]}"; do
+  [ -f "$s" ] || s=$here/test_$s.sh
+  name=$(basename "$s" .sh)
+  E2E_SUITE=${name#test_} bash "$s"
+done
+pass=$(grep -c pass "$results")
+fail=$(grep -c fail "$results")
+rm -f "$results"
+echo "e2e: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

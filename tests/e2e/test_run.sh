@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# msb run --rootfs: a real VM boots and runs the command; output, exit codes and errors as users see them.
+source "$(dirname "$0")/lib.sh"
+ROOTFS=$FIX/rootfs
+SQFS=$FIX/rootfs.sqfs
+
+test_echo_from_directory_rootfs() {
+  msb_capture run --rootfs "$ROOTFS" -- echo hello from the sandbox
+  expect_eq "exit code" "$RC" 0
+  expect_eq "stdout" "$OUT" "hello from the sandbox"
+  expect_eq "stderr" "$ERR" ""
+  expect_no_leftovers
+}
+
+test_squashfs_rootfs_and_exit_codes() {
+  local code
+  for code in 0 1 42; do
+    msb_capture run --rootfs "$SQFS" -- sh -c "exit $code"
+    expect_eq "exit code $code" "$RC" "$code"
+  done
+  expect_no_leftovers
+}
+
+test_stdout_and_stderr_stay_separate() {
+  msb_capture run --rootfs "$SQFS" -- sh -c 'echo to-out; echo to-err >&2; echo more-out'
+  expect_eq "stdout" "$OUT" $'to-out\nmore-out'
+  expect_eq "stderr" "$ERR" "to-err"
+  expect_no_leftovers
+}
+
+test_stdin_is_forwarded_and_closed() {
+  local out
+  out=$(printf 'a\nb\n' | "$MSB" run --rootfs "$SQFS" -- wc -l)
+  expect_eq "wc -l of piped stdin" "$(echo $out)" "2"
+  expect_no_leftovers
+}
+
+test_open_stdin_does_not_hang_a_command_that_ignores_it() {
+  local start=$SECONDS out
+  # The writer keeps the pipe open far longer than the command runs.
+  out=$("$MSB" run --rootfs "$SQFS" -- echo done < <(exec sleep 30))
+  expect_eq "stdout" "$out" "done"
+  [ $((SECONDS - start)) -lt 20 ] || fail "msb waited for stdin EOF"
+  expect_no_leftovers
+}
+
+test_ten_mib_of_stdout_arrives_intact() {
+  local guest host
+  # The guest prints its own checksum on stderr; the host checks what arrived.
+  host=$("$MSB" run --rootfs "$SQFS" -- sh -c \
+    'head -c 10485760 /dev/urandom > /tmp/blob; sha256sum < /tmp/blob >&2; cat /tmp/blob' \
+    2> "$TMP/guest-sum" | sha256sum | cut -d' ' -f1)
+  guest=$(cut -d' ' -f1 < "$TMP/guest-sum")
+  expect_match "guest checksum" "$guest" '^[0-9a-f]{64}$'
+  expect_eq "sha256 of 10 MiB stdout" "$host" "$guest"
+  expect_no_leftovers
+}
+
+test_ten_mib_of_stdin_arrives_intact() {
+  local guest host
+  head -c 10485760 /dev/urandom > "$TMP/blob"
+  host=$(sha256sum < "$TMP/blob" | cut -d' ' -f1)
+  guest=$("$MSB" run --rootfs "$SQFS" -- sha256sum < "$TMP/blob" | cut -d' ' -f1)
+  expect_eq "sha256 of 10 MiB stdin" "$guest" "$host"
+  expect_no_leftovers
+}
+
+test_env_workdir_and_user_apply() {
+  msb_capture run --rootfs "$SQFS" -e FOO=bar -e "SPACED=a b" -w /work/dir -u app -- \
+    sh -c 'echo "$FOO|$SPACED"; pwd; id -u; id -g; id -G; echo "$HOME"'
+  expect_eq "exit code" "$RC" 0
+  expect_eq "stdout" "$OUT" $'bar|a b\n/work/dir\n1000\n1000\n1000 50\n/home/app'
+  msb_capture run --rootfs "$SQFS" -u 1234:4321 -- sh -c 'id -u; id -g'
+  expect_eq "numeric uid:gid" "$OUT" $'1234\n4321'
+  FROM_HOST=yes msb_capture run --rootfs "$SQFS" -e FROM_HOST -- sh -c 'echo $FROM_HOST'
+  expect_eq "-e KEY copies the host value" "$OUT" "yes"
+  expect_no_leftovers
+}
+
+test_guest_defaults() {
+  msb_capture run --rootfs "$SQFS" -- sh -c 'echo $PATH; echo $HOME; pwd; hostname; cat /proc/1/comm; mount | grep -c " / "'
+  expect_eq "exit code" "$RC" 0
+  expect_match "default PATH, HOME, cwd, hostname" "$OUT" \
+    $'^/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n/root\n/\nmsb-[0-9a-f]{8}\ninit\n1$'
+  expect_no_leftovers
+}
+
+test_cpus_and_memory_are_applied() {
+  msb_capture run --rootfs "$SQFS" -c 2 -m 256M -- sh -c 'nproc; grep MemTotal /proc/meminfo'
+  expect_eq "exit code" "$RC" 0
+  expect_match "2 cpus, ~256 MiB" "$OUT" $'^2\nMemTotal: +2[0-9]{5} kB$'
+  expect_no_leftovers
+}
+
+test_rlimit_applies() {
+  msb_capture run --rootfs "$SQFS" --rlimit nofile=256:512 -- sh -c 'ulimit -n; ulimit -Hn'
+  expect_eq "nofile soft/hard" "$OUT" $'256\n512'
+  expect_no_leftovers
+}
+
+test_timeout_kills_the_command() {
+  local start=$SECONDS
+  msb_capture run --rootfs "$SQFS" --timeout 2s -- sleep 100
+  expect_eq "exit code of a killed command" "$RC" 137
+  expect_one_error_line "$ERR" "command timed out after 2s"
+  [ $((SECONDS - start)) -lt 15 ] || fail "timeout took $((SECONDS - start))s"
+  expect_no_leftovers
+}
+
+test_sigint_is_forwarded_to_the_command() {
+  "$MSB" run --rootfs "$SQFS" -- sh -c 'trap "echo got-int; exit 7" INT; echo ready; sleep 100 & wait' \
+    > "$TMP/sig.out" 2>&1 &
+  local pid=$! i
+  for i in $(seq 100); do grep -q ready "$TMP/sig.out" && break; sleep 0.1; done
+  kill -INT $pid
+  wait $pid
+  expect_eq "exit code from the trap" "$?" 7
+  expect_eq "output" "$(cat "$TMP/sig.out")" $'ready\ngot-int'
+  expect_no_leftovers
+}
+
+test_tty_mode_under_a_pty() {
+  local out
+  tmux_run 100 30 "$MSB run -t --rootfs $SQFS -- sh -c 'tty; stty size; echo \$TERM; echo err >&2'"
+  out=$(tmux_wait 'rc=')
+  expect_match "pty, size, TERM, merged stderr" "$out" $'/dev/pts/0\n30 100\nxterm\nerr\nrc=0'
+  tmux_end
+  expect_no_leftovers
+}
+
+test_tty_ctrl_c_interrupts_the_command() {
+  local out
+  tmux_run 80 24 "$MSB run -t --rootfs $SQFS -- sh -c 'trap \"echo got-int; exit 9\" INT; echo ready; while :; do sleep 1; done'"
+  tmux_wait ready > /dev/null
+  tmux send-keys -t "$TMUX_SESSION" C-c
+  out=$(tmux_wait 'rc=')
+  tmux_end
+  expect_match "trap ran and msb exited with its status" "$out" $'got-int.*rc=9'
+  expect_no_leftovers
+}
+
+test_four_concurrent_runs() {
+  local i pids=()
+  for i in 1 2 3 4; do
+    "$MSB" run --rootfs "$SQFS" -- sh -c "echo run-$i; exit $i" > "$TMP/c$i" 2>&1 &
+    pids+=($!)
+  done
+  for i in 1 2 3 4; do
+    wait "${pids[$((i - 1))]}"
+    expect_eq "exit code of run $i" "$?" "$i"
+    expect_eq "output of run $i" "$(cat "$TMP/c$i")" "run-$i"
+  done
+  expect_no_leftovers
+}
+
+test_command_not_found_is_127() {
+  msb_capture run --rootfs "$SQFS" -- no-such-command arg
+  expect_eq "exit code" "$RC" 127
+  expect_one_error_line "$ERR" 'exec: "no-such-command": executable file not found in \$PATH'
+  expect_no_leftovers
+}
+
+test_not_executable_is_126() {
+  msb_capture run --rootfs "$SQFS" -- /etc/passwd
+  expect_eq "exit code" "$RC" 126
+  expect_one_error_line "$ERR" 'exec: "/etc/passwd": Permission denied'
+  expect_no_leftovers
+}
+
+test_bad_user_is_125() {
+  msb_capture run --rootfs "$SQFS" -u nosuchuser -- id
+  expect_eq "exit code" "$RC" 125
+  expect_one_error_line "$ERR" 'unable to find user nosuchuser: no matching entries in passwd file'
+  msb_capture run --rootfs "$SQFS" -u app:nosuchgroup -- id
+  expect_eq "exit code (group)" "$RC" 125
+  expect_one_error_line "$ERR" 'unable to find group nosuchgroup'
+  expect_no_leftovers
+}
+
+test_missing_rootfs() {
+  msb_capture run --rootfs "$TMP/does-not-exist" -- true
+  expect_eq "exit code" "$RC" 125
+  expect_one_error_line "$ERR" "rootfs $TMP/does-not-exist: No such file or directory"
+  echo "not a filesystem" > "$TMP/junk.img"
+  msb_capture run --rootfs "$TMP/junk.img" -- true
+  expect_eq "exit code (junk file)" "$RC" 125
+  expect_one_error_line "$ERR" "rootfs $TMP/junk.img: not a directory or a squashfs image"
+  expect_no_leftovers
+}
+
+test_bad_flag_values() {
+  msb_capture run --rootfs "$SQFS" -m 12X -- true
+  expect_eq "exit code (memory)" "$RC" 125
+  expect_one_error_line "$ERR" 'invalid memory size "12X" \(use a number with a unit, e.g. 512M or 1G\)'
+  msb_capture run --rootfs "$SQFS" -m 10M -- true
+  expect_one_error_line "$ERR" 'memory size 10M is too small \(the minimum is 64M\)'
+  msb_capture run --rootfs "$SQFS" -c 0 -- true
+  expect_one_error_line "$ERR" 'invalid --cpus "0"'
+  msb_capture run --rootfs "$SQFS" --timeout soon -- true
+  expect_one_error_line "$ERR" 'invalid --timeout "soon"'
+  msb_capture run --rootfs "$SQFS" --no-such-flag -- true
+  expect_one_error_line "$ERR" 'run: unknown flag --no-such-flag'
+  msb_capture run --rootfs "$SQFS"
+  expect_one_error_line "$ERR" 'run: no command given'
+  expect_eq "exit code" "$RC" 125
+  expect_no_leftovers
+}
+
+test_qemu_missing_from_path() {
+  mkdir -p "$TMP/empty-path"
+  PATH=$TMP/empty-path "$MSB" run --rootfs "$SQFS" -- true 2> "$TMP/err"
+  expect_eq "exit code" "$?" 125
+  expect_one_error_line "$(cat "$TMP/err")" 'qemu-system-x86_64 not found in PATH \(install qemu-system-x86\)'
+  MSB_QEMU=$TMP/no-such-qemu msb_capture run --rootfs "$SQFS" -- true
+  expect_eq "exit code (MSB_QEMU)" "$RC" 125
+  expect_no_leftovers
+}
+
+test_no_state_left_after_runs() {
+  # Every run above was ephemeral: the sandboxes directory must be empty.
+  expect_eq "sandboxes" "$(ls -A "$MSB_HOME/sandboxes" 2>/dev/null)" ""
+}
+
+run_tests
