@@ -13,6 +13,8 @@ UNIT_EXTRA_OBJ := $(UNIT_EXTRA:%.c=$(BUILD)/obj/%.o)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
 
+.SECONDARY: $(UNIT_EXTRA_OBJ)
+
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libmsb.a $(UNIT_EXTRA_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(ALL_LDFLAGS) -o $@ $< $(UNIT_EXTRA_OBJ) $(BUILD)/libmsb.a $(LIBS) -lcmocka
@@ -32,7 +34,7 @@ fuzz-replay: $(FUZZ_NAMES:%=$(BUILD)/tests/replay_%)
 		echo "== replay $$n corpus"; $(BUILD)/tests/replay_$$n tests/fuzz/corpus/$$n; done
 
 e2e: all
-	@tests/e2e/run.sh $(E2E)
+	@BUILD=$(CURDIR)/$(BUILD) tests/e2e/run.sh $(E2E)
 
 check: deps-test all unit fuzz-replay e2e
 

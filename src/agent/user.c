@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /* User and group lookup that reads the files itself, so it works in any image. */
+#define _GNU_SOURCE
 #include "agent/user.h"
 
 #include <errno.h>
@@ -40,16 +41,36 @@ static int split_fields(char *line, char **f, int max)
 	return n;
 }
 
+/*
+ * Reads the next line of a colon-separated database, whatever its length
+ * (a fixed buffer would split a long line into a forged second entry).
+ * Return: the line (owned by @buf), or NULL at the end.
+ */
+static char *next_line(FILE *fp, char **buf, size_t *cap)
+{
+	for (;;) {
+		ssize_t n = getline(buf, cap, fp);
+
+		if (n < 0)
+			return NULL;
+		if (n > 65536) /* no sane entry is this long: skip it */
+			continue;
+		return *buf;
+	}
+}
+
 /* Finds a passwd entry by name (@name) or by uid (@name NULL). */
 static bool passwd_find(FILE *fp, const char *name, uid_t uid, struct user_info *u,
 			char *uname, size_t uname_len)
 {
-	char line[1024];
+	char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
 
 	if (!fp)
 		return false;
 	rewind(fp);
-	while (fgets(line, sizeof(line), fp)) {
+	while (!found && next_line(fp, &line, &cap)) {
 		char *f[7];
 		unsigned int id, gid;
 
@@ -63,19 +84,22 @@ static bool passwd_find(FILE *fp, const char *name, uid_t uid, struct user_info 
 		u->gid = gid;
 		snprintf(u->home, sizeof(u->home), "%s", *f[5] ? f[5] : "/");
 		snprintf(uname, uname_len, "%s", f[0]);
-		return true;
+		found = true;
 	}
-	return false;
+	free(line);
+	return found;
 }
 
 static bool group_find(FILE *fp, const char *name, gid_t *gid)
 {
-	char line[4096];
+	char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
 
 	if (!fp)
 		return false;
 	rewind(fp);
-	while (fgets(line, sizeof(line), fp)) {
+	while (!found && next_line(fp, &line, &cap)) {
 		char *f[4];
 		unsigned int id;
 
@@ -83,22 +107,24 @@ static bool group_find(FILE *fp, const char *name, gid_t *gid)
 			continue;
 		if (strcmp(f[0], name) == 0) {
 			*gid = id;
-			return true;
+			found = true;
 		}
 	}
-	return false;
+	free(line);
+	return found;
 }
 
 /* Collects the groups that list @uname as a member, besides the primary one. */
 static void group_members(FILE *fp, const char *uname, struct user_info *u)
 {
-	char line[4096];
+	char *line = NULL;
+	size_t cap = 0;
 
 	u->ngroups = 0;
 	if (!fp || !*uname)
 		return;
 	rewind(fp);
-	while (fgets(line, sizeof(line), fp) && u->ngroups < USER_MAX_GROUPS) {
+	while (u->ngroups < USER_MAX_GROUPS && next_line(fp, &line, &cap)) {
 		char *f[4], *tok, *save = NULL;
 		unsigned int id;
 
@@ -111,6 +137,7 @@ static void group_members(FILE *fp, const char *uname, struct user_info *u)
 			}
 		}
 	}
+	free(line);
 }
 
 int user_resolve(const char *spec, FILE *passwd, FILE *group, struct user_info *out,
@@ -150,7 +177,9 @@ int user_resolve(const char *spec, FILE *passwd, FILE *group, struct user_info *
 		return -ENOENT;
 	}
 
-	group_members(group, uname, out);
+	/* As with docker: an explicit group replaces the supplementary groups too. */
+	if (!gpart)
+		group_members(group, uname, out);
 	if (gpart) {
 		gid_t g;
 

@@ -4,7 +4,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,37 +21,49 @@ int parse_size(const char *s, uint64_t bare_unit, uint64_t *bytes)
 		{ "gib", 30 }, { "t", 40 }, { "tb", 40 },  { "tib", 40 },
 	};
 	const char *p = s;
-	unsigned long long whole = 0;
-	double frac = 0, scale = 0.1;
+	uint64_t whole = 0, frac_num = 0, frac_den = 1;
 	bool digits = false;
 
 	while (*p >= '0' && *p <= '9') {
-		if (whole > (UINT64_MAX - 9) / 10)
+		unsigned d = (unsigned)(*p++ - '0');
+
+		if (whole > (UINT64_MAX - d) / 10)
 			return -ERANGE;
-		whole = whole * 10 + (unsigned long long)(*p++ - '0');
+		whole = whole * 10 + d;
 		digits = true;
 	}
 	if (*p == '.') {
 		p++;
 		while (*p >= '0' && *p <= '9') {
-			frac += (*p++ - '0') * scale;
-			scale /= 10;
+			/* Digits past the 18th cannot change a byte count. */
+			if (frac_den < 1000000000000000000ull) {
+				frac_num = frac_num * 10 + (uint64_t)(*p - '0');
+				frac_den *= 10;
+			}
+			p++;
 			digits = true;
 		}
 	}
 	if (!digits)
 		return -EINVAL;
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		uint64_t unit;
-		double v;
+		uint64_t unit, v;
 
 		if (strcasecmp(p, units[i].sfx) != 0)
 			continue;
 		unit = units[i].shift < 0 ? bare_unit : (uint64_t)1 << units[i].shift;
-		v = ((double)whole + frac) * (double)unit;
-		if (v >= 18446744073709551615.0)
+		/* Integer arithmetic throughout: exact for every representable size. */
+		if (unit && whole > UINT64_MAX / unit)
 			return -ERANGE;
-		*bytes = (uint64_t)v;
+		v = whole * unit;
+		if (frac_num) {
+			unsigned __int128 f = (unsigned __int128)frac_num * unit / frac_den;
+
+			if (f > UINT64_MAX - v)
+				return -ERANGE;
+			v += (uint64_t)f;
+		}
+		*bytes = v;
 		return 0;
 	}
 	return -EINVAL;
@@ -96,9 +107,11 @@ int parse_duration(const char *s, uint64_t *ms)
 		if (!(*p >= '0' && *p <= '9'))
 			return -EINVAL;
 		while (*p >= '0' && *p <= '9') {
-			if (n > (UINT64_MAX - 9) / 10)
+			unsigned d = (unsigned)(*p++ - '0');
+
+			if (n > (UINT64_MAX - d) / 10)
 				return -ERANGE;
-			n = n * 10 + (uint64_t)(*p++ - '0');
+			n = n * 10 + d;
 		}
 		if (bare)
 			unit = 1000;
@@ -120,6 +133,8 @@ void format_duration(uint64_t ms, char *buf, unsigned long len)
 	uint64_t h = ms / 3600000, m = ms / 60000 % 60, s = ms / 1000 % 60, r = ms % 1000;
 	int n = 0;
 
+	if (!len)
+		return;
 	buf[0] = '\0';
 	if (h)
 		n += snprintf(buf + n, len - (unsigned long)n, "%lluh", (unsigned long long)h);
