@@ -293,7 +293,7 @@ static int run_sandbox(struct run_opts *o, int *status, struct msb_err **err)
 		memcpy(x.rlimits, o->rlimits, sizeof(x.rlimits));
 		r = sbx_exec_run(fd, &x, status, err);
 	}
-	sbx_shutdown(fd, 0);
+	/* Leaving is enough: an attached sandbox ends when its owner goes. */
 	close(fd);
 	/* The supervisor removes the VM and the directory; be done only after it. */
 	wait_child(info.supervisor);

@@ -102,7 +102,9 @@ int sbx_spec_save(const struct sbx_spec *s, struct msb_err **err)
 	json_decref(o);
 	if (!text)
 		return msb_err_sys(err, ENOMEM, "sandbox %s", s->name);
-	r = write_file_atomic(path, text, strlen(text), 0600);
+	/* An ephemeral sandbox does not survive a crash anyway: skip the fsync. */
+	r = s->ephemeral ? write_file_replace(path, text, strlen(text), 0600)
+			 : write_file_atomic(path, text, strlen(text), 0600);
 	if (r < 0)
 		return msb_err_sys(err, -r, "%s", path);
 	return 0;

@@ -182,6 +182,16 @@ static void stop(struct sv *sv, uint32_t grace_ms)
 {
 	if (sv->state >= ST_STOPPING)
 		return;
+	/*
+	 * An ephemeral sandbox's writable layer is tmpfs and is thrown away:
+	 * there is nothing to flush, so a graceful power-off only costs time.
+	 */
+	if (sv->spec.ephemeral && grace_ms == 0) {
+		log_info("stopping: ephemeral sandbox, ending the VM now");
+		vm_kill(sv->vm);
+		sv->state = ST_KILLING;
+		return;
+	}
 	if (sv->state == ST_RUNNING &&
 	    proto_u32_encode(&sv->atx, PROTO_SHUTDOWN, 0, grace_ms) == 0) {
 		log_info("stopping (grace %" PRIu32 " ms)", grace_ms);

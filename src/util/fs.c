@@ -194,7 +194,8 @@ int write_all(int fd, const void *p, size_t len)
 	return 0;
 }
 
-int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+static int write_replace(const char *path, const void *data, size_t len, mode_t mode,
+			 bool durable)
 {
 	_cleanup_free_ char *tmp = NULL;
 	_cleanup_close_ int fd = -1;
@@ -206,13 +207,23 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 	if (fd < 0)
 		return -errno;
 	r = write_all(fd, data, len);
-	if (!r && fsync(fd) < 0)
+	if (!r && durable && fsync(fd) < 0)
 		r = -errno;
 	if (!r && rename(tmp, path) < 0)
 		r = -errno;
 	if (r)
 		unlink(tmp);
 	return r;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	return write_replace(path, data, len, mode, true);
+}
+
+int write_file_replace(const char *path, const void *data, size_t len, mode_t mode)
+{
+	return write_replace(path, data, len, mode, false);
 }
 
 char *find_in_path(const char *name)

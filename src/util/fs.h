@@ -32,6 +32,8 @@ int read_file(const char *path, size_t max, char **out, size_t *len);
  * fsync and rename, so readers see the old or the new file, never a mix.
  */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* write_file_replace() - the same without fsync: atomic, but not durable across a crash. */
+int write_file_replace(const char *path, const void *data, size_t len, mode_t mode);
 
 /* write_all() - write everything, retrying on EINTR/short writes. Return: 0 or -errno. */
 int write_all(int fd, const void *p, size_t len);
