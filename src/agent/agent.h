@@ -8,8 +8,7 @@
 
 /* Boot parameters the host puts on the kernel command line (msb.*). */
 struct boot_params {
-	int layers;	    /* msb.layers=N: disks with serial layer0..layerN-1 */
-	bool upper_disk;    /* msb.upper=disk: ext4 on the disk with serial "upper" */
+	bool upper_disk;    /* msb.upper=disk: ext4 on the second disk */
 	char hostname[65];  /* msb.hostname= */
 	bool poweroff;	    /* msb.poweroff: power off at once (boot benchmark) */
 };

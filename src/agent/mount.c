@@ -8,13 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "proto/layers.h"
 #include "util/cleanup.h"
 
-#define MAX_LAYERS 128
 #define RUN_DIR "/run/msb"
 
 /* The upper filesystem's root, kept so shutdown can remount it read-only. */
@@ -42,14 +43,7 @@ int boot_parse_cmdline(const char *cmdline, struct boot_params *bp)
 	snprintf(bp->hostname, sizeof(bp->hostname), "msb");
 	snprintf(buf, sizeof(buf), "%s", cmdline);
 	for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
-		if (strncmp(tok, "msb.layers=", 11) == 0) {
-			char *end;
-			long n = strtol(tok + 11, &end, 10);
-
-			if (*end || n < 0 || n > MAX_LAYERS)
-				return -EINVAL;
-			bp->layers = (int)n;
-		} else if (strcmp(tok, "msb.upper=disk") == 0) {
+		if (strcmp(tok, "msb.upper=disk") == 0) {
 			bp->upper_disk = true;
 		} else if (strcmp(tok, "msb.upper=tmpfs") == 0) {
 			bp->upper_disk = false;
@@ -99,54 +93,103 @@ int mount_early(void)
 	return mount_fs("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 }
 
-/* Finds the vdX whose virtio serial is @serial. Return: 0 and "/dev/vdX" in @dev. */
-static int find_disk(const char *serial, char *dev, size_t len)
+/* The loop-device ABI (linux/loop.h), which musl's headers do not carry. */
+struct loop_info64_abi {
+	uint64_t lo_device, lo_inode, lo_rdevice, lo_offset, lo_sizelimit;
+	uint32_t lo_number, lo_encrypt_type, lo_encrypt_key_size, lo_flags;
+	uint8_t lo_file_name[64], lo_crypt_name[64], lo_encrypt_key[32];
+	uint64_t lo_init[2];
+};
+struct loop_config_abi {
+	uint32_t fd, block_size;
+	struct loop_info64_abi info;
+	uint64_t reserved[8];
+};
+_Static_assert(sizeof(struct loop_info64_abi) == 232, "loop_info64 ABI");
+_Static_assert(sizeof(struct loop_config_abi) == 304, "loop_config ABI");
+#define LOOP_CONFIGURE_IOC 0x4C0A
+#define LOOP_CTL_GET_FREE_IOC 0x4C82
+#define LO_FLAGS_READ_ONLY_ABI 1u
+#define LO_FLAGS_DIRECT_IO_ABI 16u
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * Finds the disks: the one starting with the layer table, and (when
+ * @upper is set) the other one. Return: 0, or -ENODEV.
+ */
+static int find_disks(uint8_t *table, char *layers_dev, char *upper_dev, size_t len)
 {
 	_cleanup_closedir_ DIR *d = opendir("/sys/block");
 	struct dirent *de;
+	bool found = false;
 
 	if (!d)
 		return -errno;
+	if (upper_dev)
+		upper_dev[0] = '\0';
 	while ((de = readdir(d))) {
-		char path[300], got[64] = "";
-		if (strlen(de->d_name) > 32)
-			continue;
+		char dev[64];
 		_cleanup_close_ int fd = -1;
-		ssize_t n;
 
-		if (strncmp(de->d_name, "vd", 2) != 0)
+		if (strncmp(de->d_name, "vd", 2) != 0 || strlen(de->d_name) > 32)
 			continue;
-		snprintf(path, sizeof(path), "/sys/block/%s/serial", de->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		n = read(fd, got, sizeof(got) - 1);
-		if (n <= 0)
-			continue;
-		got[n] = '\0';
-		got[strcspn(got, "\n")] = '\0';
-		if (strcmp(got, serial) == 0) {
-			snprintf(dev, len, "/dev/%.32s", de->d_name);
-			return 0;
+		snprintf(dev, sizeof(dev), "/dev/%.32s", de->d_name);
+		if (!found) {
+			fd = open(dev, O_RDONLY | O_CLOEXEC);
+			if (fd >= 0 && pread(fd, table, LAYERS_TABLE_SIZE, 0) == LAYERS_TABLE_SIZE &&
+			    memcmp(table, LAYERS_MAGIC, 8) == 0) {
+				snprintf(layers_dev, len, "%s", dev);
+				found = true;
+				continue;
+			}
 		}
+		if (upper_dev && !upper_dev[0])
+			snprintf(upper_dev, len, "%s", dev);
 	}
-	return -ENODEV;
+	return found ? 0 : -ENODEV;
 }
 
-static int mount_upper(const struct boot_params *bp)
+/* Maps [@off, @off + @size) of @disk_fd to a new read-only loop device. */
+static int attach_loop(int ctl, int disk_fd, uint64_t off, uint64_t size, char *dev, size_t len)
+{
+	struct loop_config_abi cfg = { 0 };
+	_cleanup_close_ int fd = -1;
+	int n = ioctl(ctl, LOOP_CTL_GET_FREE_IOC);
+
+	if (n < 0)
+		return -errno;
+	snprintf(dev, len, "/dev/loop%d", n);
+	fd = open(dev, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	cfg.fd = (uint32_t)disk_fd;
+	cfg.info.lo_offset = off;
+	cfg.info.lo_sizelimit = size;
+	cfg.info.lo_flags = LO_FLAGS_READ_ONLY_ABI | LO_FLAGS_DIRECT_IO_ABI;
+	if (ioctl(fd, LOOP_CONFIGURE_IOC, &cfg) < 0)
+		return -errno;
+	return 0;
+}
+
+static int mount_upper(const struct boot_params *bp, const char *upper_dev)
 {
 	const char *up = RUN_DIR "/upper";
 	int r;
 
 	if (bp->upper_disk) {
-		char dev[64];
-
-		r = find_disk("upper", dev, sizeof(dev));
-		if (r < 0) {
+		if (!upper_dev[0]) {
 			alog("writable disk not found");
-			return r;
+			return -ENODEV;
 		}
-		r = mount_fs(dev, up, "ext4", MS_NOATIME, NULL);
+		r = mount_fs(upper_dev, up, "ext4", MS_NOATIME, NULL);
 	} else {
 		r = mount_fs("tmpfs", up, "tmpfs", 0, "mode=0755");
 	}
@@ -159,23 +202,33 @@ static int mount_upper(const struct boot_params *bp)
 	return mkdir_one(RUN_DIR "/upper/work", 0700);
 }
 
-static int mount_layers(const struct boot_params *bp, char *lower, size_t len)
+/* Mounts every layer of the table; fills @lower with overlayfs's lowerdir (top first). */
+static int mount_layers(const char *disk, const uint8_t *table, char *lower, size_t len)
 {
+	uint32_t count = (uint32_t)table[8] | (uint32_t)table[9] << 8 |
+			 (uint32_t)table[10] << 16 | (uint32_t)table[11] << 24;
+	_cleanup_close_ int disk_fd = open(disk, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
 	size_t off = 0;
 
+	if (disk_fd < 0 || ctl < 0)
+		return -errno;
+	if (count == 0 || count > LAYERS_MAX) {
+		alog("layer table lists %u layers", count);
+		return -EINVAL;
+	}
 	lower[0] = '\0';
-	/* overlayfs wants the top layer first. */
-	for (int i = bp->layers - 1; i >= 0; i--) {
-		char serial[32], dev[64], dst[64];
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *e = table + 16 + (count - 1 - i) * 16; /* top layer first */
+		char dev[32], dst[64];
 		int r, n;
 
-		snprintf(serial, sizeof(serial), "layer%d", i);
-		r = find_disk(serial, dev, sizeof(dev));
+		r = attach_loop(ctl, disk_fd, get_le64(e), get_le64(e + 8), dev, sizeof(dev));
 		if (r < 0) {
-			alog("layer disk %s not found", serial);
+			alog("layer %u: loop device: %s", count - 1 - i, strerror(-r));
 			return r;
 		}
-		snprintf(dst, sizeof(dst), RUN_DIR "/layers/%d", i);
+		snprintf(dst, sizeof(dst), RUN_DIR "/layers/%u", count - 1 - i);
 		r = mount_fs(dev, dst, "squashfs", MS_RDONLY, NULL);
 		if (r < 0)
 			return r;
@@ -229,12 +282,17 @@ static void dev_links(void)
 
 int mount_root(const struct boot_params *bp)
 {
-	char lower[MAX_LAYERS * 32], opts[sizeof(lower) + 128];
+	char lower[LAYERS_MAX * 24], opts[sizeof(lower) + 128];
+	char layers_dev[64], upper_dev[64];
+	_cleanup_free_ uint8_t *table = malloc(LAYERS_TABLE_SIZE);
 	int r;
 
-	if (bp->layers < 1) {
-		alog("no root filesystem layers");
-		return -EINVAL;
+	if (!table)
+		return -ENOMEM;
+	r = find_disks(table, layers_dev, upper_dev, sizeof(layers_dev));
+	if (r < 0) {
+		alog("no layer disk found");
+		return r;
 	}
 	r = mount_fs("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
 	if (r < 0)
@@ -243,9 +301,9 @@ int mount_root(const struct boot_params *bp)
 	if (!r)
 		r = mkdir_one(RUN_DIR "/layers", 0700);
 	if (!r)
-		r = mount_layers(bp, lower, sizeof(lower));
+		r = mount_layers(layers_dev, table, lower, sizeof(lower));
 	if (!r)
-		r = mount_upper(bp);
+		r = mount_upper(bp, upper_dev);
 	if (r < 0)
 		return r;
 	snprintf(opts, sizeof(opts),

@@ -26,6 +26,7 @@ struct run_opts {
 	const char *user;
 	unsigned int cpus;
 	unsigned int mem_mib;
+	unsigned int upper_mib;
 	bool tty;
 	bool quiet;
 	uint64_t timeout_ms;
@@ -35,7 +36,7 @@ struct run_opts {
 	char **cmd;
 };
 
-enum { OPT_ROOTFS = 256, OPT_TIMEOUT, OPT_LOG_LEVEL, OPT_RLIMIT };
+enum { OPT_ROOTFS = 256, OPT_TIMEOUT, OPT_LOG_LEVEL, OPT_RLIMIT, OPT_UPPER_SIZE };
 
 static const struct option run_longopts[] = {
 	{ "rootfs", required_argument, NULL, OPT_ROOTFS },
@@ -44,6 +45,7 @@ static const struct option run_longopts[] = {
 	{ "user", required_argument, NULL, 'u' },
 	{ "memory", required_argument, NULL, 'm' },
 	{ "cpus", required_argument, NULL, 'c' },
+	{ "oci-upper-size", required_argument, NULL, OPT_UPPER_SIZE },
 	{ "tty", no_argument, NULL, 't' },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "rlimit", required_argument, NULL, OPT_RLIMIT },
@@ -64,6 +66,7 @@ static void run_usage(void)
 	       "  -u, --user USER         Run as USER (name, UID, or UID:GID)\n"
 	       "  -m, --memory SIZE       Guest memory, e.g. 512M or 1G (default 512M)\n"
 	       "  -c, --cpus N            Virtual CPUs (default 1)\n"
+	       "      --oci-upper-size SIZE  Writable layer on a disk of SIZE (e.g. 4G) instead of memory\n"
 	       "  -t, --tty               Allocate a pseudo-terminal\n"
 	       "      --timeout DURATION  Kill the command after DURATION (e.g. 30s, 5m)\n"
 	       "      --rlimit NAME=N[:M] Set a resource limit (e.g. nofile=1024)\n"
@@ -139,6 +142,11 @@ static int parse_opt(struct run_opts *o, int c, const char *arg)
 		o->cpus = (unsigned int)n;
 		return 0;
 	}
+	case OPT_UPPER_SIZE:
+		if (parse_size(arg, 1 << 20, &v) < 0 || v < (64ull << 20) || v > (16ull << 40))
+			return cli_error("invalid --oci-upper-size \"%s\" (use a size from 64M to 16T, e.g. 4G)", arg);
+		o->upper_mib = (unsigned int)(v >> 20);
+		return 0;
 	case 't':
 		o->tty = true;
 		return 0;
@@ -254,9 +262,13 @@ static int run_sandbox(struct run_opts *o, int *status, struct msb_err **err)
 		return -1;
 	}
 	layers[0] = layer;
+	if (o->upper_mib && sbx_make_upper(name, o->upper_mib, err) < 0) {
+		rm_rf(dir);
+		return -1;
+	}
 	spec = (struct sbx_spec){ .name = name, .ephemeral = true, .cpus = o->cpus,
-				  .mem_mib = o->mem_mib, .hostname = name, .layers = layers,
-				  .log_level = o->log_level };
+				  .mem_mib = o->mem_mib, .upper_mib = o->upper_mib, .hostname = name,
+				  .layers = layers, .log_level = o->log_level };
 	if (sbx_spec_save(&spec, err) < 0) {
 		rm_rf(dir);
 		return -1;

@@ -38,8 +38,8 @@ int run_tool(char *const argv[], int in_fd, struct msb_err **err)
 	pid_t pid;
 
 	if (!tool)
-		return msb_err_set(err, ENOENT, "%s not found in PATH (install squashfs-tools-ng)",
-				   argv[0]);
+		return msb_err_set(err, ENOENT, "%s not found in PATH (install %s)", argv[0],
+				   strncmp(argv[0], "mkfs", 4) == 0 ? "e2fsprogs" : "squashfs-tools-ng");
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return msb_err_sys(err, errno, "pipe");
 	pid = fork();

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "proto/proto.h"
+#include "sandbox/rootfs.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/sock.h"
@@ -91,11 +92,11 @@ int sbx_spec_save(const struct sbx_spec *s, struct msb_err **err)
 	layers = json_array();
 	for (char **l = s->layers; l && *l; l++)
 		json_array_append_new(layers, json_string(*l));
-	o = json_pack("{s:s, s:b, s:i, s:i, s:s, s:o, s:s?, s:s?, s:s}", "name", s->name,
+	o = json_pack("{s:s, s:b, s:i, s:i, s:i, s:s, s:o, s:s?, s:s?, s:s}", "name", s->name,
 		      "ephemeral", s->ephemeral, "cpus", (int)s->cpus, "memory_mib",
-		      (int)s->mem_mib, "hostname", s->hostname, "layers", layers, "image",
-		      s->image, "image_digest", s->image_digest, "log_level",
-		      log_level_name(s->log_level));
+		      (int)s->mem_mib, "upper_mib", (int)s->upper_mib, "hostname", s->hostname,
+		      "layers", layers, "image", s->image, "image_digest", s->image_digest,
+		      "log_level", log_level_name(s->log_level));
 	if (!o)
 		return msb_err_set(err, EINVAL, "sandbox %s: cannot encode config", s->name);
 	text = json_dumps(o, JSON_INDENT(2));
@@ -141,6 +142,7 @@ int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
 	s->ephemeral = json_is_true(json_object_get(o, "ephemeral"));
 	s->cpus = (unsigned int)json_integer_value(json_object_get(o, "cpus"));
 	s->mem_mib = (unsigned int)json_integer_value(json_object_get(o, "memory_mib"));
+	s->upper_mib = (unsigned int)json_integer_value(json_object_get(o, "upper_mib"));
 	lvl = json_string_value(json_object_get(o, "log_level"));
 	if (!lvl || log_level_parse(lvl, &s->log_level) < 0)
 		s->log_level = LOG_INFO;
@@ -158,6 +160,40 @@ int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
 	    s->cpus > SBX_MAX_CPUS || s->mem_mib < SBX_MIN_MEM_MIB) {
 		sbx_spec_free(s);
 		return msb_err_set(err, EINVAL, "%s: incomplete or invalid sandbox config", path);
+	}
+	return 0;
+}
+
+int sbx_make_upper(const char *name, unsigned int mib, struct msb_err **err)
+{
+	_cleanup_free_ char *dir = sbx_dir(name), *path = NULL;
+	char size[32];
+	int fd;
+
+	if (!dir || !(path = path_join(dir, "upper.ext4")))
+		return msb_err_sys(err, ENOMEM, "sandbox %s", name);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return msb_err_sys(err, errno, "%s", path);
+	if (ftruncate(fd, (off_t)mib << 20) < 0) {
+		int e = errno;
+
+		close(fd);
+		unlink(path);
+		return msb_err_sys(err, e, "%s", path);
+	}
+	close(fd);
+	snprintf(size, sizeof(size), "%uM", mib);
+	{
+		/* Sparse, lazily initialised: creating a big disk costs almost nothing. */
+		char *argv[] = { "mkfs.ext4", "-q", "-F", "-m", "0", "-E",
+				 "root_owner=0:0,lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+				 "-L", "msb-upper", path, size, NULL };
+
+		if (run_tool(argv, -1, err) < 0) {
+			unlink(path);
+			return msb_err_prefix(err, "sandbox %s: writable disk", name);
+		}
 	}
 	return 0;
 }

@@ -26,6 +26,7 @@ struct sbx_spec {
 	unsigned int mem_mib;
 	char *hostname;
 	char **layers;	    /* read-only layer images, bottom first, NULL-terminated */
+	unsigned int upper_mib; /* ext4 upper disk of this size; 0 = tmpfs */
 	char *image;	    /* image reference it was made from, or NULL */
 	char *image_digest; /* manifest digest pinned at creation, or NULL */
 	enum log_level log_level;
@@ -46,6 +47,12 @@ int sbx_make_dir(const char *name, struct msb_err **err);
 void sbx_ephemeral_name(char *buf, size_t len);
 
 int sbx_spec_save(const struct sbx_spec *s, struct msb_err **err);
+
+/*
+ * sbx_make_upper() - create the sandbox's writable disk: a sparse ext4
+ * image of @mib MiB at <sandbox-dir>/upper.ext4. Return: 0 or -1 with @err.
+ */
+int sbx_make_upper(const char *name, unsigned int mib, struct msb_err **err);
 int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err);
 
 /* Boot timings the guest reported. */

@@ -24,6 +24,7 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/sock.h"
+#include "vm/layers.h"
 #include "vm/vm.h"
 
 #define BOOT_TIMEOUT_MS 60000
@@ -590,8 +591,8 @@ static bool on_signal(struct sv *sv)
 
 static int setup(struct sv *sv, struct msb_err **err)
 {
-	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *extra = NULL;
-	struct vm_disk *disks = NULL;
+	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *extra = NULL, *layer_disk = NULL;
+	struct vm_disk disks[2];
 	struct vm_config cfg = { 0 };
 	enum vm_accel accel;
 	char why[256];
@@ -625,27 +626,19 @@ static int setup(struct sv *sv, struct msb_err **err)
 
 	while (sv->spec.layers[n])
 		n++;
-	disks = calloc(n, sizeof(*disks));
-	if (!disks)
-		return msb_err_sys(err, ENOMEM, "supervisor");
-	for (size_t i = 0; i < n; i++) {
-		char *serial = NULL;
-
-		if (asprintf(&serial, "layer%zu", i) < 0)
-			serial = NULL;
-		disks[i] = (struct vm_disk){ .path = sv->spec.layers[i], .serial = serial, .readonly = true };
-	}
-	if (asprintf(&extra, "msb.layers=%zu msb.upper=tmpfs msb.hostname=%s", n,
+	if (vm_layers_disk(".", sv->spec.layers, n, &layer_disk, err) < 0)
+		return -1;
+	disks[0] = (struct vm_disk){ .path = layer_disk, .format = "vmdk", .readonly = true };
+	disks[1] = (struct vm_disk){ .path = "upper.ext4", .format = "raw", .readonly = false };
+	if (asprintf(&extra, "msb.upper=%s msb.hostname=%s", sv->spec.upper_mib ? "disk" : "tmpfs",
 		     sv->spec.hostname) < 0) {
 		extra = NULL;
-		r = msb_err_sys(err, ENOMEM, "supervisor");
-		goto out;
+		return msb_err_sys(err, ENOMEM, "supervisor");
 	}
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_agent) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_qmp) < 0) {
-		r = msb_err_sys(err, errno, "socketpair");
-		goto out;
+		return msb_err_sys(err, errno, "socketpair");
 	}
 	sv->agent_fd = sv_agent[0];
 	sv->qmp_fd = sv_qmp[0];
@@ -657,7 +650,7 @@ static int setup(struct sv *sv, struct msb_err **err)
 		.initrd = initrd,
 		.cmdline_extra = extra,
 		.disks = disks,
-		.ndisks = n,
+		.ndisks = sv->spec.upper_mib ? 2 : 1,
 		.console_log = "logs/kernel.log",
 		.agent_fd = sv_agent[1],
 		.qmp_fd = sv_qmp[1],
@@ -667,15 +660,13 @@ static int setup(struct sv *sv, struct msb_err **err)
 	close(sv_agent[1]);
 	close(sv_qmp[1]);
 	if (r < 0)
-		goto out;
+		return -1;
 	log_info("vm started: pid %d, %u vcpu, %u MiB, %zu layer(s)", (int)vm_pid(sv->vm),
 		 sv->spec.cpus, sv->spec.mem_mib, n);
 
 	sv->listen_fd = unix_listen_at(sv->dirfd, "relay.sock");
-	if (sv->listen_fd < 0) {
-		r = msb_err_sys(err, -sv->listen_fd, "%s/relay.sock", sv->dir);
-		goto out;
-	}
+	if (sv->listen_fd < 0)
+		return msb_err_sys(err, -sv->listen_fd, "%s/relay.sock", sv->dir);
 	sv->s_sig.kind = K_SIG;
 	sv->s_listen.kind = K_LISTEN;
 	sv->s_agent.kind = K_AGENT;
@@ -691,12 +682,7 @@ static int setup(struct sv *sv, struct msb_err **err)
 	}
 	ep_set(sv, sv->agent_fd, &sv->s_agent, EPOLLIN, &sv->agent_ev);
 	set_timer(sv, BOOT_TIMEOUT_MS);
-	r = 0;
-out:
-	for (size_t i = 0; i < n; i++)
-		free((char *)disks[i].serial);
-	free(disks);
-	return r;
+	return 0;
 }
 
 static void teardown(struct sv *sv)

@@ -146,10 +146,12 @@ static int build_argv(const struct vm_config *c, const char *qemu, struct argv *
 		if (!path)
 			return -ENOMEM;
 		arg_add(a, "-drive");
-		arg_add(a, "id=d%zu,file=%s,format=raw,if=none,readonly=%s,discard=unmap", i, path,
-			c->disks[i].readonly ? "on" : "off");
+		arg_add(a, "id=d%zu,file=%s,format=%s,if=none,readonly=%s%s", i, path,
+			c->disks[i].format ? c->disks[i].format : "raw",
+			c->disks[i].readonly ? "on" : "off",
+			c->disks[i].readonly ? "" : ",discard=unmap");
 		arg_add(a, "-device");
-		arg_add(a, "virtio-blk-device,drive=d%zu,serial=%s", i, c->disks[i].serial);
+		arg_add(a, "virtio-blk-device,drive=d%zu", i);
 	}
 	arg_add(a, "-device");
 	arg_add(a, "virtio-serial-device,max_ports=2");

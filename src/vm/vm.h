@@ -25,7 +25,7 @@ const char *vm_accel_name(enum vm_accel a);
 
 struct vm_disk {
 	const char *path;
-	const char *serial; /* how the guest finds it: /sys/block/vdX/serial */
+	const char *format; /* "raw", or "vmdk" for the layer disk descriptor */
 	bool readonly;
 };
 

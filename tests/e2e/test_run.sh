@@ -99,6 +99,19 @@ test_rlimit_applies() {
   expect_no_leftovers
 }
 
+test_disk_backed_upper_holds_more_than_memory() {
+  # tmpfs upper: bounded by guest memory
+  msb_capture run -m 128M --rootfs "$SQFS" -- sh -c 'dd if=/dev/zero of=/big bs=1M count=160 2>/dev/null; echo dd=$?'
+  expect_eq "tmpfs upper fills up" "$OUT" "dd=1"
+  # ext4 upper on a sparse disk: bounded by the disk
+  msb_capture run -m 128M --oci-upper-size 1G --rootfs "$SQFS" -- \
+    sh -c 'dd if=/dev/zero of=/big bs=1M count=160 2>/dev/null; echo dd=$?; wc -c < /big; df -m / | awk "NR==2 {print \$2}"'
+  expect_match "ext4 upper takes 160 MiB; / is the 1G disk" "$OUT" $'^dd=0\n167772160\n(9[5-9][0-9]|10[0-2][0-9])$'
+  msb_capture run --oci-upper-size 10M --rootfs "$SQFS" -- true
+  expect_one_error_line "$ERR" 'invalid --oci-upper-size "10M"'
+  expect_no_leftovers
+}
+
 test_timeout_kills_the_command() {
   local start=$SECONDS
   msb_capture run --rootfs "$SQFS" --timeout 2s -- sleep 100

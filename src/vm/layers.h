@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Builds the guest's single read-only layer disk from cached layer images, without copying. */
+#ifndef MSB_VM_LAYERS_H
+#define MSB_VM_LAYERS_H
+
+#include <stddef.h>
+
+#include "util/err.h"
+
+/*
+ * vm_layers_disk() - write @dir/layers.table and @dir/layers.vmdk, a VMDK
+ * descriptor concatenating the table and @layers (bottom first) by
+ * reference. The images are linked as @dir/layers/N so paths stay short.
+ * Return: 0 and the descriptor path in *@out (newly allocated), or -1.
+ */
+int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out,
+		   struct msb_err **err);
+
+#endif
