@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs=(
-  make gcc pkg-config musl-tools
+  make gcc libc6-dev pkg-config musl-tools
   libcurl4-openssl-dev libjansson-dev libarchive-dev libssl-dev libsqlite3-dev
   libslirp-dev libsquashfs-dev squashfs-tools-ng e2fsprogs libcmocka-dev
   qemu-system-x86
