@@ -13,6 +13,7 @@ build_pkgs=(
 test_pkgs=(
   docker-registry skopeo busybox-static debootstrap openssl apache2-utils
   tmux procps clang libclang-rt-14-dev curl python3
+  clang-format clang-tidy cppcheck
 )
 
 want=("${build_pkgs[@]}")

@@ -8,9 +8,9 @@
 
 /* Boot parameters the host puts on the kernel command line (msb.*). */
 struct boot_params {
-	bool upper_disk;    /* msb.upper=disk: ext4 on the second disk */
-	char hostname[65];  /* msb.hostname= */
-	bool poweroff;	    /* msb.poweroff: power off at once (boot benchmark) */
+	bool upper_disk;   /* msb.upper=disk: ext4 on the second disk */
+	char hostname[65]; /* msb.hostname= */
+	bool poweroff;	   /* msb.poweroff: power off at once (boot benchmark) */
 };
 
 void alog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

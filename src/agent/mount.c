@@ -65,8 +65,8 @@ static int mkdir_one(const char *path, mode_t mode)
 	return 0;
 }
 
-static int mount_fs(const char *src, const char *dst, const char *type,
-		    unsigned long flags, const char *data)
+static int mount_fs(const char *src, const char *dst, const char *type, unsigned long flags,
+		    const char *data)
 {
 	int r = mkdir_one(dst, 0755);
 
@@ -107,8 +107,8 @@ struct loop_config_abi {
 };
 _Static_assert(sizeof(struct loop_info64_abi) == 232, "loop_info64 ABI");
 _Static_assert(sizeof(struct loop_config_abi) == 304, "loop_config ABI");
-#define LOOP_CONFIGURE_IOC 0x4C0A
-#define LOOP_CTL_GET_FREE_IOC 0x4C82
+#define LOOP_CONFIGURE_IOC     0x4C0A
+#define LOOP_CTL_GET_FREE_IOC  0x4C82
 #define LO_FLAGS_READ_ONLY_ABI 1u
 #define LO_FLAGS_DIRECT_IO_ABI 16u
 
@@ -144,7 +144,8 @@ static int find_disks(uint8_t *table, char *layers_dev, char *upper_dev, size_t 
 		snprintf(dev, sizeof(dev), "/dev/%.32s", de->d_name);
 		if (!found) {
 			fd = open(dev, O_RDONLY | O_CLOEXEC);
-			if (fd >= 0 && pread(fd, table, LAYERS_TABLE_SIZE, 0) == LAYERS_TABLE_SIZE &&
+			if (fd >= 0 &&
+			    pread(fd, table, LAYERS_TABLE_SIZE, 0) == LAYERS_TABLE_SIZE &&
 			    memcmp(table, LAYERS_MAGIC, 8) == 0) {
 				snprintf(layers_dev, len, "%s", dev);
 				found = true;
@@ -205,8 +206,8 @@ static int mount_upper(const struct boot_params *bp, const char *upper_dev)
 /* Mounts every layer of the table; fills @lower with overlayfs's lowerdir (top first). */
 static int mount_layers(const char *disk, const uint8_t *table, char *lower, size_t len)
 {
-	uint32_t count = (uint32_t)table[8] | (uint32_t)table[9] << 8 |
-			 (uint32_t)table[10] << 16 | (uint32_t)table[11] << 24;
+	uint32_t count = (uint32_t)table[8] | (uint32_t)table[9] << 8 | (uint32_t)table[10] << 16 |
+			 (uint32_t)table[11] << 24;
 	_cleanup_close_ int disk_fd = open(disk, O_RDONLY | O_CLOEXEC);
 	_cleanup_close_ int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
 	size_t off = 0;
@@ -219,7 +220,7 @@ static int mount_layers(const char *disk, const uint8_t *table, char *lower, siz
 	}
 	lower[0] = '\0';
 	for (uint32_t i = 0; i < count; i++) {
-		const uint8_t *e = table + 16 + (count - 1 - i) * 16; /* top layer first */
+		const uint8_t *e = table + 16 + (size_t)(count - 1 - i) * 16; /* top first */
 		char dev[32], dst[64];
 		int r, n;
 
@@ -241,8 +242,8 @@ static int mount_layers(const char *disk, const uint8_t *table, char *lower, siz
 }
 
 /* Creates a mount point inside the new root if the image lacks it. */
-static int mount_in_root(const char *src, const char *rel, const char *type,
-			 unsigned long flags, const char *data)
+static int mount_in_root(const char *src, const char *rel, const char *type, unsigned long flags,
+			 const char *data)
 {
 	char path[128];
 
@@ -283,8 +284,8 @@ static void dev_links(void)
 int mount_root(const struct boot_params *bp)
 {
 	char lower[LAYERS_MAX * 24], opts[sizeof(lower) + 128];
-	char layers_dev[64], upper_dev[64];
-	_cleanup_free_ uint8_t *table = malloc(LAYERS_TABLE_SIZE);
+	char layers_dev[64] = "", upper_dev[64] = "";
+	_cleanup_free_ uint8_t *table = calloc(1, LAYERS_TABLE_SIZE);
 	int r;
 
 	if (!table)
@@ -323,8 +324,7 @@ int mount_root(const struct boot_params *bp)
 	r = mount_in_root("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
 			  "newinstance,ptmxmode=0666,mode=0620,gid=5");
 	if (!r)
-		r = mount_in_root("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV,
-				  "mode=1777");
+		r = mount_in_root("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 	if (!r)
 		r = mount_in_root("cgroup2", "/sys/fs/cgroup", "cgroup2",
 				  MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
@@ -332,8 +332,8 @@ int mount_root(const struct boot_params *bp)
 		return r;
 	dev_links();
 
-	if (chdir("/newroot") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 ||
-	    chroot(".") < 0 || chdir("/") < 0) {
+	if (chdir("/newroot") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
+	    chdir("/") < 0) {
 		r = -errno;
 		alog("switch root: %s", strerror(errno));
 		return r;

@@ -26,6 +26,8 @@
 #include "util/cleanup.h"
 
 #define MAX_SESSIONS 1024
+/* How much one read from the agent port takes at most. */
+#define READ_CHUNK   ((size_t)64 * 1024)
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 enum tag { TAG_PORT = 1, TAG_SIG, TAG_IN, TAG_OUT, TAG_ERR };
@@ -144,8 +146,7 @@ static void session_free(struct agent *a, struct session *s)
  * exited, an empty stream counts as finished even if a background process
  * still holds it open. Return: true once the stream is finished.
  */
-static bool pump_out(struct agent *a, struct session *s, int *fd, uint32_t *ev,
-		     enum tag t)
+static bool pump_out(struct agent *a, struct session *s, int *fd, uint32_t *ev, enum tag t)
 {
 	uint16_t type = (t == TAG_ERR) ? PROTO_STDERR : PROTO_STDOUT;
 
@@ -265,8 +266,8 @@ static const char *env_get(char **env, const char *k)
  * HOSTNAME, HOME and (with a tty) TERM. Return: malloc'd array of borrowed
  * and owned strings; *@owned lists what the caller frees.
  */
-static char **build_env(struct agent *a, const struct proto_exec *e,
-			const struct user_info *u, char **owned)
+static char **build_env(struct agent *a, const struct proto_exec *e, const struct user_info *u,
+			char **owned)
 {
 	size_t n = 0, k = 0;
 	char **env;
@@ -339,8 +340,8 @@ static int mkdir_p(const char *path)
 
 /* Runs in the child between fork and exec; reports failure on @errfd. */
 static void __attribute__((noreturn))
-child_exec(const struct proto_exec *e, const struct user_info *u, const char *exe,
-	   char **env, const char *cwd, int slave, int in, int out, int err, int errfd)
+child_exec(const struct proto_exec *e, const struct user_info *u, const char *exe, char **env,
+	   const char *cwd, int slave, int in, int out, int err, int errfd)
 {
 	sigset_t none;
 	int code;
@@ -418,8 +419,8 @@ static void session_start(struct agent *a, uint32_t sid, struct proto_exec *e)
 	pid_t pid;
 
 	if (session_find(a, sid) || a->nsessions >= MAX_SESSIONS) {
-		send_failed(a, sid, PROTO_FAIL_INVALID, 0, "session %u: already in use or too many sessions",
-			    sid);
+		send_failed(a, sid, PROTO_FAIL_INVALID, 0,
+			    "session %u: already in use or too many sessions", sid);
 		return;
 	}
 	pw = fopen("/etc/passwd", "re");
@@ -432,7 +433,8 @@ static void session_start(struct agent *a, uint32_t sid, struct proto_exec *e)
 	if (e->flags & PROTO_EXEC_MKCWD) {
 		r = mkdir_p(cwd);
 		if (r < 0) {
-			send_failed(a, sid, PROTO_FAIL_CWD, -r, "workdir %s: %s", cwd, strerror(-r));
+			send_failed(a, sid, PROTO_FAIL_CWD, -r, "workdir %s: %s", cwd,
+				    strerror(-r));
 			return;
 		}
 	}
@@ -477,11 +479,11 @@ static void session_start(struct agent *a, uint32_t sid, struct proto_exec *e)
 	while ((r = (int)read(p_exec[0], &code, sizeof(code))) < 0 && errno == EINTR)
 		;
 	if (r == (int)sizeof(code)) {
-		enum proto_fail kind = (code == ENOENT) ? PROTO_FAIL_NOT_FOUND
-				     : (code == EACCES || code == ENOEXEC || code == EISDIR ||
-					code == EPERM)
-					     ? PROTO_FAIL_NOT_EXECUTABLE
-					     : PROTO_FAIL_INTERNAL;
+		enum proto_fail kind =
+			(code == ENOENT) ? PROTO_FAIL_NOT_FOUND
+			: (code == EACCES || code == ENOEXEC || code == EISDIR || code == EPERM)
+				? PROTO_FAIL_NOT_EXECUTABLE
+				: PROTO_FAIL_INTERNAL;
 
 		/* The child is reaped by the SIGCHLD handler like any orphan. */
 		if (code == ENOENT && access(cwd, F_OK) < 0)
@@ -577,7 +579,7 @@ static bool reap_all(uint64_t ms)
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	for (;;) {
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		struct timespec ts = { 0, 10000000L }; /* 10 ms */
 		pid_t pid;
 
 		while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
@@ -627,7 +629,7 @@ static void on_frame(struct agent *a, const struct proto_frame *f)
 			return;
 		if (f->len == 0)
 			s->in_eof = true;
-		else if (buf_size(&s->in_q) + f->len > 2 * PROTO_WINDOW ||
+		else if (buf_size(&s->in_q) + f->len > (size_t)2 * PROTO_WINDOW ||
 			 buf_append(&s->in_q, f->payload, f->len) < 0)
 			return;
 		pump_in(a, s);
@@ -664,14 +666,14 @@ static void on_frame(struct agent *a, const struct proto_frame *f)
 static void port_read(struct agent *a)
 {
 	for (;;) {
-		uint8_t *p = buf_tail(&a->rx, 64 * 1024);
+		uint8_t *p = buf_tail(&a->rx, READ_CHUNK);
 		struct proto_frame f;
 		ssize_t n;
 		int r;
 
 		if (!p)
 			return;
-		n = read(a->port, p, 64 * 1024);
+		n = read(a->port, p, READ_CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)

@@ -60,8 +60,8 @@ static char *next_line(FILE *fp, char **buf, size_t *cap)
 }
 
 /* Finds a passwd entry by name (@name) or by uid (@name NULL). */
-static bool passwd_find(FILE *fp, const char *name, uid_t uid, struct user_info *u,
-			char *uname, size_t uname_len)
+static bool passwd_find(FILE *fp, const char *name, uid_t uid, struct user_info *u, char *uname,
+			size_t uname_len)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -140,8 +140,8 @@ static void group_members(FILE *fp, const char *uname, struct user_info *u)
 	free(line);
 }
 
-int user_resolve(const char *spec, FILE *passwd, FILE *group, struct user_info *out,
-		 char *why, size_t why_len)
+int user_resolve(const char *spec, FILE *passwd, FILE *group, struct user_info *out, char *why,
+		 size_t why_len)
 {
 	char buf[256], uname[256] = "";
 	char *upart, *gpart;
@@ -189,7 +189,8 @@ int user_resolve(const char *spec, FILE *passwd, FILE *group, struct user_info *
 			out->gid = g;
 		} else {
 			snprintf(why, why_len,
-				 "unable to find group %s: no matching entries in group file", gpart);
+				 "unable to find group %s: no matching entries in group file",
+				 gpart);
 			return -ENOENT;
 		}
 	}

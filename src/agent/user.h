@@ -22,7 +22,7 @@ struct user_info {
  * (files missing); they are rewound as needed. An empty @spec means root.
  * Return: 0, -ENOENT (name not found; @why says which), -EINVAL (malformed).
  */
-int user_resolve(const char *spec, FILE *passwd, FILE *group, struct user_info *out,
-		 char *why, size_t why_len);
+int user_resolve(const char *spec, FILE *passwd, FILE *group, struct user_info *out, char *why,
+		 size_t why_len);
 
 #endif

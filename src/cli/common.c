@@ -31,8 +31,10 @@ int cli_bad_flag(const char *cmd, char *const argv[], const struct option *longo
 	const char *arg = argv[optind - 1];
 
 	(void)longopts;
-	if (optopt && strchr("cmewuv", optopt) && arg && arg[0] == '-' && arg[1] == optopt && !arg[2])
-		return cli_error("%s: flag -%c needs a value (see 'msb %s --help')", cmd, optopt, cmd);
+	if (optopt && strchr("cmewuv", optopt) && arg && arg[0] == '-' && arg[1] == optopt &&
+	    !arg[2])
+		return cli_error("%s: flag -%c needs a value (see 'msb %s --help')", cmd, optopt,
+				 cmd);
 	if (arg && strncmp(arg, "--", 2) == 0) {
 		char name[64];
 
@@ -40,8 +42,8 @@ int cli_bad_flag(const char *cmd, char *const argv[], const struct option *longo
 		name[strcspn(name, "=")] = '\0';
 		for (const struct option *o = longopts; o && o->name; o++) {
 			if (strcmp(name + 2, o->name) == 0 && o->has_arg == required_argument)
-				return cli_error("%s: flag %s needs a value (see 'msb %s --help')", cmd,
-						 name, cmd);
+				return cli_error("%s: flag %s needs a value (see 'msb %s --help')",
+						 cmd, name, cmd);
 		}
 		return cli_error("%s: unknown flag %s (see 'msb %s --help')", cmd, name, cmd);
 	}

@@ -33,7 +33,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_MSB;
 	}
-	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V") || !strcmp(argv[1], "version")) {
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V") ||
+	    !strcmp(argv[1], "version")) {
 		printf("msb %s\n", MSB_VERSION);
 		return 0;
 	}

@@ -61,12 +61,15 @@ static void run_usage(void)
 	       "Create a sandbox, run COMMAND in it, and remove the sandbox afterwards.\n\n"
 	       "Options:\n"
 	       "      --rootfs PATH       Root filesystem: a directory or a squashfs image\n"
-	       "  -e, --env KEY=VALUE     Set an environment variable (KEY alone copies it from here)\n"
-	       "  -w, --workdir DIR       Working directory inside the sandbox (created if missing)\n"
+	       "  -e, --env KEY=VALUE     Set an environment variable (KEY alone copies it from "
+	       "here)\n"
+	       "  -w, --workdir DIR       Working directory inside the sandbox (created if "
+	       "missing)\n"
 	       "  -u, --user USER         Run as USER (name, UID, or UID:GID)\n"
 	       "  -m, --memory SIZE       Guest memory, e.g. 512M or 1G (default 512M)\n"
 	       "  -c, --cpus N            Virtual CPUs (default 1)\n"
-	       "      --oci-upper-size SIZE  Writable layer on a disk of SIZE (e.g. 4G) instead of memory\n"
+	       "      --oci-upper-size SIZE  Writable layer on a disk of SIZE (e.g. 4G) instead of "
+	       "memory\n"
 	       "  -t, --tty               Allocate a pseudo-terminal\n"
 	       "      --timeout DURATION  Kill the command after DURATION (e.g. 30s, 5m)\n"
 	       "      --rlimit NAME=N[:M] Set a resource limit (e.g. nofile=1024)\n"
@@ -79,9 +82,12 @@ static int parse_memory(const char *s, unsigned int *mib)
 	uint64_t bytes;
 
 	if (parse_size(s, 1 << 20, &bytes) < 0)
-		return cli_error("invalid memory size \"%s\" (use a number with a unit, e.g. 512M or 1G)", s);
+		return cli_error(
+			"invalid memory size \"%s\" (use a number with a unit, e.g. 512M or 1G)",
+			s);
 	if (bytes < (uint64_t)SBX_MIN_MEM_MIB << 20)
-		return cli_error("memory size %s is too small (the minimum is %dM)", s, SBX_MIN_MEM_MIB);
+		return cli_error("memory size %s is too small (the minimum is %dM)", s,
+				 SBX_MIN_MEM_MIB);
 	if (bytes > (uint64_t)1 << 40)
 		return cli_error("memory size %s is too large (the maximum is 1T)", s);
 	*mib = (unsigned int)(bytes >> 20);
@@ -144,7 +150,9 @@ static int parse_opt(struct run_opts *o, int c, const char *arg)
 	}
 	case OPT_UPPER_SIZE:
 		if (parse_size(arg, 1 << 20, &v) < 0 || v < (64ull << 20) || v > (16ull << 40))
-			return cli_error("invalid --oci-upper-size \"%s\" (use a size from 64M to 16T, e.g. 4G)", arg);
+			return cli_error("invalid --oci-upper-size \"%s\" (use a size from 64M to "
+					 "16T, e.g. 4G)",
+					 arg);
 		o->upper_mib = (unsigned int)(v >> 20);
 		return 0;
 	case 't':
@@ -152,7 +160,9 @@ static int parse_opt(struct run_opts *o, int c, const char *arg)
 		return 0;
 	case OPT_TIMEOUT:
 		if (parse_duration(arg, &v) < 0 || v == 0)
-			return cli_error("invalid --timeout \"%s\" (use a duration like 30s, 5m or 1h)", arg);
+			return cli_error(
+				"invalid --timeout \"%s\" (use a duration like 30s, 5m or 1h)",
+				arg);
 		o->timeout_ms = v;
 		return 0;
 	case OPT_RLIMIT: {
@@ -162,13 +172,17 @@ static int parse_opt(struct run_opts *o, int c, const char *arg)
 			return cli_error("too many --rlimit flags (at most %d)", PROTO_MAX_RLIMITS);
 		rl = &o->rlimits[o->nrlimits];
 		if (parse_rlimit(arg, &rl->resource, &rl->soft, &rl->hard) < 0)
-			return cli_error("invalid --rlimit \"%s\" (use NAME=SOFT[:HARD], e.g. nofile=1024)", arg);
+			return cli_error(
+				"invalid --rlimit \"%s\" (use NAME=SOFT[:HARD], e.g. nofile=1024)",
+				arg);
 		o->nrlimits++;
 		return 0;
 	}
 	case OPT_LOG_LEVEL:
 		if (log_level_parse(arg, &o->log_level) < 0)
-			return cli_error("invalid --log-level \"%s\" (use error, warn, info, debug or trace)", arg);
+			return cli_error("invalid --log-level \"%s\" (use error, warn, info, debug "
+					 "or trace)",
+					 arg);
 		return 0;
 	case 'q':
 		o->quiet = true;
@@ -266,9 +280,14 @@ static int run_sandbox(struct run_opts *o, int *status, struct msb_err **err)
 		rm_rf(dir);
 		return -1;
 	}
-	spec = (struct sbx_spec){ .name = name, .ephemeral = true, .cpus = o->cpus,
-				  .mem_mib = o->mem_mib, .upper_mib = o->upper_mib, .hostname = name,
-				  .layers = layers, .log_level = o->log_level };
+	spec = (struct sbx_spec){ .name = name,
+				  .ephemeral = true,
+				  .cpus = o->cpus,
+				  .mem_mib = o->mem_mib,
+				  .upper_mib = o->upper_mib,
+				  .hostname = name,
+				  .layers = layers,
+				  .log_level = o->log_level };
 	if (sbx_spec_save(&spec, err) < 0) {
 		rm_rf(dir);
 		return -1;
@@ -316,7 +335,8 @@ static int run_sandbox(struct run_opts *o, int *status, struct msb_err **err)
 int cmd_run(int argc, char **argv)
 {
 	_cleanup_err_ struct msb_err *err = NULL;
-	struct run_opts o = { .cpus = SBX_DEFAULT_CPUS, .mem_mib = SBX_DEFAULT_MEM_MIB,
+	struct run_opts o = { .cpus = SBX_DEFAULT_CPUS,
+			      .mem_mib = SBX_DEFAULT_MEM_MIB,
 			      .log_level = LOG_INFO };
 	struct strv pos = { 0 };
 	sigset_t set;

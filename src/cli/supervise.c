@@ -13,9 +13,14 @@ int cmd_supervise(int argc, char **argv)
 	const char *name = NULL;
 
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--ready-fd") && i + 1 < argc)
-			ready_fd = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--attached"))
+		if (!strcmp(argv[i], "--ready-fd") && i + 1 < argc) {
+			char *end;
+			long fd = strtol(argv[++i], &end, 10);
+
+			if (*end || fd < 3 || fd > 1024)
+				return cli_error("__supervise: invalid --ready-fd");
+			ready_fd = (int)fd;
+		} else if (!strcmp(argv[i], "--attached"))
 			attached = true;
 		else
 			name = argv[i];

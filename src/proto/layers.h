@@ -13,9 +13,9 @@
 
 #include <stdint.h>
 
-#define LAYERS_MAGIC "MSBLAYR1"
+#define LAYERS_MAGIC	  "MSBLAYR1"
 #define LAYERS_TABLE_SIZE 4096u
-#define LAYERS_MAX 250u
+#define LAYERS_MAX	  250u
 
 struct layers_entry {
 	uint64_t offset; /* bytes from the start of the disk, little-endian */

@@ -34,8 +34,7 @@ static uint16_t get_le16(const uint8_t *p)
 
 static uint32_t get_le32(const uint8_t *p)
 {
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 static uint64_t get_le64(const uint8_t *p)
@@ -133,8 +132,7 @@ int proto_parse(const struct buf *in, struct proto_frame *f)
 	if (f->type == 0 || f->type >= PROTO_TYPE_MAX || f->flags != 0)
 		return -EPROTO;
 	/* ERROR may be about the whole link (0) or one session. */
-	if (f->type != PROTO_ERROR &&
-	    proto_type_is_control(f->type) != (f->sid == 0))
+	if (f->type != PROTO_ERROR && proto_type_is_control(f->type) != (f->sid == 0))
 		return -EPROTO;
 	if (have - PROTO_HDR_SIZE < len)
 		return 0;
@@ -175,8 +173,7 @@ static int frame_end(struct buf *out, size_t start, int r)
 	return 0;
 }
 
-int proto_put_frame(struct buf *out, uint16_t type, uint32_t sid,
-		    const void *payload, size_t len)
+int proto_put_frame(struct buf *out, uint16_t type, uint32_t sid, const void *payload, size_t len)
 {
 	size_t start;
 	int r;
@@ -463,8 +460,7 @@ int proto_exited_decode(const uint8_t *p, size_t n, struct proto_exited *x)
 	return 0;
 }
 
-int proto_failed_encode(struct buf *out, uint32_t sid, uint32_t kind, int32_t err,
-			const char *msg)
+int proto_failed_encode(struct buf *out, uint32_t sid, uint32_t kind, int32_t err, const char *msg)
 {
 	size_t start;
 	int r = frame_begin(out, PROTO_FAILED, sid, &start);
@@ -577,12 +573,10 @@ int proto_error_decode(const uint8_t *p, size_t n, char *msg, size_t cap)
 const char *proto_type_name(uint16_t type)
 {
 	static const char *const names[PROTO_TYPE_MAX] = {
-		[PROTO_READY] = "READY",     [PROTO_EXEC] = "EXEC",
-		[PROTO_STARTED] = "STARTED", [PROTO_STDIN] = "STDIN",
-		[PROTO_STDOUT] = "STDOUT",   [PROTO_STDERR] = "STDERR",
-		[PROTO_ACK] = "ACK",	     [PROTO_RESIZE] = "RESIZE",
-		[PROTO_SIGNAL] = "SIGNAL",   [PROTO_EXITED] = "EXITED",
-		[PROTO_FAILED] = "FAILED",   [PROTO_SHUTDOWN] = "SHUTDOWN",
+		[PROTO_READY] = "READY",   [PROTO_EXEC] = "EXEC",     [PROTO_STARTED] = "STARTED",
+		[PROTO_STDIN] = "STDIN",   [PROTO_STDOUT] = "STDOUT", [PROTO_STDERR] = "STDERR",
+		[PROTO_ACK] = "ACK",	   [PROTO_RESIZE] = "RESIZE", [PROTO_SIGNAL] = "SIGNAL",
+		[PROTO_EXITED] = "EXITED", [PROTO_FAILED] = "FAILED", [PROTO_SHUTDOWN] = "SHUTDOWN",
 		[PROTO_ERROR] = "ERROR",
 	};
 

@@ -23,18 +23,17 @@ struct proto_wire_hdr {
 } __attribute__((packed));
 
 #define PROTO_HDR_SIZE 12
-_Static_assert(sizeof(struct proto_wire_hdr) == PROTO_HDR_SIZE,
-	       "wire header is 12 bytes");
+_Static_assert(sizeof(struct proto_wire_hdr) == PROTO_HDR_SIZE, "wire header is 12 bytes");
 
 /* Limits a peer must respect; anything larger is a protocol error. */
 #define PROTO_MAX_PAYLOAD (1u << 20)
-#define PROTO_MAX_STRV 4096	/* entries in argv or env */
-#define PROTO_MAX_STR (256u * 1024)
+#define PROTO_MAX_STRV	  4096 /* entries in argv or env */
+#define PROTO_MAX_STR	  (256u << 10)
 #define PROTO_MAX_RLIMITS 16
 /* Largest stdin/stdout/stderr chunk a sender puts in one frame. */
-#define PROTO_DATA_CHUNK (64u * 1024)
+#define PROTO_DATA_CHUNK (64u << 10)
 /* Unacknowledged stream bytes a sender may have in flight per session. */
-#define PROTO_WINDOW (512u * 1024)
+#define PROTO_WINDOW (512u << 10)
 
 enum proto_type {
 	PROTO_READY = 1, /* agent -> host, sid 0 */
@@ -57,8 +56,8 @@ enum proto_type {
 bool proto_type_is_control(uint16_t type);
 
 /* EXEC flags */
-#define PROTO_EXEC_TTY 0x1u
-#define PROTO_EXEC_MKCWD 0x2u /* create the working directory if missing */
+#define PROTO_EXEC_TTY	     0x1u
+#define PROTO_EXEC_MKCWD     0x2u /* create the working directory if missing */
 #define PROTO_EXEC_FLAGS_ALL (PROTO_EXEC_TTY | PROTO_EXEC_MKCWD)
 
 /* FAILED kinds: why a session did not start. */
@@ -92,8 +91,7 @@ struct proto_frame {
 int proto_parse(const struct buf *in, struct proto_frame *f);
 
 /* proto_put_frame() - append a whole frame. Return: 0, -EMSGSIZE or -ENOMEM. */
-int proto_put_frame(struct buf *out, uint16_t type, uint32_t sid,
-		    const void *payload, size_t len);
+int proto_put_frame(struct buf *out, uint16_t type, uint32_t sid, const void *payload, size_t len);
 
 /* --- payloads --------------------------------------------------------- */
 
@@ -117,8 +115,8 @@ struct proto_rlimit {
 struct proto_exec {
 	uint32_t flags;
 	uint16_t rows, cols;
-	char *user; /* "" = image default */
-	char *cwd;  /* "" = image default */
+	char *user;  /* "" = image default */
+	char *cwd;   /* "" = image default */
 	char **argv; /* NULL-terminated, at least one entry */
 	char **env;  /* NULL-terminated, each "KEY=VALUE" */
 	uint32_t nrlimits;
@@ -154,8 +152,7 @@ int proto_resize_decode(const uint8_t *p, size_t n, uint16_t *rows, uint16_t *co
 int proto_exited_encode(struct buf *out, uint32_t sid, const struct proto_exited *x);
 int proto_exited_decode(const uint8_t *p, size_t n, struct proto_exited *x);
 
-int proto_failed_encode(struct buf *out, uint32_t sid, uint32_t kind, int32_t err,
-			const char *msg);
+int proto_failed_encode(struct buf *out, uint32_t sid, uint32_t kind, int32_t err, const char *msg);
 int proto_failed_decode(const uint8_t *p, size_t n, struct proto_failed *f);
 
 /* ERROR frames carry one message string. */

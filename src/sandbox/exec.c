@@ -22,13 +22,15 @@
 #include "util/parse.h"
 
 #define SID 1
+/* How much one read from the relay socket takes at most. */
+#define READ_CHUNK ((size_t)64 * 1024)
 
 struct xs {
 	int fd;
 	struct buf rx, tx;
-	uint32_t in_inflight;	/* stdin bytes the guest has not acknowledged */
-	bool in_done;		/* local stdin finished (EOF sent) */
-	bool out_broken;	/* local stdout/stderr reader went away */
+	uint32_t in_inflight; /* stdin bytes the guest has not acknowledged */
+	bool in_done;	      /* local stdin finished (EOF sent) */
+	bool out_broken;      /* local stdout/stderr reader went away */
 	bool timed_out;
 	bool exited;
 	int status;
@@ -112,7 +114,8 @@ static int on_frame(struct xs *s, const struct proto_frame *f, struct msb_err **
 		return 1;
 	case PROTO_FAILED:
 		if (proto_failed_decode(f->payload, f->len, &fl) < 0)
-			return msb_err_set(err, EPROTO, "malformed failure report from the sandbox");
+			return msb_err_set(err, EPROTO,
+					   "malformed failure report from the sandbox");
 		msb_err_set(err, fl.err, "%s", fl.msg);
 		msb_err_exit(err, fail_exit(fl.kind));
 		return -1;
@@ -128,14 +131,14 @@ static int on_frame(struct xs *s, const struct proto_frame *f, struct msb_err **
 
 static int read_frames(struct xs *s, struct msb_err **err)
 {
-	uint8_t *p = buf_tail(&s->rx, 64 * 1024);
+	uint8_t *p = buf_tail(&s->rx, READ_CHUNK);
 	struct proto_frame f;
 	ssize_t n;
 	int r;
 
 	if (!p)
 		return msb_err_sys(err, ENOMEM, "exec");
-	n = recv(s->fd, p, 64 * 1024, MSG_DONTWAIT);
+	n = recv(s->fd, p, READ_CHUNK, MSG_DONTWAIT);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return 0;
 	if (n <= 0)
@@ -187,7 +190,8 @@ static int setup_fds(const struct sbx_exec *x, int *sigfd, int *tfd, struct msb_
 		return msb_err_sys(err, errno, "signalfd");
 	if (x->timeout_ms) {
 		struct itimerspec its = { .it_value = { .tv_sec = (time_t)(x->timeout_ms / 1000),
-							.tv_nsec = (long)(x->timeout_ms % 1000) * 1000000 } };
+							.tv_nsec = (long)(x->timeout_ms % 1000) *
+								   1000000 } };
 
 		*tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 		if (*tfd < 0 || timerfd_settime(*tfd, 0, &its, NULL) < 0)
@@ -242,7 +246,8 @@ int sbx_exec_run(int fd, const struct sbx_exec *x, int *status, struct msb_err *
 			{ .fd = fd, .events = POLLIN | (buf_size(&s.tx) ? POLLOUT : 0) },
 			{ .fd = sigfd, .events = POLLIN },
 			{ .fd = tfd, .events = POLLIN },
-			{ .fd = (!s.in_done && s.in_inflight < PROTO_WINDOW) ? 0 : -1, .events = POLLIN },
+			{ .fd = (!s.in_done && s.in_inflight < PROTO_WINDOW) ? 0 : -1,
+			  .events = POLLIN },
 		};
 
 		if ((r = tx_flush(&s)) < 0) {

@@ -39,7 +39,8 @@ int run_tool(char *const argv[], int in_fd, struct msb_err **err)
 
 	if (!tool)
 		return msb_err_set(err, ENOENT, "%s not found in PATH (install %s)", argv[0],
-				   strncmp(argv[0], "mkfs", 4) == 0 ? "e2fsprogs" : "squashfs-tools-ng");
+				   strncmp(argv[0], "mkfs", 4) == 0 ? "e2fsprogs"
+								    : "squashfs-tools-ng");
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return msb_err_sys(err, errno, "pipe");
 	pid = fork();
@@ -119,9 +120,19 @@ int rootfs_prepare(const char *path, const char *workdir, char **layer, struct m
 	snprintf(jobs, sizeof(jobs), "%ld", sysconf(_SC_NPROCESSORS_ONLN));
 	{
 		/* lz4: the fastest to pack and to read back; this image is throwaway. */
-		char *argv[] = { "gensquashfs", "--pack-dir", abs, "--compressor", "lz4",
-				 "--keep-time", "--keep-xattr", "--num-jobs", jobs, "--quiet",
-				 "--force", out, NULL };
+		char *argv[] = { "gensquashfs",
+				 "--pack-dir",
+				 abs,
+				 "--compressor",
+				 "lz4",
+				 "--keep-time",
+				 "--keep-xattr",
+				 "--num-jobs",
+				 jobs,
+				 "--quiet",
+				 "--force",
+				 out,
+				 NULL };
 
 		if (run_tool(argv, -1, err) < 0) {
 			unlink(out);

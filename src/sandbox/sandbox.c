@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
@@ -150,7 +149,8 @@ int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
 	n = json_array_size(layers);
 	s->layers = calloc(n + 1, sizeof(char *));
 	if (s->layers) {
-		json_array_foreach(layers, i, v) {
+		json_array_foreach(layers, i, v)
+		{
 			if (json_is_string(v))
 				s->layers[i] = strdup(json_string_value(v));
 		}
@@ -186,9 +186,18 @@ int sbx_make_upper(const char *name, unsigned int mib, struct msb_err **err)
 	snprintf(size, sizeof(size), "%uM", mib);
 	{
 		/* Sparse, lazily initialised: creating a big disk costs almost nothing. */
-		char *argv[] = { "mkfs.ext4", "-q", "-F", "-m", "0", "-E",
+		char *argv[] = { "mkfs.ext4",
+				 "-q",
+				 "-F",
+				 "-m",
+				 "0",
+				 "-E",
 				 "root_owner=0:0,lazy_itable_init=1,lazy_journal_init=1,nodiscard",
-				 "-L", "msb-upper", path, size, NULL };
+				 "-L",
+				 "msb-upper",
+				 path,
+				 size,
+				 NULL };
 
 		if (run_tool(argv, -1, err) < 0) {
 			unlink(path);
@@ -218,10 +227,16 @@ static int read_ready(int fd, pid_t pid, struct sbx_boot_info *info, struct msb_
 	line[n] = '\0';
 	line[strcspn(line, "\n")] = '\0';
 	if (strncmp(line, "ok ", 3) == 0) {
+		char *end;
+
 		info->supervisor = pid;
-		if (sscanf(line + 3, "%" SCNu64 " %" SCNu64 " %7s", &info->kernel_ns, &info->ready_ns,
-			   info->accel) != 3)
+		errno = 0;
+		info->kernel_ns = strtoull(line + 3, &end, 10);
+		if (!errno && *end == ' ')
+			info->ready_ns = strtoull(end + 1, &end, 10);
+		if (errno || *end != ' ' || strlen(end + 1) >= sizeof(info->accel))
 			return msb_err_set(err, EPROTO, "supervisor: garbled ready report");
+		snprintf(info->accel, sizeof(info->accel), "%s", end + 1);
 		return 0;
 	}
 	if (strncmp(line, "err ", 4) == 0) {
@@ -268,8 +283,7 @@ static int wait_ready(int fd, pid_t pid, struct sbx_boot_info *info, struct msb_
 	return read_ready(fd, pid, info, err);
 }
 
-int sbx_boot(const char *name, bool attached, struct sbx_boot_info *info,
-	     struct msb_err **err)
+int sbx_boot(const char *name, bool attached, struct sbx_boot_info *info, struct msb_err **err)
 {
 	int p[2];
 	pid_t pid;
@@ -285,8 +299,10 @@ int sbx_boot(const char *name, bool attached, struct sbx_boot_info *info,
 		return msb_err_sys(err, errno, "fork");
 	}
 	if (pid == 0) {
-		char *argv[] = { "msb", "__supervise", "--ready-fd", "3",
-				 attached ? "--attached" : NULL, NULL, NULL };
+		char *argv[] = {
+			"msb", "__supervise", "--ready-fd", "3", attached ? "--attached" : NULL,
+			NULL,  NULL
+		};
 		sigset_t none;
 
 		argv[attached ? 5 : 4] = (char *)name;
@@ -350,8 +366,8 @@ int msb_lib_file(const char *name, char **out, struct msb_err **err)
 	for (size_t i = 0; i < n; i++)
 		free(cand[i]);
 	if (found < 0)
-		return msb_err_set(err, ENOENT, "guest %s not found (run 'make', or set MSB_LIB_DIR)",
-				   name);
+		return msb_err_set(err, ENOENT,
+				   "guest %s not found (run 'make', or set MSB_LIB_DIR)", name);
 	return 0;
 }
 

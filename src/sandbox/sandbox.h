@@ -10,10 +10,10 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define SBX_DEFAULT_CPUS 1
+#define SBX_DEFAULT_CPUS    1
 #define SBX_DEFAULT_MEM_MIB 512
-#define SBX_MIN_MEM_MIB 64
-#define SBX_MAX_CPUS 64
+#define SBX_MIN_MEM_MIB	    64
+#define SBX_MAX_CPUS	    64
 
 /*
  * struct sbx_spec - everything needed to boot a sandbox; saved as
@@ -25,10 +25,10 @@ struct sbx_spec {
 	unsigned int cpus;
 	unsigned int mem_mib;
 	char *hostname;
-	char **layers;	    /* read-only layer images, bottom first, NULL-terminated */
+	char **layers;		/* read-only layer images, bottom first, NULL-terminated */
 	unsigned int upper_mib; /* ext4 upper disk of this size; 0 = tmpfs */
-	char *image;	    /* image reference it was made from, or NULL */
-	char *image_digest; /* manifest digest pinned at creation, or NULL */
+	char *image;		/* image reference it was made from, or NULL */
+	char *image_digest;	/* manifest digest pinned at creation, or NULL */
 	enum log_level log_level;
 };
 
@@ -68,8 +68,7 @@ struct sbx_boot_info {
  * is ready. With @attached the supervisor stops the sandbox when the first
  * client to connect (the caller) goes away. Return: 0 or -1 with @err.
  */
-int sbx_boot(const char *name, bool attached, struct sbx_boot_info *info,
-	     struct msb_err **err);
+int sbx_boot(const char *name, bool attached, struct sbx_boot_info *info, struct msb_err **err);
 
 /* sbx_connect() - connect to a running sandbox's relay socket. Return: fd or -1. */
 int sbx_connect(const char *name, struct msb_err **err);

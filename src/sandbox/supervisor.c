@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +28,13 @@
 #include "vm/layers.h"
 #include "vm/vm.h"
 
-#define BOOT_TIMEOUT_MS 60000
-#define OWNER_CONNECT_MS 30000
-#define STOP_EXTRA_MS 5000
-#define QUIT_WAIT_MS 3000
+#define BOOT_TIMEOUT_MS	     60000
+#define OWNER_CONNECT_MS     30000
+#define STOP_EXTRA_MS	     5000
+#define QUIT_WAIT_MS	     3000
 #define SIGNAL_STOP_GRACE_MS 10000
+/* How much one read from a socket takes at most. */
+#define READ_CHUNK ((size_t)64 * 1024)
 
 enum kind { K_SIG = 1, K_LISTEN, K_AGENT, K_TIMER, K_CLIENT };
 
@@ -339,7 +342,7 @@ static bool on_client_frame(struct sv *sv, struct client *c, const struct proto_
 static void client_read(struct sv *sv, struct client *c)
 {
 	for (;;) {
-		uint8_t *p = buf_tail(&c->rx, 64 * 1024);
+		uint8_t *p = buf_tail(&c->rx, READ_CHUNK);
 		struct proto_frame f;
 		ssize_t n;
 		int r;
@@ -348,7 +351,7 @@ static void client_read(struct sv *sv, struct client *c)
 			client_drop(sv, c);
 			return;
 		}
-		n = recv(c->fd, p, 64 * 1024, MSG_DONTWAIT);
+		n = recv(c->fd, p, READ_CHUNK, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -384,8 +387,9 @@ static void on_ready(struct sv *sv, const struct proto_frame *f)
 	if (proto_ready_decode(f->payload, f->len, &rd) < 0 || rd.version != PROTO_VERSION) {
 		log_error("agent speaks protocol version %" PRIu32 ", expected %d", rd.version,
 			  PROTO_VERSION);
-		ready_report(sv, "err 125 guest agent speaks protocol version %" PRIu32
-				 ", expected %d (rebuild with 'make')",
+		ready_report(sv,
+			     "err 125 guest agent speaks protocol version %" PRIu32
+			     ", expected %d (rebuild with 'make')",
 			     rd.version, PROTO_VERSION);
 		stop(sv, 0);
 		return;
@@ -394,7 +398,8 @@ static void on_ready(struct sv *sv, const struct proto_frame *f)
 	log_info("agent ready: kernel %.1f ms, agent %.1f ms after guest boot",
 		 (double)rd.kernel_ns / 1e6, (double)rd.ready_ns / 1e6);
 	if (!ready_report(sv, "ok %" PRIu64 " %" PRIu64 " %s", rd.kernel_ns, rd.ready_ns,
-			  vm_accel_name(sv->accel)) && sv->attached) {
+			  vm_accel_name(sv->accel)) &&
+	    sv->attached) {
 		log_info("the process that started the sandbox is gone");
 		stop(sv, 0);
 		return;
@@ -418,7 +423,8 @@ static bool on_agent_frame(struct sv *sv, const struct proto_frame *f)
 			on_ready(sv, f);
 			return true;
 		}
-		if (f->type == PROTO_ERROR && proto_error_decode(f->payload, f->len, msg, sizeof(msg)) == 0) {
+		if (f->type == PROTO_ERROR &&
+		    proto_error_decode(f->payload, f->len, msg, sizeof(msg)) == 0) {
 			log_warn("agent: %s", msg);
 			return true;
 		}
@@ -449,14 +455,14 @@ static bool on_agent_frame(struct sv *sv, const struct proto_frame *f)
 static void agent_read(struct sv *sv)
 {
 	for (;;) {
-		uint8_t *p = buf_tail(&sv->arx, 64 * 1024);
+		uint8_t *p = buf_tail(&sv->arx, READ_CHUNK);
 		struct proto_frame f;
 		ssize_t n;
 		int r;
 
 		if (!p)
 			return;
-		n = recv(sv->agent_fd, p, 64 * 1024, MSG_DONTWAIT);
+		n = recv(sv->agent_fd, p, READ_CHUNK, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -575,7 +581,8 @@ static bool on_signal(struct sv *sv)
 
 			kernel_log_tail(tail, sizeof(tail));
 			log_error("VM exited during boot (status %d)", st);
-			ready_report(sv, "err 125 sandbox %s: guest failed to boot%s%s (see %s/logs)",
+			ready_report(sv,
+				     "err 125 sandbox %s: guest failed to boot%s%s (see %s/logs)",
 				     sv->spec.name, *tail ? ": " : "", tail, sv->dir);
 		} else if (sv->state == ST_RUNNING) {
 			char tail[512];
@@ -709,8 +716,13 @@ static void teardown(struct sv *sv)
 int sbx_supervise(const char *name, int ready_fd, bool attached)
 {
 	_cleanup_err_ struct msb_err *err = NULL;
-	struct sv sv = { .ready_fd = ready_fd, .attached = attached, .listen_fd = -1,
-			 .agent_fd = -1, .qmp_fd = -1, .log_fd = -1, .dirfd = -1 };
+	struct sv sv = { .ready_fd = ready_fd,
+			 .attached = attached,
+			 .listen_fd = -1,
+			 .agent_fd = -1,
+			 .qmp_fd = -1,
+			 .log_fd = -1,
+			 .dirfd = -1 };
 	int null;
 
 	setsid();

@@ -47,26 +47,26 @@ static inline void cleanup_strvp(char ***v)
 	}
 }
 
-#define _cleanup_free_ _cleanup_(cleanup_freep)
-#define _cleanup_close_ _cleanup_(cleanup_closep)
-#define _cleanup_fclose_ _cleanup_(cleanup_fclosep)
+#define _cleanup_free_	   _cleanup_(cleanup_freep)
+#define _cleanup_close_	   _cleanup_(cleanup_closep)
+#define _cleanup_fclose_   _cleanup_(cleanup_fclosep)
 #define _cleanup_closedir_ _cleanup_(cleanup_closedirp)
-#define _cleanup_strv_ _cleanup_(cleanup_strvp)
+#define _cleanup_strv_	   _cleanup_(cleanup_strvp)
 
 /* Hands ownership on: returns the pointer and leaves NULL behind. */
-#define steal_ptr(p)                                                           \
-	({                                                                     \
-		__typeof__(p) _p = (p);                                        \
-		(p) = NULL;                                                    \
-		_p;                                                            \
+#define steal_ptr(p)                                                                               \
+	({                                                                                         \
+		__typeof__(p) _p = (p);                                                            \
+		(p) = NULL;                                                                        \
+		_p;                                                                                \
 	})
 
 /* Hands ownership of a descriptor on: returns it and leaves -1 behind. */
-#define steal_fd(fd)                                                           \
-	({                                                                     \
-		int _fd = (fd);                                                \
-		(fd) = -1;                                                     \
-		_fd;                                                           \
+#define steal_fd(fd)                                                                               \
+	({                                                                                         \
+		int _fd = (fd);                                                                    \
+		(fd) = -1;                                                                         \
+		_fd;                                                                               \
 	})
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

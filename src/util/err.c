@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int err_vset(struct msb_err **err, int code, const char *suffix,
-		    const char *fmt, va_list ap)
+static int err_vset(struct msb_err **err, int code, const char *suffix, const char *fmt, va_list ap)
 {
 	struct msb_err *e;
 	char *msg = NULL;

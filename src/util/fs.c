@@ -108,7 +108,8 @@ static int rm_children(int dfd, int depth)
 				if (rr < 0 && !r)
 					r = rr;
 			}
-			if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT && !r)
+			if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT &&
+			    !r)
 				r = -errno;
 		} else if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT && !r) {
 			r = -errno;
@@ -194,8 +195,7 @@ int write_all(int fd, const void *p, size_t len)
 	return 0;
 }
 
-static int write_replace(const char *path, const void *data, size_t len, mode_t mode,
-			 bool durable)
+static int write_replace(const char *path, const void *data, size_t len, mode_t mode, bool durable)
 {
 	_cleanup_free_ char *tmp = NULL;
 	_cleanup_close_ int fd = -1;

@@ -34,9 +34,8 @@ void log_timestamp(char *buf, unsigned long len)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 ts.tv_nsec / 1000000);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 }
 
 void msb_log(enum log_level lvl, const char *fmt, ...)
@@ -54,13 +53,15 @@ void msb_log(enum log_level lvl, const char *fmt, ...)
 		log_timestamp(ts, sizeof(ts));
 		n = snprintf(line, sizeof(line), "%s %-5s %s\n", ts, names[lvl], msg);
 		if (n > 0)
-			(void)!write(log_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+			(void)!write(log_fd, line,
+				     (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 	}
 	if (lvl <= err_lvl) {
-		n = snprintf(line, sizeof(line), "msb: %s%s%s\n",
-			     lvl <= LOG_WARN ? names[lvl] : "", lvl <= LOG_WARN ? ": " : "", msg);
+		n = snprintf(line, sizeof(line), "msb: %s%s%s\n", lvl <= LOG_WARN ? names[lvl] : "",
+			     lvl <= LOG_WARN ? ": " : "", msg);
 		if (n > 0)
-			(void)!write(2, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+			(void)!write(2, line,
+				     (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 	}
 }
 

@@ -19,8 +19,8 @@ bool log_enabled(enum log_level lvl);
 void msb_log(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) msb_log(LOG_ERROR, __VA_ARGS__)
-#define log_warn(...) msb_log(LOG_WARN, __VA_ARGS__)
-#define log_info(...) msb_log(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  msb_log(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  msb_log(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) msb_log(LOG_DEBUG, __VA_ARGS__)
 
 /* Return: 0 and the level in @out, or -EINVAL for an unknown name. */

@@ -16,9 +16,9 @@ int parse_size(const char *s, uint64_t bare_unit, uint64_t *bytes)
 		const char *sfx;
 		int shift;
 	} units[] = {
-		{ "", -1 },   { "b", 0 },   { "k", 10 },  { "kb", 10 },  { "kib", 10 },
-		{ "m", 20 },  { "mb", 20 }, { "mib", 20 }, { "g", 30 },  { "gb", 30 },
-		{ "gib", 30 }, { "t", 40 }, { "tb", 40 },  { "tib", 40 },
+		{ "", -1 },    { "b", 0 },   { "k", 10 },   { "kb", 10 },  { "kib", 10 },
+		{ "m", 20 },   { "mb", 20 }, { "mib", 20 }, { "g", 30 },   { "gb", 30 },
+		{ "gib", 30 }, { "t", 40 },  { "tb", 40 },  { "tib", 40 },
 	};
 	const char *p = s;
 	uint64_t whole = 0, frac_num = 0, frac_den = 1;
@@ -167,14 +167,22 @@ int parse_rlimit(const char *s, uint32_t *resource, uint64_t *soft, uint64_t *ha
 		const char *name;
 		int res;
 	} names[] = {
-		{ "as", RLIMIT_AS },		 { "core", RLIMIT_CORE },
-		{ "cpu", RLIMIT_CPU },		 { "data", RLIMIT_DATA },
-		{ "fsize", RLIMIT_FSIZE },	 { "locks", RLIMIT_LOCKS },
-		{ "memlock", RLIMIT_MEMLOCK },	 { "msgqueue", RLIMIT_MSGQUEUE },
-		{ "nice", RLIMIT_NICE },	 { "nofile", RLIMIT_NOFILE },
-		{ "nproc", RLIMIT_NPROC },	 { "rss", RLIMIT_RSS },
-		{ "rtprio", RLIMIT_RTPRIO },	 { "rttime", RLIMIT_RTTIME },
-		{ "sigpending", RLIMIT_SIGPENDING }, { "stack", RLIMIT_STACK },
+		{ "as", RLIMIT_AS },
+		{ "core", RLIMIT_CORE },
+		{ "cpu", RLIMIT_CPU },
+		{ "data", RLIMIT_DATA },
+		{ "fsize", RLIMIT_FSIZE },
+		{ "locks", RLIMIT_LOCKS },
+		{ "memlock", RLIMIT_MEMLOCK },
+		{ "msgqueue", RLIMIT_MSGQUEUE },
+		{ "nice", RLIMIT_NICE },
+		{ "nofile", RLIMIT_NOFILE },
+		{ "nproc", RLIMIT_NPROC },
+		{ "rss", RLIMIT_RSS },
+		{ "rtprio", RLIMIT_RTPRIO },
+		{ "rttime", RLIMIT_RTTIME },
+		{ "sigpending", RLIMIT_SIGPENDING },
+		{ "stack", RLIMIT_STACK },
 	};
 	char buf[128], *val, *colon;
 
@@ -190,7 +198,8 @@ int parse_rlimit(const char *s, uint32_t *resource, uint64_t *soft, uint64_t *ha
 		*colon++ = '\0';
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (strcasecmp(buf, names[i].name) != 0 &&
-		    !(strncasecmp(buf, "RLIMIT_", 7) == 0 && strcasecmp(buf + 7, names[i].name) == 0))
+		    !(strncasecmp(buf, "RLIMIT_", 7) == 0 &&
+		      strcasecmp(buf + 7, names[i].name) == 0))
 			continue;
 		if (parse_limit_value(val, soft) < 0)
 			return -EINVAL;

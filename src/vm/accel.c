@@ -28,13 +28,15 @@ static int kvm_usable(char *why, size_t len)
 	}
 	close(fd);
 	/* PVM and other paravirtual KVMs cannot run an unmodified guest kernel. */
-	if (access("/sys/module/kvm_intel", F_OK) == 0 || access("/sys/module/kvm_amd", F_OK) == 0) {
+	if (access("/sys/module/kvm_intel", F_OK) == 0 ||
+	    access("/sys/module/kvm_amd", F_OK) == 0) {
 		snprintf(why, len, "/dev/kvm backed by %s",
 			 access("/sys/module/kvm_intel", F_OK) == 0 ? "kvm_intel" : "kvm_amd");
 		return 0;
 	}
 	snprintf(why, len, "/dev/kvm is not backed by kvm_intel or kvm_amd%s",
-		 access("/sys/module/kvm_pvm", F_OK) == 0 ? " (kvm_pvm cannot run a normal guest)" : "");
+		 access("/sys/module/kvm_pvm", F_OK) == 0 ? " (kvm_pvm cannot run a normal guest)"
+							  : "");
 	return -ENODEV;
 }
 

@@ -31,10 +31,10 @@ static void put_le64(uint8_t *p, uint64_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out,
-		   struct msb_err **err)
+int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out, struct msb_err **err)
 {
-	_cleanup_free_ char *ldir = path_join(dir, "layers"), *tpath = path_join(dir, "layers.table");
+	_cleanup_free_ char *ldir = path_join(dir, "layers"),
+			    *tpath = path_join(dir, "layers.table");
 	_cleanup_free_ char *vpath = path_join(dir, "layers.vmdk");
 	_cleanup_free_ uint8_t *table = calloc(1, LAYERS_TABLE_SIZE);
 	_cleanup_fclose_ FILE *desc = NULL;
@@ -46,7 +46,8 @@ int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out,
 	if (!ldir || !tpath || !vpath || !table)
 		return msb_err_sys(err, ENOMEM, "layer disk");
 	if (n == 0 || n > LAYERS_MAX)
-		return msb_err_set(err, E2BIG, "an image may have 1 to %u layers, not %zu", LAYERS_MAX, n);
+		return msb_err_set(err, E2BIG, "an image may have 1 to %u layers, not %zu",
+				   LAYERS_MAX, n);
 	if (mkdir(ldir, 0700) < 0 && errno != EEXIST)
 		return msb_err_sys(err, errno, "%s", ldir);
 	desc = open_memstream(&text, &text_len);
@@ -57,7 +58,8 @@ int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out,
 		      "createType=\"twoGbMaxExtentFlat\"\n");
 	fprintf(desc, "RW %u FLAT \"layers.table\" 0\n", LAYERS_TABLE_SIZE / 512);
 
-	memcpy(table, LAYERS_MAGIC, 8);
+	/* An 8-byte magic, not a string. */
+	memcpy(table, LAYERS_MAGIC, 8); // NOLINT(bugprone-not-null-terminated-result)
 	put_le32(table + 8, (uint32_t)n);
 	for (size_t i = 0; i < n; i++) {
 		char link[64];

@@ -221,7 +221,8 @@ int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 		size_t off = 0;
 
 		for (size_t i = 0; i < a.n && off < sizeof(line) - 1; i++)
-			off += (size_t)snprintf(line + off, sizeof(line) - off, "%s%s", i ? " " : "", a.v[i]);
+			off += (size_t)snprintf(line + off, sizeof(line) - off, "%s%s",
+						i ? " " : "", a.v[i]);
 		log_debug("vmm: %s", line);
 	}
 	pid = fork();

@@ -38,10 +38,10 @@ struct vm_config {
 	const char *cmdline_extra; /* msb.* parameters for agentd */
 	const struct vm_disk *disks;
 	size_t ndisks;
-	const char *console_log;   /* guest console output goes here */
-	int agent_fd;		   /* connected socket; becomes the "agent" port */
-	int qmp_fd;		   /* connected socket; becomes the QMP monitor */
-	int stderr_fd;		   /* where the VMM's own diagnostics go */
+	const char *console_log; /* guest console output goes here */
+	int agent_fd;		 /* connected socket; becomes the "agent" port */
+	int qmp_fd;		 /* connected socket; becomes the QMP monitor */
+	int stderr_fd;		 /* where the VMM's own diagnostics go */
 };
 
 struct vm;
@@ -60,7 +60,8 @@ void vm_quit(struct vm *vm);
 void vm_kill(struct vm *vm);
 void vm_free(struct vm *vm);
 
-/* vmm_binary() - the VMM program: $MSB_QEMU, else found in PATH. Return: newly allocated or NULL. */
+/* vmm_binary() - the VMM program: $MSB_QEMU, else found in PATH. Return: newly allocated or NULL.
+ */
 char *vmm_binary(void);
 /* The name users should look for when the VMM is missing, and the package providing it. */
 #define VMM_PROGRAM "qemu-system-x86_64"

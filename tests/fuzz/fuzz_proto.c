@@ -21,10 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MODE_EXEC 0x1u
 
 /* Always on, whatever NDEBUG says: a failed invariant is the finding. */
-#define CHECK(c)          \
-	do {              \
-		if (!(c)) \
-			abort(); \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c))                                                                          \
+			abort();                                                                   \
 	} while (0)
 
 static bool strv_equal(char *const *a, char *const *b)
@@ -294,8 +294,8 @@ static struct stream_end run_stream(const uint8_t *data, size_t n, size_t chunk,
 			CHECK(f.type == PROTO_ERROR ||
 			      proto_type_is_control(f.type) == (f.sid == 0));
 			end.frames++;
-			end.digest = end.digest * 1000003u ^ ((uint64_t)f.type << 48 ^
-							      (uint64_t)f.sid << 16 ^ f.len);
+			end.digest = end.digest * 1000003u ^
+				     ((uint64_t)f.type << 48 ^ (uint64_t)f.sid << 16 ^ f.len);
 			if (decode)
 				fuzz_frame(&f);
 			buf_consume(&in, PROTO_HDR_SIZE + f.len);

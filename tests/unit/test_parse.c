@@ -84,8 +84,8 @@ static void test_size_bare_unit(void **state)
 static void test_size_invalid(void **state)
 {
 	static const char *const bad[] = {
-		"", "M", "G", ".", ".M", "12X", "12 M", " 12M", "12M ", "-1", "+1", "1e3",
-		"0x10", "1.5.5G", "1MM", "1Mi", "1KIBB", "1PB", "1,5G", "one",
+		"",   "M",   "G",    ".",      ".M",  "12X", "12 M",  " 12M", "12M ", "-1",
+		"+1", "1e3", "0x10", "1.5.5G", "1MM", "1Mi", "1KIBB", "1PB",  "1,5G", "one",
 	};
 
 	(void)state;
@@ -159,8 +159,8 @@ static void test_duration_units(void **state)
 static void test_duration_invalid(void **state)
 {
 	static const char *const bad[] = {
-		"", "5x", "m", "s", "ms", "1h30", "h1", "1.5s", "-1s", "+1s", " 1s", "1s ",
-		"1 s", "5M", "1H", "1S", "1hm", "1sec", "1mss", "10 ",
+		"",    "5x",  "m",   "s",  "ms", "1h30", "h1",	"1.5s", "-1s",	"+1s",
+		" 1s", "1s ", "1 s", "5M", "1H", "1S",	 "1hm", "1sec", "1mss", "10 ",
 	};
 
 	(void)state;
@@ -175,10 +175,10 @@ static void test_duration_invalid(void **state)
 static void test_duration_overflow(void **state)
 {
 	static const char *const big[] = {
-		"99999999999999999999999",	 /* digits alone overflow */
+		"99999999999999999999999", /* digits alone overflow */
 		"99999999999999999999999ms",
-		"18446744073709552s",		 /* n * 1000 overflows */
-		"213503982335d",		 /* n * 86400000 overflows */
+		"18446744073709552s",			/* n * 1000 overflows */
+		"213503982335d",			/* n * 86400000 overflows */
 		"10000000000000000s10000000000000000s", /* the sum overflows */
 		"18446744073709551s1s",
 	};
@@ -357,16 +357,16 @@ static void test_rlimit_valid(void **state)
 static void test_rlimit_invalid(void **state)
 {
 	static const char *const bad[] = {
-		"nofile",		/* missing '=' */
-		"nofile=",		/* missing value */
-		"=1024",		/* missing name */
-		"nofile=4096:1024",	/* soft > hard */
+		"nofile",	    /* missing '=' */
+		"nofile=",	    /* missing value */
+		"=1024",	    /* missing name */
+		"nofile=4096:1024", /* soft > hard */
 		"nofile=unlimited:1024",
 		"bogus=1",
 		"RLIMIT_=1",
 		"RLIMIT_BOGUS=1",
 		"rlimitnofile=1",
-		"rlimit-nofile=1",	/* the prefix is exactly "RLIMIT_" */
+		"rlimit-nofile=1", /* the prefix is exactly "RLIMIT_" */
 		"XXXXXXXnofile=1",
 		"nofile=-1",
 		"nofile=+1",

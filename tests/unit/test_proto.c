@@ -101,8 +101,8 @@ static void fill_full_exec(struct proto_exec *e)
 	e->env = (char **)full_env;
 	e->nrlimits = 2;
 	e->rlimits[0] = (struct proto_rlimit){ .resource = 7, .soft = 1024, .hard = 4096 };
-	e->rlimits[1] = (struct proto_rlimit){ .resource = 3, .soft = UINT64_MAX,
-					       .hard = UINT64_MAX };
+	e->rlimits[1] =
+		(struct proto_rlimit){ .resource = 3, .soft = UINT64_MAX, .hard = UINT64_MAX };
 }
 
 /* --- READY ------------------------------------------------------------ */
@@ -111,9 +111,9 @@ static void test_ready_roundtrip(void **state)
 {
 	static const uint8_t want_hdr[PROTO_HDR_SIZE] = {
 		20, 0, 0, 0, /* len */
-		0, 0, 0, 0,  /* sid */
-		1, 0,	     /* type READY */
-		0, 0,	     /* flags */
+		0,  0, 0, 0, /* sid */
+		1,  0,	     /* type READY */
+		0,  0,	     /* flags */
 	};
 	struct proto_ready in = { .version = PROTO_VERSION,
 				  .kernel_ns = 0x0102030405060708ull,
@@ -205,26 +205,29 @@ static void test_exec_roundtrip(void **state)
 static void test_exec_golden_bytes(void **state)
 {
 	static const uint8_t want[] = {
-		0x01, 0, 0, 0,	   /* flags TTY */
-		0x02, 0, 0x03, 0,  /* rows 2, cols 3 */
-		1, 0, 0, 0, 'u',   /* user */
-		0, 0, 0, 0,	   /* cwd "" */
-		1, 0, 0, 0,	   /* argc */
-		2, 0, 0, 0, 'a', 'b',
-		0, 0, 0, 0,	   /* envc */
-		1, 0, 0, 0,	   /* nrlimits */
-		7, 0, 0, 0,	   /* resource */
-		1, 0, 0, 0, 0, 0, 0, 0,
-		2, 0, 0, 0, 0, 0, 0, 0x80,
+		0x01, 0, 0,    0,			/* flags TTY */
+		0x02, 0, 0x03, 0,			/* rows 2, cols 3 */
+		1,    0, 0,    0, 'u',			/* user */
+		0,    0, 0,    0,			/* cwd "" */
+		1,    0, 0,    0,			/* argc */
+		2,    0, 0,    0, 'a', 'b', 0, 0, 0, 0, /* envc */
+		1,    0, 0,    0,			/* nrlimits */
+		7,    0, 0,    0,			/* resource */
+		1,    0, 0,    0, 0,   0,   0, 0, 2, 0, 0, 0, 0, 0, 0, 0x80,
 	};
 	char *argv[] = { "ab", NULL };
-	struct proto_exec in = { .flags = PROTO_EXEC_TTY, .rows = 2, .cols = 3, .user = "u",
-				 .cwd = "", .argv = argv, .nrlimits = 1 };
+	struct proto_exec in = { .flags = PROTO_EXEC_TTY,
+				 .rows = 2,
+				 .cols = 3,
+				 .user = "u",
+				 .cwd = "",
+				 .argv = argv,
+				 .nrlimits = 1 };
 	struct buf b = { 0 };
 
 	(void)state;
-	in.rlimits[0] = (struct proto_rlimit){ .resource = 7, .soft = 1,
-					       .hard = 0x8000000000000002ull };
+	in.rlimits[0] =
+		(struct proto_rlimit){ .resource = 7, .soft = 1, .hard = 0x8000000000000002ull };
 	assert_int_equal(proto_exec_encode(&b, 0x01020304, &in), 0);
 	assert_int_equal(buf_size(&b), PROTO_HDR_SIZE + sizeof(want));
 	assert_int_equal(buf_head(&b)[0], sizeof(want));
@@ -494,8 +497,9 @@ static void test_exec_decode_handbuilt_valid(void **state)
 
 static void test_exec_decode_string_past_end(void **state)
 {
-	static const uint32_t lens[] = { 11, 12, 1000, PROTO_MAX_STR, PROTO_MAX_STR + 1,
-					 0x80000000u, UINT32_MAX };
+	static const uint32_t lens[] = {
+		11, 12, 1000, PROTO_MAX_STR, PROTO_MAX_STR + 1, 0x80000000u, UINT32_MAX
+	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
@@ -676,12 +680,9 @@ static void test_u32_roundtrip(void **state)
 		uint16_t type;
 		uint32_t sid, v;
 	} cases[] = {
-		{ PROTO_ACK, 1, 65536 },
-		{ PROTO_ACK, UINT32_MAX, 0 },
-		{ PROTO_SIGNAL, 42, 15 },
-		{ PROTO_STARTED, 5, 4242 },
-		{ PROTO_SHUTDOWN, 0, 0 },
-		{ PROTO_SHUTDOWN, 0, 0xdeadbeef },
+		{ PROTO_ACK, 1, 65536 },  { PROTO_ACK, UINT32_MAX, 0 },
+		{ PROTO_SIGNAL, 42, 15 }, { PROTO_STARTED, 5, 4242 },
+		{ PROTO_SHUTDOWN, 0, 0 }, { PROTO_SHUTDOWN, 0, 0xdeadbeef },
 	};
 
 	(void)state;
@@ -738,8 +739,7 @@ static void test_resize_roundtrip(void **state)
 
 	assert_int_equal(proto_resize_decode(f.payload, 3, &rows, &cols), -EBADMSG);
 	assert_int_equal(proto_resize_decode(f.payload, 0, &rows, &cols), -EBADMSG);
-	assert_int_equal(proto_resize_decode((const uint8_t *)"abcde", 5, &rows, &cols),
-			 -EBADMSG);
+	assert_int_equal(proto_resize_decode((const uint8_t *)"abcde", 5, &rows, &cols), -EBADMSG);
 	buf_free(&b);
 }
 
@@ -767,8 +767,8 @@ static void test_exited_roundtrip(void **state)
 static void test_exited_decode_rejects(void **state)
 {
 	static const struct proto_exited bad[] = {
-		{ -1, 0 }, { 256, 0 }, { INT32_MIN, 0 }, { INT32_MAX, 0 }, { 0, 65 },
-		{ 128, UINT32_MAX },
+		{ -1, 0 },	  { 256, 0 }, { INT32_MIN, 0 },
+		{ INT32_MAX, 0 }, { 0, 65 },  { 128, UINT32_MAX },
 	};
 	uint8_t p[9] = { 0 };
 	struct proto_exited x;
@@ -886,9 +886,18 @@ static void test_failed_sanitises_message(void **state)
 	 */
 	w32(&b, PROTO_FAIL_CWD);
 	w32(&b, 2);
-	wstr(&b, "a\x9b" "31m" "b\xc2\x9b" "c\xc0\xaf" "d\xed\xa0\x80" "e\xe2\x82\xac" "f\xf0\x9f\x98\x80" "g\xe2\x82");
+	wstr(&b, "a\x9b"
+		 "31m"
+		 "b\xc2\x9b"
+		 "c\xc0\xaf"
+		 "d\xed\xa0\x80"
+		 "e\xe2\x82\xac"
+		 "f\xf0\x9f\x98\x80"
+		 "g\xe2\x82");
 	assert_int_equal(proto_failed_decode(buf_head(&b), buf_size(&b), &x), 0);
-	assert_string_equal(x.msg, "a?31mb??c??d???e\xe2\x82\xac" "f\xf0\x9f\x98\x80" "g??");
+	assert_string_equal(x.msg, "a?31mb??c??d???e\xe2\x82\xac"
+				   "f\xf0\x9f\x98\x80"
+				   "g??");
 	buf_clear(&b);
 
 	/* Too long for the struct: truncated, still terminated. */

@@ -13,37 +13,35 @@
 
 #include "agent/user.h"
 
-static const char passwd_text[] =
-	"root:x:0:0:root:/root:/bin/bash\n"
-	"daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
-	"# a comment\n"
-	"\n"
-	"garbage\n"
-	"short:x:5:5\n"
-	"alice:x:1000:1000:Alice,,,:/home/alice:/bin/sh\n"
-	"badid:x:notanumber:100::/home/bad:/bin/sh\n"
-	"badgid:x:1500:-1::/home/badgid:/bin/sh\n"
-	"signed:x:+1600:1600::/home/signed:/bin/sh\n"
-	"nohome:x:1001:1001:::/bin/sh\n"
-	"bob:x:1002:100:Bob:/home/bob:/bin/sh\n"
-	"alice:x:2000:2000::/home/alice2:/bin/sh\n"
-	"carol:x:1003:1003::/home/carol:/bin/sh\n"
-	"six:x:1700:1700:six fields:/home/six\n"
-	"zed:x:3000:3000::/home/zed:/bin/sh"; /* no newline at EOF */
+static const char passwd_text[] = "root:x:0:0:root:/root:/bin/bash\n"
+				  "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+				  "# a comment\n"
+				  "\n"
+				  "garbage\n"
+				  "short:x:5:5\n"
+				  "alice:x:1000:1000:Alice,,,:/home/alice:/bin/sh\n"
+				  "badid:x:notanumber:100::/home/bad:/bin/sh\n"
+				  "badgid:x:1500:-1::/home/badgid:/bin/sh\n"
+				  "signed:x:+1600:1600::/home/signed:/bin/sh\n"
+				  "nohome:x:1001:1001:::/bin/sh\n"
+				  "bob:x:1002:100:Bob:/home/bob:/bin/sh\n"
+				  "alice:x:2000:2000::/home/alice2:/bin/sh\n"
+				  "carol:x:1003:1003::/home/carol:/bin/sh\n"
+				  "six:x:1700:1700:six fields:/home/six\n"
+				  "zed:x:3000:3000::/home/zed:/bin/sh"; /* no newline at EOF */
 
-static const char group_text[] =
-	"root:x:0:\n"
-	"wheel:x:10:alice,bob\n"
-	"users:x:100:bob\n"
-	"staff:x:50:carol,alice\n"
-	"alice:x:1000:\n"
-	"bad:x:xx:alice\n"
-	"short:alice\n"
-	"nomembers:x:60\n"
-	"similar:x:70:alice2,malice,ALICE\n"
-	"docker:x:999:bob,alice,dave\n"
-	"zedgrp:x:3001:zed\n"
-	"dupes:x:80:bob,bob";
+static const char group_text[] = "root:x:0:\n"
+				 "wheel:x:10:alice,bob\n"
+				 "users:x:100:bob\n"
+				 "staff:x:50:carol,alice\n"
+				 "alice:x:1000:\n"
+				 "bad:x:xx:alice\n"
+				 "short:alice\n"
+				 "nomembers:x:60\n"
+				 "similar:x:70:alice2,malice,ALICE\n"
+				 "docker:x:999:bob,alice,dave\n"
+				 "zedgrp:x:3001:zed\n"
+				 "dupes:x:80:bob,bob";
 
 struct files {
 	FILE *passwd;
@@ -86,8 +84,8 @@ static int teardown(void **state)
  * Resolves @spec and checks ids, home and the exact supplementary group list;
  * @ngroups -1 leaves the groups unchecked (with an explicit group, see test_name_group).
  */
-static void expect_user(struct files *fs, const char *spec, uid_t uid, gid_t gid,
-			const char *home, int ngroups, const gid_t *groups)
+static void expect_user(struct files *fs, const char *spec, uid_t uid, gid_t gid, const char *home,
+			int ngroups, const gid_t *groups)
 {
 	struct user_info u;
 	char why[256] = "untouched";
@@ -252,8 +250,8 @@ static void test_spec_too_long(void **state)
 
 static void test_malformed_lines_skipped(void **state)
 {
-	static const char *const names[] = { "garbage", "short", "badid", "badgid", "signed",
-					     "six", "# a comment" };
+	static const char *const names[] = { "garbage", "short", "badid",      "badgid",
+					     "signed",	"six",	 "# a comment" };
 	char want[128];
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
