@@ -8,8 +8,8 @@
 #include <stddef.h>
 
 #include "util/err.h"
+#include "util/version.h"
 
-#define MSB_VERSION "0.1.0"
 #define EXIT_MSB    125
 
 /* cli_fail() - print "msb: <message>" and return the exit status for @err. */
@@ -33,6 +33,11 @@ int strv_push(struct strv *s, const char *str);
 void strv_free(struct strv *s);
 
 int cmd_run(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_image(int argc, char **argv);
+int cmd_images(int argc, char **argv);
+int cmd_rmi(int argc, char **argv);
+int cmd_registry(int argc, char **argv);
 int cmd_supervise(int argc, char **argv);
 
 #endif

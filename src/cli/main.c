@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* msb: entry point and command dispatch. */
+#include <locale.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +15,11 @@ struct command {
 
 static const struct command commands[] = {
 	{ "run", cmd_run, "Create a sandbox and run a command in it" },
+	{ "pull", cmd_pull, "Pull an image into the local cache" },
+	{ "image", cmd_image, "Manage cached images (ls, inspect, rm)" },
+	{ "images", cmd_images, "List cached images" },
+	{ "rmi", cmd_rmi, "Remove cached images" },
+	{ "registry", cmd_registry, "Manage registry credentials (login, logout, ls)" },
 	{ "__supervise", cmd_supervise, NULL },
 };
 
@@ -29,6 +36,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	/* A closed pipe is an error to handle where it happens, not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
+	setlocale(LC_CTYPE, "C.UTF-8");
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_MSB;

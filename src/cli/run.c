@@ -10,6 +10,11 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "image/manifest.h"
+#include "image/progress.h"
+#include "image/pull.h"
+#include "image/regconfig.h"
+#include "store/db.h"
 #include "sandbox/exec.h"
 #include "sandbox/rootfs.h"
 #include "sandbox/sandbox.h"
@@ -21,6 +26,9 @@
 
 struct run_opts {
 	const char *rootfs;
+	const char *image;
+	const char *entrypoint; /* set by --entrypoint ("" clears the image's) */
+	enum pull_policy pull;
 	struct strv env;
 	const char *workdir;
 	const char *user;
@@ -36,10 +44,20 @@ struct run_opts {
 	char **cmd;
 };
 
-enum { OPT_ROOTFS = 256, OPT_TIMEOUT, OPT_LOG_LEVEL, OPT_RLIMIT, OPT_UPPER_SIZE };
+enum {
+	OPT_ROOTFS = 256,
+	OPT_TIMEOUT,
+	OPT_LOG_LEVEL,
+	OPT_RLIMIT,
+	OPT_UPPER_SIZE,
+	OPT_ENTRYPOINT,
+	OPT_PULL,
+};
 
 static const struct option run_longopts[] = {
 	{ "rootfs", required_argument, NULL, OPT_ROOTFS },
+	{ "entrypoint", required_argument, NULL, OPT_ENTRYPOINT },
+	{ "pull", required_argument, NULL, OPT_PULL },
 	{ "env", required_argument, NULL, 'e' },
 	{ "workdir", required_argument, NULL, 'w' },
 	{ "user", required_argument, NULL, 'u' },
@@ -57,10 +75,15 @@ static const struct option run_longopts[] = {
 
 static void run_usage(void)
 {
-	printf("Usage: msb run --rootfs PATH [OPTIONS] -- COMMAND [ARG...]\n\n"
-	       "Create a sandbox, run COMMAND in it, and remove the sandbox afterwards.\n\n"
+	printf("Usage: msb run [OPTIONS] IMAGE [--] [COMMAND [ARG...]]\n"
+	       "       msb run [OPTIONS] --rootfs PATH [--] COMMAND [ARG...]\n\n"
+	       "Create a sandbox, run COMMAND in it, and remove the sandbox afterwards.\n"
+	       "With an image, COMMAND replaces the image's Cmd and keeps its Entrypoint;\n"
+	       "with neither, /bin/sh runs.\n\n"
 	       "Options:\n"
 	       "      --rootfs PATH       Root filesystem: a directory or a squashfs image\n"
+	       "      --entrypoint CMD    Override the image's entrypoint (clears its Cmd)\n"
+	       "      --pull POLICY       if-missing (default), always, or never\n"
 	       "  -e, --env KEY=VALUE     Set an environment variable (KEY alone copies it from "
 	       "here)\n"
 	       "  -w, --workdir DIR       Working directory inside the sandbox (created if "
@@ -124,6 +147,19 @@ static int parse_opt(struct run_opts *o, int c, const char *arg)
 	switch (c) {
 	case OPT_ROOTFS:
 		o->rootfs = arg;
+		return 0;
+	case OPT_ENTRYPOINT:
+		o->entrypoint = arg;
+		return 0;
+	case OPT_PULL:
+		if (!strcmp(arg, "if-missing") || !strcmp(arg, "missing"))
+			o->pull = PULL_IF_MISSING;
+		else if (!strcmp(arg, "always"))
+			o->pull = PULL_ALWAYS;
+		else if (!strcmp(arg, "never"))
+			o->pull = PULL_NEVER;
+		else
+			return cli_error("invalid --pull \"%s\" (use always, if-missing or never)", arg);
 		return 0;
 	case 'e':
 		return add_env(o, arg);
@@ -256,65 +292,170 @@ static int wait_child(pid_t pid)
 	return 0;
 }
 
+/* What the sandbox runs: argv, environment, cwd and user, from the image and the flags. */
+struct plan {
+	struct strv argv, env;
+	const char *cwd, *user;
+};
+
+/* Replaces KEY's entry in @env (or appends it). */
+static int env_set(struct strv *env, const char *kv)
+{
+	size_t klen = (size_t)(strchr(kv, '=') - kv);
+
+	for (size_t i = 0; i < env->n; i++) {
+		if (!strncmp(env->v[i], kv, klen) && env->v[i][klen] == '=') {
+			char *dup = strdup(kv);
+
+			if (!dup)
+				return -1;
+			free(env->v[i]);
+			env->v[i] = dup;
+			return 0;
+		}
+	}
+	return strv_push(env, kv);
+}
+
+static int make_plan(const struct run_opts *o, const struct image_config *ic, struct plan *p)
+{
+	char **entry = ic ? ic->entrypoint : NULL, **cmd = o->cmd && o->cmd[0] ? o->cmd : NULL;
+	int r = 0;
+
+	memset(p, 0, sizeof(*p));
+	if (o->entrypoint)
+		entry = NULL;
+	/* docker: --entrypoint also drops the image's Cmd */
+	if (!cmd && ic && !o->entrypoint)
+		cmd = ic->cmd;
+	if (o->entrypoint && *o->entrypoint)
+		r |= strv_push(&p->argv, o->entrypoint);
+	for (char **e = entry; e && *e; e++)
+		r |= strv_push(&p->argv, *e);
+	for (char **c = cmd; c && *c; c++)
+		r |= strv_push(&p->argv, *c);
+	if (!p->argv.n)
+		r |= strv_push(&p->argv, "/bin/sh");
+	for (char **e = ic ? ic->env : NULL; e && *e; e++)
+		r |= env_set(&p->env, *e);
+	for (size_t i = 0; i < o->env.n; i++)
+		r |= env_set(&p->env, o->env.v[i]);
+	p->cwd = o->workdir ? o->workdir : ic ? ic->workdir : NULL;
+	p->user = o->user ? o->user : ic ? ic->user : NULL;
+	return r ? -1 : 0;
+}
+
+static void plan_free(struct plan *p)
+{
+	strv_free(&p->argv);
+	strv_free(&p->env);
+}
+
+/* Resolves the image (pulling per --pull) into layer paths and its config. */
+static int image_layers(const struct run_opts *o, struct image_record *img,
+			struct image_config *ic, struct strv *layers, struct msb_err **err)
+{
+	struct progress *pr = NULL;
+	struct pull_opts po = { 0 };
+	struct db *db = NULL;
+	json_t *cfg = NULL;
+	int r;
+
+	if (!o->quiet) {
+		/* stdout belongs to the command: progress goes to stderr */
+		pr = progress_new(stderr);
+		po.progress = progress_event;
+		po.ctx = pr;
+	}
+	r = msbcfg_load(&cfg, err);
+	if (!r)
+		r = db_open(&db, err);
+	if (!r)
+		r = image_get(db, cfg, o->image, o->pull, &po, img, err);
+	if (!r)
+		r = image_config_parse(img->config, strlen(img->config), ic, err);
+	for (size_t i = 0; !r && i < img->nlayers; i++) {
+		_cleanup_free_ char *f = layer_file(img->layers[i].diff_id);
+
+		if (!f || strv_push(layers, f) < 0)
+			r = msb_err_sys(err, ENOMEM, "run");
+	}
+	progress_free(pr);
+	db_close(db);
+	json_decref(cfg);
+	return r < 0 ? -1 : 0;
+}
+
+static void sandbox_record(const char *name, const struct image_record *img, bool add)
+{
+	struct db *db = NULL;
+
+	if (!img || !img->reference || db_open(&db, NULL) < 0)
+		return;
+	if (add)
+		db_sandbox_put(db, name, img->reference, img->manifest_digest, "running", NULL);
+	else
+		db_sandbox_delete(db, name, NULL);
+	db_close(db);
+}
+
 static int run_sandbox(struct run_opts *o, int *status, struct msb_err **err)
 {
 	_cleanup_free_ char *dir = NULL, *layer = NULL;
+	struct image_record img = { 0 };
+	struct image_config ic = { 0 };
+	struct strv layers = { 0 };
 	struct sbx_boot_info info;
 	struct sbx_spec spec = { 0 };
+	struct plan plan = { 0 };
 	char name[32];
-	char *layers[2] = { NULL, NULL };
-	int fd, r;
+	bool booted = false;
+	int fd = -1, r = -1;
 
 	if (preflight(err) < 0)
 		return -1;
+	if (o->image && image_layers(o, &img, &ic, &layers, err) < 0)
+		goto out;
+	if (make_plan(o, o->image ? &ic : NULL, &plan) < 0) {
+		msb_err_sys(err, ENOMEM, "run");
+		goto out;
+	}
 	sbx_ephemeral_name(name, sizeof(name));
 	if (sbx_make_dir(name, err) < 0)
-		return -1;
+		goto out;
 	dir = sbx_dir(name);
-	if (rootfs_prepare(o->rootfs, dir, &layer, err) < 0) {
-		rm_rf(dir);
-		return -1;
+	if (o->rootfs) {
+		if (rootfs_prepare(o->rootfs, dir, &layer, err) < 0 || strv_push(&layers, layer) < 0)
+			goto out;
 	}
-	layers[0] = layer;
-	if (o->upper_mib && sbx_make_upper(name, o->upper_mib, err) < 0) {
-		rm_rf(dir);
-		return -1;
-	}
-	spec = (struct sbx_spec){ .name = name,
-				  .ephemeral = true,
-				  .cpus = o->cpus,
-				  .mem_mib = o->mem_mib,
-				  .upper_mib = o->upper_mib,
-				  .hostname = name,
-				  .layers = layers,
-				  .log_level = o->log_level };
-	if (sbx_spec_save(&spec, err) < 0) {
-		rm_rf(dir);
-		return -1;
-	}
-	if (sbx_boot(name, true, &info, err) < 0) {
-		rm_rf(dir);
-		return -1;
-	}
+	if (o->upper_mib && sbx_make_upper(name, o->upper_mib, err) < 0)
+		goto out;
+	spec = (struct sbx_spec){ .name = name, .ephemeral = true, .cpus = o->cpus,
+				  .mem_mib = o->mem_mib, .upper_mib = o->upper_mib, .hostname = name,
+				  .layers = layers.v, .image = img.reference,
+				  .image_digest = img.manifest_digest, .log_level = o->log_level };
+	if (sbx_spec_save(&spec, err) < 0)
+		goto out;
+	sandbox_record(name, &img, true);
+	if (sbx_boot(name, true, &info, err) < 0)
+		goto out;
+	booted = true;
 	if (o->log_level >= LOG_DEBUG)
 		fprintf(stderr, "msb: debug: boot: accel %s, kernel %.1f ms, agent ready %.1f ms\n",
 			info.accel, (double)info.kernel_ns / 1e6, (double)info.ready_ns / 1e6);
-
 	fd = sbx_connect(name, err);
 	if (fd < 0) {
 		kill(info.supervisor, SIGTERM);
-		wait_child(info.supervisor);
-		rm_rf(dir);
-		return -1;
+		goto out;
 	}
 	{
 		struct sbx_exec x = {
-			.argv = o->cmd,
-			.env = o->env.v,
-			.cwd = o->workdir,
-			.user = o->user,
+			.argv = plan.argv.v,
+			.env = plan.env.v,
+			.cwd = plan.cwd,
+			.user = plan.user,
 			.tty = o->tty,
-			.mkcwd = o->workdir != NULL,
+			.mkcwd = plan.cwd != NULL,
 			/* like docker without -i: a terminal's input is not read without -t */
 			.forward_stdin = o->tty || !isatty(0),
 			.timeout_ms = o->timeout_ms,
@@ -324,23 +465,32 @@ static int run_sandbox(struct run_opts *o, int *status, struct msb_err **err)
 		memcpy(x.rlimits, o->rlimits, sizeof(x.rlimits));
 		r = sbx_exec_run(fd, &x, status, err);
 	}
+out:
 	/* Leaving is enough: an attached sandbox ends when its owner goes. */
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	/* The supervisor removes the VM and the directory; be done only after it. */
-	wait_child(info.supervisor);
-	rm_rf(dir);
+	if (booted)
+		wait_child(info.supervisor);
+	if (dir)
+		rm_rf(dir);
+	sandbox_record(name, &img, false);
+	strv_free(&layers);
+	plan_free(&plan);
+	image_config_free(&ic);
+	image_record_free(&img);
 	return r;
 }
 
 int cmd_run(int argc, char **argv)
 {
 	_cleanup_err_ struct msb_err *err = NULL;
-	struct run_opts o = { .cpus = SBX_DEFAULT_CPUS,
-			      .mem_mib = SBX_DEFAULT_MEM_MIB,
-			      .log_level = LOG_INFO };
+	struct run_opts o = { .cpus = SBX_DEFAULT_CPUS, .mem_mib = SBX_DEFAULT_MEM_MIB,
+			      .log_level = LOG_INFO, .pull = PULL_IF_MISSING };
 	struct strv pos = { 0 };
 	sigset_t set;
 	int r, status = 0;
+	size_t first = 0;
 
 	r = parse_args(argc, argv, &o, &pos);
 	if (r) {
@@ -348,17 +498,21 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	if (!o.rootfs) {
-		r = cli_error("run: no root filesystem given (use --rootfs PATH)");
-		goto out;
+		if (!pos.n) {
+			r = cli_error("run: no image given (use: msb run IMAGE [COMMAND], or --rootfs PATH)");
+			goto out;
+		}
+		o.image = pos.v[0];
+		first = 1;
 	}
-	/* Without "--", everything after the options is the command. */
+	/* Without "--", everything after the image is the command. */
 	if (!o.cmd) {
-		o.cmd = pos.v;
-	} else if (pos.n) {
-		r = cli_error("run: unexpected argument \"%s\" before \"--\"", pos.v[0]);
+		o.cmd = pos.v ? pos.v + first : NULL;
+	} else if (pos.n > first) {
+		r = cli_error("run: unexpected argument \"%s\" before \"--\"", pos.v[first]);
 		goto out;
 	}
-	if (!o.cmd || !o.cmd[0]) {
+	if (o.rootfs && (!o.cmd || !o.cmd[0])) {
 		r = cli_error("run: no command given (use: msb run --rootfs PATH -- COMMAND)");
 		goto out;
 	}

@@ -178,6 +178,15 @@ int read_file(const char *path, size_t max, char **out, size_t *len)
 	return 0;
 }
 
+int fsync_path(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	return fsync(fd) < 0 ? -errno : 0;
+}
+
 int write_all(int fd, const void *p, size_t len)
 {
 	const char *c = p;

@@ -128,6 +128,24 @@ int parse_duration(const char *s, uint64_t *ms)
 	return 0;
 }
 
+void format_size(uint64_t bytes, char *buf, unsigned long len)
+{
+	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	int u = -1;
+
+	if (!len)
+		return;
+	while (v >= 1024 && u < 3) {
+		v /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
 void format_duration(uint64_t ms, char *buf, unsigned long len)
 {
 	uint64_t h = ms / 3600000, m = ms / 60000 % 60, s = ms / 1000 % 60, r = ms % 1000;

@@ -19,6 +19,9 @@ int parse_size(const char *s, uint64_t bare_unit, uint64_t *bytes);
  */
 int parse_duration(const char *s, uint64_t *ms);
 
+/* format_size() - "512 B", "3.4 KiB", "12.3 MiB", "1.2 GiB". */
+void format_size(uint64_t bytes, char *buf, unsigned long len);
+
 /* Formats @ms the way users wrote it: "1h30m", "2s", "250ms". */
 void format_duration(uint64_t ms, char *buf, unsigned long len);
 

@@ -1,0 +1,399 @@
+// SPDX-License-Identifier: Apache-2.0
+/* msb image ls | inspect | rm (and the images / rmi shorthands). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "image/manifest.h"
+#include "image/pull.h"
+#include "image/ref.h"
+#include "store/db.h"
+#include "util/cleanup.h"
+#include "util/parse.h"
+
+enum { OPT_FORMAT = 256 };
+
+/* "docker.io/library/alpine:latest" -> "alpine:latest", as users typed it. */
+static char *familiar(const char *canonical)
+{
+	struct image_ref r;
+	char why[128], *s;
+
+	if (ref_parse(canonical, &r, why, sizeof(why)) < 0)
+		return strdup(canonical);
+	s = ref_familiar(&r);
+	ref_free(&r);
+	return s;
+}
+
+static int64_t fs_size(const struct image_record *img)
+{
+	int64_t n = 0;
+
+	for (size_t i = 0; i < img->nlayers; i++)
+		n += img->layers[i].fs_size;
+	return n;
+}
+
+static void ago(const char *rfc3339, char *buf, size_t len)
+{
+	struct tm tm = { 0 };
+	time_t t, now = time(NULL);
+	long d;
+
+	if (!rfc3339 || !strptime(rfc3339, "%Y-%m-%dT%H:%M:%S", &tm)) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	t = timegm(&tm);
+	d = (long)(now - t);
+	if (d < 0)
+		d = 0;
+	if (d < 60)
+		snprintf(buf, len, "%ld seconds ago", d);
+	else if (d < 3600)
+		snprintf(buf, len, "%ld minutes ago", d / 60);
+	else if (d < 86400)
+		snprintf(buf, len, "%ld hours ago", d / 3600);
+	else if (d < 86400 * 60)
+		snprintf(buf, len, "%ld days ago", d / 86400);
+	else if (d < 86400 * 730)
+		snprintf(buf, len, "%ld months ago", d / (86400 * 30));
+	else
+		snprintf(buf, len, "%ld years ago", d / (86400 * 365));
+}
+
+static int parse_format(const char *cmd, const char *arg, bool *json)
+{
+	if (strcmp(arg, "json") != 0)
+		return cli_error("%s: unsupported --format \"%s\" (use json)", cmd, arg);
+	*json = true;
+	return 0;
+}
+
+static int image_ls(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	_cleanup_err_ struct msb_err *err = NULL;
+	struct image_record *v = NULL;
+	struct db *db = NULL;
+	bool json = false, quiet = false;
+	size_t n = 0;
+	int c;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+		if (c == 'q')
+			quiet = true;
+		else if (c == OPT_FORMAT) {
+			if (parse_format("image ls", optarg, &json))
+				return EXIT_MSB;
+		} else if (c == 'h') {
+			printf("Usage: msb image ls [--format json] [-q]\n\nList cached images.\n");
+			return 0;
+		} else {
+			return cli_bad_flag("image ls", argv, lo);
+		}
+	}
+	if (db_open(&db, &err) < 0 || db_image_list(db, &v, &n, &err) < 0) {
+		db_close(db);
+		return cli_fail(err);
+	}
+	if (json) {
+		json_t *arr = json_array();
+
+		for (size_t i = 0; i < n; i++) {
+			_cleanup_free_ char *f = familiar(v[i].reference);
+
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:I, s:s?, s:s, s:i}",
+							     "reference", f ? f : v[i].reference,
+							     "canonical", v[i].reference, "digest",
+							     v[i].manifest_digest, "size",
+							     (json_int_t)fs_size(&v[i]),
+							     "compressed_size", (json_int_t)v[i].size,
+							     "created", v[i].created, "pulled_at",
+							     v[i].pulled_at, "layers", (int)v[i].nlayers));
+		}
+		json_dumpf(arr, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(arr);
+	} else {
+		if (!quiet)
+			printf("%-40s %-20s %-10s %s\n", "REFERENCE", "DIGEST", "SIZE", "CREATED");
+		for (size_t i = 0; i < n; i++) {
+			_cleanup_free_ char *f = familiar(v[i].reference);
+			char size[32], when[64];
+
+			if (quiet) {
+				printf("%s\n", f ? f : v[i].reference);
+				continue;
+			}
+			format_size((uint64_t)fs_size(&v[i]), size, sizeof(size));
+			ago(v[i].created, when, sizeof(when));
+			printf("%-40s %-20.19s %-10s %s\n", f ? f : v[i].reference, v[i].manifest_digest,
+			       size, when);
+		}
+	}
+	image_records_free(v, n);
+	db_close(db);
+	return 0;
+}
+
+/* Finds the image a user named: a reference, or a digest (prefix). */
+static int lookup(struct db *db, const char *name, struct image_record *img, struct msb_err **err)
+{
+	struct image_ref r;
+	_cleanup_free_ char *canon = NULL;
+	char why[256];
+	int rc;
+
+	if (ref_parse(name, &r, why, sizeof(why)) == 0) {
+		canon = ref_canonical(&r);
+		ref_free(&r);
+		rc = canon ? db_image_find(db, canon, img, err) : -1;
+		if (rc != 1)
+			return rc;
+	}
+	rc = db_image_find(db, name, img, err);
+	if (rc == 1)
+		return msb_err_set(err, ENOENT, "image %s not found (see 'msb image ls')", name);
+	return rc;
+}
+
+static json_t *inspect_json(const struct image_record *img)
+{
+	json_t *layers = json_array(), *o;
+	_cleanup_free_ char *f = familiar(img->reference);
+
+	for (size_t i = 0; i < img->nlayers; i++)
+		json_array_append_new(layers,
+				      json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "digest",
+						img->layers[i].digest, "diff_id", img->layers[i].diff_id,
+						"media_type", img->layers[i].media_type,
+						"compressed_size",
+						(json_int_t)img->layers[i].compressed_size,
+						"uncompressed_size", (json_int_t)img->layers[i].tar_size,
+						"fs_size", (json_int_t)img->layers[i].fs_size));
+	o = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s?, s:s, s:I, s:o?, s:o?, s:o}", "reference",
+		      f ? f : img->reference, "canonical", img->reference, "digest",
+		      img->manifest_digest, "index_digest", img->index_digest, "config_digest",
+		      img->config_digest, "created", img->created, "pulled_at", img->pulled_at,
+		      "size", (json_int_t)fs_size(img), "manifest",
+		      json_loads(img->manifest, 0, NULL), "config", json_loads(img->config, 0, NULL),
+		      "layers", layers);
+	return o;
+}
+
+static void print_strv(const char *label, char **v)
+{
+	printf("  %-12s", label);
+	if (!v) {
+		printf("-\n");
+		return;
+	}
+	putchar('[');
+	for (size_t i = 0; v[i]; i++)
+		printf("%s\"%s\"", i ? ", " : "", v[i]);
+	printf("]\n");
+}
+
+static int image_inspect(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	_cleanup_err_ struct msb_err *err = NULL;
+	struct image_record img;
+	struct image_config ic;
+	struct db *db = NULL;
+	bool json = false;
+	int c, r;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		if (c == OPT_FORMAT) {
+			if (parse_format("image inspect", optarg, &json))
+				return EXIT_MSB;
+		} else if (c == 'h') {
+			printf("Usage: msb image inspect IMAGE [--format json]\n\nShow an image's manifest, config and layers.\n");
+			return 0;
+		} else {
+			return cli_bad_flag("image inspect", argv, lo);
+		}
+	}
+	if (optind != argc - 1)
+		return cli_error("image inspect: expected exactly one image");
+	if (db_open(&db, &err) < 0 || lookup(db, argv[optind], &img, &err) < 0) {
+		db_close(db);
+		return cli_fail(err);
+	}
+	db_close(db);
+	if (json) {
+		json_t *o = inspect_json(&img);
+
+		json_dumpf(o, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(o);
+		image_record_free(&img);
+		return 0;
+	}
+	r = image_config_parse(img.config, strlen(img.config), &ic, &err);
+	if (r < 0) {
+		image_record_free(&img);
+		return cli_fail(err);
+	}
+	{
+		_cleanup_free_ char *f = familiar(img.reference);
+		char size[32];
+
+		format_size((uint64_t)fs_size(&img), size, sizeof(size));
+		printf("Reference:   %s\n", f ? f : img.reference);
+		printf("Digest:      %s\n", img.manifest_digest);
+		if (img.index_digest)
+			printf("Index:       %s\n", img.index_digest);
+		printf("Platform:    %s/%s\n", ic.os ? ic.os : "?", ic.arch ? ic.arch : "?");
+		printf("Created:     %s\n", img.created ? img.created : "-");
+		printf("Pulled:      %s\n", img.pulled_at);
+		printf("Size:        %s in %zu layers\n", size, img.nlayers);
+		printf("Config:\n");
+		print_strv("Entrypoint", ic.entrypoint);
+		print_strv("Cmd", ic.cmd);
+		print_strv("Env", ic.env);
+		printf("  %-12s%s\n", "WorkingDir", ic.workdir ? ic.workdir : "-");
+		printf("  %-12s%s\n", "User", ic.user ? ic.user : "-");
+		printf("Layers:\n");
+		for (size_t i = 0; i < img.nlayers; i++) {
+			char a[32], b[32];
+
+			format_size((uint64_t)img.layers[i].compressed_size, a, sizeof(a));
+			format_size((uint64_t)img.layers[i].fs_size, b, sizeof(b));
+			printf("  %zu  %s  %s compressed, %s squashfs\n", i + 1, img.layers[i].digest, a,
+			       b);
+		}
+	}
+	image_config_free(&ic);
+	image_record_free(&img);
+	return 0;
+}
+
+static int image_rm(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct db *db = NULL;
+	bool force = false, quiet = false;
+	int c, rc = 0;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "fqh", lo, NULL)) != -1) {
+		if (c == 'f')
+			force = true;
+		else if (c == 'q')
+			quiet = true;
+		else if (c == 'h') {
+			printf("Usage: msb image rm [-f] [-q] IMAGE...\n\nRemove cached images; layers other images use stay.\n");
+			return 0;
+		} else {
+			return cli_bad_flag("image rm", argv, lo);
+		}
+	}
+	if (optind >= argc)
+		return cli_error("image rm: expected at least one image");
+	{
+		_cleanup_err_ struct msb_err *err = NULL;
+
+		if (db_open(&db, &err) < 0)
+			return cli_fail(err);
+	}
+	for (int i = optind; i < argc; i++) {
+		_cleanup_err_ struct msb_err *err = NULL;
+		struct image_record img;
+		char **orphans = NULL;
+		int users;
+
+		if (lookup(db, argv[i], &img, &err) < 0) {
+			rc = cli_fail(err);
+			continue;
+		}
+		users = db_sandboxes_using(db, img.reference, &err);
+		if (users > 0 && !force) {
+			_cleanup_free_ char *f = familiar(img.reference);
+
+			rc = cli_error("image %s is used by %d sandbox%s (remove %s first, or use -f)",
+				       f ? f : argv[i], users, users == 1 ? "" : "es",
+				       users == 1 ? "it" : "them");
+			image_record_free(&img);
+			continue;
+		}
+		if (users < 0 || db_image_delete(db, img.reference, &orphans, &err) < 0) {
+			rc = cli_fail(err);
+			image_record_free(&img);
+			continue;
+		}
+		for (char **o = orphans; *o; o++) {
+			_cleanup_free_ char *file = layer_file(*o);
+
+			if (file)
+				unlink(file);
+			if (!quiet)
+				printf("Deleted layer %s\n", *o);
+		}
+		if (!quiet) {
+			_cleanup_free_ char *f = familiar(img.reference);
+
+			printf("Removed %s\n", f ? f : img.reference);
+		}
+		cleanup_strvp(&orphans);
+		image_record_free(&img);
+	}
+	db_close(db);
+	return rc;
+}
+
+int cmd_image(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		printf("Usage: msb image COMMAND\n\nCommands:\n"
+		       "  ls        List cached images (alias: msb images)\n"
+		       "  inspect   Show an image's metadata\n"
+		       "  rm        Remove images (alias: msb rmi)\n");
+		return argc < 2 ? EXIT_MSB : 0;
+	}
+	if (!strcmp(argv[1], "ls") || !strcmp(argv[1], "list"))
+		return image_ls(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "inspect"))
+		return image_inspect(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "rm") || !strcmp(argv[1], "remove"))
+		return image_rm(argc - 1, argv + 1);
+	return cli_error("image: unknown command \"%s\" (see 'msb image --help')", argv[1]);
+}
+
+int cmd_images(int argc, char **argv)
+{
+	return image_ls(argc, argv);
+}
+
+int cmd_rmi(int argc, char **argv)
+{
+	return image_rm(argc, argv);
+}

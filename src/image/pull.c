@@ -1,0 +1,644 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Pull: the main thread drives every layer download through one curl multi
+ * handle, hashing as bytes arrive; verified blobs go to worker threads that
+ * convert them to squashfs. A layer is published by rename only once its
+ * blob digest and its diff_id have both been checked, and an flock per
+ * diff_id keeps concurrent msb processes from doing the same layer twice.
+ */
+#define _GNU_SOURCE
+#include "image/pull.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "image/digest.h"
+#include "image/layer.h"
+#include "image/manifest.h"
+#include "image/ref.h"
+#include "image/registry.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+
+#define MAX_DOWNLOADS 4
+#define PROGRESS_EVERY_MS 100
+#define LOCK_POLL_MS 200
+
+enum jstate { J_PENDING, J_WAITING, J_DOWNLOADING, J_CONVERTING, J_DONE, J_FAILED };
+
+struct job {
+	size_t idx;
+	const struct descriptor *desc;
+	const char *diff_id;
+	enum jstate state;
+	int lock_fd;
+	int fd; /* the .partial blob */
+	char *partial;
+	struct sha256 h;
+	uint64_t have, resumed;
+	CURL *easy;
+	bool reauthed;
+	pthread_t thread;
+	bool thread_live;
+	int64_t tar_size, fs_size;
+	struct msb_err *err;
+	struct pull *p;
+};
+
+struct pull {
+	struct reg_client *reg;
+	const char *repo;
+	const struct pull_opts *o;
+	const char *ref;
+	struct job *jobs;
+	size_t njobs;
+	CURLM *multi;
+	int done_pipe[2]; /* workers write a job index when they finish */
+	unsigned int converting, max_convert;
+	char *cache_layers, *cache_blobs;
+};
+
+static void emit(struct pull *p, enum pull_ev type, const struct job *j, uint64_t done,
+		 uint64_t total)
+{
+	struct pull_event ev = { .type = type, .ref = p->ref, .layer = j ? j->idx : 0,
+				 .nlayers = p->njobs, .digest = j ? j->desc->digest : NULL,
+				 .done = done, .total = total };
+
+	if (p->o && p->o->progress)
+		p->o->progress(&ev, p->o->ctx);
+}
+
+char *layer_file(const char *diff_id)
+{
+	char *p = NULL;
+
+	if (!digest_valid(diff_id) ||
+	    asprintf(&p, "%s/cache/layers/%s.sqfs", msb_home(), diff_id + 7) < 0)
+		return NULL;
+	return p;
+}
+
+bool image_present(const struct image_record *img)
+{
+	for (size_t i = 0; i < img->nlayers; i++) {
+		_cleanup_free_ char *f = layer_file(img->layers[i].diff_id);
+
+		if (!f || access(f, R_OK) < 0)
+			return false;
+	}
+	return img->nlayers > 0;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void job_release(struct job *j)
+{
+	if (j->easy) {
+		curl_multi_remove_handle(j->p->multi, j->easy);
+		reg_blob_handle_free(j->easy);
+		j->easy = NULL;
+	}
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+	sha256_free(&j->h);
+	if (j->lock_fd >= 0)
+		close(j->lock_fd); /* releases the flock */
+	j->lock_fd = -1;
+}
+
+static size_t on_data(char *buf, size_t size, size_t n, void *arg)
+{
+	struct job *j = arg;
+	size_t len = size * n;
+
+	/* A registry may not send more than the descriptor promised. */
+	if (j->have + len > (uint64_t)j->desc->size) {
+		msb_err_set(&j->err, EFBIG, "blob %s is larger than its %lld-byte descriptor",
+			    j->desc->digest, (long long)j->desc->size);
+		return 0;
+	}
+	if (write_all(j->fd, buf, len) < 0) {
+		msb_err_sys(&j->err, errno, "%s", j->partial);
+		return 0;
+	}
+	sha256_update(&j->h, buf, len);
+	j->have += len;
+	return len;
+}
+
+/* Re-hashes what an earlier, interrupted pull left. Return: bytes kept. */
+static uint64_t resume_point(struct job *j)
+{
+	uint8_t buf[1 << 16];
+	struct stat st;
+	uint64_t have = 0;
+
+	if (fstat(j->fd, &st) < 0 || st.st_size <= 0 || st.st_size > j->desc->size) {
+		if (ftruncate(j->fd, 0) < 0)
+			return 0;
+		return 0;
+	}
+	lseek(j->fd, 0, SEEK_SET);
+	for (;;) {
+		ssize_t n = read(j->fd, buf, sizeof(buf));
+
+		if (n <= 0)
+			break;
+		sha256_update(&j->h, buf, (size_t)n);
+		have += (uint64_t)n;
+	}
+	return have;
+}
+
+static int start_convert(struct pull *p, struct job *j);
+
+static int start_download(struct pull *p, struct job *j, struct msb_err **err)
+{
+	if (sha256_init(&j->h) < 0)
+		return msb_err_sys(err, ENOMEM, "sha256");
+	if (!j->partial &&
+	    asprintf(&j->partial, "%s/%s.partial", p->cache_blobs, j->desc->digest + 7) < 0) {
+		j->partial = NULL;
+		return msb_err_sys(err, ENOMEM, "pull");
+	}
+	j->fd = open(j->partial, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (j->fd < 0)
+		return msb_err_sys(err, errno, "%s", j->partial);
+	j->have = j->resumed = resume_point(j);
+	lseek(j->fd, (off_t)j->have, SEEK_SET);
+	j->state = J_DOWNLOADING;
+	emit(p, PEV_DOWNLOAD, j, j->have, (uint64_t)j->desc->size);
+	if (j->have == (uint64_t)j->desc->size)
+		return 1; /* complete already: verify it */
+	j->easy = reg_blob_handle(p->reg, p->repo, j->desc->digest, j->have, on_data, j);
+	if (!j->easy || curl_multi_add_handle(p->multi, j->easy) != CURLM_OK)
+		return msb_err_sys(err, ENOMEM, "curl");
+	return 0;
+}
+
+/* A download ended: verify it and hand it to a converter. */
+static int finish_download(struct pull *p, struct job *j, CURLcode res, struct msb_err **err)
+{
+	char got[DIGEST_LEN];
+	int r = 0;
+
+	if (j->easy) {
+		if (j->err) {
+			/* our write callback refused the data */
+			msb_err_set(err, j->err->code, "%s", j->err->msg);
+			msb_err_free(steal_ptr(j->err));
+			unlink(j->partial);
+			return -1;
+		}
+		r = reg_blob_status(p->reg, j->easy, res, j->resumed, j->desc->digest, err);
+		curl_multi_remove_handle(p->multi, j->easy);
+		reg_blob_handle_free(j->easy);
+		j->easy = NULL;
+	}
+	if (r == 1 || (r == -EAGAIN && !j->reauthed)) {
+		/* The range was ignored, or the token expired: start this blob again. */
+		if (r == -EAGAIN) {
+			j->reauthed = true;
+			if (reg_reauth(p->reg, p->repo, err) < 0)
+				return -1;
+		} else if (ftruncate(j->fd, 0) < 0) {
+			return msb_err_sys(err, errno, "%s", j->partial);
+		}
+		close(j->fd);
+		j->fd = -1;
+		sha256_free(&j->h);
+		return start_download(p, j, err) < 0 ? -1 : 0;
+	}
+	if (r < 0)
+		return r == -EAGAIN ? msb_err_set(err, EACCES, "blob %s: not authorized",
+						  j->desc->digest)
+				    : -1;
+	sha256_final(&j->h, got);
+	if (j->have != (uint64_t)j->desc->size || strcmp(got, j->desc->digest) != 0) {
+		/* Never keep, never use, never resume from corrupt bytes. */
+		unlink(j->partial);
+		if (j->have != (uint64_t)j->desc->size)
+			return msb_err_set(err, EBADMSG,
+					   "blob %s: got %llu bytes, the manifest says %lld",
+					   j->desc->digest, (unsigned long long)j->have,
+					   (long long)j->desc->size);
+		return msb_err_set(err, EBADMSG, "blob %s: digest mismatch (got %s)", j->desc->digest,
+				   got);
+	}
+	emit(p, PEV_VERIFIED, j, j->have, j->have);
+	return start_convert(p, j);
+}
+
+static void *convert_thread(void *arg)
+{
+	struct job *j = arg;
+	struct pull *p = j->p;
+	_cleanup_free_ char *out = NULL, *tmp = NULL;
+	uint64_t tar_bytes = 0;
+	struct stat st;
+	size_t idx = j->idx;
+
+	if (asprintf(&out, "%s/%s.sqfs", p->cache_layers, j->diff_id + 7) < 0 ||
+	    asprintf(&tmp, "%s.tmp", out) < 0) {
+		msb_err_sys(&j->err, ENOMEM, "layer");
+	} else if (lseek(j->fd, 0, SEEK_SET) < 0) {
+		msb_err_sys(&j->err, errno, "%s", j->partial);
+	} else if (layer_convert(j->fd, j->diff_id, tmp, &tar_bytes, &j->err) == 0) {
+		if (fsync_path(tmp) < 0 || rename(tmp, out) < 0) {
+			msb_err_sys(&j->err, errno, "%s", out);
+			unlink(tmp);
+		} else {
+			j->tar_size = (int64_t)tar_bytes;
+			j->fs_size = stat(out, &st) == 0 ? st.st_size : 0;
+		}
+	}
+	if (j->err)
+		msb_err_prefix(&j->err, "layer %s", j->desc->digest);
+	/* The blob has served its purpose (or is useless): either way it goes. */
+	unlink(j->partial);
+	(void)!write(p->done_pipe[1], &idx, sizeof(idx));
+	return NULL;
+}
+
+static int start_convert(struct pull *p, struct job *j)
+{
+	j->state = J_CONVERTING;
+	p->converting++;
+	j->thread_live = pthread_create(&j->thread, NULL, convert_thread, j) == 0;
+	if (!j->thread_live) {
+		p->converting--;
+		return msb_err_set(&j->err, EAGAIN, "cannot start a conversion thread");
+	}
+	return 0;
+}
+
+/* Tries to take the layer's lock; a layer finished meanwhile by another process counts as done. */
+static int try_lock(struct pull *p, struct job *j, struct msb_err **err)
+{
+	_cleanup_free_ char *lock = NULL, *out = NULL, *tmp = NULL;
+
+	if (asprintf(&lock, "%s/%s.lock", p->cache_layers, j->diff_id + 7) < 0 ||
+	    asprintf(&out, "%s/%s.sqfs", p->cache_layers, j->diff_id + 7) < 0 ||
+	    asprintf(&tmp, "%s.tmp", out) < 0)
+		return msb_err_sys(err, ENOMEM, "pull");
+	if (j->lock_fd < 0) {
+		j->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (j->lock_fd < 0)
+			return msb_err_sys(err, errno, "%s", lock);
+	}
+	if (flock(j->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK)
+			return msb_err_sys(err, errno, "%s", lock);
+		if (j->state != J_WAITING)
+			emit(p, PEV_WAITING, j, 0, 0);
+		j->state = J_WAITING;
+		return 0;
+	}
+	/* We own the layer now. A leftover .tmp is an earlier crash's. */
+	unlink(tmp);
+	if (!p->o->force && access(out, R_OK) == 0) {
+		struct stat st;
+
+		j->state = J_DONE;
+		j->fs_size = stat(out, &st) == 0 ? st.st_size : 0;
+		emit(p, PEV_CACHED, j, 0, 0);
+		job_release(j);
+		return 0;
+	}
+	return start_download(p, j, err) == 1 ? finish_download(p, j, CURLE_OK, err) : 0;
+}
+
+static int drain_workers(struct pull *p, bool block, struct msb_err **err)
+{
+	int r = 0;
+
+	while (p->converting) {
+		struct pollfd pfd = { .fd = p->done_pipe[0], .events = POLLIN };
+		size_t idx;
+		struct job *j;
+
+		if (poll(&pfd, 1, block ? -1 : 0) <= 0)
+			break;
+		if (read(p->done_pipe[0], &idx, sizeof(idx)) != sizeof(idx) || idx >= p->njobs)
+			break;
+		j = &p->jobs[idx];
+		pthread_join(j->thread, NULL);
+		j->thread_live = false;
+		p->converting--;
+		if (j->err) {
+			j->state = J_FAILED;
+			if (!r) {
+				msb_err_set(err, j->err->code, "%s", j->err->msg);
+				r = -1;
+			}
+			msb_err_free(steal_ptr(j->err));
+		} else {
+			j->state = J_DONE;
+			emit(p, PEV_CONVERTED, j, (uint64_t)j->fs_size, (uint64_t)j->fs_size);
+		}
+		job_release(j);
+	}
+	return r;
+}
+
+static int run_jobs(struct pull *p, struct msb_err **err)
+{
+	uint64_t last_progress = 0;
+	int r = 0;
+
+	for (;;) {
+		size_t active = 0, left = 0;
+		struct curl_waitfd wfd = { .fd = p->done_pipe[0], .events = CURL_WAIT_POLLIN };
+		CURLMsg *msg;
+		int running, nq;
+
+		for (size_t i = 0; i < p->njobs; i++)
+			active += p->jobs[i].state == J_DOWNLOADING;
+		for (size_t i = 0; r == 0 && i < p->njobs; i++) {
+			struct job *j = &p->jobs[i];
+
+			if ((j->state == J_PENDING || j->state == J_WAITING) && active < MAX_DOWNLOADS &&
+			    p->converting < p->max_convert + 1) {
+				r = try_lock(p, j, err);
+				active += j->state == J_DOWNLOADING;
+			}
+		}
+		if (r == 0)
+			curl_multi_perform(p->multi, &running);
+		while (r == 0 && (msg = curl_multi_info_read(p->multi, &nq))) {
+			struct job *j = NULL;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			for (size_t i = 0; i < p->njobs; i++)
+				if (p->jobs[i].easy == msg->easy_handle)
+					j = &p->jobs[i];
+			if (j)
+				r = finish_download(p, j, msg->data.result, err);
+		}
+		if (r == 0)
+			r = drain_workers(p, false, err);
+		if (r < 0)
+			break;
+		if (now_ms() - last_progress >= PROGRESS_EVERY_MS) {
+			last_progress = now_ms();
+			for (size_t i = 0; i < p->njobs; i++)
+				if (p->jobs[i].state == J_DOWNLOADING)
+					emit(p, PEV_PROGRESS, &p->jobs[i], p->jobs[i].have,
+					     (uint64_t)p->jobs[i].desc->size);
+		}
+		for (size_t i = 0; i < p->njobs; i++)
+			left += p->jobs[i].state != J_DONE;
+		if (!left)
+			return 0;
+		curl_multi_poll(p->multi, &wfd, 1, LOCK_POLL_MS, NULL);
+	}
+	/* Failure: stop downloads (partials stay for a resume), let converters end. */
+	for (size_t i = 0; i < p->njobs; i++)
+		if (p->jobs[i].state != J_CONVERTING)
+			job_release(&p->jobs[i]);
+	drain_workers(p, true, NULL);
+	return -1;
+}
+
+static int fetch_manifest(struct reg_client *reg, const struct image_ref *ref, struct buf *body,
+			  struct manifest *m, char *digest, char **index_digest,
+			  struct msb_err **err)
+{
+	char ctype[256], got[DIGEST_LEN];
+
+	if (reg_get_manifest(reg, ref->repository, ref_object(ref), body, ctype, sizeof(ctype),
+			     err) < 0)
+		return -1;
+	sha256_digest(buf_head(body), buf_size(body), got);
+	if (ref->digest && strcmp(got, ref->digest) != 0)
+		return msb_err_set(err, EBADMSG, "manifest digest mismatch: asked for %s, got %s",
+				   ref->digest, got);
+	if (manifest_parse((const char *)buf_head(body), buf_size(body), ctype, m, err) < 0)
+		return -1;
+	if (m->kind == KIND_INDEX) {
+		int i = index_pick(m, err);
+		struct descriptor d;
+
+		if (i < 0)
+			return -1;
+		d = m->entries[i];
+		manifest_free(m);
+		*index_digest = strdup(got);
+		if (!*index_digest)
+			return msb_err_sys(err, ENOMEM, "pull");
+		if (reg_get_manifest(reg, ref->repository, d.digest, body, ctype, sizeof(ctype),
+				     err) < 0)
+			return -1;
+		sha256_digest(buf_head(body), buf_size(body), got);
+		if (strcmp(got, d.digest) != 0 || (int64_t)buf_size(body) != d.size)
+			return msb_err_set(err, EBADMSG,
+					   "platform manifest does not match the index (digest %s)",
+					   d.digest);
+		if (manifest_parse((const char *)buf_head(body), buf_size(body), ctype, m, err) < 0)
+			return -1;
+		if (m->kind != KIND_MANIFEST)
+			return msb_err_set(err, EINVAL, "malformed index: entry is not a manifest");
+	}
+	strcpy(digest, got);
+	return 0;
+}
+
+static char *now_rfc3339(void)
+{
+	char buf[32];
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return strdup(buf);
+}
+
+static int make_dirs(struct pull *p, struct msb_err **err)
+{
+	int r;
+
+	if (asprintf(&p->cache_layers, "%s/cache/layers", msb_home()) < 0 ||
+	    asprintf(&p->cache_blobs, "%s/cache/blobs", msb_home()) < 0)
+		return msb_err_sys(err, ENOMEM, "pull");
+	r = mkdir_p(p->cache_layers, 0700);
+	if (!r)
+		r = mkdir_p(p->cache_blobs, 0700);
+	return r < 0 ? msb_err_sys(err, -r, "%s/cache", msb_home()) : 0;
+}
+
+int image_pull(struct db *db, json_t *cfg, const char *refstr, const struct pull_opts *o,
+	       struct image_record *out, struct msb_err **err)
+{
+	static const struct pull_opts no_opts;
+	struct image_ref ref;
+	struct manifest m = { 0 };
+	struct image_config ic = { 0 };
+	struct buf mbody = { 0 }, cbody = { 0 };
+	struct pull p = { .o = o ? o : &no_opts, .done_pipe = { -1, -1 } };
+	struct image_record img = { 0 };
+	_cleanup_free_ char *canon = NULL, *familiar = NULL;
+	char mdigest[DIGEST_LEN], got[DIGEST_LEN], why[256];
+	int r = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (ref_parse(refstr, &ref, why, sizeof(why)) < 0)
+		return msb_err_set(err, EINVAL, "%s", why);
+	canon = ref_canonical(&ref);
+	familiar = ref_familiar(&ref);
+	p.ref = familiar;
+	p.repo = ref.repository;
+	if (!canon || !familiar || make_dirs(&p, err) < 0 || reg_open(cfg, &ref, &p.reg, err) < 0)
+		goto out;
+	if (fetch_manifest(p.reg, &ref, &mbody, &m, mdigest, &img.index_digest, err) < 0)
+		goto out;
+	if (reg_get_blob(p.reg, ref.repository, m.config.digest, CONFIG_MAX, &cbody, err) < 0)
+		goto out;
+	sha256_digest(buf_head(&cbody), buf_size(&cbody), got);
+	if (strcmp(got, m.config.digest) != 0) {
+		msb_err_set(err, EBADMSG, "image config %s: digest mismatch (got %s)", m.config.digest,
+			    got);
+		goto out;
+	}
+	if (image_config_parse((const char *)buf_head(&cbody), buf_size(&cbody), &ic, err) < 0)
+		goto out;
+	if (ic.ndiff_ids != m.nlayers) {
+		msb_err_set(err, EINVAL, "malformed image: %zu layers but %zu diff_ids", m.nlayers,
+			    ic.ndiff_ids);
+		goto out;
+	}
+	{
+		struct pull_event ev = { .type = PEV_RESOLVED, .ref = familiar,
+					 .manifest_digest = mdigest, .nlayers = m.nlayers };
+
+		if (p.o->progress)
+			p.o->progress(&ev, p.o->ctx);
+	}
+
+	p.njobs = m.nlayers;
+	p.jobs = calloc(p.njobs, sizeof(*p.jobs));
+	p.multi = curl_multi_init();
+	p.max_convert = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	if (!p.jobs || !p.multi || pipe2(p.done_pipe, O_CLOEXEC) < 0) {
+		msb_err_sys(err, ENOMEM, "pull");
+		goto out;
+	}
+	for (size_t i = 0; i < p.njobs; i++)
+		p.jobs[i] = (struct job){ .idx = i, .desc = &m.layers[i], .diff_id = ic.diff_ids[i],
+					  .lock_fd = -1, .fd = -1, .p = &p };
+	if (run_jobs(&p, err) < 0)
+		goto out;
+
+	img.reference = steal_ptr(canon);
+	img.manifest_digest = strdup(mdigest);
+	img.config_digest = strdup(m.config.digest);
+	img.manifest = strndup((const char *)buf_head(&mbody), buf_size(&mbody));
+	img.config = strndup((const char *)buf_head(&cbody), buf_size(&cbody));
+	img.created = ic.created ? strdup(ic.created) : NULL;
+	img.pulled_at = now_rfc3339();
+	img.nlayers = m.nlayers;
+	img.layers = calloc(m.nlayers, sizeof(*img.layers));
+	if (!img.reference || !img.manifest_digest || !img.config_digest || !img.manifest ||
+	    !img.config || !img.pulled_at || !img.layers) {
+		msb_err_sys(err, ENOMEM, "pull");
+		goto out;
+	}
+	for (size_t i = 0; i < m.nlayers; i++) {
+		img.size += m.layers[i].size;
+		img.layers[i] = (struct layer_record){
+			.diff_id = strdup(ic.diff_ids[i]), .digest = strdup(m.layers[i].digest),
+			.media_type = strdup(m.layers[i].media_type),
+			.compressed_size = m.layers[i].size, .tar_size = p.jobs[i].tar_size,
+			.fs_size = p.jobs[i].fs_size
+		};
+		if (!img.layers[i].diff_id || !img.layers[i].digest || !img.layers[i].media_type) {
+			msb_err_sys(err, ENOMEM, "pull");
+			goto out;
+		}
+	}
+	if (db_image_put(db, &img, err) < 0)
+		goto out;
+	{
+		struct pull_event ev = { .type = PEV_DONE, .ref = familiar,
+					 .manifest_digest = mdigest, .nlayers = m.nlayers };
+
+		if (p.o->progress)
+			p.o->progress(&ev, p.o->ctx);
+	}
+	*out = img;
+	memset(&img, 0, sizeof(img));
+	r = 0;
+out:
+	if (r < 0)
+		msb_err_prefix(err, "pull %s", refstr);
+	for (size_t i = 0; p.jobs && i < p.njobs; i++) {
+		job_release(&p.jobs[i]);
+		free(p.jobs[i].partial);
+		msb_err_free(p.jobs[i].err);
+	}
+	free(p.jobs);
+	if (p.multi)
+		curl_multi_cleanup(p.multi);
+	for (int i = 0; i < 2; i++)
+		if (p.done_pipe[i] >= 0)
+			close(p.done_pipe[i]);
+	free(p.cache_layers);
+	free(p.cache_blobs);
+	reg_close(p.reg);
+	image_record_free(&img);
+	image_config_free(&ic);
+	manifest_free(&m);
+	buf_free(&mbody);
+	buf_free(&cbody);
+	ref_free(&ref);
+	return r;
+}
+
+int image_get(struct db *db, json_t *cfg, const char *refstr, enum pull_policy policy,
+	      const struct pull_opts *o, struct image_record *out, struct msb_err **err)
+{
+	struct image_ref ref;
+	_cleanup_free_ char *canon = NULL, *familiar = NULL;
+	char why[256];
+	int r;
+
+	if (ref_parse(refstr, &ref, why, sizeof(why)) < 0)
+		return msb_err_set(err, EINVAL, "%s", why);
+	canon = ref_canonical(&ref);
+	familiar = ref_familiar(&ref);
+	ref_free(&ref);
+	if (!canon || !familiar)
+		return msb_err_sys(err, ENOMEM, "image");
+	if (policy != PULL_ALWAYS) {
+		r = db_image_get(db, canon, out, err);
+		if (r < 0)
+			return -1;
+		if (r == 0 && image_present(out))
+			return 0;
+		if (r == 0)
+			image_record_free(out);
+		if (policy == PULL_NEVER)
+			return msb_err_set(err, ENOENT,
+					   "image %s is not in the local cache (pull it with 'msb pull %s', or drop --pull never)",
+					   familiar, familiar);
+	}
+	return image_pull(db, cfg, refstr, o, out, err);
+}

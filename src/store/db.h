@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* msb's state database (<MSB_HOME>/db/msb.db, sqlite in WAL mode): images, layers, sandboxes. */
+#ifndef MSB_STORE_DB_H
+#define MSB_STORE_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+struct db;
+
+struct layer_record {
+	char *diff_id;	  /* sha256 of the uncompressed tar; names the cached image */
+	char *digest;	  /* the compressed blob it came from */
+	char *media_type;
+	int64_t compressed_size;
+	int64_t tar_size;
+	int64_t fs_size;  /* bytes of the squashfs image */
+};
+
+struct image_record {
+	char *reference;       /* canonical: docker.io/library/alpine:latest */
+	char *manifest_digest; /* the platform manifest */
+	char *index_digest;    /* the index it was chosen from, or NULL */
+	char *config_digest;
+	char *manifest;	       /* JSON as served */
+	char *config;	       /* JSON as served */
+	char *created;	       /* from the image config, or NULL */
+	char *pulled_at;
+	int64_t size;	       /* compressed layer bytes */
+	struct layer_record *layers; /* bottom first */
+	size_t nlayers;
+};
+
+/* db_open() - open (creating if needed) the database. Return: 0 or -1 with @err. */
+int db_open(struct db **out, struct msb_err **err);
+void db_close(struct db *db);
+
+/* db_image_put() - record an image and its layers, replacing an older record. */
+int db_image_put(struct db *db, const struct image_record *img, struct msb_err **err);
+/* db_image_get() - Return: 0 found, 1 not found, -1 error. */
+int db_image_get(struct db *db, const char *reference, struct image_record *out,
+		 struct msb_err **err);
+/* db_image_find() - by reference, or by manifest digest ("sha256:..." or a unique prefix). */
+int db_image_find(struct db *db, const char *key, struct image_record *out, struct msb_err **err);
+/* db_image_list() - every image, newest pull first. Return: 0 or -1. */
+int db_image_list(struct db *db, struct image_record **out, size_t *n, struct msb_err **err);
+/*
+ * db_image_delete() - remove an image; *@orphans gets the diff_ids no other
+ * image uses any more (NULL-terminated, caller frees). Return: 0 or -1.
+ */
+int db_image_delete(struct db *db, const char *reference, char ***orphans, struct msb_err **err);
+void image_record_free(struct image_record *img);
+void image_records_free(struct image_record *v, size_t n);
+
+/* Sandboxes, so that images in use are not removed under them. */
+int db_sandbox_put(struct db *db, const char *name, const char *image, const char *digest,
+		   const char *status, struct msb_err **err);
+int db_sandbox_delete(struct db *db, const char *name, struct msb_err **err);
+/* db_sandboxes_using() - how many sandboxes use @reference. Return: count or -1. */
+int db_sandboxes_using(struct db *db, const char *reference, struct msb_err **err);
+
+#endif
