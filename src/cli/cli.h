@@ -10,7 +10,7 @@
 #include "util/err.h"
 #include "util/version.h"
 
-#define EXIT_MSB    125
+#define EXIT_MSB 125
 
 /* cli_fail() - print "msb: <message>" and return the exit status for @err. */
 int cli_fail(const struct msb_err *err);

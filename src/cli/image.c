@@ -117,14 +117,14 @@ static int image_ls(int argc, char **argv)
 		for (size_t i = 0; i < n; i++) {
 			_cleanup_free_ char *f = familiar(v[i].reference);
 
-			json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:I, s:s?, s:s, s:i}",
-							     "reference", f ? f : v[i].reference,
-							     "canonical", v[i].reference, "digest",
-							     v[i].manifest_digest, "size",
-							     (json_int_t)fs_size(&v[i]),
-							     "compressed_size", (json_int_t)v[i].size,
-							     "created", v[i].created, "pulled_at",
-							     v[i].pulled_at, "layers", (int)v[i].nlayers));
+			json_array_append_new(
+				arr, json_pack("{s:s, s:s, s:s, s:I, s:I, s:s?, s:s, s:i}",
+					       "reference", f ? f : v[i].reference, "canonical",
+					       v[i].reference, "digest", v[i].manifest_digest,
+					       "size", (json_int_t)fs_size(&v[i]),
+					       "compressed_size", (json_int_t)v[i].size, "created",
+					       v[i].created, "pulled_at", v[i].pulled_at, "layers",
+					       (int)v[i].nlayers));
 		}
 		json_dumpf(arr, stdout, JSON_INDENT(2));
 		putchar('\n');
@@ -142,8 +142,8 @@ static int image_ls(int argc, char **argv)
 			}
 			format_size((uint64_t)fs_size(&v[i]), size, sizeof(size));
 			ago(v[i].created, when, sizeof(when));
-			printf("%-40s %-20.19s %-10s %s\n", f ? f : v[i].reference, v[i].manifest_digest,
-			       size, when);
+			printf("%-40s %-20.19s %-10s %s\n", f ? f : v[i].reference,
+			       v[i].manifest_digest, size, when);
 		}
 	}
 	image_records_free(v, n);
@@ -178,21 +178,21 @@ static json_t *inspect_json(const struct image_record *img)
 	_cleanup_free_ char *f = familiar(img->reference);
 
 	for (size_t i = 0; i < img->nlayers; i++)
-		json_array_append_new(layers,
-				      json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "digest",
-						img->layers[i].digest, "diff_id", img->layers[i].diff_id,
-						"media_type", img->layers[i].media_type,
-						"compressed_size",
-						(json_int_t)img->layers[i].compressed_size,
-						"uncompressed_size", (json_int_t)img->layers[i].tar_size,
-						"fs_size", (json_int_t)img->layers[i].fs_size));
+		json_array_append_new(
+			layers,
+			json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "digest", img->layers[i].digest,
+				  "diff_id", img->layers[i].diff_id, "media_type",
+				  img->layers[i].media_type, "compressed_size",
+				  (json_int_t)img->layers[i].compressed_size, "uncompressed_size",
+				  (json_int_t)img->layers[i].tar_size, "fs_size",
+				  (json_int_t)img->layers[i].fs_size));
 	o = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s?, s:s, s:I, s:o?, s:o?, s:o}", "reference",
 		      f ? f : img->reference, "canonical", img->reference, "digest",
 		      img->manifest_digest, "index_digest", img->index_digest, "config_digest",
 		      img->config_digest, "created", img->created, "pulled_at", img->pulled_at,
 		      "size", (json_int_t)fs_size(img), "manifest",
-		      json_loads(img->manifest, 0, NULL), "config", json_loads(img->config, 0, NULL),
-		      "layers", layers);
+		      json_loads(img->manifest, 0, NULL), "config",
+		      json_loads(img->config, 0, NULL), "layers", layers);
 	return o;
 }
 
@@ -230,7 +230,8 @@ static int image_inspect(int argc, char **argv)
 			if (parse_format("image inspect", optarg, &json))
 				return EXIT_MSB;
 		} else if (c == 'h') {
-			printf("Usage: msb image inspect IMAGE [--format json]\n\nShow an image's manifest, config and layers.\n");
+			printf("Usage: msb image inspect IMAGE [--format json]\n\nShow an image's "
+			       "manifest, config and layers.\n");
 			return 0;
 		} else {
 			return cli_bad_flag("image inspect", argv, lo);
@@ -282,8 +283,8 @@ static int image_inspect(int argc, char **argv)
 
 			format_size((uint64_t)img.layers[i].compressed_size, a, sizeof(a));
 			format_size((uint64_t)img.layers[i].fs_size, b, sizeof(b));
-			printf("  %zu  %s  %s compressed, %s squashfs\n", i + 1, img.layers[i].digest, a,
-			       b);
+			printf("  %zu  %s  %s compressed, %s squashfs\n", i + 1,
+			       img.layers[i].digest, a, b);
 		}
 	}
 	image_config_free(&ic);
@@ -311,7 +312,8 @@ static int image_rm(int argc, char **argv)
 		else if (c == 'q')
 			quiet = true;
 		else if (c == 'h') {
-			printf("Usage: msb image rm [-f] [-q] IMAGE...\n\nRemove cached images; layers other images use stay.\n");
+			printf("Usage: msb image rm [-f] [-q] IMAGE...\n\nRemove cached images; "
+			       "layers other images use stay.\n");
 			return 0;
 		} else {
 			return cli_bad_flag("image rm", argv, lo);
@@ -339,9 +341,10 @@ static int image_rm(int argc, char **argv)
 		if (users > 0 && !force) {
 			_cleanup_free_ char *f = familiar(img.reference);
 
-			rc = cli_error("image %s is used by %d sandbox%s (remove %s first, or use -f)",
-				       f ? f : argv[i], users, users == 1 ? "" : "es",
-				       users == 1 ? "it" : "them");
+			rc = cli_error(
+				"image %s is used by %d sandbox%s (remove %s first, or use -f)",
+				f ? f : argv[i], users, users == 1 ? "" : "es",
+				users == 1 ? "it" : "them");
 			image_record_free(&img);
 			continue;
 		}

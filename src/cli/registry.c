@@ -129,7 +129,8 @@ static int login(int argc, char **argv)
 		else if (c == OPT_PASSWORD_STDIN)
 			from_stdin = true;
 		else if (c == 'h') {
-			printf("Usage: msb registry login REGISTRY --username USER [--password-stdin]\n");
+			printf("Usage: msb registry login REGISTRY --username USER "
+			       "[--password-stdin]\n");
 			return 0;
 		} else {
 			return cli_bad_flag("registry login", argv, lo);
@@ -142,7 +143,8 @@ static int login(int argc, char **argv)
 	if (!user || !*user)
 		return cli_error("registry login: --username is required");
 	if (!from_stdin && !isatty(0))
-		return cli_error("registry login: stdin is not a terminal (pipe the password in with --password-stdin)");
+		return cli_error("registry login: stdin is not a terminal (pipe the password in "
+				 "with --password-stdin)");
 	pass = read_password(from_stdin);
 	if (!pass || !*pass) {
 		free(pass);

@@ -159,7 +159,8 @@ static int parse_opt(struct run_opts *o, int c, const char *arg)
 		else if (!strcmp(arg, "never"))
 			o->pull = PULL_NEVER;
 		else
-			return cli_error("invalid --pull \"%s\" (use always, if-missing or never)", arg);
+			return cli_error("invalid --pull \"%s\" (use always, if-missing or never)",
+					 arg);
 		return 0;
 	case 'e':
 		return add_env(o, arg);
@@ -352,8 +353,8 @@ static void plan_free(struct plan *p)
 }
 
 /* Resolves the image (pulling per --pull) into layer paths and its config. */
-static int image_layers(const struct run_opts *o, struct image_record *img,
-			struct image_config *ic, struct strv *layers, struct msb_err **err)
+static int image_layers(const struct run_opts *o, struct image_record *img, struct image_config *ic,
+			struct strv *layers, struct msb_err **err)
 {
 	struct progress *pr = NULL;
 	struct pull_opts po = { 0 };
@@ -425,15 +426,22 @@ static int run_sandbox(struct run_opts *o, int *status, struct msb_err **err)
 		goto out;
 	dir = sbx_dir(name);
 	if (o->rootfs) {
-		if (rootfs_prepare(o->rootfs, dir, &layer, err) < 0 || strv_push(&layers, layer) < 0)
+		if (rootfs_prepare(o->rootfs, dir, &layer, err) < 0 ||
+		    strv_push(&layers, layer) < 0)
 			goto out;
 	}
 	if (o->upper_mib && sbx_make_upper(name, o->upper_mib, err) < 0)
 		goto out;
-	spec = (struct sbx_spec){ .name = name, .ephemeral = true, .cpus = o->cpus,
-				  .mem_mib = o->mem_mib, .upper_mib = o->upper_mib, .hostname = name,
-				  .layers = layers.v, .image = img.reference,
-				  .image_digest = img.manifest_digest, .log_level = o->log_level };
+	spec = (struct sbx_spec){ .name = name,
+				  .ephemeral = true,
+				  .cpus = o->cpus,
+				  .mem_mib = o->mem_mib,
+				  .upper_mib = o->upper_mib,
+				  .hostname = name,
+				  .layers = layers.v,
+				  .image = img.reference,
+				  .image_digest = img.manifest_digest,
+				  .log_level = o->log_level };
 	if (sbx_spec_save(&spec, err) < 0)
 		goto out;
 	sandbox_record(name, &img, true);
@@ -485,8 +493,10 @@ out:
 int cmd_run(int argc, char **argv)
 {
 	_cleanup_err_ struct msb_err *err = NULL;
-	struct run_opts o = { .cpus = SBX_DEFAULT_CPUS, .mem_mib = SBX_DEFAULT_MEM_MIB,
-			      .log_level = LOG_INFO, .pull = PULL_IF_MISSING };
+	struct run_opts o = { .cpus = SBX_DEFAULT_CPUS,
+			      .mem_mib = SBX_DEFAULT_MEM_MIB,
+			      .log_level = LOG_INFO,
+			      .pull = PULL_IF_MISSING };
 	struct strv pos = { 0 };
 	sigset_t set;
 	int r, status = 0;
@@ -499,7 +509,8 @@ int cmd_run(int argc, char **argv)
 	}
 	if (!o.rootfs) {
 		if (!pos.n) {
-			r = cli_error("run: no image given (use: msb run IMAGE [COMMAND], or --rootfs PATH)");
+			r = cli_error("run: no image given (use: msb run IMAGE [COMMAND], or "
+				      "--rootfs PATH)");
 			goto out;
 		}
 		o.image = pos.v[0];

@@ -18,7 +18,7 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 
-#define SECRET_MAX 16384
+#define SECRET_MAX	16384
 #define KEYRING_SERVICE "microsandbox-registry"
 
 void auth_cred_free(struct reg_cred *c)
@@ -127,8 +127,8 @@ static int run_io(char *const argv[], const char *input, char *out, size_t cap)
 		(void)write_all(in[1], input, strlen(input));
 	close(in[1]);
 	for (;;) {
-		ssize_t k = read(outp[0], out ? out + n : (char[256]){ 0 },
-				 out ? cap - 1 - n : 256);
+		ssize_t k =
+			read(outp[0], out ? out + n : (char[256]){ 0 }, out ? cap - 1 - n : 256);
 
 		if (k < 0 && errno == EINTR)
 			continue;
@@ -225,12 +225,13 @@ static int from_msb(json_t *cfg, const char *host, struct reg_cred *c, struct ms
 		return 0;
 	if (s.store && !strcmp(s.store, "keyring")) {
 		char out[SECRET_MAX];
-		char *argv[] = { "secret-tool", "lookup", "service", KEYRING_SERVICE, "registry",
-				 (char *)host, NULL };
+		char *argv[] = { "secret-tool", "lookup",     "service", KEYRING_SERVICE,
+				 "registry",	(char *)host, NULL };
 
 		if (!keyring_available() || run_io(argv, NULL, out, sizeof(out)) != 0)
 			return msb_err_set(err, ENOENT,
-					   "credentials for %s are in the keyring, which is not available (log in again with 'msb registry login %s')",
+					   "credentials for %s are in the keyring, which is not "
+					   "available (log in again with 'msb registry login %s')",
 					   host, host);
 		chomp(out);
 		pass = strdup(out);
@@ -242,7 +243,8 @@ static int from_msb(json_t *cfg, const char *host, struct reg_cred *c, struct ms
 
 		r = path ? read_secret_file(path, &pass) : -ENOMEM;
 		if (r == -EPERM)
-			return msb_err_set(err, EPERM, "%s: readable by others (chmod 600 it)", path);
+			return msb_err_set(err, EPERM, "%s: readable by others (chmod 600 it)",
+					   path);
 		if (r < 0)
 			return msb_err_sys(err, -r, "credentials for %s: %s", host, path);
 		return cred_set(c, s.username, pass, "%s", "file");
@@ -251,9 +253,10 @@ static int from_msb(json_t *cfg, const char *host, struct reg_cred *c, struct ms
 		const char *v = getenv(s.password_env);
 
 		if (!v)
-			return msb_err_set(err, ENOENT,
-					   "config.json: credentials for %s come from $%s, which is not set",
-					   host, s.password_env);
+			return msb_err_set(
+				err, ENOENT,
+				"config.json: credentials for %s come from $%s, which is not set",
+				host, s.password_env);
 		pass = strdup(v);
 		return pass ? cred_set(c, s.username, pass, "env:%s", s.password_env) : -ENOMEM;
 	}
@@ -268,7 +271,8 @@ static int from_msb(json_t *cfg, const char *host, struct reg_cred *c, struct ms
 			return -ENOMEM;
 		r = read_secret_file(path, &pass);
 		if (r == -EPERM)
-			return msb_err_set(err, EPERM, "%s: readable by others (chmod 600 it)", path);
+			return msb_err_set(err, EPERM, "%s: readable by others (chmod 600 it)",
+					   path);
 		if (r < 0)
 			return msb_err_sys(err, -r, "config.json: secret for %s: %s", host, path);
 		return cred_set(c, s.username, pass, "secret:%s", s.secret_name);
@@ -423,14 +427,14 @@ static int set_meta(json_t *cfg, void *arg, struct msb_err **err)
 	return 0;
 }
 
-int auth_login(const char *host, const char *username, const char *password,
-	       const char **store, struct msb_err **err)
+int auth_login(const char *host, const char *username, const char *password, const char **store,
+	       struct msb_err **err)
 {
 	struct meta m = { .host = host, .username = username };
 
 	if (keyring_available()) {
 		char label[300];
-		char *argv[] = { "secret-tool", "store", "--label", label, "service",
+		char *argv[] = { "secret-tool",	  "store",    "--label",    label, "service",
 				 KEYRING_SERVICE, "registry", (char *)host, NULL };
 
 		snprintf(label, sizeof(label), "msb registry %s", host);
@@ -466,8 +470,8 @@ int auth_logout(const char *host, struct msb_err **err)
 		return -1;
 	regcfg_host(cfg, host, &s);
 	if (s.store && !strcmp(s.store, "keyring") && keyring_available()) {
-		char *argv[] = { "secret-tool", "clear", "service", KEYRING_SERVICE, "registry",
-				 (char *)host, NULL };
+		char *argv[] = { "secret-tool", "clear",      "service", KEYRING_SERVICE,
+				 "registry",	(char *)host, NULL };
 
 		run_io(argv, NULL, NULL, 0);
 	}
@@ -496,6 +500,11 @@ static int add_entry(struct reg_entry **v, int *n, const char *host, const char 
 		return -ENOMEM;
 	(*n)++;
 	return 0;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct reg_entry *)a)->host, ((const struct reg_entry *)b)->host);
 }
 
 int auth_list(json_t *cfg, struct reg_entry **out, struct msb_err **err)
@@ -531,7 +540,9 @@ int auth_list(json_t *cfg, struct reg_entry **out, struct msb_err **err)
 
 		regcfg_host(cfg, host, &s);
 		snprintf(src, sizeof(src), "%s%s", s.password_env ? "env:" : "secret:",
-			 s.password_env ? s.password_env : s.secret_name ? s.secret_name : "?");
+			 s.password_env	 ? s.password_env
+			 : s.secret_name ? s.secret_name
+					 : "?");
 		if (r == 0 && s.username)
 			r = add_entry(&e, &n, host, s.username, src);
 	}
@@ -566,6 +577,8 @@ int auth_list(json_t *cfg, struct reg_entry **out, struct msb_err **err)
 		auth_list_free(e, n);
 		return msb_err_sys(err, -r, "registry list");
 	}
+	if (n > 1)
+		qsort(e, (size_t)n, sizeof(*e), entry_cmp);
 	*out = e;
 	return n;
 }

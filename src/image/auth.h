@@ -32,8 +32,8 @@ void auth_cred_free(struct reg_cred *c);
  * when one is running, else in a 0600 file; config.json gets the username
  * and where the secret is, never the secret. Return: 0 or -1.
  */
-int auth_login(const char *host, const char *username, const char *password,
-	       const char **store, struct msb_err **err);
+int auth_login(const char *host, const char *username, const char *password, const char **store,
+	       struct msb_err **err);
 /* auth_logout() - forget what auth_login() stored. Return: 0, or -1 (e.g. not logged in). */
 int auth_logout(const char *host, struct msb_err **err);
 

@@ -28,10 +28,10 @@
 #include "util/fs.h"
 #include "util/strmap.h"
 
-#define PATH_LEN 4096
+#define PATH_LEN	4096
 #define XATTR_MAX_VALUE (64u << 10)
 #define XATTR_MAX_COUNT 64
-#define FLUSH_AT (1u << 20)
+#define FLUSH_AT	(1u << 20)
 
 extern char **environ;
 
@@ -94,15 +94,15 @@ static int norm_path(const char *in, char *out, struct msb_err **err)
 		size_t n = e ? (size_t)(e - p) : strlen(p);
 
 		if (n == 2 && p[0] == '.' && p[1] == '.')
-			return msb_err_set(err, EINVAL, "layer path \"%.200s\" escapes the root (..)",
-					   in);
+			return msb_err_set(err, EINVAL,
+					   "layer path \"%.200s\" escapes the root (..)", in);
 		if (n > 255)
-			return msb_err_set(err, EINVAL, "layer path \"%.200s\" has a name over 255 bytes",
-					   in);
+			return msb_err_set(err, EINVAL,
+					   "layer path \"%.200s\" has a name over 255 bytes", in);
 		if (n && !(n == 1 && p[0] == '.')) {
 			if (o + n + 2 > PATH_LEN)
-				return msb_err_set(err, ENAMETOOLONG, "layer path too long: \"%.200s...\"",
-						   in);
+				return msb_err_set(err, ENAMETOOLONG,
+						   "layer path too long: \"%.200s...\"", in);
 			if (o)
 				out[o++] = '/';
 			memcpy(out + o, p, n);
@@ -126,9 +126,10 @@ static int check_parents(struct conv *c, const char *path, const char *orig)
 		memcpy(pre, path, i);
 		pre[i] = '\0';
 		if (strmap_get(&c->links, pre, NULL))
-			return msb_err_set(c->err, EINVAL,
-					   "layer path \"%.200s\" goes through the symlink \"%.200s\"",
-					   orig, pre);
+			return msb_err_set(
+				c->err, EINVAL,
+				"layer path \"%.200s\" goes through the symlink \"%.200s\"", orig,
+				pre);
 	}
 	return 0;
 }
@@ -146,8 +147,7 @@ static void free_xattrs(struct xattr_copy *x, size_t n)
  * Collects a member's xattrs. Overlayfs's own (trusted.overlay.*) are
  * dropped: only whiteout conversion may set those.
  */
-static int read_xattrs(struct conv *c, struct archive_entry *ae, struct xattr_copy **out,
-		       size_t *n)
+static int read_xattrs(struct conv *c, struct archive_entry *ae, struct xattr_copy **out, size_t *n)
 {
 	const char *name;
 	const void *val;
@@ -163,11 +163,13 @@ static int read_xattrs(struct conv *c, struct archive_entry *ae, struct xattr_co
 			continue;
 		if (!*name || strlen(name) > 255 || strchr(name, '=') || len > XATTR_MAX_VALUE ||
 		    *n >= XATTR_MAX_COUNT)
-			return msb_err_set(c->err, EINVAL, "layer entry \"%.200s\" has an invalid xattr",
+			return msb_err_set(c->err, EINVAL,
+					   "layer entry \"%.200s\" has an invalid xattr",
 					   archive_entry_pathname(ae));
 		for (const char *q = name; *q; q++)
 			if ((unsigned char)*q < 0x20 || *q == 0x7f)
-				return msb_err_set(c->err, EINVAL, "layer has an invalid xattr name");
+				return msb_err_set(c->err, EINVAL,
+						   "layer has an invalid xattr name");
 		nx = realloc(*out, sizeof(**out) * (*n + 1));
 		if (!nx)
 			return msb_err_sys(c->err, ENOMEM, "layer");
@@ -228,7 +230,8 @@ static int copy_data(struct conv *c, struct archive_entry *ae, uint64_t size)
 		n = archive_read_data(c->inner, p, 64 * 1024);
 		if (n < 0)
 			return msb_err_set(c->err, EIO, "layer entry \"%.200s\": %s",
-					   archive_entry_pathname(ae), archive_error_string(c->inner));
+					   archive_entry_pathname(ae),
+					   archive_error_string(c->inner));
 		if (n == 0)
 			break;
 		if ((uint64_t)n > size - done)
@@ -267,7 +270,8 @@ static int whiteout(struct conv *c, struct archive_entry *ae, const char *path, 
 	if (!strncmp(base, ".wh..wh.", 8))
 		return 0; /* aufs bookkeeping, meaningless here */
 	if (!base[4] || !strcmp(base + 4, ".") || !strcmp(base + 4, ".."))
-		return msb_err_set(c->err, EINVAL, "layer has an invalid whiteout \"%.200s\"", path);
+		return msb_err_set(c->err, EINVAL, "layer has an invalid whiteout \"%.200s\"",
+				   path);
 	memcpy(target, path, dlen);
 	strcpy(target + dlen, base + 4);
 	e.path = target;
@@ -289,34 +293,40 @@ static int entry(struct conv *c, struct archive_entry *ae)
 	if (!raw)
 		return msb_err_set(c->err, EINVAL, "layer entry without a name");
 	if (++c->entries > LAYER_MAX_ENTRIES)
-		return msb_err_set(c->err, E2BIG, "layer has more than %u entries", LAYER_MAX_ENTRIES);
+		return msb_err_set(c->err, E2BIG, "layer has more than %u entries",
+				   LAYER_MAX_ENTRIES);
 	if (norm_path(raw, path, c->err) < 0 || check_parents(c, path, raw) < 0)
 		return -1;
 	base = strrchr(path, '/');
 	base = base ? base + 1 : path;
 	for (const char *p = path; p < base; p = strchr(p, '/') + 1)
 		if (!strncmp(p, ".wh.", 4))
-			return msb_err_set(c->err, EINVAL, "layer path \"%.200s\" is inside a whiteout",
-					   raw);
+			return msb_err_set(c->err, EINVAL,
+					   "layer path \"%.200s\" is inside a whiteout", raw);
 	if (!strncmp(base, ".wh.", 4))
 		return whiteout(c, ae, path, base);
 	if (archive_entry_uid(ae) < 0 || archive_entry_uid(ae) > UINT32_MAX ||
 	    archive_entry_gid(ae) < 0 || archive_entry_gid(ae) > UINT32_MAX)
-		return msb_err_set(c->err, EINVAL, "layer entry \"%.200s\" has an invalid owner", raw);
+		return msb_err_set(c->err, EINVAL, "layer entry \"%.200s\" has an invalid owner",
+				   raw);
 	if (read_xattrs(c, ae, &xa, &nxa) < 0)
 		goto out;
 	for (size_t i = 0; i < nxa; i++)
 		tx[i] = (struct tar_xattr){ xa[i].name, xa[i].value, xa[i].len };
-	e = (struct tar_entry){ .path = path, .mode = archive_entry_perm(ae) & 07777,
+	e = (struct tar_entry){ .path = path,
+				.mode = archive_entry_perm(ae) & 07777,
 				.uid = (uint64_t)archive_entry_uid(ae),
 				.gid = (uint64_t)archive_entry_gid(ae),
-				.mtime = archive_entry_mtime(ae), .xattrs = tx, .nxattrs = nxa };
+				.mtime = archive_entry_mtime(ae),
+				.xattrs = tx,
+				.nxattrs = nxa };
 
 	if (hl) {
 		if (norm_path(hl, link, c->err) < 0 || check_parents(c, link, hl) < 0)
 			goto out;
 		if (!*link) {
-			r = msb_err_set(c->err, EINVAL, "layer hard link \"%.200s\" points at the root", raw);
+			r = msb_err_set(c->err, EINVAL,
+					"layer hard link \"%.200s\" points at the root", raw);
 			goto out;
 		}
 		e.type = '1';
@@ -345,7 +355,8 @@ static int entry(struct conv *c, struct archive_entry *ae)
 	}
 	case AE_IFREG:
 		if (archive_entry_size(ae) < 0) {
-			r = msb_err_set(c->err, EINVAL, "layer entry \"%.200s\" has a negative size", raw);
+			r = msb_err_set(c->err, EINVAL,
+					"layer entry \"%.200s\" has a negative size", raw);
 			goto out;
 		}
 		e.type = '0';
@@ -358,7 +369,8 @@ static int entry(struct conv *c, struct archive_entry *ae)
 		e.type = '2';
 		e.link = archive_entry_symlink(ae);
 		if (!e.link || !*e.link || strlen(e.link) >= PATH_LEN) {
-			r = msb_err_set(c->err, EINVAL, "layer symlink \"%.200s\" has no valid target", raw);
+			r = msb_err_set(c->err, EINVAL,
+					"layer symlink \"%.200s\" has no valid target", raw);
 			goto out;
 		}
 		if (strmap_put(&c->links, path, 0) < 0) {
@@ -394,8 +406,13 @@ static int emit_dirs(struct conv *c)
 		struct dir_rec *d = &c->dirs[i];
 		struct tar_xattr tx[XATTR_MAX_COUNT + 1];
 		size_t n = 0;
-		struct tar_entry e = { .path = d->path, .type = '5', .mode = d->mode, .uid = d->uid,
-				       .gid = d->gid, .mtime = d->mtime, .xattrs = tx };
+		struct tar_entry e = { .path = d->path,
+				       .type = '5',
+				       .mode = d->mode,
+				       .uid = d->uid,
+				       .gid = d->gid,
+				       .mtime = d->mtime,
+				       .xattrs = tx };
 
 		for (size_t k = 0; k < d->nxattrs; k++)
 			tx[n++] = (struct tar_xattr){ d->xattrs[k].name, d->xattrs[k].value,
@@ -462,8 +479,7 @@ static int run(struct conv *c, char *diff_id_out)
 	if (archive_read_open(c->inner, c, NULL, inner_read, NULL) != ARCHIVE_OK)
 		return msb_err_set(c->err, EIO, "layer is not a tar archive: %s",
 				   archive_error_string(c->inner));
-	while ((r = archive_read_next_header(c->inner, &ae)) == ARCHIVE_OK ||
-	       r == ARCHIVE_WARN) {
+	while ((r = archive_read_next_header(c->inner, &ae)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
 		if (entry(c, ae) < 0)
 			return -1;
 	}
@@ -480,7 +496,8 @@ static int run(struct conv *c, char *diff_id_out)
 		la_ssize_t n = archive_read_data(c->outer, c->rbuf, sizeof(c->rbuf));
 
 		if (n < 0)
-			return msb_err_set(c->err, EIO, "layer: %s", archive_error_string(c->outer));
+			return msb_err_set(c->err, EIO, "layer: %s",
+					   archive_error_string(c->outer));
 		if (n == 0)
 			break;
 		sha256_update(&c->h, c->rbuf, (size_t)n);
@@ -527,9 +544,12 @@ int layer_transform(FILE *in, FILE *tar_out, char *diff_id_out, struct msb_err *
 static int spawn_tar2sqfs(const char *out, int in_fd, int err_fd, pid_t *pid)
 {
 	char jobs[16];
-	char *argv[] = { "tar2sqfs", "--quiet", "--force", "--no-skip", "--compressor",
-			 LAYER_COMPRESSOR, "--num-jobs", jobs, "--defaults",
-			 "uid=0,gid=0,mode=0755,mtime=0", (char *)out, NULL };
+	char *argv[] = { "tar2sqfs",	 "--quiet",
+			 "--force",	 "--no-skip",
+			 "--compressor", LAYER_COMPRESSOR,
+			 "--num-jobs",	 jobs,
+			 "--defaults",	 "uid=0,gid=0,mode=0755,mtime=0",
+			 (char *)out,	 NULL };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	sigset_t none, dfl;
@@ -590,7 +610,8 @@ int layer_convert(int blob_fd, const char *diff_id, const char *out_path, uint64
 		r = msb_err_set(err, EIO, "tar2sqfs failed: %s", *msg ? msg : "unknown error");
 	if (!r && diff_id && strcmp(got, diff_id) != 0)
 		r = msb_err_set(err, EBADMSG,
-				"layer content does not match its diff_id %s (got %s): corrupt or tampered image",
+				"layer content does not match its diff_id %s (got %s): corrupt or "
+				"tampered image",
 				diff_id, got);
 	if (!r && tar_bytes)
 		*tar_bytes = c.tar_bytes;

@@ -13,7 +13,7 @@
 
 /* Limits on what one layer may expand to. */
 #define LAYER_MAX_ENTRIES (4u << 20)
-#define LAYER_MAX_BYTES (64ull << 30)
+#define LAYER_MAX_BYTES	  (64ull << 30)
 
 /*
  * layer_convert() - read the layer blob at @blob_fd (any compression

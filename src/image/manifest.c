@@ -14,7 +14,7 @@
 #include "util/cleanup.h"
 
 #define MAX_STRV 4096
-#define MAX_STR (64u << 10)
+#define MAX_STR	 (64u << 10)
 
 static int copy_str(json_t *o, const char *key, char *dst, size_t cap, bool required)
 {
@@ -38,12 +38,15 @@ static int parse_descriptor(json_t *o, struct descriptor *d, bool platform, stru
 	if (!json_is_object(o))
 		return msb_err_set(err, EINVAL, "malformed manifest: descriptor is not an object");
 	if (copy_str(o, "mediaType", d->media_type, sizeof(d->media_type), true) < 0)
-		return msb_err_set(err, EINVAL, "malformed manifest: descriptor without a media type");
+		return msb_err_set(err, EINVAL,
+				   "malformed manifest: descriptor without a media type");
 	if (copy_str(o, "digest", d->digest, sizeof(d->digest), true) < 0 ||
 	    !digest_valid(d->digest))
-		return msb_err_set(err, EINVAL, "malformed manifest: missing or unsupported digest");
+		return msb_err_set(err, EINVAL,
+				   "malformed manifest: missing or unsupported digest");
 	if (!json_is_integer(size) || json_integer_value(size) < 0)
-		return msb_err_set(err, EINVAL, "malformed manifest: descriptor %s has no valid size",
+		return msb_err_set(err, EINVAL,
+				   "malformed manifest: descriptor %s has no valid size",
 				   d->digest);
 	d->size = json_integer_value(size);
 	if (platform) {
@@ -52,13 +55,14 @@ static int parse_descriptor(json_t *o, struct descriptor *d, bool platform, stru
 		if (p && (copy_str(p, "os", d->os, sizeof(d->os), false) < 0 ||
 			  copy_str(p, "architecture", d->arch, sizeof(d->arch), false) < 0 ||
 			  copy_str(p, "variant", d->variant, sizeof(d->variant), false) < 0))
-			return msb_err_set(err, EINVAL, "malformed index: bad platform for %s", d->digest);
+			return msb_err_set(err, EINVAL, "malformed index: bad platform for %s",
+					   d->digest);
 	}
 	return 0;
 }
 
-static int parse_list(json_t *arr, size_t max, bool platform, struct descriptor **out,
-		      size_t *n, const char *what, struct msb_err **err)
+static int parse_list(json_t *arr, size_t max, bool platform, struct descriptor **out, size_t *n,
+		      const char *what, struct msb_err **err)
 {
 	size_t count = json_array_size(arr);
 
@@ -126,8 +130,8 @@ int manifest_parse(const char *body, size_t n, const char *ctype, struct manifes
 		type = json_object_get(o, "manifests") ? MT_OCI_INDEX : MT_OCI_MANIFEST;
 	if (!strcmp(type, MT_OCI_INDEX) || !strcmp(type, MT_DOCKER_LIST)) {
 		m->kind = KIND_INDEX;
-		r = parse_list(json_object_get(o, "manifests"), MAX_INDEX_ENTRIES, true, &m->entries,
-			       &m->nentries, "manifests", err);
+		r = parse_list(json_object_get(o, "manifests"), MAX_INDEX_ENTRIES, true,
+			       &m->entries, &m->nentries, "manifests", err);
 	} else if (!strcmp(type, MT_OCI_MANIFEST) || !strcmp(type, MT_DOCKER_MANIFEST)) {
 		m->kind = KIND_MANIFEST;
 		r = parse_descriptor(json_object_get(o, "config"), &m->config, false, err);
@@ -140,7 +144,8 @@ int manifest_parse(const char *body, size_t n, const char *ctype, struct manifes
 			enum layer_compression c;
 
 			if (layer_compression(m->layers[i].media_type, &c) < 0)
-				r = msb_err_set(err, ENOTSUP, "unsupported layer type %s (layer %s)",
+				r = msb_err_set(err, ENOTSUP,
+						"unsupported layer type %s (layer %s)",
 						m->layers[i].media_type, m->layers[i].digest);
 		}
 	} else {
@@ -205,11 +210,12 @@ int index_pick(const struct manifest *idx, struct msb_err **err)
 
 		if (!d->os[0])
 			continue; /* attestations and the like */
-		off += (size_t)snprintf(have + off, sizeof(have) - off, "%s%s/%s%s%s", off ? ", " : "",
-					d->os, d->arch, d->variant[0] ? "/" : "", d->variant);
+		off += (size_t)snprintf(have + off, sizeof(have) - off, "%s%s/%s%s%s",
+					off ? ", " : "", d->os, d->arch, d->variant[0] ? "/" : "",
+					d->variant);
 	}
-	return msb_err_set(err, ENOENT, "no image for %s/%s%s%s in the index (it has: %s)", os, arch,
-			   *variant ? "/" : "", variant, *have ? have : "nothing");
+	return msb_err_set(err, ENOENT, "no image for %s/%s%s%s in the index (it has: %s)", os,
+			   arch, *variant ? "/" : "", variant, *have ? have : "nothing");
 }
 
 /* A JSON array of strings, bounded. Return: 0 (NULL when absent or null), or -1. */
@@ -296,7 +302,8 @@ int image_config_parse(const char *body, size_t n, struct image_config *c, struc
 	}
 	for (char **e = c->env; *e; e++) {
 		if ((*e)[0] == '=' || !strchr(*e, '=')) {
-			r = msb_err_set(err, EINVAL, "malformed image config: Env entry without KEY=");
+			r = msb_err_set(err, EINVAL,
+					"malformed image config: Env entry without KEY=");
 			goto out;
 		}
 	}

@@ -9,14 +9,14 @@
 #include "image/digest.h"
 #include "util/err.h"
 
-#define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
-#define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
-#define MT_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
-#define MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
+#define MT_OCI_INDEX	   "application/vnd.oci.image.index.v1+json"
+#define MT_OCI_MANIFEST	   "application/vnd.oci.image.manifest.v1+json"
+#define MT_OCI_CONFIG	   "application/vnd.oci.image.config.v1+json"
+#define MT_DOCKER_LIST	   "application/vnd.docker.distribution.manifest.list.v2+json"
 #define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
-#define MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
+#define MT_DOCKER_CONFIG   "application/vnd.docker.container.image.v1+json"
 
-#define MAX_LAYERS 250
+#define MAX_LAYERS	  250
 #define MAX_INDEX_ENTRIES 256
 
 enum layer_compression { COMP_NONE, COMP_GZIP, COMP_ZSTD };
@@ -72,7 +72,7 @@ struct image_config {
 	char **diff_ids;   /* NULL-terminated */
 	size_t ndiff_ids;
 	char *os, *arch;
-	char *created;	   /* RFC 3339, or NULL */
+	char *created; /* RFC 3339, or NULL */
 };
 
 int image_config_parse(const char *body, size_t n, struct image_config *c, struct msb_err **err);

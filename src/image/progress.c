@@ -13,7 +13,7 @@
 #include "util/parse.h"
 
 #define REDRAW_MS 100
-#define BAR 24
+#define BAR	  24
 
 struct lp {
 	char id[20];
@@ -91,8 +91,8 @@ static void draw(struct progress *p, bool force)
 			snprintf(rate, sizeof(rate), " %s/s", r);
 		}
 		if (!strcmp(l->state, "Downloading"))
-			fprintf(p->f, "\r\033[2K%s: %-12s [%s] %s / %s%s\n", l->id, l->state, bar, done,
-				total, rate);
+			fprintf(p->f, "\r\033[2K%s: %-12s [%s] %s / %s%s\n", l->id, l->state, bar,
+				done, total, rate);
 		else
 			fprintf(p->f, "\r\033[2K%s: %s\n", l->id, l->state ? l->state : "Waiting");
 	}
@@ -145,8 +145,8 @@ void progress_event(const struct pull_event *ev, void *ctx)
 		if (p->tty)
 			draw(p, true);
 		format_size(p->fetched_bytes, size, sizeof(size));
-		fprintf(p->f, "%s: pulled %s (%zu layers, %s downloaded in %.1fs)\n", p->ref, p->digest,
-			p->n, size, (double)(now_ms() - p->start) / 1000.0);
+		fprintf(p->f, "%s: pulled %s (%zu layers, %s downloaded in %.1fs)\n", p->ref,
+			p->digest, p->n, size, (double)(now_ms() - p->start) / 1000.0);
 		fflush(p->f);
 		return;
 	}

@@ -29,9 +29,9 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 
-#define MAX_DOWNLOADS 4
+#define MAX_DOWNLOADS	  4
 #define PROGRESS_EVERY_MS 100
-#define LOCK_POLL_MS 200
+#define LOCK_POLL_MS	  200
 
 enum jstate { J_PENDING, J_WAITING, J_DOWNLOADING, J_CONVERTING, J_DONE, J_FAILED };
 
@@ -70,9 +70,13 @@ struct pull {
 static void emit(struct pull *p, enum pull_ev type, const struct job *j, uint64_t done,
 		 uint64_t total)
 {
-	struct pull_event ev = { .type = type, .ref = p->ref, .layer = j ? j->idx : 0,
-				 .nlayers = p->njobs, .digest = j ? j->desc->digest : NULL,
-				 .done = done, .total = total };
+	struct pull_event ev = { .type = type,
+				 .ref = p->ref,
+				 .layer = j ? j->idx : 0,
+				 .nlayers = p->njobs,
+				 .digest = j ? j->desc->digest : NULL,
+				 .done = done,
+				 .total = total };
 
 	if (p->o && p->o->progress)
 		p->o->progress(&ev, p->o->ctx);
@@ -239,8 +243,8 @@ static int finish_download(struct pull *p, struct job *j, CURLcode res, struct m
 					   "blob %s: got %llu bytes, the manifest says %lld",
 					   j->desc->digest, (unsigned long long)j->have,
 					   (long long)j->desc->size);
-		return msb_err_set(err, EBADMSG, "blob %s: digest mismatch (got %s)", j->desc->digest,
-				   got);
+		return msb_err_set(err, EBADMSG, "blob %s: digest mismatch (got %s)",
+				   j->desc->digest, got);
 	}
 	emit(p, PEV_VERIFIED, j, j->have, j->have);
 	return start_convert(p, j);
@@ -374,8 +378,8 @@ static int run_jobs(struct pull *p, struct msb_err **err)
 		for (size_t i = 0; r == 0 && i < p->njobs; i++) {
 			struct job *j = &p->jobs[i];
 
-			if ((j->state == J_PENDING || j->state == J_WAITING) && active < MAX_DOWNLOADS &&
-			    p->converting < p->max_convert + 1) {
+			if ((j->state == J_PENDING || j->state == J_WAITING) &&
+			    active < MAX_DOWNLOADS && p->converting < p->max_convert + 1) {
 				r = try_lock(p, j, err);
 				active += j->state == J_DOWNLOADING;
 			}
@@ -514,8 +518,8 @@ int image_pull(struct db *db, json_t *cfg, const char *refstr, const struct pull
 		goto out;
 	sha256_digest(buf_head(&cbody), buf_size(&cbody), got);
 	if (strcmp(got, m.config.digest) != 0) {
-		msb_err_set(err, EBADMSG, "image config %s: digest mismatch (got %s)", m.config.digest,
-			    got);
+		msb_err_set(err, EBADMSG, "image config %s: digest mismatch (got %s)",
+			    m.config.digest, got);
 		goto out;
 	}
 	if (image_config_parse((const char *)buf_head(&cbody), buf_size(&cbody), &ic, err) < 0)
@@ -526,8 +530,10 @@ int image_pull(struct db *db, json_t *cfg, const char *refstr, const struct pull
 		goto out;
 	}
 	{
-		struct pull_event ev = { .type = PEV_RESOLVED, .ref = familiar,
-					 .manifest_digest = mdigest, .nlayers = m.nlayers };
+		struct pull_event ev = { .type = PEV_RESOLVED,
+					 .ref = familiar,
+					 .manifest_digest = mdigest,
+					 .nlayers = m.nlayers };
 
 		if (p.o->progress)
 			p.o->progress(&ev, p.o->ctx);
@@ -542,8 +548,12 @@ int image_pull(struct db *db, json_t *cfg, const char *refstr, const struct pull
 		goto out;
 	}
 	for (size_t i = 0; i < p.njobs; i++)
-		p.jobs[i] = (struct job){ .idx = i, .desc = &m.layers[i], .diff_id = ic.diff_ids[i],
-					  .lock_fd = -1, .fd = -1, .p = &p };
+		p.jobs[i] = (struct job){ .idx = i,
+					  .desc = &m.layers[i],
+					  .diff_id = ic.diff_ids[i],
+					  .lock_fd = -1,
+					  .fd = -1,
+					  .p = &p };
 	if (run_jobs(&p, err) < 0)
 		goto out;
 
@@ -563,12 +573,12 @@ int image_pull(struct db *db, json_t *cfg, const char *refstr, const struct pull
 	}
 	for (size_t i = 0; i < m.nlayers; i++) {
 		img.size += m.layers[i].size;
-		img.layers[i] = (struct layer_record){
-			.diff_id = strdup(ic.diff_ids[i]), .digest = strdup(m.layers[i].digest),
-			.media_type = strdup(m.layers[i].media_type),
-			.compressed_size = m.layers[i].size, .tar_size = p.jobs[i].tar_size,
-			.fs_size = p.jobs[i].fs_size
-		};
+		img.layers[i] = (struct layer_record){ .diff_id = strdup(ic.diff_ids[i]),
+						       .digest = strdup(m.layers[i].digest),
+						       .media_type = strdup(m.layers[i].media_type),
+						       .compressed_size = m.layers[i].size,
+						       .tar_size = p.jobs[i].tar_size,
+						       .fs_size = p.jobs[i].fs_size };
 		if (!img.layers[i].diff_id || !img.layers[i].digest || !img.layers[i].media_type) {
 			msb_err_sys(err, ENOMEM, "pull");
 			goto out;
@@ -577,8 +587,10 @@ int image_pull(struct db *db, json_t *cfg, const char *refstr, const struct pull
 	if (db_image_put(db, &img, err) < 0)
 		goto out;
 	{
-		struct pull_event ev = { .type = PEV_DONE, .ref = familiar,
-					 .manifest_digest = mdigest, .nlayers = m.nlayers };
+		struct pull_event ev = { .type = PEV_DONE,
+					 .ref = familiar,
+					 .manifest_digest = mdigest,
+					 .nlayers = m.nlayers };
 
 		if (p.o->progress)
 			p.o->progress(&ev, p.o->ctx);
@@ -637,7 +649,8 @@ int image_get(struct db *db, json_t *cfg, const char *refstr, enum pull_policy p
 			image_record_free(out);
 		if (policy == PULL_NEVER)
 			return msb_err_set(err, ENOENT,
-					   "image %s is not in the local cache (pull it with 'msb pull %s', or drop --pull never)",
+					   "image %s is not in the local cache (pull it with 'msb "
+					   "pull %s', or drop --pull never)",
 					   familiar, familiar);
 	}
 	return image_pull(db, cfg, refstr, o, out, err);

@@ -14,14 +14,14 @@ enum pull_policy { PULL_IF_MISSING, PULL_ALWAYS, PULL_NEVER };
 
 /* What a pull reports as it goes; rendered by progress.c. */
 enum pull_ev {
-	PEV_RESOLVED,	/* @ref, @manifest_digest, @nlayers known */
-	PEV_CACHED,	/* layer already in the cache */
-	PEV_WAITING,	/* another msb process is fetching this layer */
-	PEV_DOWNLOAD,	/* download starts (@done = bytes resumed from) */
-	PEV_PROGRESS,	/* @done of @total bytes */
-	PEV_VERIFIED,	/* digest checked */
-	PEV_CONVERTED,	/* squashfs image published (@total = its size) */
-	PEV_DONE,	/* image recorded */
+	PEV_RESOLVED,  /* @ref, @manifest_digest, @nlayers known */
+	PEV_CACHED,    /* layer already in the cache */
+	PEV_WAITING,   /* another msb process is fetching this layer */
+	PEV_DOWNLOAD,  /* download starts (@done = bytes resumed from) */
+	PEV_PROGRESS,  /* @done of @total bytes */
+	PEV_VERIFIED,  /* digest checked */
+	PEV_CONVERTED, /* squashfs image published (@total = its size) */
+	PEV_DONE,      /* image recorded */
 };
 
 struct pull_event {

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define NAME_MAX_LEN 255
-#define TAG_MAX_LEN 128
+#define TAG_MAX_LEN  128
 
 static bool is_lower_alnum(char c)
 {
@@ -152,7 +152,8 @@ int ref_parse(const char *s, struct image_ref *out, char *why, size_t why_len)
 		digest = at + 1;
 		if (!digest_valid(digest)) {
 			r = fail(why, why_len,
-				 "invalid digest \"%s\" (expected sha256: and 64 lowercase hex digits)",
+				 "invalid digest \"%s\" (expected sha256: and 64 lowercase hex "
+				 "digits)",
 				 digest);
 			goto out;
 		}
@@ -189,13 +190,13 @@ int ref_parse(const char *s, struct image_ref *out, char *why, size_t why_len)
 	} else {
 		path = name;
 	}
-	if (!registry || !strcmp(registry, "index.docker.io") ||
-	    !strcmp(registry, DOCKER_HUB_API))
+	if (!registry || !strcmp(registry, "index.docker.io") || !strcmp(registry, DOCKER_HUB_API))
 		registry = DOCKER_HUB;
 
 	for (const char *p = path; *p; p++) {
 		if (*p >= 'A' && *p <= 'Z') {
-			r = fail(why, why_len, "invalid reference \"%s\": repository name must be lowercase", s);
+			r = fail(why, why_len,
+				 "invalid reference \"%s\": repository name must be lowercase", s);
 			goto out;
 		}
 	}

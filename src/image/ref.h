@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define DOCKER_HUB "docker.io"
+#define DOCKER_HUB     "docker.io"
 #define DOCKER_HUB_API "registry-1.docker.io"
 
 /*

@@ -23,7 +23,7 @@
 #include "util/version.h"
 
 #define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
-#define ERROR_BODY_MAX (64u << 10)
+#define ERROR_BODY_MAX	 (64u << 10)
 
 static const char *const manifest_accept =
 	"Accept: application/vnd.oci.image.index.v1+json, "
@@ -38,7 +38,7 @@ struct reg_client {
 	struct reg_cred cred;
 	char *auth; /* "Authorization: ..." for every request, or NULL */
 	bool tried_auth;
-	char *ca;   /* PEM bundle (system + registries.ca_certs), or NULL for curl's default */
+	char *ca; /* PEM bundle (system + registries.ca_certs), or NULL for curl's default */
 	size_t ca_len;
 };
 
@@ -107,7 +107,8 @@ static int open_host(json_t *cfg, const char *registry, const struct reg_cred *c
 	c->host = strdup(strcmp(registry, DOCKER_HUB) ? registry : DOCKER_HUB_API);
 	regcfg_host(cfg, registry, &s);
 	c->insecure = s.insecure;
-	if (!c->host || asprintf(&c->base, "%s://%s", c->insecure ? "http" : "https", c->host) < 0) {
+	if (!c->host ||
+	    asprintf(&c->base, "%s://%s", c->insecure ? "http" : "https", c->host) < 0) {
 		c->base = NULL;
 		reg_close(c);
 		return msb_err_sys(err, ENOMEM, "registry");
@@ -205,7 +206,9 @@ static void setup(struct reg_client *c, CURL *h, const char *url)
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "msb/" MSB_VERSION);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "identity");
 	if (c->ca) {
-		struct curl_blob blob = { .data = c->ca, .len = c->ca_len, .flags = CURL_BLOB_NOCOPY };
+		struct curl_blob blob = { .data = c->ca,
+					  .len = c->ca_len,
+					  .flags = CURL_BLOB_NOCOPY };
 
 		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
 	}
@@ -232,15 +235,18 @@ static int transport_error(struct reg_client *c, CURLcode res, const char *errbu
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_OPERATION_TIMEDOUT:
-		return msb_err_set(err, EHOSTUNREACH, "registry %s is unreachable: %s", c->host, why);
+		return msb_err_set(err, EHOSTUNREACH, "registry %s is unreachable: %s", c->host,
+				   why);
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CACERT_BADFILE:
 		return msb_err_set(err, EPROTO,
-				   "registry %s: TLS certificate not trusted: %s (add its CA with registries.ca_certs in config.json)",
+				   "registry %s: TLS certificate not trusted: %s (add its CA with "
+				   "registries.ca_certs in config.json)",
 				   c->host, why);
 	case CURLE_SSL_CONNECT_ERROR:
 		return msb_err_set(err, EPROTO,
-				   "registry %s: TLS handshake failed: %s (if it serves plain HTTP, mark it insecure in config.json)",
+				   "registry %s: TLS handshake failed: %s (if it serves plain "
+				   "HTTP, mark it insecure in config.json)",
 				   c->host, why);
 	default:
 		return msb_err_set(err, EIO, "registry %s: %s", c->host, why);
@@ -291,8 +297,8 @@ static int perform(struct reg_client *c, const char *url, const char *accept, st
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(h);
 	if (r->too_big)
-		return msb_err_set(err, EFBIG, "registry %s: response larger than %zu bytes", c->host,
-				   r->max);
+		return msb_err_set(err, EFBIG, "registry %s: response larger than %zu bytes",
+				   c->host, r->max);
 	if (res != CURLE_OK)
 		return transport_error(c, res, errbuf, err);
 	return 0;
@@ -338,15 +344,19 @@ static int not_authorized(struct reg_client *c, struct msb_err **err)
 {
 	/* Credentials with no source are the ones a login is checking. */
 	if (c->cred.username && !c->cred.source[0])
-		return msb_err_set(err, EACCES, "registry %s: login failed for user %s: wrong username or password",
-				   c->host, c->cred.username);
+		return msb_err_set(
+			err, EACCES,
+			"registry %s: login failed for user %s: wrong username or password",
+			c->host, c->cred.username);
 	if (c->cred.username)
 		return msb_err_set(err, EACCES,
-				   "registry %s: authentication failed for user %s (credentials from %s; check them with 'msb registry login %s')",
+				   "registry %s: authentication failed for user %s (credentials "
+				   "from %s; check them with 'msb registry login %s')",
 				   c->host, c->cred.username, c->cred.source, c->host);
-	return msb_err_set(err, EACCES,
-			   "registry %s: authentication required (log in with 'msb registry login %s')",
-			   c->host, c->host);
+	return msb_err_set(
+		err, EACCES,
+		"registry %s: authentication required (log in with 'msb registry login %s')",
+		c->host, c->host);
 }
 
 /* Answers a 401's challenge: fetches a bearer token, or switches to Basic. */
@@ -372,7 +382,8 @@ static int authorize(struct reg_client *c, const char *repo, const char *www_aut
 		set_auth(c, hdr);
 		return 0;
 	}
-	/* Bearer: ask the token service for pull access to this repository (none: a login check). */
+	/* Bearer: ask the token service for pull access to this repository (none: a login check).
+	 */
 	{
 		char want[600];
 
@@ -391,8 +402,8 @@ static int authorize(struct reg_client *c, const char *repo, const char *www_aut
 	if (rc == 0 && (r.status == 401 || r.status == 403))
 		rc = not_authorized(c, err);
 	else if (rc == 0 && r.status != 200)
-		rc = msb_err_set(err, EPROTO, "registry %s: token service answered HTTP %ld", c->host,
-				 r.status);
+		rc = msb_err_set(err, EPROTO, "registry %s: token service answered HTTP %ld",
+				 c->host, r.status);
 	else if (rc == 0 && token_parse((const char *)buf_head(&body), buf_size(&body), &token) < 0)
 		rc = msb_err_set(err, EPROTO, "registry %s: malformed token response", c->host);
 	buf_free(&body);
@@ -424,8 +435,8 @@ int reg_reauth(struct reg_client *c, const char *repo, struct msb_err **err)
 	return authorize(c, repo, r.www_auth, err);
 }
 
-int reg_login_check(json_t *cfg, const char *registry, const char *username,
-		    const char *password, struct msb_err **err)
+int reg_login_check(json_t *cfg, const char *registry, const char *username, const char *password,
+		    struct msb_err **err)
 {
 	struct reg_cred cred = { .username = (char *)username, .password = (char *)password };
 	struct reg_client *c = NULL;
@@ -443,7 +454,8 @@ int reg_login_check(json_t *cfg, const char *registry, const char *username,
 	if (perform(c, url, NULL, &r, false, err) < 0)
 		goto out;
 	if (r.status == 401) {
-		if (authorize(c, NULL, r.www_auth, err) < 0 || perform(c, url, NULL, &r, true, err) < 0)
+		if (authorize(c, NULL, r.www_auth, err) < 0 ||
+		    perform(c, url, NULL, &r, true, err) < 0)
 			goto out;
 		if (r.status == 401) {
 			not_authorized(c, err);
@@ -489,8 +501,8 @@ static int status_error(struct reg_client *c, const struct resp *r, const char *
 
 	error_text(r->body, text, sizeof(text));
 	if (r->status == 403)
-		return msb_err_set(err, EACCES, "registry %s: access to %s denied%s%s", c->host, what,
-				   *text ? ": " : "", text);
+		return msb_err_set(err, EACCES, "registry %s: access to %s denied%s%s", c->host,
+				   what, *text ? ": " : "", text);
 	if (r->status == 404)
 		return msb_err_set(err, ENOENT, "%s not found%s%s%s", what, *text ? " (" : "", text,
 				   *text ? ")" : "");
@@ -498,8 +510,8 @@ static int status_error(struct reg_client *c, const struct resp *r, const char *
 			   *text ? ": " : "", text);
 }
 
-int reg_get_manifest(struct reg_client *c, const char *repo, const char *object,
-		     struct buf *body, char *ctype, size_t ctype_len, struct msb_err **err)
+int reg_get_manifest(struct reg_client *c, const char *repo, const char *object, struct buf *body,
+		     char *ctype, size_t ctype_len, struct msb_err **err)
 {
 	_cleanup_free_ char *url = NULL;
 	struct resp r = { .body = body, .max = MANIFEST_MAX };
@@ -571,8 +583,8 @@ static size_t on_blob_header(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-CURL *reg_blob_handle(struct reg_client *c, const char *repo, const char *digest,
-		      uint64_t offset, curl_write_callback write_cb, void *ctx)
+CURL *reg_blob_handle(struct reg_client *c, const char *repo, const char *digest, uint64_t offset,
+		      curl_write_callback write_cb, void *ctx)
 {
 	_cleanup_free_ char *url = NULL;
 	struct blob_xfer *x = calloc(1, sizeof(*x));

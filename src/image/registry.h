@@ -12,7 +12,7 @@
 #include "util/err.h"
 
 #define MANIFEST_MAX (4u << 20)
-#define CONFIG_MAX (16u << 20)
+#define CONFIG_MAX   (16u << 20)
 
 struct reg_client;
 
@@ -28,8 +28,8 @@ void reg_close(struct reg_client *c);
  * reg_login_check() - verify @username/@password against @registry the way
  * `docker login` does (an authenticated GET /v2/). Return: 0 or -1 with @err.
  */
-int reg_login_check(json_t *cfg, const char *registry, const char *username,
-		    const char *password, struct msb_err **err);
+int reg_login_check(json_t *cfg, const char *registry, const char *username, const char *password,
+		    struct msb_err **err);
 
 /* Where the credentials came from ("" for anonymous), for messages. */
 const char *reg_cred_source(const struct reg_client *c);
@@ -39,8 +39,8 @@ const char *reg_cred_source(const struct reg_client *c);
  * Docker schema-2 manifests and indexes. @ctype gets the Content-Type.
  * Return: 0, or -1 with @err (unknown tag, auth failures, unreachable...).
  */
-int reg_get_manifest(struct reg_client *c, const char *repo, const char *object,
-		     struct buf *body, char *ctype, size_t ctype_len, struct msb_err **err);
+int reg_get_manifest(struct reg_client *c, const char *repo, const char *object, struct buf *body,
+		     char *ctype, size_t ctype_len, struct msb_err **err);
 
 /* reg_get_blob() - a small blob (an image config) into memory, at most @max bytes. */
 int reg_get_blob(struct reg_client *c, const char *repo, const char *digest, size_t max,
@@ -51,8 +51,8 @@ int reg_get_blob(struct reg_client *c, const char *repo, const char *digest, siz
  * byte @offset to @write_cb, for the caller's multi handle. Free it with
  * reg_blob_handle_free(). Return: the handle, or NULL on ENOMEM.
  */
-CURL *reg_blob_handle(struct reg_client *c, const char *repo, const char *digest,
-		      uint64_t offset, curl_write_callback write_cb, void *ctx);
+CURL *reg_blob_handle(struct reg_client *c, const char *repo, const char *digest, uint64_t offset,
+		      curl_write_callback write_cb, void *ctx);
 void reg_blob_handle_free(CURL *h);
 
 /*

@@ -52,9 +52,9 @@ static void checksum(char *h)
 	h[155] = ' ';
 }
 
-static int block_header(struct buf *out, const char *name, char type, uint32_t mode,
-			uint64_t uid, uint64_t gid, uint64_t size, uint64_t mtime,
-			const char *link, uint32_t maj, uint32_t min)
+static int block_header(struct buf *out, const char *name, char type, uint32_t mode, uint64_t uid,
+			uint64_t gid, uint64_t size, uint64_t mtime, const char *link, uint32_t maj,
+			uint32_t min)
 {
 	char *h = (char *)buf_tail(out, BLOCK);
 
@@ -133,13 +133,15 @@ int tarw_header(struct buf *out, const struct tar_entry *e)
 	for (size_t i = 0; !r && i < e->nxattrs; i++) {
 		char key[300];
 
-		if (snprintf(key, sizeof(key), "SCHILY.xattr.%s", e->xattrs[i].name) >= (int)sizeof(key))
+		if (snprintf(key, sizeof(key), "SCHILY.xattr.%s", e->xattrs[i].name) >=
+		    (int)sizeof(key))
 			r = -EINVAL;
 		else
 			r = pax_record(&pax, key, e->xattrs[i].value, e->xattrs[i].len);
 	}
 	if (!r && buf_size(&pax)) {
-		r = block_header(out, "PaxHeader", 'x', 0644, 0, 0, buf_size(&pax), mtime, NULL, 0, 0);
+		r = block_header(out, "PaxHeader", 'x', 0644, 0, 0, buf_size(&pax), mtime, NULL, 0,
+				 0);
 		if (!r)
 			r = buf_append(out, buf_head(&pax), buf_size(&pax));
 		if (!r)

@@ -4,10 +4,13 @@
 #include "store/db.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -68,12 +71,25 @@ static int exec(struct db *db, const char *sql, struct msb_err **err)
 	return 0;
 }
 
+/* Return: an fd holding an exclusive lock on <dir>/msb.db.lock, or -1 (then no lock). */
+static int open_lock(const char *dir)
+{
+	_cleanup_free_ char *p = path_join(dir, "msb.db.lock");
+	int fd = p ? open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+
+	if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int db_open(struct db **out, struct msb_err **err)
 {
 	_cleanup_free_ char *dir = NULL, *path = NULL;
 	const char *home = msb_home();
 	struct db *db;
-	int r;
+	int r, lock;
 
 	if (!home || !(dir = path_join(home, "db")) || !(path = path_join(dir, "msb.db")))
 		return msb_err_set(err, ENOMEM, "cannot locate the msb home (set MSB_HOME)");
@@ -86,16 +102,27 @@ int db_open(struct db **out, struct msb_err **err)
 	if (sqlite3_open_v2(path, &db->h,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
 			    NULL) != SQLITE_OK) {
-		msb_err_set(err, EIO, "%s: %s", path, db->h ? sqlite3_errmsg(db->h) : "cannot open");
+		msb_err_set(err, EIO, "%s: %s", path,
+			    db->h ? sqlite3_errmsg(db->h) : "cannot open");
 		db_close(db);
 		return -1;
 	}
 	/* Concurrent msb processes wait for each other instead of failing. */
 	sqlite3_busy_timeout(db->h, 30000);
-	if (exec(db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
-		 err) < 0 ||
-	    exec(db, schema, err) < 0 ||
-	    exec(db, "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '1');", err) < 0) {
+	/*
+	 * Turning on WAL and creating the schema take locks sqlite's busy
+	 * handler does not wait for: one process at a time does it.
+	 */
+	lock = open_lock(dir);
+	r = exec(db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
+		 err);
+	if (!r)
+		r = exec(db, schema, err);
+	if (!r)
+		r = exec(db, "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '1');", err);
+	if (lock >= 0)
+		close(lock);
+	if (r < 0) {
 		db_close(db);
 		return msb_err_prefix(err, "%s", path);
 	}
@@ -151,10 +178,11 @@ int db_image_put(struct db *db, const struct image_record *img, struct msb_err *
 	if (sqlite3_step(st) != SQLITE_DONE && fail(db, err, "delete image"))
 		goto out;
 	sqlite3_finalize(st);
-	st = prep(db,
-		  "INSERT INTO images(reference, manifest_digest, index_digest, config_digest,"
-		  " manifest, config, size, created, pulled_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9);",
-		  err);
+	st = prep(
+		db,
+		"INSERT INTO images(reference, manifest_digest, index_digest, config_digest,"
+		" manifest, config, size, created, pulled_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9);",
+		err);
 	if (!st)
 		goto out;
 	bind_text(st, 1, img->reference);
@@ -172,11 +200,12 @@ int db_image_put(struct db *db, const struct image_record *img, struct msb_err *
 		const struct layer_record *l = &img->layers[i];
 
 		sqlite3_finalize(st);
-		st = prep(db,
-			  "INSERT INTO layers(diff_id, digest, media_type, compressed_size, tar_size,"
-			  " fs_size) VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(diff_id) DO UPDATE SET"
-			  " fs_size = excluded.fs_size;",
-			  err);
+		st = prep(
+			db,
+			"INSERT INTO layers(diff_id, digest, media_type, compressed_size, tar_size,"
+			" fs_size) VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(diff_id) DO UPDATE SET"
+			" fs_size = excluded.fs_size;",
+			err);
 		if (!st)
 			goto out;
 		bind_text(st, 1, l->diff_id);
@@ -188,9 +217,10 @@ int db_image_put(struct db *db, const struct image_record *img, struct msb_err *
 		if (sqlite3_step(st) != SQLITE_DONE && fail(db, err, "insert layer"))
 			goto out;
 		sqlite3_finalize(st);
-		st = prep(db,
-			  "INSERT INTO image_layers(reference, position, diff_id) VALUES(?1,?2,?3);",
-			  err);
+		st = prep(
+			db,
+			"INSERT INTO image_layers(reference, position, diff_id) VALUES(?1,?2,?3);",
+			err);
 		if (!st)
 			goto out;
 		bind_text(st, 1, img->reference);
@@ -209,18 +239,20 @@ out:
 
 static int load_layers(struct db *db, struct image_record *img, struct msb_err **err)
 {
-	sqlite3_stmt *st = prep(db,
-				"SELECT l.diff_id, l.digest, l.media_type, l.compressed_size,"
-				" l.tar_size, l.fs_size FROM image_layers il JOIN layers l"
-				" ON l.diff_id = il.diff_id WHERE il.reference = ?1 ORDER BY il.position;",
-				err);
+	sqlite3_stmt *st =
+		prep(db,
+		     "SELECT l.diff_id, l.digest, l.media_type, l.compressed_size,"
+		     " l.tar_size, l.fs_size FROM image_layers il JOIN layers l"
+		     " ON l.diff_id = il.diff_id WHERE il.reference = ?1 ORDER BY il.position;",
+		     err);
 	int rc;
 
 	if (!st)
 		return -1;
 	bind_text(st, 1, img->reference);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct layer_record *nl = realloc(img->layers, sizeof(*nl) * (img->nlayers + 1)), *l;
+		struct layer_record *nl = realloc(img->layers, sizeof(*nl) * (img->nlayers + 1)),
+				    *l;
 
 		if (!nl) {
 			sqlite3_finalize(st);
@@ -228,16 +260,19 @@ static int load_layers(struct db *db, struct image_record *img, struct msb_err *
 		}
 		img->layers = nl;
 		l = &nl[img->nlayers++];
-		*l = (struct layer_record){ col_dup(st, 0), col_dup(st, 1), col_dup(st, 2),
-					    sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4),
+		*l = (struct layer_record){ col_dup(st, 0),
+					    col_dup(st, 1),
+					    col_dup(st, 2),
+					    sqlite3_column_int64(st, 3),
+					    sqlite3_column_int64(st, 4),
 					    sqlite3_column_int64(st, 5) };
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : fail(db, err, "layers");
 }
 
-#define IMAGE_COLS                                                                          \
-	"SELECT reference, manifest_digest, index_digest, config_digest, manifest, config, size," \
+#define IMAGE_COLS                                                                                 \
+	"SELECT reference, manifest_digest, index_digest, config_digest, manifest, config, size,"  \
 	" created, pulled_at FROM images "
 
 static void row_to_image(sqlite3_stmt *st, struct image_record *img)
@@ -360,7 +395,8 @@ int db_image_delete(struct db *db, const char *reference, char ***orphans, struc
 	sqlite3_finalize(st);
 	/* Layers still used by another image stay. */
 	st = prep(db,
-		  "SELECT diff_id FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM image_layers);",
+		  "SELECT diff_id FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM "
+		  "image_layers);",
 		  err);
 	if (!st)
 		goto out;
@@ -378,8 +414,8 @@ int db_image_delete(struct db *db, const char *reference, char ***orphans, struc
 	if (rc != SQLITE_DONE && fail(db, err, "layers"))
 		goto out;
 	sqlite3_finalize(st);
-	st = prep(db,
-		  "DELETE FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM image_layers);", err);
+	st = prep(db, "DELETE FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM image_layers);",
+		  err);
 	if (!st || (sqlite3_step(st) != SQLITE_DONE && fail(db, err, "delete layers")))
 		goto out;
 	r = exec(db, "COMMIT;", err);
@@ -425,11 +461,12 @@ void image_records_free(struct image_record *v, size_t n)
 int db_sandbox_put(struct db *db, const char *name, const char *image, const char *digest,
 		   const char *status, struct msb_err **err)
 {
-	sqlite3_stmt *st = prep(db,
-				"INSERT INTO sandboxes(name, image, manifest_digest, status, created_at)"
-				" VALUES(?1,?2,?3,?4,strftime('%Y-%m-%dT%H:%M:%SZ','now'))"
-				" ON CONFLICT(name) DO UPDATE SET status = excluded.status;",
-				err);
+	sqlite3_stmt *st =
+		prep(db,
+		     "INSERT INTO sandboxes(name, image, manifest_digest, status, created_at)"
+		     " VALUES(?1,?2,?3,?4,strftime('%Y-%m-%dT%H:%M:%SZ','now'))"
+		     " ON CONFLICT(name) DO UPDATE SET status = excluded.status;",
+		     err);
 	int rc;
 
 	if (!st)

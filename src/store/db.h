@@ -11,12 +11,12 @@
 struct db;
 
 struct layer_record {
-	char *diff_id;	  /* sha256 of the uncompressed tar; names the cached image */
-	char *digest;	  /* the compressed blob it came from */
+	char *diff_id; /* sha256 of the uncompressed tar; names the cached image */
+	char *digest;  /* the compressed blob it came from */
 	char *media_type;
 	int64_t compressed_size;
 	int64_t tar_size;
-	int64_t fs_size;  /* bytes of the squashfs image */
+	int64_t fs_size; /* bytes of the squashfs image */
 };
 
 struct image_record {
@@ -24,11 +24,11 @@ struct image_record {
 	char *manifest_digest; /* the platform manifest */
 	char *index_digest;    /* the index it was chosen from, or NULL */
 	char *config_digest;
-	char *manifest;	       /* JSON as served */
-	char *config;	       /* JSON as served */
-	char *created;	       /* from the image config, or NULL */
+	char *manifest; /* JSON as served */
+	char *config;	/* JSON as served */
+	char *created;	/* from the image config, or NULL */
 	char *pulled_at;
-	int64_t size;	       /* compressed layer bytes */
+	int64_t size;		     /* compressed layer bytes */
 	struct layer_record *layers; /* bottom first */
 	size_t nlayers;
 };

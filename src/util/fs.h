@@ -35,7 +35,8 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 /* write_file_replace() - the same without fsync: atomic, but not durable across a crash. */
 int write_file_replace(const char *path, const void *data, size_t len, mode_t mode);
 
-/* fsync_path() - flush a file's data to disk before it is renamed into place. Return: 0 or -errno. */
+/* fsync_path() - flush a file's data to disk before it is renamed into place. Return: 0 or -errno.
+ */
 int fsync_path(const char *path);
 
 /* write_all() - write everything, retrying on EINTR/short writes. Return: 0 or -errno. */

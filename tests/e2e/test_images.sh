@@ -1,0 +1,387 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# OCI images end to end: real registries on loopback (plain, TLS + Basic, bearer tokens), real images, real VMs.
+source "$(dirname "$0")/lib.sh"
+
+REG=$TMP/reg
+FIXTURES=$E2E_ROOT/tests/fixtures
+"$FIXTURES/registry.sh" start "$REG" > "$TMP/registry-start.log" 2>&1 || {
+  cat "$TMP/registry-start.log"
+  exit 1
+}
+trap '"$FIXTURES/registry.sh" stop "$REG" > /dev/null 2>&1; kill $BAD_PID 2>/dev/null' EXIT
+"$FIXTURES/registry.sh" push "$REG" "$BUILD/fixtures/images" > "$TMP/registry-push.log" 2>&1 || {
+  cat "$TMP/registry-push.log"
+  exit 1
+}
+# shellcheck disable=SC1091
+source "$REG/env"
+# shellcheck disable=SC1091
+source "$REG/images.env"
+python3 "$FIXTURES/badregistry.py" > "$TMP/bad.port" &
+BAD_PID=$!
+for _ in $(seq 50); do [ -s "$TMP/bad.port" ] && break; sleep 0.1; done
+BAD=127.0.0.1:$(cat "$TMP/bad.port")
+
+# A fresh msb home that knows the test registries (plain ones are insecure; the CA is added).
+fresh_home() {
+  MSB_HOME=$(mktemp -d "$TMP/home.XXXXXX")
+  export MSB_HOME
+  cat > "$MSB_HOME/config.json" << JSON
+{"registries": {"ca_certs": "$CA",
+  "hosts": {"$PLAIN": {"insecure": true}, "$TOKEN": {"insecure": true}, "$BAD": {"insecure": true}}}}
+JSON
+}
+fresh_home
+
+layer_count() { find "$MSB_HOME/cache/layers" -name '*.sqfs' | wc -l; }
+blob_path() { local d=${2#sha256:}; echo "$1/docker/registry/v2/blobs/sha256/${d:0:2}/$d/data"; }
+nth() { echo "$1" | tr ' ' '\n' | sed -n "$2p"; }
+
+test_pull_then_run_layered_image_has_exactly_the_right_files() {
+  fresh_home
+  msb_capture pull -q "$PLAIN/test/layered:v1"
+  expect_eq "pull exit code" "$RC" 0
+  expect_eq "pull -q prints nothing" "$OUT$ERR" ""
+  msb_capture run -q --entrypoint /bin/sh "$PLAIN/test/layered:v1" -- -c '
+    for p in /data /data/keep.txt /opaque /opaque/new.txt /links/target.txt /links/hardlink \
+             /links/symlink /links/dangling /dev-null-copy /fifo /usr/local/bin/suid-busybox \
+             /xattr-file /old-mtime /root-only.txt /work/owned-by-app.txt \
+             /etc/os-release /data/remove-me.txt /data/gone-dir /opaque/old-1.txt /opaque/sub; do
+      if [ -L $p ]; then echo "$p link $(readlink $p)"
+      elif [ -d $p ]; then echo "$p $(stat -c "%F %a %u:%g" $p)"
+      elif [ -e $p ] || [ -p $p ]; then echo "$p $(stat -c "%F %a %u:%g %h" $p)"
+      else echo "$p absent"; fi
+    done
+    cat /data/keep.txt /opaque/new.txt /links/hardlink
+    stat -c %Y /old-mtime
+    find / -xdev -name ".wh.*" | wc -l'
+  expect_eq "exit code" "$RC" 0
+  expect_eq "merged file system" "$OUT" "/data directory 755 0:0
+/data/keep.txt regular file 644 0:0 1
+/opaque directory 755 0:0
+/opaque/new.txt regular file 644 0:0 1
+/links/target.txt regular file 644 0:0 2
+/links/hardlink regular file 644 0:0 2
+/links/symlink link target.txt
+/links/dangling link /nonexistent
+/dev-null-copy character special file 666 0:0 1
+/fifo fifo 644 0:0 1
+/usr/local/bin/suid-busybox regular file 4755 0:0 1
+/xattr-file regular file 644 0:0 1
+/old-mtime regular file 644 0:0 1
+/root-only.txt regular file 600 0:0 1
+/work/owned-by-app.txt regular file 640 1000:1000 1
+/etc/os-release absent
+/data/remove-me.txt absent
+/data/gone-dir absent
+/opaque/old-1.txt absent
+/opaque/sub absent
+keep
+new
+linked
+981173106
+0"
+  # xattrs as stored in the cached layer images (busybox has no getfattr)
+  local top
+  top=$(nth "$LAYERED_DIFF_IDS" 4)
+  expect_eq "user xattr kept" "$(rdsquashfs -x /xattr-file "$MSB_HOME/cache/layers/${top#sha256:}.sqfs")" "user.msb=hello"
+  top=$(nth "$LAYERED_DIFF_IDS" 3)
+  expect_eq "opaque directory" "$(rdsquashfs -x /opaque "$MSB_HOME/cache/layers/${top#sha256:}.sqfs")" "trusted.overlay.opaque=y"
+  expect_no_leftovers
+}
+
+test_image_config_applies_like_docker() {
+  msb_capture run -q "$PLAIN/test/layered:v1"
+  expect_eq "entrypoint + cmd" "$OUT" "entry default-cmd"
+  msb_capture run -q "$PLAIN/test/layered:v1" -- one two
+  expect_eq "command replaces Cmd, keeps Entrypoint" "$OUT" "entry one two"
+  msb_capture run -q --entrypoint /bin/sh "$PLAIN/test/layered:v1" -- -c 'pwd; id -u; echo $FOO'
+  expect_eq "WorkingDir, User, Env from the image" "$OUT" $'/work\n1000\nfrom-image'
+  msb_capture run -q --entrypoint /bin/sh -e FOO=mine -w /tmp -u root "$PLAIN/test/layered:v1" -- -c 'pwd; id -u; echo $FOO'
+  expect_eq "-e, -w, -u override" "$OUT" $'/tmp\n0\nmine'
+  msb_capture run -q --entrypoint /bin/echo "$PLAIN/test/layered:v1"
+  expect_eq "--entrypoint clears Cmd" "$OUT" ""
+  OUT=$(echo 'echo from-sh; exit 3' | "$MSB" run -q --entrypoint '' "$PLAIN/test/busybox")
+  expect_eq "no entrypoint, no cmd: /bin/sh reads stdin" "$OUT|$?" "from-sh|3"
+  expect_no_leftovers
+}
+
+test_shared_base_layer_is_stored_once() {
+  fresh_home
+  msb_capture pull "$PLAIN/test/shared-a:1"
+  expect_eq "first pull" "$RC" 0
+  msb_capture pull "$PLAIN/test/shared-b:1"
+  expect_eq "second pull" "$RC" 0
+  expect_match "base layer reused" "$OUT" "layer 1/2 [0-9a-f]{12}: already present"
+  expect_eq "three layer images for four layers" "$(layer_count)" 3
+  msb_capture run -q "$PLAIN/test/shared-a:1"
+  expect_eq "shared-a" "$OUT" "a"
+  msb_capture run -q "$PLAIN/test/shared-b:1"
+  expect_eq "shared-b" "$OUT" "b"
+  expect_no_leftovers
+}
+
+test_multiplatform_index_and_docker_schema2() {
+  msb_capture run -q "$PLAIN/test/multiplatform"
+  expect_eq "amd64 half chosen" "$OUT" "amd64"
+  msb_capture image inspect "$PLAIN/test/multiplatform"
+  expect_match "platform manifest recorded" "$OUT" "Digest: +$MULTIPLATFORM_AMD64_DIGEST"
+  expect_match "index recorded" "$OUT" "Index: +$MULTIPLATFORM_DIGEST"
+  msb_capture run -q "$PLAIN/test/docker-v2" -- cat /etc/hostname
+  expect_eq "docker schema 2 image" "$OUT" "msb-fixture"
+  expect_no_leftovers
+}
+
+test_python_from_debian_packages_runs() {
+  msb_capture run -q "$PLAIN/test/python:3.11" -- python3 -c 'import json, sqlite3, hashlib; print(json.dumps({"sum": sum(range(10)), "sha": hashlib.sha256(b"msb").hexdigest()[:8]}))'
+  expect_eq "exit code" "$RC" 0
+  expect_eq "python output" "$OUT" '{"sum": 45, "sha": "b59be1bb"}'
+  expect_no_leftovers
+}
+
+test_corrupted_blob_is_refused_and_not_cached() {
+  fresh_home
+  local layer diff blob
+  layer=$(nth "$SHARED_A_LAYERS" 2)
+  diff=$(nth "$SHARED_A_DIFF_IDS" 2)
+  blob=$(blob_path "$PLAIN_STORAGE" "$layer")
+  "$MSB" pull -q "$PLAIN/test/busybox" # the shared base layer, so only the bad one is fetched
+  cp "$blob" "$TMP/blob.orig"
+  printf 'X' | dd of="$blob" bs=1 seek=20 conv=notrunc 2> /dev/null
+  msb_capture pull "$PLAIN/test/shared-a:1"
+  cp "$TMP/blob.orig" "$blob"
+  expect_eq "exit code" "$RC" 125
+  expect_one_error_line "$ERR" "pull $PLAIN/test/shared-a:1: blob $layer: digest mismatch \\(got sha256:[0-9a-f]{64}\\)"
+  expect_eq "no layer image for the bad blob" "$(ls "$MSB_HOME/cache/layers/${diff#sha256:}.sqfs" 2> /dev/null)" ""
+  expect_eq "no partial download kept" "$(find "$MSB_HOME/cache" -name '*.partial' -o -name '*.tmp' | wc -l)" 0
+  expect_eq "image not recorded" "$("$MSB" images -q)" "$PLAIN/test/busybox:latest"
+  msb_capture pull -q "$PLAIN/test/shared-a:1"
+  expect_eq "a later pull of the repaired blob works" "$RC" 0
+}
+
+test_registry_errors_are_one_line() {
+  msb_capture pull 127.0.0.1:1/test/busybox
+  expect_eq "down: exit code" "$RC" 125
+  expect_one_error_line "$ERR" "pull 127.0.0.1:1/test/busybox: registry 127.0.0.1:1 is unreachable"
+  msb_capture pull "$PLAIN/test/busybox:no-such-tag"
+  expect_one_error_line "$ERR" "pull $PLAIN/test/busybox:no-such-tag: manifest test/busybox:no-such-tag in $PLAIN not found \\(MANIFEST_UNKNOWN"
+  msb_capture pull "$TLS/test/busybox"
+  expect_one_error_line "$ERR" "pull $TLS/test/busybox: registry $TLS: authentication required \\(log in with 'msb registry login $TLS'\\)"
+  msb_capture pull "$TOKEN/test/busybox"
+  expect_one_error_line "$ERR" "pull $TOKEN/test/busybox: registry $TOKEN: authentication required"
+  MSB_HOME=$TMP/no-ca-home msb_capture pull "$TLS/test/busybox"
+  expect_one_error_line "$ERR" "pull $TLS/test/busybox: registry $TLS: TLS certificate not trusted: .* \\(add its CA with registries.ca_certs in config.json\\)"
+  msb_capture pull 'Bad/Name'
+  expect_one_error_line "$ERR" 'invalid reference "Bad/Name": repository name must be lowercase'
+  msb_capture run --pull never "$PLAIN/test/never-pulled:1" -- true
+  expect_eq "pull never: exit code" "$RC" 125
+  expect_one_error_line "$ERR" "image $PLAIN/test/never-pulled:1 is not in the local cache \\(pull it with 'msb pull $PLAIN/test/never-pulled:1', or drop --pull never\\)"
+  expect_no_leftovers
+}
+
+test_malformed_manifests_are_rejected() {
+  local c
+  fresh_home
+  for c in notjson:"malformed manifest" schema1:"unsupported manifest: schema version 1" \
+    badlayers:"malformed manifest" huge:"response larger than" \
+    baddigest:"malformed manifest: missing or unsupported digest" \
+    bigblob:"is larger than its 10-byte descriptor" \
+    badconfig:"malformed image config" badlayertype:"unsupported layer type"; do
+    msb_capture pull "$BAD/bad/${c%%:*}:1"
+    expect_eq "${c%%:*}: exit code" "$RC" 125
+    expect_one_error_line "$ERR" "pull $BAD/bad/${c%%:*}:1: .*${c#*:}"
+  done
+  msb_capture pull "$BAD/bad/mismatch@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+  expect_one_error_line "$ERR" "pull $BAD/bad/mismatch@sha256:0{64}: manifest digest mismatch: asked for sha256:0{64}, got sha256:"
+  expect_eq "nothing cached" "$(find "$MSB_HOME/cache" -name '*.sqfs' 2> /dev/null | wc -l)" 0
+}
+
+test_image_rm_keeps_shared_layers_and_refuses_images_in_use() {
+  fresh_home
+  "$MSB" pull -q "$PLAIN/test/shared-a:1" && "$MSB" pull -q "$PLAIN/test/shared-b:1"
+  local a_top base
+  a_top=$(nth "$SHARED_A_DIFF_IDS" 2)
+  base=$(nth "$SHARED_A_DIFF_IDS" 1)
+  msb_capture rmi "$PLAIN/test/shared-a:1"
+  expect_eq "rmi output" "$OUT" "Deleted layer $a_top
+Removed $PLAIN/test/shared-a:1"
+  expect_eq "base layer kept" "$(ls "$MSB_HOME/cache/layers/${base#sha256:}.sqfs" 2> /dev/null | wc -l)" 1
+  expect_eq "images" "$("$MSB" images -q)" "$PLAIN/test/shared-b:1"
+  # in use by a running sandbox: refused without -f
+  "$MSB" run -q "$PLAIN/test/shared-b:1" -- sh -c 'echo up; sleep 30' > "$TMP/bg.out" 2>&1 &
+  local pid=$! i
+  for i in $(seq 100); do grep -q up "$TMP/bg.out" && break; sleep 0.1; done
+  msb_capture image rm "$PLAIN/test/shared-b:1"
+  expect_one_error_line "$ERR" "image $PLAIN/test/shared-b:1 is used by 1 sandbox \\(remove it first, or use -f\\)"
+  expect_eq "still listed" "$("$MSB" images -q)" "$PLAIN/test/shared-b:1"
+  msb_capture image rm -f -q "$PLAIN/test/shared-b:1"
+  expect_eq "-f removes it" "$RC|$OUT|$("$MSB" images -q)" "0||"
+  expect_eq "no layer images left" "$(layer_count)" 0
+  kill -INT $pid
+  wait $pid
+  msb_capture rmi "$PLAIN/test/shared-b:1"
+  expect_one_error_line "$ERR" "image $PLAIN/test/shared-b:1 not found"
+  expect_no_leftovers
+}
+
+test_image_ls_and_inspect_formats() {
+  "$MSB" pull -q "$PLAIN/test/layered:v1"
+  msb_capture image ls
+  expect_match "table header" "$OUT" "^REFERENCE +DIGEST +SIZE +CREATED"
+  expect_match "row" "$OUT" "$PLAIN/test/layered:v1 +${LAYERED_DIGEST:0:19} +[0-9.]+ (KiB|MiB) +[0-9]+ (months|years) ago"
+  msb_capture images --format json
+  expect_eq "json" "$(echo "$OUT" | python3 -c 'import json,sys; d=[i for i in json.load(sys.stdin) if i["reference"].endswith("layered:v1")][0]; print(d["digest"], d["layers"])')" "$LAYERED_DIGEST 4"
+  msb_capture image inspect --format json "$PLAIN/test/layered:v1"
+  expect_eq "inspect json" "$(echo "$OUT" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["config"]["config"]["Entrypoint"], len(d["layers"]), d["layers"][2]["media_type"])')" "['/bin/echo', 'entry'] 4 application/vnd.oci.image.layer.v1.tar+zstd"
+  msb_capture image inspect "$PLAIN/test/layered:v1"
+  expect_match "inspect text" "$OUT" $'Entrypoint +\\["/bin/echo", "entry"\\].*Cmd +\\["default-cmd"\\].*WorkingDir +/work.*User +app'
+  msb_capture image inspect "${LAYERED_DIGEST:7:12}"
+  expect_eq "by digest prefix" "$RC" 0
+}
+
+test_registry_login_logout_ls_round_trip() {
+  fresh_home
+  msb_capture registry login "$TLS" --username tester --password-stdin <<< "wrong-pass"
+  expect_one_error_line "$ERR" "registry $TLS: login failed for user tester: wrong username or password"
+  msb_capture registry login "$TLS" --username tester --password-stdin <<< "$REG_PASS"
+  expect_eq "login" "$OUT" "Login succeeded: $TLS as tester (secret in the file store)"
+  msb_capture registry ls
+  expect_match "ls" "$OUT" "$TLS +tester +file"
+  if grep -q "$REG_PASS" "$MSB_HOME/config.json"; then fail "the password is in config.json"; fi
+  expect_eq "secret file mode" "$(stat -c %a "$MSB_HOME"/secrets/registries/*)" 600
+  msb_capture pull -q "$TLS/test/busybox"
+  expect_eq "pull with stored credentials" "$RC" 0
+  msb_capture registry logout "$TLS"
+  expect_eq "logout" "$OUT" "Logged out of $TLS"
+  expect_eq "secret removed" "$(ls "$MSB_HOME/secrets/registries" | wc -l)" 0
+  msb_capture registry ls
+  expect_eq "ls after logout" "$OUT" "$(printf '%-32s %-20s %s\n' REGISTRY USERNAME SOURCE
+    for h in $(printf '%s\n' "$BAD" "$PLAIN" "$TOKEN" | sort); do
+      printf '%-32s %-20s %s\n' "$h" - "anonymous (insecure)"
+    done)"
+  msb_capture pull -q "$TLS/test/shared-a:1"
+  expect_one_error_line "$ERR" ".*authentication required"
+  msb_capture registry logout "$TLS"
+  expect_one_error_line "$ERR" "not logged in to $TLS"
+}
+
+test_bearer_token_flow() {
+  fresh_home
+  msb_capture registry login "$TOKEN" --username tester --password-stdin <<< "$REG_PASS"
+  expect_eq "login to the token registry" "$RC" 0
+  msb_capture run -q "$TOKEN/test/shared-b:1"
+  expect_eq "pull + run through bearer tokens" "$RC|$OUT" "0|b"
+  expect_match "the token was scoped to the repository" "$(cat "$REG/token-server.log")" "sub='tester' scopes=\\['repository:test/shared-b:pull'\\]"
+}
+
+test_credentials_from_config_and_docker() {
+  fresh_home
+  python3 - "$MSB_HOME/config.json" "$TLS" << 'PY'
+import json, sys
+p, host = sys.argv[1], sys.argv[2]
+c = json.load(open(p))
+c["registries"]["hosts"][host] = {"auth": {"username": "tester", "password_env": "MSB_TEST_REG_PASS"}}
+json.dump(c, open(p, "w"))
+PY
+  MSB_TEST_REG_PASS=$REG_PASS msb_capture pull -q "$TLS/test/busybox"
+  expect_eq "password_env" "$RC" 0
+  MSB_TEST_REG_PASS=nope msb_capture pull -q "$TLS/test/shared-a:1"
+  expect_one_error_line "$ERR" ".*registry $TLS: authentication failed for user tester \\(credentials from env:MSB_TEST_REG_PASS"
+  msb_capture pull -q "$TLS/test/shared-a:1"
+  expect_one_error_line "$ERR" ".*config.json: credentials for $TLS come from \\\$MSB_TEST_REG_PASS, which is not set"
+  # secret_name: a 0600 file under secrets/registries/
+  sed -i 's/"password_env": "MSB_TEST_REG_PASS"/"secret_name": "tls-test"/' "$MSB_HOME/config.json"
+  mkdir -p "$MSB_HOME/secrets/registries"
+  printf '%s\n' "$REG_PASS" > "$MSB_HOME/secrets/registries/tls-test"
+  chmod 644 "$MSB_HOME/secrets/registries/tls-test"
+  msb_capture pull -q "$TLS/test/shared-a:1"
+  expect_one_error_line "$ERR" ".*/secrets/registries/tls-test: readable by others \\(chmod 600 it\\)"
+  chmod 600 "$MSB_HOME/secrets/registries/tls-test"
+  msb_capture pull -q "$TLS/test/shared-a:1"
+  expect_eq "secret_name" "$RC" 0
+  # Docker's config: auths, then a credential helper
+  fresh_home
+  mkdir -p "$TMP/docker"
+  printf '{"auths": {"%s": {"auth": "%s"}}}' "$TLS" "$(printf 'tester:%s' "$REG_PASS" | base64)" > "$TMP/docker/config.json"
+  DOCKER_CONFIG=$TMP/docker msb_capture pull -q "$TLS/test/busybox"
+  expect_eq "docker auths" "$RC" 0
+  mkdir -p "$TMP/bin"
+  cat > "$TMP/bin/docker-credential-msbtest" << SH
+#!/bin/sh
+read -r host
+[ "\$1" = get ] && [ "\$host" = "$TLS" ] || exit 1
+printf '{"ServerURL": "%s", "Username": "tester", "Secret": "%s"}' "\$host" "$REG_PASS"
+SH
+  chmod +x "$TMP/bin/docker-credential-msbtest"
+  printf '{"credHelpers": {"%s": "msbtest"}}' "$TLS" > "$TMP/docker/config.json"
+  PATH=$TMP/bin:$PATH DOCKER_CONFIG=$TMP/docker msb_capture pull -q "$TLS/test/shared-a:1"
+  expect_eq "docker credential helper" "$RC" 0
+  DOCKER_CONFIG=$TMP/docker msb_capture registry ls
+  expect_match "ls names the helper, no secret" "$OUT" "$TLS +- +docker-credential-msbtest"
+}
+
+test_concurrent_pulls_of_the_same_image() {
+  fresh_home
+  "$MSB" pull "$PLAIN/test/python:3.11" > "$TMP/p1" 2>&1 &
+  local a=$!
+  "$MSB" pull "$PLAIN/test/python:3.11" > "$TMP/p2" 2>&1 &
+  local b=$!
+  wait $a
+  expect_eq "first pull" "$?" 0
+  wait $b
+  expect_eq "second pull" "$?" 0
+  expect_eq "one image per layer" "$(layer_count)" 3
+  expect_eq "no leftovers in the cache" "$(find "$MSB_HOME/cache" -name '*.partial' -o -name '*.tmp' | wc -l)" 0
+  msb_capture run -q "$PLAIN/test/python:3.11" -- python3 -c 'print(6*7)'
+  expect_eq "the image works" "$OUT" "42"
+}
+
+test_interrupted_download_resumes() {
+  fresh_home
+  local layer blob half
+  layer=$(nth "$PYTHON_LAYERS" 3)
+  blob=$(blob_path "$PLAIN_STORAGE" "$layer")
+  half=$(($(stat -c %s "$blob") / 2))
+  mkdir -p "$MSB_HOME/cache/blobs"
+  head -c "$half" "$blob" > "$MSB_HOME/cache/blobs/${layer#sha256:}.partial"
+  msb_capture pull "$PLAIN/test/python:3.11"
+  expect_eq "exit code" "$RC" 0
+  expect_match "resumed where it stopped" "$OUT" "layer 3/3 ${layer:7:12}: resuming at [0-9.]+ MiB of [0-9.]+ MiB"
+  expect_match "and verified" "$OUT" "layer 3/3 ${layer:7:12}: verified"
+}
+
+test_pull_always_follows_a_moved_tag() {
+  fresh_home
+  local dst="docker://$PLAIN/test/moving:1"
+  skopeo copy -q --dest-tls-verify=false "oci:$IMAGES/shared-a:1" "$dst" > /dev/null 2>&1 ||
+    skopeo copy -q --dest-tls-verify=false "docker://$PLAIN/test/shared-a:1" "$dst" --src-tls-verify=false
+  msb_capture run -q "$PLAIN/test/moving:1"
+  expect_eq "first content" "$OUT" "a"
+  skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "docker://$PLAIN/test/shared-b:1" "$dst"
+  msb_capture run -q "$PLAIN/test/moving:1"
+  expect_eq "if-missing keeps the cached image" "$OUT" "a"
+  msb_capture run -q --pull always "$PLAIN/test/moving:1"
+  expect_eq "always re-resolves the tag" "$OUT" "b"
+}
+
+test_run_records_the_manifest_digest() {
+  "$MSB" run -q "$PLAIN/test/shared-b:1" -- sh -c 'echo up; sleep 30' > "$TMP/rec.out" 2>&1 &
+  local pid=$! i
+  for i in $(seq 100); do grep -q up "$TMP/rec.out" && break; sleep 0.1; done
+  expect_match "sandbox config pins the digest" "$(cat "$MSB_HOME"/sandboxes/*/config.json)" "\"image_digest\": \"$SHARED_B_DIGEST\""
+  kill -INT $pid
+  wait $pid
+  expect_no_leftovers
+}
+
+test_progress_bars_on_a_terminal() {
+  fresh_home
+  tmux_run 200 30 "MSB_HOME=$MSB_HOME $MSB pull $PLAIN/test/python:3.11"
+  local out
+  out=$(tmux_wait 'rc=')
+  tmux_end
+  expect_match "one bar line per layer, then a summary" "$out" "[0-9a-f]{12}: Done.*[0-9a-f]{12}: Done.*[0-9a-f]{12}: Done.*pulled $PYTHON_DIGEST \\(3 layers, [0-9.]+ MiB downloaded in [0-9.]+s\\).*rc=0"
+}
+
+run_tests
