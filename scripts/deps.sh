@@ -12,8 +12,9 @@ build_pkgs=(
 )
 test_pkgs=(
   docker-registry skopeo busybox-static debootstrap openssl apache2-utils
-  tmux procps clang libclang-rt-14-dev curl python3
+  tmux procps clang libclang-rt-14-dev curl python3 libarchive-tools zstd
   clang-format clang-tidy cppcheck
+  gnome-keyring libsecret-tools dbus-daemon
 )
 
 want=("${build_pkgs[@]}")

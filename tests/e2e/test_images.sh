@@ -10,6 +10,7 @@ FIXTURES=$E2E_ROOT/tests/fixtures
   exit 1
 }
 trap '"$FIXTURES/registry.sh" stop "$REG" > /dev/null 2>&1; kill $BAD_PID 2>/dev/null' EXIT
+export MSB REG_PASS TLS
 "$FIXTURES/registry.sh" push "$REG" "$BUILD/fixtures/images" > "$TMP/registry-push.log" 2>&1 || {
   cat "$TMP/registry-push.log"
   exit 1
@@ -197,6 +198,20 @@ test_malformed_manifests_are_rejected() {
   expect_eq "nothing cached" "$(find "$MSB_HOME/cache" -name '*.sqfs' 2> /dev/null | wc -l)" 0
 }
 
+test_layers_whose_paths_escape_are_rejected() {
+  fresh_home
+  local c
+  for c in 'dotdot:layer path "../../etc/shadow" escapes the root \(..\)' \
+    'absolute:layer contains an absolute path "/etc/shadow"' \
+    'symlink:layer path "etc/shadow" goes through the symlink "etc"' \
+    'hardlink:layer path "../../etc/shadow" escapes the root'; do
+    msb_capture pull "$BAD/bad/${c%%:*}:1"
+    expect_eq "${c%%:*}: exit code" "$RC" 125
+    expect_one_error_line "$ERR" "pull $BAD/bad/${c%%:*}:1: layer sha256:[0-9a-f]{64}: ${c#*:}"
+  done
+  expect_eq "nothing cached, nothing half-written" "$(find "$MSB_HOME/cache" -type f ! -name '*.lock' | wc -l)" 0
+}
+
 test_image_rm_keeps_shared_layers_and_refuses_images_in_use() {
   fresh_home
   "$MSB" pull -q "$PLAIN/test/shared-a:1" && "$MSB" pull -q "$PLAIN/test/shared-b:1"
@@ -264,6 +279,25 @@ test_registry_login_logout_ls_round_trip() {
   expect_one_error_line "$ERR" ".*authentication required"
   msb_capture registry logout "$TLS"
   expect_one_error_line "$ERR" "not logged in to $TLS"
+}
+
+test_login_uses_the_secret_service_keyring_when_one_runs() {
+  fresh_home
+  # A real Secret Service (gnome-keyring) in a private D-Bus session.
+  XDG_DATA_HOME=$TMP/xdg-keyring dbus-run-session -- bash -c '
+    printf test-keyring-pw | gnome-keyring-daemon --unlock --components=secrets > /dev/null 2>&1
+    printf "%s\n" "$REG_PASS" | "$MSB" registry login "$TLS" --username tester --password-stdin
+    "$MSB" pull -q "$TLS/test/busybox" && echo pulled
+    secret-tool lookup service microsandbox-registry registry "$TLS" && echo
+    "$MSB" registry logout "$TLS"
+    secret-tool lookup service microsandbox-registry registry "$TLS" || echo cleared
+  ' > "$TMP/keyring.out" 2> "$TMP/keyring.err"
+  expect_eq "keyring round trip" "$(cat "$TMP/keyring.out")" "Login succeeded: $TLS as tester (secret in the keyring store)
+pulled
+$REG_PASS
+Logged out of $TLS
+cleared"
+  expect_eq "no secret file" "$(ls "$MSB_HOME/secrets/registries" 2> /dev/null | wc -l)" 0
 }
 
 test_bearer_token_flow() {

@@ -567,7 +567,7 @@ static void test_reject_json(void **state)
 	struct manifest m;
 	struct msb_err *err = NULL;
 	static const char nul_body[] = "{\"schemaVersion\":2}\0{";
-	static const char *const not_object[] = { "[]", "null", "2", "\"x\"", "true" };
+	static const char *const not_object[] = { "[]", "[{\"schemaVersion\":2}]", " [ ] " };
 
 	(void)state;
 	/* Duplicate keys could make two parsers see two different manifests. */
@@ -579,6 +579,9 @@ static void test_reject_json(void **state)
 		      "", EINVAL, "malformed manifest: duplicate object key near '\"size\"'");
 	for (size_t i = 0; i < ARRAY_SIZE(not_object); i++)
 		expect_reject(not_object[i], "", EINVAL, "malformed manifest: not a JSON object");
+	/* Bare scalars are refused by the JSON parser itself. */
+	expect_reject("null", "", EINVAL, "malformed manifest: '[' or '{' expected near 'null'");
+	expect_reject("2", "", EINVAL, "malformed manifest: '[' or '{' expected near '2'");
 	expect_reject("", "", EINVAL, "malformed manifest: '[' or '{' expected near end of file");
 	expect_reject("{\"schemaVersion\":2", "", EINVAL,
 		      "malformed manifest: '}' expected near end of file");
@@ -1056,7 +1059,8 @@ static void test_config_not_object(void **state)
 {
 	(void)state;
 	expect_config_reject("[]", "malformed image config: not a JSON object");
-	expect_config_reject("\"x\"", "malformed image config: not a JSON object");
+	expect_config_reject("[{\"rootfs\":{}}]", "malformed image config: not a JSON object");
+	expect_config_reject("\"x\"", "malformed image config: '[' or '{' expected near '\"x\"'");
 	expect_config_reject("", "malformed image config: '[' or '{' expected near end of file");
 	expect_config_reject("{\"rootfs\":", "malformed image config: unexpected token near end of file");
 }
