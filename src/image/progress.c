@@ -134,7 +134,8 @@ void progress_event(const struct pull_event *ev, void *ctx)
 		for (size_t i = 0; i < p->n; i++)
 			p->l[i].state = "Waiting";
 		if (!p->tty)
-			fprintf(p->f, "%s: resolved to %s (%zu layers)\n", p->ref, p->digest, p->n);
+			fprintf(p->f, "%s: resolved to %s (%zu layer%s)\n", p->ref, p->digest, p->n,
+				p->n == 1 ? "" : "s");
 		else
 			fprintf(p->f, "%s: pulling from %s\n", p->ref, p->digest);
 		return;

@@ -147,15 +147,22 @@ static size_t ndigits(size_t v)
 	return d;
 }
 
-/* One "LEN key=value\n" record, its length worked out independently of tarw. */
-static void pax_rec(struct buf *r, const char *key, const void *val, size_t vlen)
+/* The length of a "LEN key=value\n" record, which counts its own digits. */
+static size_t rec_len(size_t keylen, size_t vlen)
 {
-	size_t body = strlen(key) + vlen + 3, len = body + 1;
-	char head[32];
-	int k;
+	size_t body = keylen + vlen + 3, len = body + 1;
 
 	while (len != body + ndigits(len))
 		len = body + ndigits(len);
+	return len;
+}
+
+/* One record, its length worked out independently of tarw. */
+static void pax_rec(struct buf *r, const char *key, const void *val, size_t vlen)
+{
+	size_t len = rec_len(strlen(key), vlen);
+	char head[32];
+	int k;
 	k = snprintf(head, sizeof(head), "%zu ", len);
 	assert_int_equal(buf_append(r, head, (size_t)k), 0);
 	assert_int_equal(buf_append(r, key, strlen(key)), 0);
@@ -167,6 +174,18 @@ static void pax_rec(struct buf *r, const char *key, const void *val, size_t vlen
 static void pax_str(struct buf *r, const char *key, const char *val)
 {
 	pax_rec(r, key, val, strlen(val));
+}
+
+/* Whether @raw holds the exact pax record for @key=@val (checks tarw's framing independently). */
+static bool raw_has_record(const struct buf *raw, const char *key, const char *val)
+{
+	struct buf want = { 0 };
+	bool found;
+
+	pax_str(&want, key, val);
+	found = memmem(buf_head(raw), buf_size(raw), buf_head(&want), buf_size(&want)) != NULL;
+	buf_free(&want);
+	return found;
 }
 
 /* A pax extended header ('x') carrying @recs; frees @recs. */
@@ -365,14 +384,6 @@ static const struct oe *find(const struct tarout *o, const char *path)
 			return &o->e[i];
 	fail_msg("no entry \"%s\" in the output", path);
 	return NULL;
-}
-
-static bool has(const struct tarout *o, const char *path)
-{
-	for (size_t i = 0; i < o->n; i++)
-		if (!strcmp(o->e[i].path, path))
-			return true;
-	return false;
 }
 
 static const struct xa *xattr(const struct oe *e, const char *name)
@@ -660,7 +671,7 @@ static void test_layer_opaque(void **state)
 	struct buf in = { 0 }, recs = { 0 };
 	struct result res;
 	const struct oe *e;
-	static const char *const order[] = { "before/keep", "./", "before/", "after/", "implicit/",
+	static const char *const order[] = { "before/keep", "before/", "after/", "implicit/", "./",
 					     "plain/" };
 
 	(void)state;
@@ -865,10 +876,17 @@ static void test_layer_long_names(void **state)
 	expect_ok(&in, &res);
 	assert_int_equal(res.out.n, 6);
 	assert_memory_equal(find(&res.out, p300)->data, "x", 1);
-	assert_string_equal(find(&res.out, "sym")->symlink, t200);
+	/*
+	 * libarchive 3.6 cannot read back a long symlink target from tarw (see
+	 * test_bug_tarw_long_symlink_libarchive), so the records are checked as bytes.
+	 */
+	assert_int_equal(find(&res.out, "sym")->type, AE_IFLNK);
+	assert_true(raw_has_record(&res.raw, "linkpath", t200));
 	assert_int_equal(find(&res.out, p4000)->size, 0);
+	assert_true(raw_has_record(&res.raw, "path", p4000));
 	assert_memory_equal(find(&res.out, g150)->data, "g", 1);
-	assert_string_equal(find(&res.out, "gnulink")->symlink, gl150);
+	assert_int_equal(find(&res.out, "gnulink")->type, AE_IFLNK);
+	assert_true(raw_has_record(&res.raw, "linkpath", gl150));
 	assert_memory_equal(find(&res.out, "pre/fix/name")->data, "u", 1);
 	result_free(&res);
 	buf_free(&in);
@@ -1100,7 +1118,7 @@ static void test_layer_rejects_streams(void **state)
 
 	/* Content cut short. */
 	tb_add(&in, (struct th){ .name = "f", .type = '0', .size = 5000 }, "short", 5);
-	expect_fail(&in, "layer tar: Truncated tar archive detected while reading data");
+	expect_fail(&in, "layer entry \"f\": Truncated tar archive");
 	buf_free(&in);
 
 	/* A header with a bad checksum after a good member. */
@@ -1114,17 +1132,13 @@ static void test_layer_rejects_streams(void **state)
 	result_free(&res);
 	buf_free(&in);
 
-	/* Unknown member types are refused, not guessed at. */
-	tb_add(&in, (struct th){ .name = "f", .type = 'Z' }, NULL, 0);
+	/* An unknown typeflag is a regular file, as POSIX says, content and all. */
+	tb_add(&in, (struct th){ .name = "f", .type = 'Z', .size = 2 }, "zz", 2);
 	tb_end(&in);
-	run_layer(&in, &res);
-	if (res.r == 0) {
-		/* libarchive reads unknown typeflags as regular files. */
-		assert_int_equal(res.out.n, 1);
-		assert_int_equal(res.out.e[0].type, AE_IFREG);
-	} else {
-		assert_non_null(strstr(res.err, "\"f\""));
-	}
+	expect_ok(&in, &res);
+	assert_int_equal(res.out.n, 1);
+	assert_int_equal(res.out.e[0].type, AE_IFREG);
+	assert_memory_equal(res.out.e[0].data, "zz", 2);
 	result_free(&res);
 	buf_free(&in);
 }
@@ -1147,6 +1161,7 @@ static void test_layer_diff_id(void **state)
 	result_free(&res);
 
 	/* Padding after the end marker (tar's 10 KiB records) is part of the blob. */
+	buf_clear(&in);
 	tb_add(&in, (struct th){ .name = "f", .type = '0' }, "hello", 5);
 	tb_end(&in);
 	assert_int_equal(buf_append(&in, zeros, sizeof(zeros)), 0);
@@ -1310,48 +1325,65 @@ static void tb_sparse(struct buf *b, const char *name, uint64_t realsize, uint64
 	assert_int_equal(buf_append(b, data, BLOCK), 0);
 }
 
-/* Sparse files expand to their full size, holes as zeros, when the last block ends the file. */
-static void test_layer_sparse_no_trailing_hole(void **state)
+/* Sparse members expand to their full size with the holes as zeros. */
+static void test_layer_sparse(void **state)
 {
-	struct buf in = { 0 };
-	struct result res;
-	const struct oe *e;
+	static const struct {
+		size_t size, at;
+	} cases[] = {
+		{ 8 * BLOCK, 7 * BLOCK }, /* leading hole only */
+		{ 8 * BLOCK, 0 },	  /* trailing hole only */
+		{ 300000, 100 * BLOCK },  /* both, not on a 64 KiB boundary */
+	};
 
 	(void)state;
-	tb_sparse(&in, "sp", 8 * BLOCK, 7 * BLOCK);
-	tb_end(&in);
-	expect_ok(&in, &res);
-	e = find(&res.out, "sp");
-	assert_int_equal(e->size, 8 * BLOCK);
-	for (int i = 0; i < 7 * BLOCK; i++)
-		assert_int_equal(e->data[i], 0);
-	assert_memory_equal(e->data + 7 * BLOCK, "sparse data", 11);
-	result_free(&res);
-	buf_free(&in);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct buf in = { 0 };
+		struct result res;
+		const struct oe *e;
+
+		tb_sparse(&in, "sp", cases[i].size, cases[i].at);
+		tb_end(&in);
+		expect_ok(&in, &res);
+		e = find(&res.out, "sp");
+		assert_int_equal(e->size, cases[i].size);
+		for (size_t k = 0; k < cases[i].size; k++) {
+			if (k >= cases[i].at && k < cases[i].at + BLOCK)
+				continue;
+			assert_int_equal(e->data[k], 0);
+		}
+		assert_memory_equal(e->data + cases[i].at, "sparse data", 11);
+		result_free(&res);
+		buf_free(&in);
+	}
 }
 
 /*
- * KNOWN BUG: a sparse file whose last region is a hole (the common case: GNU
- * tar -S of a file ending in zeros) is refused as "layer entry \"sp\" is
- * truncated". archive_read_data() does not produce the trailing hole;
- * copy_data() must pad to archive_entry_size() with zeros itself.
- * Expected: success, "sp" 4096 bytes: 512 bytes of data, then zeros.
+ * KNOWN BUG: copy_data() stops at the first archive_read_data() that returns
+ * 0, but for a sparse member libarchive returns 0 once when the last data
+ * region ends exactly where a 64 KiB read ended, and only produces the
+ * trailing hole on the next call. Such a valid layer (GNU tar -S of a file
+ * whose data ends on a 64 KiB boundary and which ends in a hole; GNU tar
+ * regions are 4 KiB-aligned, so about 1 in 16 such files) is refused with
+ * `layer entry "sp" is truncated`. Expected: success, "sp" 128 KiB of zeros
+ * except 512 bytes of data ending at 64 KiB.
  */
 static void test_bug_layer_sparse_trailing_hole(void **state)
 {
 	struct buf in = { 0 };
 	struct result res;
 	const struct oe *e;
+	const size_t size = 128 << 10, at = (64 << 10) - BLOCK;
 
 	(void)state;
 	KNOWN_BUG();
-	tb_sparse(&in, "sp", 8 * BLOCK, 0);
+	tb_sparse(&in, "sp", size, at);
 	tb_end(&in);
 	expect_ok(&in, &res);
 	e = find(&res.out, "sp");
-	assert_int_equal(e->size, 8 * BLOCK);
-	assert_memory_equal(e->data, "sparse data", 11);
-	for (int i = BLOCK; i < 8 * BLOCK; i++)
+	assert_int_equal(e->size, size);
+	assert_memory_equal(e->data + at, "sparse data", 11);
+	for (size_t i = at + BLOCK; i < size; i++)
 		assert_int_equal(e->data[i], 0);
 	result_free(&res);
 	buf_free(&in);
@@ -1504,7 +1536,7 @@ static void test_tarw_path_lengths(void **state)
 
 			/* ustar holds 99 bytes (a directory's include its "/"); the rest is pax. */
 			assert_int_equal(blocks,
-					 (pax ? 2 + (lens[i] + 20 + BLOCK - 1) / BLOCK : 0) + 1 +
+					 (pax ? 1 + (rec_len(4, lens[i]) + BLOCK - 1) / BLOCK : 0) + 1 +
 						 (dir ? 0 : 1));
 			check_headers(buf_head(&b), buf_size(&b), pax ? 2 : 1);
 			if (pax)
@@ -1514,12 +1546,8 @@ static void test_tarw_path_lengths(void **state)
 			assert_int_equal(o.n, 1);
 			assert_int_equal(asprintf(&want, "%s%s", path, dir ? "/" : ""),
 					 (int)(lens[i] + dir));
-			if (!(pax && dir)) {
-				assert_string_equal(o.e[0].path, want);
-			} else {
-				/* libarchive drops a pax directory's missing slash or keeps it. */
-				assert_memory_equal(o.e[0].path, path, lens[i]);
-			}
+			/* The pax path of a directory has no trailing slash. */
+			assert_string_equal(o.e[0].path, pax ? path : want);
 			assert_int_equal(o.e[0].type, dir ? AE_IFDIR : AE_IFREG);
 			if (!dir)
 				assert_memory_equal(o.e[0].data, "ddd", 3);
@@ -1572,9 +1600,17 @@ static void test_tarw_link_lengths(void **state)
 
 			tarw_one(&e, &b);
 			check_headers(buf_head(&b), buf_size(&b), pax ? 2 : 1);
+			if (pax)
+				assert_true(raw_has_record(&b, "linkpath", target));
+			else
+				assert_memory_equal((char *)buf_head(&b) + 157, target, lens[i] + 1);
 			tar_read(buf_head(&b), buf_size(&b), &o);
 			assert_int_equal(o.n, 1);
-			assert_string_equal(hard ? o.e[0].hardlink : o.e[0].symlink, target);
+			if (!hard)
+				assert_int_equal(o.e[0].type, AE_IFLNK);
+			/* libarchive 3.6 loses a first pax-only link target: see the known bug below. */
+			if (!pax)
+				assert_string_equal(hard ? o.e[0].hardlink : o.e[0].symlink, target);
 			/* Links carry no content, whatever size the caller left in. */
 			assert_int_equal(o.e[0].size, 0);
 			tarout_free(&o);
@@ -1773,7 +1809,7 @@ static void test_tarw_xattr_name_limit(void **state)
 
 static void test_tarw_types_and_modes(void **state)
 {
-	static const char bad[] = { 'x', 'g', 'L', '7', 'S', '\0', 'A' };
+	static const char bad[] = { 'x', 'g', 'L', '7', 'S', 'A', '/' };
 	struct buf b = { 0 };
 	struct tarout o;
 	struct tar_entry devs[] = {
@@ -1909,13 +1945,13 @@ static void test_tarw_gnu_tar(void **state)
 		skip();
 	}
 	assert_true(asprintf(&want,
-			     "drwxr-xr-x  0/0                0 1970-01-01 00:00 ./\n"
+			     "drwxr-xr-x  0/0               0 1970-01-01 00:00 ./\n"
 			     "-rwsr-xr-x* 2097152/4294967295 3 2023-11-14 22:13 f\n"
 			     "  x: 5 user.a\n"
 			     "  x: 4 security.capability\n"
 			     "  x: 0 %s\n"
 			     "-rw-r--r--  1/2                0 2023-11-14 22:13 %s\n"
-			     "drwx------  0/0                0 2023-11-14 22:13 %s/\n"
+			     "drwx------  0/0                0 2023-11-14 22:13 %s\n"
 			     "lrwxrwxrwx  0/0                0 2023-11-14 22:13 sym -> %s\n"
 			     "hrw-r--r--  0/0                0 2023-11-14 22:13 hard link to %s\n"
 			     "crw-rw-rw-  0/0              1,3 1970-01-01 00:00 dev/null\n"
@@ -1956,15 +1992,91 @@ static void test_layer_output_gnu_tar(void **state)
 		buf_free(&in);
 		skip();
 	}
-	assert_string_equal(listing, "c---------  0/0              0,0 2023-11-14 22:13 d/gone\n"
-				     "-rw-r-----* 3/4                3 2023-11-14 22:13 d/f\n"
+	assert_string_equal(listing, "c---------  0/0             0,0 2023-11-14 22:13 d/gone\n"
+				     "-rw-r-----* 3/4               3 2023-11-14 22:13 d/f\n"
 				     "  x: 1 user.k\n"
-				     "drwxr-xr-x* 0/0                0 2023-11-14 22:13 d/\n"
+				     "drwxr-xr-x* 0/0               0 2023-11-14 22:13 d/\n"
 				     "  x: 1 trusted.overlay.opaque\n");
 	assert_int_equal(status, 0);
 	free(listing);
 	result_free(&res);
 	buf_free(&in);
+}
+
+/*
+ * KNOWN BUG: tarw_header() validates the type with strchr("0123456", type),
+ * which also matches the string's terminating NUL, so type '\0' is accepted
+ * and written as an old-style regular file instead of returning -EINVAL.
+ */
+static void test_bug_tarw_type_nul(void **state)
+{
+	struct tar_entry e = { .path = "f", .type = '\0' };
+	struct buf b = { 0 };
+
+	(void)state;
+	KNOWN_BUG();
+	assert_int_equal(tarw_header(&b, &e), -EINVAL);
+	assert_int_equal(buf_size(&b), 0);
+	buf_free(&b);
+}
+
+/*
+ * KNOWN BUG (interoperability): for a link target over 99 bytes tarw leaves
+ * the ustar linkname empty and puts the target in a pax "linkpath" record.
+ * GNU tar and tar2sqfs read that, but libarchive 3.6.2 (the one msb links)
+ * drops the target of the first such link in an archive: the symlink comes
+ * back with no target, the hard link with no target and file type 0. GNU
+ * tar, Go and Python also store the first 100 bytes in the ustar field, which
+ * libarchive reads. Expected: libarchive reads both 200-byte targets back.
+ */
+static void test_bug_tarw_long_symlink_libarchive(void **state)
+{
+	char *target;
+
+	(void)state;
+	KNOWN_BUG();
+	target = long_path(200);
+	for (int hard = 0; hard < 2; hard++) {
+		struct tar_entry e = { .path = "l", .type = hard ? '1' : '2', .link = target };
+		struct buf b = { 0 };
+		struct tarout o;
+
+		tarw_one(&e, &b);
+		tar_read(buf_head(&b), buf_size(&b), &o);
+		assert_int_equal(o.n, 1);
+		assert_non_null(hard ? o.e[0].hardlink : o.e[0].symlink);
+		assert_string_equal(hard ? o.e[0].hardlink : o.e[0].symlink, target);
+		tarout_free(&o);
+		buf_free(&b);
+	}
+	free(target);
+}
+
+/*
+ * KNOWN BUG (same root cause, input side): a valid pax layer whose first link
+ * has its target only in "linkpath" (empty ustar linkname, as tarw itself
+ * writes) is refused: `layer symlink "sym" has no valid target` (for a hard
+ * link: `layer entry "hard" has an unknown type`). Expected: the layer
+ * converts and "sym" points at the 200-byte target.
+ */
+static void test_bug_layer_long_symlink_empty_linkname(void **state)
+{
+	struct buf in = { 0 }, recs = { 0 };
+	struct result res;
+	char *target;
+
+	(void)state;
+	KNOWN_BUG();
+	target = long_path(200);
+	pax_str(&recs, "linkpath", target);
+	tb_pax(&in, &recs);
+	tb_add(&in, (struct th){ .name = "sym", .type = '2', .mode = 0777, .link = "" }, NULL, 0);
+	tb_end(&in);
+	expect_ok(&in, &res);
+	assert_true(raw_has_record(&res.raw, "linkpath", target));
+	result_free(&res);
+	buf_free(&in);
+	free(target);
 }
 
 int main(void)
@@ -1988,7 +2100,7 @@ int main(void)
 		cmocka_unit_test(test_layer_deterministic),
 		cmocka_unit_test(test_layer_repeated_directory),
 		cmocka_unit_test(test_layer_output_error),
-		cmocka_unit_test(test_layer_sparse_no_trailing_hole),
+		cmocka_unit_test(test_layer_sparse),
 		cmocka_unit_test(test_bug_layer_sparse_trailing_hole),
 		cmocka_unit_test(test_bug_layer_sparse_expansion_limit),
 		cmocka_unit_test(test_layer_output_gnu_tar),
@@ -2003,6 +2115,9 @@ int main(void)
 		cmocka_unit_test(test_tarw_types_and_modes),
 		cmocka_unit_test(test_tarw_pad_and_end),
 		cmocka_unit_test(test_tarw_gnu_tar),
+		cmocka_unit_test(test_bug_tarw_type_nul),
+		cmocka_unit_test(test_bug_tarw_long_symlink_libarchive),
+		cmocka_unit_test(test_bug_layer_long_symlink_empty_linkname),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
