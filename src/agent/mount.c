@@ -15,6 +15,7 @@
 
 #include "proto/layers.h"
 #include "util/cleanup.h"
+#include "util/le.h"
 
 #define RUN_DIR "/run/msb"
 
@@ -111,15 +112,6 @@ _Static_assert(sizeof(struct loop_config_abi) == 304, "loop_config ABI");
 #define LOOP_CTL_GET_FREE_IOC  0x4C82
 #define LO_FLAGS_READ_ONLY_ABI 1u
 #define LO_FLAGS_DIRECT_IO_ABI 16u
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /*
  * Finds the disks: the one starting with the layer table, and (when

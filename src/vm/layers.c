@@ -18,18 +18,7 @@
 #include "proto/layers.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
+#include "util/le.h"
 
 int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out, struct msb_err **err)
 {
