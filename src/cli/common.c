@@ -2,27 +2,37 @@
 /* Error printing and small helpers shared by the commands. */
 #define _GNU_SOURCE
 #include "cli/cli.h"
+#include "util/text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Errors quote registries, archives, guests and arguments: never let them drive the terminal. */
+static void print_error(const char *msg)
+{
+	char safe[4096];
+
+	text_sanitize(safe, sizeof(safe), msg, strlen(msg));
+	fprintf(stderr, "msb: %s\n", safe);
+}
+
 int cli_fail(const struct msb_err *err)
 {
-	fprintf(stderr, "msb: %s\n", err && err->msg ? err->msg : "unknown error");
+	print_error(err && err->msg ? err->msg : "unknown error");
 	return err ? err->exit : EXIT_MSB;
 }
 
 int cli_error(const char *fmt, ...)
 {
+	char msg[4096];
 	va_list ap;
 
-	fputs("msb: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	print_error(msg);
 	return EXIT_MSB;
 }
 

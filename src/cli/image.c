@@ -61,12 +61,12 @@ static void ago(const char *rfc3339, char *buf, size_t len)
 		snprintf(buf, len, "%ld minutes ago", d / 60);
 	else if (d < 86400)
 		snprintf(buf, len, "%ld hours ago", d / 3600);
-	else if (d < 86400 * 60)
+	else if (d < 86400L * 60)
 		snprintf(buf, len, "%ld days ago", d / 86400);
-	else if (d < 86400 * 730)
-		snprintf(buf, len, "%ld months ago", d / (86400 * 30));
+	else if (d < 86400L * 730)
+		snprintf(buf, len, "%ld months ago", d / (86400L * 30));
 	else
-		snprintf(buf, len, "%ld years ago", d / (86400 * 365));
+		snprintf(buf, len, "%ld years ago", d / (86400L * 365));
 }
 
 static int parse_format(const char *cmd, const char *arg, bool *json)

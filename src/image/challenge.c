@@ -27,7 +27,7 @@ static const char *read_value(const char *p, char *out, size_t cap)
 		for (p++; *p && *p != '"'; p++) {
 			if (*p == '\\' && p[1])
 				p++;
-			if ((unsigned char)*p < 0x20 || n + 1 >= cap)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f || n + 1 >= cap)
 				return NULL;
 			out[n++] = *p;
 		}
@@ -36,7 +36,7 @@ static const char *read_value(const char *p, char *out, size_t cap)
 		p++;
 	} else {
 		for (; *p && *p != ',' && *p != ' ' && *p != '\t'; p++) {
-			if ((unsigned char)*p < 0x20 || n + 1 >= cap)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f || n + 1 >= cap)
 				return NULL;
 			out[n++] = *p;
 		}
@@ -66,7 +66,9 @@ int challenge_parse(const char *hdr, struct challenge *out)
 		p = skip_ws(p);
 		if (!*p)
 			break;
-		while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_') {
+		/* auth-param names are tokens: letters, digits, '_', '-' and '.' */
+		while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		       (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.') {
 			if (k + 1 >= sizeof(key))
 				return -EINVAL;
 			key[k++] = *p++;
@@ -81,15 +83,15 @@ int challenge_parse(const char *hdr, struct challenge *out)
 		if (!strcasecmp(key, "realm")) {
 			if (strlen(val) >= sizeof(out->realm))
 				return -EINVAL;
-			strcpy(out->realm, val);
+			memcpy(out->realm, val, strlen(val) + 1);
 		} else if (!strcasecmp(key, "service")) {
 			if (strlen(val) >= sizeof(out->service))
 				return -EINVAL;
-			strcpy(out->service, val);
+			memcpy(out->service, val, strlen(val) + 1);
 		} else if (!strcasecmp(key, "scope")) {
 			if (strlen(val) >= sizeof(out->scope))
 				return -EINVAL;
-			strcpy(out->scope, val);
+			memcpy(out->scope, val, strlen(val) + 1);
 		}
 		p = skip_ws(p);
 		if (*p == ',')

@@ -34,7 +34,7 @@ void sha256_final(struct sha256 *h, char out[DIGEST_LEN])
 	if (h->ctx && EVP_DigestFinal_ex(h->ctx, md, &n) == 1 && n == 32) {
 		snprintf(out, DIGEST_LEN, "sha256:");
 		for (int i = 0; i < 32; i++)
-			snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+			snprintf(out + 7 + 2 * (size_t)i, 3, "%02x", md[i]);
 	}
 	sha256_free(h);
 }

@@ -32,6 +32,7 @@
 #define XATTR_MAX_VALUE (64u << 10)
 #define XATTR_MAX_COUNT 64
 #define FLUSH_AT	(1u << 20)
+#define CHUNK		((size_t)64 * 1024)
 
 extern char **environ;
 
@@ -56,6 +57,7 @@ struct conv {
 	struct archive *outer, *inner;
 	struct sha256 h;
 	uint64_t tar_bytes;
+	uint64_t out_bytes; /* regular file bytes written, holes included */
 	uint64_t entries;
 	uint8_t rbuf[64 * 1024];
 	struct buf out;
@@ -117,7 +119,7 @@ static int norm_path(const char *in, char *out, struct msb_err **err)
 /* Refuses a path whose parent directories include a symlink of this layer. */
 static int check_parents(struct conv *c, const char *path, const char *orig)
 {
-	char pre[PATH_LEN];
+	char pre[PATH_LEN] = "";
 	size_t n = strlen(path);
 
 	for (size_t i = 0; i < n; i++) {
@@ -217,33 +219,57 @@ static int emit(struct conv *c, const struct tar_entry *e)
 	return flush(c, false);
 }
 
+/* Appends @n zero bytes of a sparse file's hole. */
+static int zeros(struct conv *c, uint64_t n)
+{
+	while (n) {
+		size_t k = n < CHUNK ? (size_t)n : CHUNK;
+		uint8_t *p = buf_tail(&c->out, k);
+
+		if (!p)
+			return msb_err_sys(c->err, ENOMEM, "layer");
+		memset(p, 0, k);
+		buf_commit(&c->out, k);
+		n -= k;
+		if (flush(c, false) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Copies a member's content. Data comes in blocks at offsets; the gaps of a
+ * sparse file (and its tail) are holes, written out as zeros.
+ */
 static int copy_data(struct conv *c, struct archive_entry *ae, uint64_t size)
 {
 	uint64_t done = 0;
 
-	while (done < size) {
-		uint8_t *p = buf_tail(&c->out, 64 * 1024);
-		la_ssize_t n;
+	for (;;) {
+		const void *blk;
+		size_t n;
+		la_int64_t off;
+		int r = archive_read_data_block(c->inner, &blk, &n, &off);
 
-		if (!p)
-			return msb_err_sys(c->err, ENOMEM, "layer");
-		n = archive_read_data(c->inner, p, 64 * 1024);
-		if (n < 0)
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
 			return msb_err_set(c->err, EIO, "layer entry \"%.200s\": %s",
 					   archive_entry_pathname(ae),
 					   archive_error_string(c->inner));
-		if (n == 0)
-			break;
-		if ((uint64_t)n > size - done)
-			n = (la_ssize_t)(size - done);
-		buf_commit(&c->out, (size_t)n);
-		done += (uint64_t)n;
+		if (off < 0 || (uint64_t)off < done || (uint64_t)off > size ||
+		    n > size - (uint64_t)off)
+			return msb_err_set(c->err, EINVAL,
+					   "layer entry \"%.200s\" has data outside its size",
+					   archive_entry_pathname(ae));
+		if (zeros(c, (uint64_t)off - done) < 0 || buf_append(&c->out, blk, n) < 0)
+			return msb_err_sys(c->err, ENOMEM, "layer");
+		done = (uint64_t)off + n;
 		if (flush(c, false) < 0)
 			return -1;
 	}
-	if (done != size)
-		return msb_err_set(c->err, EIO, "layer entry \"%.200s\" is truncated",
-				   archive_entry_pathname(ae));
+	if (zeros(c, size - done) < 0)
+		return -1;
 	if (tarw_pad(&c->out, size) < 0)
 		return msb_err_sys(c->err, ENOMEM, "layer");
 	return flush(c, false);
@@ -251,7 +277,7 @@ static int copy_data(struct conv *c, struct archive_entry *ae, uint64_t size)
 
 static int whiteout(struct conv *c, struct archive_entry *ae, const char *path, const char *base)
 {
-	char target[PATH_LEN];
+	char target[PATH_LEN] = "";
 	size_t dlen = (size_t)(base - path);
 	struct tar_entry e = { .type = '3', .mode = 0, .mtime = archive_entry_mtime(ae) };
 
@@ -273,7 +299,7 @@ static int whiteout(struct conv *c, struct archive_entry *ae, const char *path, 
 		return msb_err_set(c->err, EINVAL, "layer has an invalid whiteout \"%.200s\"",
 				   path);
 	memcpy(target, path, dlen);
-	strcpy(target + dlen, base + 4);
+	memcpy(target + dlen, base + 4, strlen(base + 4) + 1);
 	e.path = target;
 	return emit(c, &e);
 }
@@ -281,7 +307,7 @@ static int whiteout(struct conv *c, struct archive_entry *ae, const char *path, 
 static int entry(struct conv *c, struct archive_entry *ae)
 {
 	const char *raw = archive_entry_pathname(ae), *hl = archive_entry_hardlink(ae);
-	char path[PATH_LEN], link[PATH_LEN];
+	char path[PATH_LEN] = "", link[PATH_LEN] = "";
 	struct xattr_copy *xa = NULL;
 	struct tar_xattr tx[XATTR_MAX_COUNT];
 	size_t nxa = 0;
@@ -305,6 +331,11 @@ static int entry(struct conv *c, struct archive_entry *ae)
 					   "layer path \"%.200s\" is inside a whiteout", raw);
 	if (!strncmp(base, ".wh.", 4))
 		return whiteout(c, ae, path, base);
+	/* Only a directory may stand for the root ("", ".", "./"). */
+	if (!*path && (hl || type != AE_IFDIR))
+		return msb_err_set(c->err, EINVAL,
+				   "layer entry \"%.200s\" names the root but is not a directory",
+				   raw);
 	if (archive_entry_uid(ae) < 0 || archive_entry_uid(ae) > UINT32_MAX ||
 	    archive_entry_gid(ae) < 0 || archive_entry_gid(ae) > UINT32_MAX)
 		return msb_err_set(c->err, EINVAL, "layer entry \"%.200s\" has an invalid owner",
@@ -361,6 +392,14 @@ static int entry(struct conv *c, struct archive_entry *ae)
 		}
 		e.type = '0';
 		e.size = (uint64_t)archive_entry_size(ae);
+		/* A sparse member expands beyond its bytes in the stream: count what is written. */
+		c->out_bytes += e.size;
+		if (e.size > LAYER_MAX_BYTES || c->out_bytes > LAYER_MAX_BYTES) {
+			r = msb_err_set(c->err, E2BIG,
+					"layer expands to more than 64 GiB (entry \"%.200s\")",
+					raw);
+			goto out;
+		}
 		r = emit(c, &e);
 		if (!r)
 			r = copy_data(c, ae, e.size);
@@ -512,7 +551,12 @@ static int outer_open(struct conv *c)
 	c->outer = archive_read_new();
 	if (!c->outer)
 		return msb_err_sys(c->err, ENOMEM, "libarchive");
-	archive_read_support_filter_all(c->outer);
+	/*
+	 * Only the compressions OCI layers use: "all" would let registry data
+	 * choose decoders, some of which run external programs.
+	 */
+	archive_read_support_filter_gzip(c->outer);
+	archive_read_support_filter_zstd(c->outer);
 	archive_read_support_format_raw(c->outer);
 	return 0;
 }
@@ -595,7 +639,7 @@ int layer_convert(int blob_fd, const char *diff_id, const char *out_path, uint64
 	close(steal_fd(errp[1]));
 	c.sink_ctx = &in[1];
 	r = outer_open(&c);
-	if (!r && archive_read_open_fd(c.outer, blob_fd, 128 * 1024) != ARCHIVE_OK)
+	if (!r && archive_read_open_fd(c.outer, blob_fd, 2 * CHUNK) != ARCHIVE_OK)
 		r = msb_err_set(err, EIO, "layer: %s", archive_error_string(c.outer));
 	if (!r)
 		r = run(&c, got);

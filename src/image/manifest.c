@@ -12,6 +12,7 @@
 
 #include "image/ref.h"
 #include "util/cleanup.h"
+#include "util/text.h"
 
 #define MAX_STRV 4096
 #define MAX_STR	 (64u << 10)
@@ -26,7 +27,7 @@ static int copy_str(json_t *o, const char *key, char *dst, size_t cap, bool requ
 		return required ? -1 : 0;
 	if (!s || strlen(s) >= cap)
 		return -1;
-	strcpy(dst, s);
+	memcpy(dst, s, strlen(s) + 1);
 	return 0;
 }
 
@@ -118,7 +119,7 @@ int manifest_parse(const char *body, size_t n, const char *ctype, struct manifes
 				   o ? "not a JSON object" : je.text);
 	}
 	mt = json_string_value(json_object_get(o, "mediaType"));
-	type = mt ? mt : (ctype && *ctype && strcmp(ctype, "application/json") ? ctype : NULL);
+	type = mt ? mt : (ctype && *ctype && strcmp(ctype, "application/json") != 0 ? ctype : NULL);
 	if (json_integer_value(json_object_get(o, "schemaVersion")) != 2) {
 		msb_err_set(err, ENOTSUP,
 			    "unsupported manifest: schema version %lld (msb needs schema 2 or OCI)",
@@ -140,21 +141,23 @@ int manifest_parse(const char *body, size_t n, const char *ctype, struct manifes
 				       &m->nlayers, "layers", err);
 		if (!r && m->nlayers == 0)
 			r = msb_err_set(err, EINVAL, "malformed manifest: the image has no layers");
-		for (size_t i = 0; !r && i < m->nlayers; i++) {
+		for (size_t i = 0; !r && m->layers && i < m->nlayers; i++) {
 			enum layer_compression c;
 
-			if (layer_compression(m->layers[i].media_type, &c) < 0)
+			if (layer_compression(m->layers[i].media_type, &c) < 0) {
+				char safe[130];
+
+				text_sanitize(safe, sizeof(safe), m->layers[i].media_type,
+					      strlen(m->layers[i].media_type));
 				r = msb_err_set(err, ENOTSUP,
-						"unsupported layer type %s (layer %s)",
-						m->layers[i].media_type, m->layers[i].digest);
+						"unsupported layer type %s (layer %s)", safe,
+						m->layers[i].digest);
+			}
 		}
 	} else {
 		char safe[130];
-		size_t i;
 
-		for (i = 0; type[i] && i < sizeof(safe) - 1; i++)
-			safe[i] = (type[i] < 0x20 || type[i] >= 0x7f) ? '?' : type[i];
-		safe[i] = '\0';
+		text_sanitize(safe, sizeof(safe), type, strlen(type));
 		msb_err_set(err, ENOTSUP, "unsupported manifest type %s", safe);
 	}
 out:
@@ -195,7 +198,7 @@ int index_pick(const struct manifest *idx, struct msb_err **err)
 	for (size_t i = 0; i < idx->nentries; i++) {
 		const struct descriptor *d = &idx->entries[i];
 
-		if (strcmp(d->os, os) || strcmp(d->arch, arch))
+		if (strcmp(d->os, os) != 0 || strcmp(d->arch, arch) != 0)
 			continue;
 		/* An exact variant wins; an entry without one is the fallback. */
 		if (!strcmp(d->variant, variant))
@@ -208,7 +211,7 @@ int index_pick(const struct manifest *idx, struct msb_err **err)
 	for (size_t i = 0; i < idx->nentries && off < sizeof(have) - 1; i++) {
 		const struct descriptor *d = &idx->entries[i];
 
-		if (!d->os[0])
+		if (!d->os[0] || !strcmp(d->os, "unknown"))
 			continue; /* attestations and the like */
 		off += (size_t)snprintf(have + off, sizeof(have) - off, "%s%s/%s%s%s",
 					off ? ", " : "", d->os, d->arch, d->variant[0] ? "/" : "",
@@ -268,7 +271,7 @@ static int str_from(json_t *o, const char *key, char **out)
 int image_config_parse(const char *body, size_t n, struct image_config *c, struct msb_err **err)
 {
 	json_error_t je;
-	json_t *o = json_loadb(body, n, 0, &je), *cfg, *rootfs;
+	json_t *o = json_loadb(body, n, JSON_REJECT_DUPLICATES, &je), *cfg, *rootfs;
 	int r = 0;
 
 	memset(c, 0, sizeof(*c));
@@ -279,6 +282,12 @@ int image_config_parse(const char *body, size_t n, struct image_config *c, struc
 	}
 	cfg = json_object_get(o, "config");
 	rootfs = json_object_get(o, "rootfs");
+	if ((cfg && !json_is_object(cfg) && !json_is_null(cfg)) ||
+	    (rootfs && !json_is_object(rootfs))) {
+		json_decref(o);
+		return msb_err_set(err, EINVAL,
+				   "malformed image config: a field has the wrong type");
+	}
 	if (strv_from(json_object_get(cfg, "Env"), &c->env, true) < 0 ||
 	    strv_from(json_object_get(cfg, "Cmd"), &c->cmd, false) < 0 ||
 	    strv_from(json_object_get(cfg, "Entrypoint"), &c->entrypoint, false) < 0 ||

@@ -47,11 +47,13 @@ static uint64_t now_ms(void)
 struct progress *progress_new(FILE *f)
 {
 	struct progress *p = calloc(1, sizeof(*p));
+	const char *term;
 
 	if (!p)
 		return NULL;
 	p->f = f;
-	p->tty = isatty(fileno(f)) && getenv("TERM") && strcmp(getenv("TERM"), "dumb") != 0;
+	term = getenv("TERM");
+	p->tty = isatty(fileno(f)) && term && strcmp(term, "dumb") != 0;
 	p->start = now_ms();
 	return p;
 }

@@ -208,7 +208,8 @@ static int finish_download(struct pull *p, struct job *j, CURLcode res, struct m
 			/* our write callback refused the data */
 			msb_err_set(err, j->err->code, "%s", j->err->msg);
 			msb_err_free(steal_ptr(j->err));
-			unlink(j->partial);
+			if (j->partial)
+				unlink(j->partial);
 			return -1;
 		}
 		r = reg_blob_status(p->reg, j->easy, res, j->resumed, j->desc->digest, err);
@@ -461,7 +462,7 @@ static int fetch_manifest(struct reg_client *reg, const struct image_ref *ref, s
 		if (m->kind != KIND_MANIFEST)
 			return msb_err_set(err, EINVAL, "malformed index: entry is not a manifest");
 	}
-	strcpy(digest, got);
+	memcpy(digest, got, DIGEST_LEN);
 	return 0;
 }
 
@@ -540,7 +541,7 @@ int image_pull(struct db *db, json_t *cfg, const char *refstr, const struct pull
 	}
 
 	p.njobs = m.nlayers;
-	p.jobs = calloc(p.njobs, sizeof(*p.jobs));
+	p.jobs = calloc(p.njobs ? p.njobs : 1, sizeof(*p.jobs));
 	p.multi = curl_multi_init();
 	p.max_convert = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	if (!p.jobs || !p.multi || pipe2(p.done_pipe, O_CLOEXEC) < 0) {
@@ -565,7 +566,7 @@ int image_pull(struct db *db, json_t *cfg, const char *refstr, const struct pull
 	img.created = ic.created ? strdup(ic.created) : NULL;
 	img.pulled_at = now_rfc3339();
 	img.nlayers = m.nlayers;
-	img.layers = calloc(m.nlayers, sizeof(*img.layers));
+	img.layers = calloc(m.nlayers ? m.nlayers : 1, sizeof(*img.layers));
 	if (!img.reference || !img.manifest_digest || !img.config_digest || !img.manifest ||
 	    !img.config || !img.pulled_at || !img.layers) {
 		msb_err_sys(err, ENOMEM, "pull");

@@ -265,9 +265,15 @@ char *ref_familiar(const struct image_ref *r)
 {
 	if (!strcmp(r->registry, DOCKER_HUB)) {
 		const char *repo = r->repository;
+		size_t first = strcspn(repo, "/");
 
 		if (!strncmp(repo, "library/", 8) && !strchr(repo + 8, '/'))
 			repo += 8;
+		/* "docker.io/localhost/x" must not come out as another registry's "localhost/x". */
+		else if (repo[first] == '/' &&
+			 (memchr(repo, '.', first) || memchr(repo, ':', first) ||
+			  (first == 9 && !strncmp(repo, "localhost", 9))))
+			return format_ref(r->registry, r->repository, r);
 		return format_ref(NULL, repo, r);
 	}
 	return format_ref(r->registry, r->repository, r);

@@ -20,6 +20,7 @@
 #include "image/regconfig.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
+#include "util/text.h"
 #include "util/version.h"
 
 #define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
@@ -260,16 +261,13 @@ static void error_text(const struct buf *body, char *out, size_t cap)
 	json_t *e = json_array_get(json_object_get(o, "errors"), 0);
 	const char *code = json_string_value(json_object_get(e, "code"));
 	const char *msg = json_string_value(json_object_get(e, "message"));
-	size_t n = 0;
 
 	out[0] = '\0';
 	if (code || msg)
 		snprintf(out, cap, "%s%s%s", code ? code : "", code && msg ? ": " : "",
 			 msg ? msg : "");
 	json_decref(o);
-	for (char *p = out; *p && n < cap; p++, n++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-			*p = '?';
+	text_sanitize_inplace(out);
 }
 
 static int perform(struct reg_client *c, const char *url, const char *accept, struct resp *r,
@@ -407,7 +405,7 @@ static int authorize(struct reg_client *c, const char *repo, const char *www_aut
 	else if (rc == 0 && token_parse((const char *)buf_head(&body), buf_size(&body), &token) < 0)
 		rc = msb_err_set(err, EPROTO, "registry %s: malformed token response", c->host);
 	buf_free(&body);
-	if (rc < 0)
+	if (rc < 0 || !token)
 		return -1;
 	if (asprintf(&hdr, "Authorization: Bearer %s", token) < 0)
 		return msb_err_sys(err, ENOMEM, "auth");
@@ -445,7 +443,7 @@ int reg_login_check(json_t *cfg, const char *registry, const char *username, con
 	_cleanup_free_ char *url = NULL;
 	int rc = -1;
 
-	if (open_host(cfg, registry, &cred, &c, err) < 0)
+	if (open_host(cfg, registry, &cred, &c, err) < 0 || !c)
 		return -1;
 	if (asprintf(&url, "%s/v2/", c->base) < 0) {
 		msb_err_sys(err, ENOMEM, "login");

@@ -7,18 +7,17 @@
 #include <stdio.h>
 #include <string.h>
 
-#define BLOCK 512
+#define BLOCK ((size_t)512)
 
 /* Writes @v as NUL-terminated octal in @len bytes. Return: false if it does not fit. */
 static bool octal(char *dst, size_t len, uint64_t v)
 {
-	char tmp[32];
-	int n = snprintf(tmp, sizeof(tmp), "%0*llo", (int)len - 1, (unsigned long long)v);
-
-	if (n < 0 || (size_t)n > len - 1)
-		return false;
-	memcpy(dst, tmp, (size_t)n + 1);
-	return true;
+	dst[len - 1] = '\0';
+	for (size_t i = len - 1; i-- > 0;) {
+		dst[i] = (char)('0' + (v & 7));
+		v >>= 3;
+	}
+	return v == 0;
 }
 
 /* Appends one "LEN key=value\n" record; LEN counts the whole record. */
@@ -46,7 +45,7 @@ static void checksum(char *h)
 	unsigned sum = 0;
 
 	memset(h + 148, ' ', 8);
-	for (int i = 0; i < BLOCK; i++)
+	for (size_t i = 0; i < BLOCK; i++)
 		sum += (unsigned char)h[i];
 	snprintf(h + 148, 8, "%06o", sum);
 	h[155] = ' ';
@@ -68,9 +67,13 @@ static int block_header(struct buf *out, const char *name, char type, uint32_t m
 	octal(h + 124, 12, size);
 	octal(h + 136, 12, mtime);
 	h[156] = type;
+	/* A long target is in the pax header; its start goes here too, as GNU tar does. */
 	if (link)
 		snprintf(h + 157, 100, "%s", link);
+	/* magic "ustar\0" then version "00": fixed-width fields, not strings */
+	// NOLINTNEXTLINE(bugprone-not-null-terminated-result)
 	memcpy(h + 257, "ustar", 6);
+	// NOLINTNEXTLINE(bugprone-not-null-terminated-result)
 	memcpy(h + 263, "00", 2);
 	octal(h + 329, 8, maj);
 	octal(h + 337, 8, min);
@@ -103,7 +106,7 @@ int tarw_header(struct buf *out, const struct tar_entry *e)
 	uint64_t mtime = e->mtime < 0 ? 0 : (uint64_t)e->mtime;
 	int r = 0;
 
-	if (!strchr("0123456", e->type) || plen > 4095 || llen > 4095)
+	if (!e->type || !strchr("0123456", e->type) || plen > 4095 || llen > 4095)
 		return -EINVAL;
 	if (plen == 0)
 		snprintf(name, sizeof(name), "./");
@@ -153,8 +156,7 @@ int tarw_header(struct buf *out, const struct tar_entry *e)
 	return block_header(out, name, e->type, e->mode, e->uid > 07777777 ? 0 : e->uid,
 			    e->gid > 07777777 ? 0 : e->gid,
 			    e->type == '0' && e->size <= 077777777777ull ? e->size : 0,
-			    mtime > 077777777777ull ? 0 : mtime, llen <= 99 ? e->link : NULL,
-			    e->devmajor, e->devminor);
+			    mtime > 077777777777ull ? 0 : mtime, e->link, e->devmajor, e->devminor);
 }
 
 int tarw_end(struct buf *out)

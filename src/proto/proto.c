@@ -2,6 +2,7 @@
 /* Frame parsing and payload codecs; every read goes through a bounds-checked view. */
 #include "proto/proto.h"
 #include "util/le.h"
+#include "util/text.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -441,61 +442,10 @@ int proto_failed_encode(struct buf *out, uint32_t sid, uint32_t kind, int32_t er
 	return frame_end(out, start, r);
 }
 
-/* Length of the valid UTF-8 sequence at @s (at most @n bytes), or 0 if invalid. */
-static size_t utf8_seq(const uint8_t *s, size_t n)
-{
-	uint32_t cp;
-	size_t len;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	/* overlong forms, surrogates, beyond Unicode, and C1 controls */
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f))
-		return 0;
-	return len;
-}
-
-/*
- * Copies a string the peer sent so that it prints safely on a terminal:
- * control characters (C0, DEL, C1) and invalid UTF-8 bytes become '?'.
- */
+/* Copies a string the peer sent so that it prints safely on a terminal. */
 static void copy_printable(char *dst, size_t cap, const uint8_t *s, size_t len)
 {
-	size_t i = 0, o = 0;
-
-	if (!cap)
-		return;
-	while (i < len && o + 1 < cap) {
-		size_t k = utf8_seq(s + i, len - i);
-
-		if (k == 0 || (k == 1 && (s[i] < 0x20 || s[i] == 0x7f))) {
-			dst[o++] = '?';
-			i++;
-			continue;
-		}
-		if (o + k >= cap)
-			break;
-		memcpy(dst + o, s + i, k);
-		o += k;
-		i += k;
-	}
-	dst[o] = '\0';
+	text_sanitize(dst, cap, s, len);
 }
 
 int proto_failed_decode(const uint8_t *p, size_t n, struct proto_failed *f)

@@ -25,6 +25,7 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/sock.h"
+#include "util/text.h"
 #include "vm/layers.h"
 #include "vm/vm.h"
 
@@ -147,10 +148,7 @@ static void kernel_log_tail(char *out, size_t len)
 	while (start > text && start[-1] != '\n')
 		start--;
 	/* The guest wrote this: keep it printable. */
-	for (char *p = start; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	snprintf(out, len, "%s", start);
+	text_sanitize(out, len, start, strlen(start));
 }
 
 static void agent_flush(struct sv *sv)

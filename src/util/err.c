@@ -2,6 +2,7 @@
 /* Error objects: creation, context prefixing and release. */
 #define _GNU_SOURCE
 #include "util/err.h"
+#include "util/text.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -30,6 +31,8 @@ static int err_vset(struct msb_err **err, int code, const char *suffix, const ch
 			msg = full;
 		}
 	}
+	/* Messages quote registries, archives and guests: keep them printable everywhere. */
+	text_sanitize_inplace(msg);
 	e->msg = msg;
 	e->code = code;
 	e->exit = 125;
@@ -70,6 +73,8 @@ int msb_err_prefix(struct msb_err **err, const char *fmt, ...)
 	if (vasprintf(&ctx, fmt, ap) < 0)
 		ctx = NULL;
 	va_end(ap);
+	if (ctx)
+		text_sanitize_inplace(ctx);
 	if (ctx && asprintf(&full, "%s: %s", ctx, (*err)->msg) >= 0) {
 		free((*err)->msg);
 		(*err)->msg = full;

@@ -27,12 +27,6 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-#define KNOWN_BUG()                                                                                \
-	do {                                                                                       \
-		if (!getenv("MSB_KNOWN_BUGS"))                                                     \
-			skip();                                                                    \
-	} while (0)
-
 #define BLOCK 512
 #define MTIME 1700000000
 /* sha256 of 1024 zero bytes: the diff_id of every empty layer. */
@@ -191,8 +185,11 @@ static bool raw_has_record(const struct buf *raw, const char *key, const char *v
 /* A pax extended header ('x') carrying @recs; frees @recs. */
 static void tb_pax(struct buf *b, struct buf *recs)
 {
-	tb_header(b, &(struct th){ .name = "PaxHeaders/x", .type = 'x', .mode = 0644,
-				   .size = buf_size(recs), .mtime = MTIME });
+	tb_header(b, &(struct th){ .name = "PaxHeaders/x",
+				   .type = 'x',
+				   .mode = 0644,
+				   .size = buf_size(recs),
+				   .mtime = MTIME });
 	tb_data(b, buf_head(recs), buf_size(recs));
 	buf_free(recs);
 }
@@ -499,23 +496,28 @@ static void test_layer_members(void **state)
 	const struct oe *e;
 	static const char passwd[] = "root:x:0:0:root:/root:/bin/sh\n";
 	static const char *const order[] = {
-		"etc/passwd", "etc/hl",	     "bin",	 "dev/null", "dev/sda",
-		"run/fifo",   "usr/bin/su", "empty", "etc/",	   "dev/",
-		"run/",	      "usr/",	    "usr/bin/",
+		"etc/passwd", "etc/hl", "bin",	"dev/null", "dev/sda", "run/fifo", "usr/bin/su",
+		"empty",      "etc/",	"dev/", "run/",	    "usr/",    "usr/bin/",
 	};
 
 	(void)state;
 	tb_add(&in, (struct th){ .name = "etc/", .type = '5', .mode = 0755 }, NULL, 0);
 	tb_add(&in,
-	       (struct th){ .name = "etc/passwd", .type = '0', .mode = 0644, .uid = 1000,
-			    .gid = 1001, .mtime = 1234567890 },
+	       (struct th){ .name = "etc/passwd",
+			    .type = '0',
+			    .mode = 0644,
+			    .uid = 1000,
+			    .gid = 1001,
+			    .mtime = 1234567890 },
 	       passwd, strlen(passwd));
-	tb_add(&in, (struct th){ .name = "etc/hl", .type = '1', .mode = 0644, .link = "etc/passwd" },
+	tb_add(&in,
+	       (struct th){ .name = "etc/hl", .type = '1', .mode = 0644, .link = "etc/passwd" },
 	       NULL, 0);
-	tb_add(&in, (struct th){ .name = "bin", .type = '2', .mode = 0777, .link = "usr/bin" }, NULL,
-	       0);
+	tb_add(&in, (struct th){ .name = "bin", .type = '2', .mode = 0777, .link = "usr/bin" },
+	       NULL, 0);
 	tb_add(&in, (struct th){ .name = "dev/", .type = '5', .mode = 0755 }, NULL, 0);
-	tb_add(&in, (struct th){ .name = "dev/null", .type = '3', .mode = 0666, .maj = 1, .min = 3 },
+	tb_add(&in,
+	       (struct th){ .name = "dev/null", .type = '3', .mode = 0666, .maj = 1, .min = 3 },
 	       NULL, 0);
 	tb_add(&in, (struct th){ .name = "dev/sda", .type = '4', .mode = 0660, .gid = 6, .maj = 8 },
 	       NULL, 0);
@@ -616,8 +618,12 @@ static void test_layer_whiteouts(void **state)
 	(void)state;
 	tb_add(&in, (struct th){ .name = "etc/", .type = '5', .mode = 0755 }, NULL, 0);
 	tb_add(&in,
-	       (struct th){ .name = "etc/.wh.passwd", .type = '0', .mode = 0644, .uid = 1000,
-			    .gid = 1000, .mtime = 1111111111 },
+	       (struct th){ .name = "etc/.wh.passwd",
+			    .type = '0',
+			    .mode = 0644,
+			    .uid = 1000,
+			    .gid = 1000,
+			    .mtime = 1111111111 },
 	       NULL, 0);
 	tb_add(&in, (struct th){ .name = ".wh.top", .type = '0', .mode = 0600 }, NULL, 0);
 	tb_add(&in, (struct th){ .name = "./etc/.wh..hidden", .type = '0' }, NULL, 0);
@@ -671,15 +677,19 @@ static void test_layer_opaque(void **state)
 	struct buf in = { 0 }, recs = { 0 };
 	struct result res;
 	const struct oe *e;
-	static const char *const order[] = { "before/keep", "before/", "after/", "implicit/", "./",
-					     "plain/" };
+	static const char *const order[] = { "before/keep", "before/", "after/",
+					     "implicit/",   "./",      "plain/" };
 
 	(void)state;
 	/* Directory first, with its own xattrs, then the marker. */
 	pax_rec(&recs, "SCHILY.xattr.user.note", "v", 1);
 	tb_pax(&in, &recs);
 	tb_add(&in,
-	       (struct th){ .name = "before/", .type = '5', .mode = 0750, .uid = 5, .gid = 6,
+	       (struct th){ .name = "before/",
+			    .type = '5',
+			    .mode = 0750,
+			    .uid = 5,
+			    .gid = 6,
 			    .mtime = 1500000000 },
 	       NULL, 0);
 	tb_add(&in, (struct th){ .name = "before/keep", .type = '0', .mode = 0644 }, "k", 1);
@@ -912,7 +922,8 @@ static void test_layer_owners_and_times(void **state)
 	pax_str(&recs, "uname", "nobody");
 	pax_str(&recs, "gname", "nogroup");
 	tb_pax(&in, &recs);
-	tb_add(&in, (struct th){ .name = "named", .type = '0', .uid = 65534, .gid = 65533 }, NULL, 0);
+	tb_add(&in, (struct th){ .name = "named", .type = '0', .uid = 65534, .gid = 65533 }, NULL,
+	       0);
 	tb_add(&in, (struct th){ .name = "ustar_max", .type = '0', .uid = 07777777, .gid = 1 },
 	       NULL, 0);
 	tb_end(&in);
@@ -993,7 +1004,8 @@ static void test_layer_rejects_paths(void **state)
 		{ { .name = ".wh.", .type = '0' }, "layer has an invalid whiteout \".wh.\"" },
 		{ { .name = "a/.wh.", .type = '0' }, "layer has an invalid whiteout \"a/.wh.\"" },
 		{ { .name = ".wh..", .type = '0' }, "layer has an invalid whiteout \".wh..\"" },
-		{ { .name = "d/.wh...", .type = '0' }, "layer has an invalid whiteout \"d/.wh...\"" },
+		{ { .name = "d/.wh...", .type = '0' },
+		  "layer has an invalid whiteout \"d/.wh...\"" },
 		{ { .name = "a/.wh.b/c", .type = '0' },
 		  "layer path \"a/.wh.b/c\" is inside a whiteout" },
 		{ { .name = ".wh.x/y/z", .type = '5' },
@@ -1006,7 +1018,8 @@ static void test_layer_rejects_paths(void **state)
 		  "layer contains an absolute path \"/etc/shadow\"" },
 		{ { .name = "hl", .type = '1', .link = "./" },
 		  "layer hard link \"hl\" points at the root" },
-		{ { .name = "s", .type = '2', .link = "" }, "layer symlink \"s\" has no valid target" },
+		{ { .name = "s", .type = '2', .link = "" },
+		  "layer symlink \"s\" has no valid target" },
 	};
 
 	(void)state;
@@ -1209,6 +1222,13 @@ static void test_layer_compressed(void **state)
 		}
 		assert_true(memcmp(buf_head(&z), buf_head(&tar), 16) != 0);
 		run_layer(&z, &res);
+		/* OCI layers are gzip, zstd or plain: other decoders are not even offered. */
+		if (strcmp(filters[i].name, "gzip") != 0 && strcmp(filters[i].name, "zstd") != 0) {
+			assert_int_equal(res.r, -1);
+			result_free(&res);
+			buf_free(&z);
+			continue;
+		}
 		assert_int_equal(res.r, 0);
 		/* The diff_id is of the uncompressed tar, not of the blob. */
 		assert_string_equal(res.diff, want);
@@ -1314,8 +1334,11 @@ static void tb_sparse(struct buf *b, const char *name, uint64_t realsize, uint64
 	pax_str(&recs, "GNU.sparse.realsize", num);
 	tb_pax(b, &recs);
 	/* The map (1 region: offset, length) in its own block, then the data. */
-	tb_header(b, &(struct th){ .name = "GNUSparseFile.0/x", .type = '0', .mode = 0644,
-				   .size = 2 * BLOCK, .mtime = MTIME });
+	tb_header(b, &(struct th){ .name = "GNUSparseFile.0/x",
+				   .type = '0',
+				   .mode = 0644,
+				   .size = 2 * BLOCK,
+				   .mtime = MTIME });
 	{
 		char map[BLOCK] = { 0 };
 
@@ -1359,7 +1382,7 @@ static void test_layer_sparse(void **state)
 }
 
 /*
- * KNOWN BUG: copy_data() stops at the first archive_read_data() that returns
+ * Regression: copy_data() stops at the first archive_read_data() that returns
  * 0, but for a sparse member libarchive returns 0 once when the last data
  * region ends exactly where a 64 KiB read ended, and only produces the
  * trailing hole on the next call. Such a valid layer (GNU tar -S of a file
@@ -1376,7 +1399,6 @@ static void test_bug_layer_sparse_trailing_hole(void **state)
 	const size_t size = 128 << 10, at = (64 << 10) - BLOCK;
 
 	(void)state;
-	KNOWN_BUG();
 	tb_sparse(&in, "sp", size, at);
 	tb_end(&in);
 	expect_ok(&in, &res);
@@ -1407,13 +1429,14 @@ static ssize_t count_write(void *c, const char *p, size_t n)
 }
 
 /*
- * KNOWN BUG: LAYER_MAX_BYTES ("what one layer may expand to") is enforced on
+ * Regression: LAYER_MAX_BYTES ("what one layer may expand to") is enforced on
  * the tar stream only. A sparse member is expanded by archive_read_data()
  * with its holes as zeros, so a 3.5 KiB layer with GNU.sparse.realsize of
  * 65 GiB and one data block at the end makes layer_transform() write 65 GiB
- * to tar2sqfs (minutes of CPU, for any size up to 2^63). Expected: the layer
- * is refused before LAYER_MAX_BYTES of content is written. This test runs
- * for several seconds when enabled; it stops the writer at the limit.
+ * of zeros into the pipe to tar2sqfs (any size up to 2^63 works the same).
+ * Expected: the layer is refused before LAYER_MAX_BYTES of content is
+ * written. When enabled this test takes about a second: the counting writer
+ * below copies nothing and gives up at the limit.
  */
 static void test_bug_layer_sparse_expansion_limit(void **state)
 {
@@ -1426,8 +1449,8 @@ static void test_bug_layer_sparse_expansion_limit(void **state)
 	int r;
 
 	(void)state;
-	KNOWN_BUG();
-	tb_sparse(&in, "bomb", LAYER_MAX_BYTES + (1ull << 30), LAYER_MAX_BYTES + (1ull << 30) - BLOCK);
+	tb_sparse(&in, "bomb", LAYER_MAX_BYTES + (1ull << 30),
+		  LAYER_MAX_BYTES + (1ull << 30) - BLOCK);
 	tb_end(&in);
 	assert_true(buf_size(&in) < 4096);
 	fin = fmemopen(buf_head(&in), buf_size(&in), "rb");
@@ -1468,7 +1491,10 @@ static void check_headers(const uint8_t *p, size_t n, size_t nheaders)
 
 		if (!memcmp(h, zero, BLOCK))
 			break;
-		assert_memory_equal(h + 257, "ustar\0" "00", 8);
+		assert_memory_equal(h + 257,
+				    "ustar\0"
+				    "00",
+				    8);
 		assert_int_equal(field_octal(h + 148, 7), header_sum(h));
 		assert_int_equal(h[155], ' ');
 		size = field_octal(h + 124, 12);
@@ -1527,7 +1553,9 @@ static void test_tarw_path_lengths(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
 		for (int dir = 0; dir < 2; dir++) {
 			char *path = long_path(lens[i]), *want;
-			struct tar_entry e = { .path = path, .type = dir ? '5' : '0', .mode = 0644,
+			struct tar_entry e = { .path = path,
+					       .type = dir ? '5' : '0',
+					       .mode = 0644,
 					       .size = dir ? 0 : 3 };
 			struct buf b = { 0 };
 			struct tarout o;
@@ -1536,8 +1564,8 @@ static void test_tarw_path_lengths(void **state)
 
 			/* ustar holds 99 bytes (a directory's include its "/"); the rest is pax. */
 			assert_int_equal(blocks,
-					 (pax ? 1 + (rec_len(4, lens[i]) + BLOCK - 1) / BLOCK : 0) + 1 +
-						 (dir ? 0 : 1));
+					 (pax ? 1 + (rec_len(4, lens[i]) + BLOCK - 1) / BLOCK : 0) +
+						 1 + (dir ? 0 : 1));
 			check_headers(buf_head(&b), buf_size(&b), pax ? 2 : 1);
 			if (pax)
 				check_pax_records((char *)buf_head(&b) + BLOCK,
@@ -1592,8 +1620,11 @@ static void test_tarw_link_lengths(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
 		for (int hard = 0; hard < 2; hard++) {
 			char *target = long_path(lens[i]);
-			struct tar_entry e = { .path = "link", .type = hard ? '1' : '2',
-					       .mode = 0777, .link = target, .size = 1234 };
+			struct tar_entry e = { .path = "link",
+					       .type = hard ? '1' : '2',
+					       .mode = 0777,
+					       .link = target,
+					       .size = 1234 };
 			struct buf b = { 0 };
 			struct tarout o;
 			bool pax = lens[i] > 99;
@@ -1603,14 +1634,17 @@ static void test_tarw_link_lengths(void **state)
 			if (pax)
 				assert_true(raw_has_record(&b, "linkpath", target));
 			else
-				assert_memory_equal((char *)buf_head(&b) + 157, target, lens[i] + 1);
+				assert_memory_equal((char *)buf_head(&b) + 157, target,
+						    lens[i] + 1);
 			tar_read(buf_head(&b), buf_size(&b), &o);
 			assert_int_equal(o.n, 1);
 			if (!hard)
 				assert_int_equal(o.e[0].type, AE_IFLNK);
-			/* libarchive 3.6 loses a first pax-only link target: see the known bug below. */
+			/* libarchive 3.6 loses a first pax-only link target: see the known bug
+			 * below. */
 			if (!pax)
-				assert_string_equal(hard ? o.e[0].hardlink : o.e[0].symlink, target);
+				assert_string_equal(hard ? o.e[0].hardlink : o.e[0].symlink,
+						    target);
 			/* Links carry no content, whatever size the caller left in. */
 			assert_int_equal(o.e[0].size, 0);
 			tarout_free(&o);
@@ -1635,7 +1669,10 @@ static void test_tarw_ids(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
-		struct tar_entry e = { .path = "f", .type = '0', .mode = 0600, .uid = ids[i],
+		struct tar_entry e = { .path = "f",
+				       .type = '0',
+				       .mode = 0600,
+				       .uid = ids[i],
 				       .gid = ids[ARRAY_SIZE(ids) - 1 - i] };
 		struct buf b = { 0 };
 		struct tarout o;
@@ -1686,7 +1723,8 @@ static void test_tarw_big_size(void **state)
 			assert_int_equal(field_octal(h + 124, 12), sizes[i]);
 		}
 		archive_read_support_format_tar(a);
-		assert_int_equal(archive_read_open_memory(a, buf_head(&b), buf_size(&b)), ARCHIVE_OK);
+		assert_int_equal(archive_read_open_memory(a, buf_head(&b), buf_size(&b)),
+				 ARCHIVE_OK);
 		assert_int_equal(archive_read_next_header(a, &ae), ARCHIVE_OK);
 		assert_int_equal(archive_entry_size(ae), (la_int64_t)sizes[i]);
 		assert_string_equal(archive_entry_pathname(ae), "big");
@@ -1732,9 +1770,10 @@ static void test_tarw_mtime(void **state)
  */
 static void test_tarw_xattr_records(void **state)
 {
-	static const size_t vlens[] = { 0, 1, 2, 7, 8, 9, 10, 70, 80, 81, 82, 83, 84, 85, 86, 87,
-					88, 89, 90, 95, 96, 97, 98, 99, 100, 500, 960, 970, 975,
-					980, 985, 990, 995, 1000, 9970, 9980, 9990, 10000, 65536 };
+	static const size_t vlens[] = { 0,   1,	  2,   7,    8,	   9,	 10,   70,    80,   81,
+					82,  83,  84,  85,   86,   87,	 88,   89,    90,   95,
+					96,  97,  98,  99,   100,  500,	 960,  970,   975,  980,
+					985, 990, 995, 1000, 9970, 9980, 9990, 10000, 65536 };
 	char *val = malloc(65536);
 
 	(void)state;
@@ -1744,8 +1783,9 @@ static void test_tarw_xattr_records(void **state)
 	for (size_t nl = 1; nl <= 242; nl++) {
 		char *name = repeat('k', nl);
 		struct tar_xattr x[ARRAY_SIZE(vlens)];
-		struct tar_entry e = { .path = "f", .type = '0', .xattrs = x,
-				       .nxattrs = ARRAY_SIZE(vlens) };
+		struct tar_entry e = {
+			.path = "f", .type = '0', .xattrs = x, .nxattrs = ARRAY_SIZE(vlens)
+		};
 		struct buf b = { 0 };
 		struct tarout o;
 		size_t paxlen;
@@ -1856,7 +1896,12 @@ static void test_tarw_pad_and_end(void **state)
 	static const struct {
 		uint64_t size;
 		size_t pad;
-	} cases[] = { { 0, 0 }, { 1, 511 }, { 511, 1 }, { 512, 0 }, { 513, 511 }, { 1ull << 40, 0 },
+	} cases[] = { { 0, 0 },
+		      { 1, 511 },
+		      { 511, 1 },
+		      { 512, 0 },
+		      { 513, 511 },
+		      { 1ull << 40, 0 },
 		      { (1ull << 40) + 5, 507 } };
 	struct buf b = { 0 };
 
@@ -1917,8 +1962,15 @@ static void test_tarw_gnu_tar(void **state)
 				  { xname, "", 0 } };
 	const struct tar_entry es[] = {
 		{ .path = "", .type = '5', .mode = 0755 },
-		{ .path = "f", .type = '0', .mode = 04755, .uid = 1u << 21, .gid = 4294967295u,
-		  .mtime = MTIME, .size = 3, .xattrs = xs, .nxattrs = ARRAY_SIZE(xs) },
+		{ .path = "f",
+		  .type = '0',
+		  .mode = 04755,
+		  .uid = 1u << 21,
+		  .gid = 4294967295u,
+		  .mtime = MTIME,
+		  .size = 3,
+		  .xattrs = xs,
+		  .nxattrs = ARRAY_SIZE(xs) },
 		{ .path = p300, .type = '0', .mode = 0644, .uid = 1, .gid = 2, .mtime = MTIME },
 		{ .path = p4095, .type = '5', .mode = 0700, .mtime = MTIME },
 		{ .path = "sym", .type = '2', .mode = 0777, .link = t200, .mtime = MTIME },
@@ -2004,7 +2056,7 @@ static void test_layer_output_gnu_tar(void **state)
 }
 
 /*
- * KNOWN BUG: tarw_header() validates the type with strchr("0123456", type),
+ * Regression: tarw_header() validates the type with strchr("0123456", type),
  * which also matches the string's terminating NUL, so type '\0' is accepted
  * and written as an old-style regular file instead of returning -EINVAL.
  */
@@ -2014,14 +2066,13 @@ static void test_bug_tarw_type_nul(void **state)
 	struct buf b = { 0 };
 
 	(void)state;
-	KNOWN_BUG();
 	assert_int_equal(tarw_header(&b, &e), -EINVAL);
 	assert_int_equal(buf_size(&b), 0);
 	buf_free(&b);
 }
 
 /*
- * KNOWN BUG (interoperability): for a link target over 99 bytes tarw leaves
+ * Regression (interoperability): for a link target over 99 bytes tarw leaves
  * the ustar linkname empty and puts the target in a pax "linkpath" record.
  * GNU tar and tar2sqfs read that, but libarchive 3.6.2 (the one msb links)
  * drops the target of the first such link in an archive: the symlink comes
@@ -2034,7 +2085,6 @@ static void test_bug_tarw_long_symlink_libarchive(void **state)
 	char *target;
 
 	(void)state;
-	KNOWN_BUG();
 	target = long_path(200);
 	for (int hard = 0; hard < 2; hard++) {
 		struct tar_entry e = { .path = "l", .type = hard ? '1' : '2', .link = target };
@@ -2053,30 +2103,234 @@ static void test_bug_tarw_long_symlink_libarchive(void **state)
 }
 
 /*
- * KNOWN BUG (same root cause, input side): a valid pax layer whose first link
- * has its target only in "linkpath" (empty ustar linkname, as tarw itself
- * writes) is refused: `layer symlink "sym" has no valid target` (for a hard
- * link: `layer entry "hard" has an unknown type`). Expected: the layer
- * converts and "sym" points at the 200-byte target.
+ * libarchive 3.6.2 (Debian 12) drops the target of the first link in an
+ * archive whose ustar linkname is empty and whose target is only in the pax
+ * "linkpath" (bsdtar lists it without a target; GNU tar reads it). msb cannot
+ * see the target, so it must refuse the layer cleanly, naming the entry,
+ * rather than write a link to nowhere. tarw avoids writing such links itself.
  */
-static void test_bug_layer_long_symlink_empty_linkname(void **state)
+static void test_layer_long_symlink_empty_linkname_refused(void **state)
 {
 	struct buf in = { 0 }, recs = { 0 };
 	struct result res;
 	char *target;
 
 	(void)state;
-	KNOWN_BUG();
 	target = long_path(200);
 	pax_str(&recs, "linkpath", target);
 	tb_pax(&in, &recs);
 	tb_add(&in, (struct th){ .name = "sym", .type = '2', .mode = 0777, .link = "" }, NULL, 0);
 	tb_end(&in);
-	expect_ok(&in, &res);
-	assert_true(raw_has_record(&res.raw, "linkpath", target));
+	run_layer(&in, &res);
+	assert_int_equal(res.r, -1);
+	assert_string_equal(res.err, "layer symlink \"sym\" has no valid target");
 	result_free(&res);
 	buf_free(&in);
 	free(target);
+}
+
+/*
+ * Regression: layer error messages quote member names from the tar as raw
+ * bytes (`layer path "\e[2J/../x" escapes the root (..)`), and msb prints
+ * them to the terminal as is. Expected: no byte below 0x20 and no DEL.
+ */
+static void test_bug_layer_message_unsanitised(void **state)
+{
+	struct buf in = { 0 };
+	struct result res;
+
+	(void)state;
+	tb_add(&in, (struct th){ .name = "\x1b[2J\x1b]0;x\x07/../x", .type = '0' }, NULL, 0);
+	tb_end(&in);
+	run_layer(&in, &res);
+	assert_int_equal(res.r, -1);
+	for (const char *p = res.err; *p; p++)
+		assert_true((unsigned char)*p >= 0x20 && *p != 0x7f);
+	result_free(&res);
+	buf_free(&in);
+}
+
+/*
+ * Regression: a member that is not a directory but whose path normalises to
+ * the root ("", "." or "./" as a regular file, symlink or device) is accepted
+ * and written as "./" of that type. For a regular file with content this
+ * makes the output ambiguous: libarchive (and old tars) take a ustar name
+ * ending in '/' for a directory, do not skip the content, and read it as
+ * members, so a file "." whose content is tar headers smuggles entries
+ * (e.g. "lib" -> /etc, "lib/passwd") past every check of layer_transform().
+ * GNU tar skips the content; tar2sqfs refuses the stream ("'' is not a
+ * directory!"), which is what keeps msb safe today. Expected: such members
+ * are refused with an error naming them.
+ */
+static void test_bug_layer_root_not_directory(void **state)
+{
+	static const struct th cases[] = {
+		{ .name = ".", .type = '0' },
+		{ .name = "./", .type = '2', .link = "/etc" },
+		{ .name = ".", .type = '3' },
+	};
+	struct buf inner = { 0 }, in = { 0 };
+	struct result res;
+	bool smuggled = false;
+
+	(void)state;
+	/* The smuggling itself: what libarchive finds in the output. */
+	tb_add(&inner, (struct th){ .name = "lib", .type = '2', .link = "/etc" }, NULL, 0);
+	tb_add(&inner, (struct th){ .name = "lib/passwd", .type = '0' }, "evil", 4);
+	tb_add(&in, (struct th){ .name = ".", .type = '0' }, buf_head(&inner), buf_size(&inner));
+	tb_end(&in);
+	run_layer(&in, &res);
+	if (res.r == 0) {
+		struct archive *a = archive_read_new();
+		struct archive_entry *ae;
+
+		archive_read_support_format_tar(a);
+		assert_int_equal(
+			archive_read_open_memory(a, buf_head(&res.raw), buf_size(&res.raw)),
+			ARCHIVE_OK);
+		while (archive_read_next_header(a, &ae) == ARCHIVE_OK)
+			if (!strcmp(archive_entry_pathname(ae), "lib/passwd"))
+				smuggled = true;
+		archive_read_free(a);
+	}
+	result_free(&res);
+	buf_free(&in);
+	buf_free(&inner);
+	assert_false(smuggled);
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		tb_add(&in, cases[i], NULL, 0);
+		tb_end(&in);
+		run_layer(&in, &res);
+		assert_int_equal(res.r, -1);
+		assert_non_null(strstr(res.err, "\".\"") ? res.err : strstr(res.err, "\"./\""));
+		result_free(&res);
+		buf_free(&in);
+	}
+}
+
+/* Checks that @listing has, in order, one line ending with each of @want. */
+static void expect_lines(const char *listing, char **want, size_t n)
+{
+	const char *line = listing;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *nl = strchr(line, '\n');
+		size_t len, wl = strlen(want[i]);
+
+		assert_non_null(nl);
+		len = (size_t)(nl - line);
+		if (len < wl || memcmp(line + len - wl, want[i], wl))
+			fail_msg("line %zu: \"%.*s\" does not end with \"%s\"", i, (int)len, line,
+				 want[i]);
+		line = nl + 1;
+	}
+	assert_string_equal(line, "");
+}
+
+/* Every path and link length, and xattr names of every length, as GNU tar reads them. */
+static void test_tarw_gnu_tar_lengths(void **state)
+{
+	static const size_t plens[] = { 1, 98, 99, 100, 101, 155, 156, 256, 300, 4095 };
+	static const size_t llens[] = { 1, 99, 100, 101, 200, 4095 };
+	struct tar_xattr xs[64];
+	char *want[ARRAY_SIZE(plens) * 2 + ARRAY_SIZE(llens) * 2 + 1 + ARRAY_SIZE(xs)];
+	char *paths[ARRAY_SIZE(plens)], *links[ARRAY_SIZE(llens)], *listing,
+		*val = repeat('v', 300);
+	struct buf b = { 0 };
+	size_t nw = 0;
+	int status = -1;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(plens); i++) {
+		struct tar_entry f = { .path = paths[i] = long_path(plens[i]),
+				       .type = '0',
+				       .mode = 0644 };
+		struct tar_entry d = { .path = paths[i], .type = '5', .mode = 0755 };
+
+		assert_int_equal(tarw_header(&b, &f), 0);
+		assert_int_equal(tarw_header(&b, &d), 0);
+		assert_true(asprintf(&want[nw++], " %s", paths[i]) > 0);
+		/* ustar keeps a directory's slash; pax paths have none. */
+		assert_true(asprintf(&want[nw++], " %s%s", paths[i], plens[i] + 1 > 99 ? "" : "/") >
+			    0);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(llens); i++) {
+		struct tar_entry sl = { .path = "s",
+					.type = '2',
+					.mode = 0777,
+					.link = links[i] = long_path(llens[i]) };
+		struct tar_entry hl = { .path = "h", .type = '1', .mode = 0644, .link = links[i] };
+
+		assert_int_equal(tarw_header(&b, &sl), 0);
+		assert_int_equal(tarw_header(&b, &hl), 0);
+		assert_true(asprintf(&want[nw++], " s -> %s", links[i]) > 0);
+		assert_true(asprintf(&want[nw++], " h link to %s", links[i]) > 0);
+	}
+	/* Names of 6 to 69 bytes around the old ~25-byte corruption, values of 0 to 300. */
+	for (size_t i = 0; i < ARRAY_SIZE(xs); i++) {
+		char *name = repeat('k', 6 + i);
+
+		memcpy(name, "user.", 5);
+		xs[i] = (struct tar_xattr){ name, val, (i * 37) % 301 };
+	}
+	{
+		struct tar_entry x = { .path = "x",
+				       .type = '0',
+				       .mode = 0600,
+				       .xattrs = xs,
+				       .nxattrs = ARRAY_SIZE(xs) };
+
+		assert_int_equal(tarw_header(&b, &x), 0);
+		assert_true(asprintf(&want[nw++], " x") > 0);
+		for (size_t i = 0; i < ARRAY_SIZE(xs); i++)
+			assert_true(asprintf(&want[nw++], "  x: %zu %s", xs[i].len, xs[i].name) >
+				    0);
+	}
+	assert_int_equal(tarw_end(&b), 0);
+
+	listing = gnu_tar_list(&b, &status);
+	if (listing) {
+		expect_lines(listing, want, nw);
+		assert_int_equal(status, 0);
+	}
+	free(listing);
+	for (size_t i = 0; i < nw; i++)
+		free(want[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(plens); i++)
+		free(paths[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(llens); i++)
+		free(links[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(xs); i++)
+		free((char *)xs[i].name);
+	free(val);
+	buf_free(&b);
+	if (!listing)
+		skip();
+}
+
+/* GNU tar reads the pax size of a member over 8 GiB (only its header is written here). */
+static void test_tarw_gnu_tar_big_size(void **state)
+{
+	struct tar_entry e = { .path = "big",
+			       .type = '0',
+			       .mode = 0644,
+			       .mtime = MTIME,
+			       .size = 077777777777ull + 1 };
+	struct buf b = { 0 };
+	char *listing;
+	int status = -1;
+
+	(void)state;
+	assert_int_equal(tarw_header(&b, &e), 0);
+	listing = gnu_tar_list(&b, &status);
+	buf_free(&b);
+	if (!listing)
+		skip();
+	/* The listing comes first; then the missing content is an error. */
+	assert_non_null(strstr(listing, " 8589934592 2023-11-14 22:13 big\n"));
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+	free(listing);
 }
 
 int main(void)
@@ -2115,9 +2369,13 @@ int main(void)
 		cmocka_unit_test(test_tarw_types_and_modes),
 		cmocka_unit_test(test_tarw_pad_and_end),
 		cmocka_unit_test(test_tarw_gnu_tar),
+		cmocka_unit_test(test_tarw_gnu_tar_lengths),
+		cmocka_unit_test(test_tarw_gnu_tar_big_size),
 		cmocka_unit_test(test_bug_tarw_type_nul),
 		cmocka_unit_test(test_bug_tarw_long_symlink_libarchive),
-		cmocka_unit_test(test_bug_layer_long_symlink_empty_linkname),
+		cmocka_unit_test(test_layer_long_symlink_empty_linkname_refused),
+		cmocka_unit_test(test_bug_layer_message_unsanitised),
+		cmocka_unit_test(test_bug_layer_root_not_directory),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Unit tests for image references: grammar, Docker Hub normalisation, canonical and familiar forms. */
+/* Unit tests for image references: grammar, Docker Hub defaults, canonical and familiar forms. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,17 +16,7 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-#define DIG "sha256:" HEX64
-
-/*
- * Tests of known bugs fail today; they are skipped unless MSB_KNOWN_BUGS is set
- * in the environment, so the suite stays green while the bug stays visible.
- */
-#define KNOWN_BUG()                                                                                \
-	do {                                                                                       \
-		if (!getenv("MSB_KNOWN_BUGS"))                                                     \
-			skip();                                                                    \
-	} while (0)
+#define DIG   "sha256:" HEX64
 
 /* --- helpers ---------------------------------------------------------- */
 
@@ -118,8 +108,8 @@ static char *repeat(char c, size_t n)
 /* --- valid references ------------------------------------------------- */
 
 static const struct want valid[] = {
-	{ "alpine", "docker.io", "library/alpine", "latest", NULL, "docker.io/library/alpine:latest",
-	  "alpine:latest", "registry-1.docker.io", "latest" },
+	{ "alpine", "docker.io", "library/alpine", "latest", NULL,
+	  "docker.io/library/alpine:latest", "alpine:latest", "registry-1.docker.io", "latest" },
 	{ "python:3.11", "docker.io", "library/python", "3.11", NULL,
 	  "docker.io/library/python:3.11", "python:3.11", "registry-1.docker.io", "3.11" },
 	{ "library/python@" DIG, "docker.io", "library/python", NULL, DIG,
@@ -128,8 +118,8 @@ static const struct want valid[] = {
 	  "ghcr.io/org/img:v1", "ghcr.io", "v1" },
 	{ "localhost:5050/x:y", "localhost:5050", "x", "y", NULL, "localhost:5050/x:y",
 	  "localhost:5050/x:y", "localhost:5050", "y" },
-	{ "localhost/x", "localhost", "x", "latest", NULL, "localhost/x:latest", "localhost/x:latest",
-	  "localhost", "latest" },
+	{ "localhost/x", "localhost", "x", "latest", NULL, "localhost/x:latest",
+	  "localhost/x:latest", "localhost", "latest" },
 	{ "127.0.0.1:5000/a/b:c", "127.0.0.1:5000", "a/b", "c", NULL, "127.0.0.1:5000/a/b:c",
 	  "127.0.0.1:5000/a/b:c", "127.0.0.1:5000", "c" },
 	{ "[::1]:5000/x", "[::1]:5000", "x", "latest", NULL, "[::1]:5000/x:latest",
@@ -178,8 +168,8 @@ static const struct want valid[] = {
 	  "my-reg.example.com/a-b/c.d/e_f/g__h/i---j:T_a.g-1", "my-reg.example.com", "T_a.g-1" },
 	{ "x:_", "docker.io", "library/x", "_", NULL, "docker.io/library/x:_", "x:_",
 	  "registry-1.docker.io", "_" },
-	{ "0/1:2", "docker.io", "0/1", "2", NULL, "docker.io/0/1:2", "0/1:2", "registry-1.docker.io",
-	  "2" },
+	{ "0/1:2", "docker.io", "0/1", "2", NULL, "docker.io/0/1:2", "0/1:2",
+	  "registry-1.docker.io", "2" },
 	{ "a.b/c", "a.b", "c", "latest", NULL, "a.b/c:latest", "a.b/c:latest", "a.b", "latest" },
 	{ "x@" DIG, "docker.io", "library/x", NULL, DIG, "docker.io/library/x@" DIG, "x@" DIG,
 	  "registry-1.docker.io", DIG },
@@ -218,7 +208,9 @@ static void test_tag_grammar(void **state)
 {
 	char in[300];
 	char *t128 = repeat('a', 128), *t129 = repeat('a', 129);
-	static const char *const good[] = { "A", "_", "9", "a.b", "a-b", "a_b", "A..--__", "v1.2.3" };
+	static const char *const good[] = {
+		"A", "_", "9", "a.b", "a-b", "a_b", "A..--__", "v1.2.3"
+	};
 	static const char *const bad[] = { ".a", "-a", "a+b", "a b", "a!", "\xc3\xa9", "a\x01" };
 
 	(void)state;
@@ -262,12 +254,31 @@ static void test_tag_grammar(void **state)
 /* path-component := [a-z0-9]+ ((\.|_|__|-+)[a-z0-9]+)* */
 static void test_component_grammar(void **state)
 {
-	static const char *const good[] = { "a", "a.b", "a_b", "a__b", "a-b", "a---b", "a.b-c_d__e",
-					    "0", "a1/b2/c3/d4" };
-	static const char *const bad[] = { "a..b", "a___b", "a_-b", "a-_b", "a.-b", "-a", "a-", ".a",
-					   "a.", "_a", "a_", "a//b", "a/-b", "a/b-", "/a", "a/",
-					   "a b", "a%b/c", "a\tb", "al\npine", "a/b:c/d",
-					   "x:y:z", "foo/bar:baz/qux" };
+	static const char *const good[] = { "a",     "a.b",	   "a_b", "a__b",	"a-b",
+					    "a---b", "a.b-c_d__e", "0",	  "a1/b2/c3/d4" };
+	static const char *const bad[] = { "a..b",
+					   "a___b",
+					   "a_-b",
+					   "a-_b",
+					   "a.-b",
+					   "-a",
+					   "a-",
+					   ".a",
+					   "a.",
+					   "_a",
+					   "a_",
+					   "a//b",
+					   "a/-b",
+					   "a/b-",
+					   "/a",
+					   "a/",
+					   "a b",
+					   "a%b/c",
+					   "a\tb",
+					   "al\npine",
+					   "a/b:c/d",
+					   "x:y:z",
+					   "foo/bar:baz/qux" };
 
 	(void)state;
 	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
@@ -291,9 +302,8 @@ static void test_uppercase_repository(void **state)
 	expect_bad("Alpine", "invalid reference \"Alpine\": repository name must be lowercase");
 	expect_bad("ghcr.io/Org/img:v1",
 		   "invalid reference \"ghcr.io/Org/img:v1\": repository name must be lowercase");
-	expect_bad("library/pythoN@" DIG,
-		   "invalid reference \"library/pythoN@" DIG
-		   "\": repository name must be lowercase");
+	expect_bad("library/pythoN@" DIG, "invalid reference \"library/pythoN@" DIG
+					  "\": repository name must be lowercase");
 	/* Tags and registries may have capitals. */
 	{
 		struct image_ref r;
@@ -342,8 +352,9 @@ static void test_digest_valid(void **state)
 {
 	(void)state;
 	assert_true(digest_valid(DIG));
-	assert_true(digest_valid("sha256:"
-				 "0000000000000000000000000000000000000000000000000000000000000000"));
+	assert_true(
+		digest_valid("sha256:"
+			     "0000000000000000000000000000000000000000000000000000000000000000"));
 	assert_false(digest_valid(NULL));
 	assert_false(digest_valid(""));
 	assert_false(digest_valid("sha256:"));
@@ -351,8 +362,9 @@ static void test_digest_valid(void **state)
 	assert_false(digest_valid("sha256:" HEX64 "a"));
 	assert_false(digest_valid("sha256:" HEX64 "\n"));
 	assert_false(digest_valid("sha512:" HEX64));
-	assert_false(digest_valid("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789A"
-				  "bcdef"));
+	assert_false(
+		digest_valid("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789A"
+			     "bcdef"));
 	assert_false(digest_valid(" sha256:" HEX64));
 }
 
@@ -464,7 +476,7 @@ static void test_free_zeroed(void **state)
 }
 
 /*
- * KNOWN BUG: ref_familiar() drops "docker.io/" even when the first path
+ * Regression: ref_familiar() drops "docker.io/" even when the first path
  * component looks like a registry, so the familiar form names another image.
  * "docker.io/localhost/x" -> "localhost/x:latest", which parses as repository
  * "x" on the registry "localhost"; "docker.io/a.b/c" -> "a.b/c:latest" (registry
@@ -476,7 +488,6 @@ static void test_bug_familiar_ambiguous(void **state)
 					  "index.docker.io/localhost/x" };
 
 	(void)state;
-	KNOWN_BUG();
 	for (size_t i = 0; i < ARRAY_SIZE(in); i++) {
 		struct image_ref r, again;
 		char why[128], *fam, *c1, *c2;
