@@ -109,6 +109,8 @@ run_tests() {
       echo fail >> "$E2E_RESULTS"
     fi
   done
+  # A suite's own services go first: their state lives in $TMP.
+  if declare -F suite_teardown > /dev/null; then suite_teardown; fi
   rm -rf "$TMP"
   [ -n "${MSB_HOME_OVERRIDE:-}" ] || rm -rf "$MSB_HOME"
 }

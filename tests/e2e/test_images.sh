@@ -9,7 +9,12 @@ FIXTURES=$E2E_ROOT/tests/fixtures
   cat "$TMP/registry-start.log"
   exit 1
 }
-trap '"$FIXTURES/registry.sh" stop "$REG" > /dev/null 2>&1; kill $BAD_PID 2>/dev/null' EXIT
+suite_teardown() {
+  "$FIXTURES/registry.sh" stop "$REG" > /dev/null 2>&1
+  [ -z "${BAD_PID:-}" ] || kill "$BAD_PID" 2> /dev/null
+  BAD_PID=
+}
+trap suite_teardown EXIT
 export MSB REG_PASS TLS
 "$FIXTURES/registry.sh" push "$REG" "$BUILD/fixtures/images" > "$TMP/registry-push.log" 2>&1 || {
   cat "$TMP/registry-push.log"
