@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
@@ -53,6 +54,10 @@ struct agent {
 	struct session *sessions;
 	int nsessions;
 	char hostname[65];
+	/* A graceful stop: SIGTERM sent, waiting for processes until @deadline. */
+	bool stopping, killed;
+	bool none_left; /* waitpid said there is no process left */
+	uint64_t deadline;
 };
 
 static uint8_t chunk[PROTO_DATA_CHUNK];
@@ -560,6 +565,7 @@ static void reap(struct agent *a)
 			break;
 		}
 	}
+	a->none_left = pid < 0 && errno == ECHILD;
 }
 
 static uint64_t now_ms(void)
@@ -570,37 +576,58 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Waits up to @ms for every process to be gone. Return: true if none is left. */
-static bool reap_all(uint64_t ms)
+/* Last words: what is queued for the host goes out before the VM does. */
+static void flush_before_poweroff(struct agent *a)
 {
-	uint64_t deadline = now_ms() + ms;
-	sigset_t set;
+	uint64_t until = now_ms() + 500;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	for (;;) {
-		struct timespec ts = { 0, 10000000L }; /* 10 ms */
-		pid_t pid;
+	while (buf_size(&a->tx) && now_ms() < until) {
+		struct pollfd p = { .fd = a->port, .events = POLLOUT };
 
-		while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
-			;
-		if (pid < 0 && errno == ECHILD)
-			return true;
-		if (now_ms() >= deadline)
-			return false;
-		sigtimedwait(&set, NULL, &ts);
+		port_flush(a);
+		if (buf_size(&a->tx))
+			poll(&p, 1, 50);
 	}
 }
 
-static void __attribute__((noreturn)) shutdown_all(uint32_t grace_ms)
+static void __attribute__((noreturn)) poweroff_now(struct agent *a)
 {
-	kill(-1, SIGTERM);
-	if (!reap_all(grace_ms)) {
-		kill(-1, SIGKILL);
-		reap_all(2000);
-	}
+	flush_before_poweroff(a);
 	mount_quiesce();
 	agent_poweroff();
+}
+
+/*
+ * Stops everything like `docker stop`: SIGTERM now, SIGKILL when @grace_ms
+ * runs out. The loop keeps serving meanwhile, so sessions' last output and
+ * exit codes still reach the host; the VM powers off once nothing is left.
+ */
+static void shutdown_begin(struct agent *a, uint32_t grace_ms)
+{
+	if (a->stopping)
+		return;
+	a->stopping = true;
+	a->deadline = now_ms() + grace_ms;
+	kill(-1, SIGTERM);
+	reap(a);
+}
+
+/* Called after every loop iteration while stopping. Return: ms until the next check. */
+static int shutdown_step(struct agent *a)
+{
+	uint64_t now = now_ms();
+
+	if (a->none_left && !a->sessions)
+		poweroff_now(a);
+	if (now >= a->deadline) {
+		if (a->killed)
+			poweroff_now(a); /* what is left after SIGKILL cannot be waited for */
+		a->killed = true;
+		kill(-1, SIGKILL);
+		a->deadline = now + 2000;
+		reap(a);
+	}
+	return 10;
 }
 
 static void on_frame(struct agent *a, const struct proto_frame *f)
@@ -656,7 +683,8 @@ static void on_frame(struct agent *a, const struct proto_frame *f)
 	case PROTO_SHUTDOWN:
 		if (proto_u32_decode(f->payload, f->len, &v) < 0)
 			v = 0;
-		shutdown_all(v);
+		shutdown_begin(a, v);
+		return;
 	default:
 		proto_error_encode(&a->tx, f->sid, "unexpected frame type");
 		port_flush(a);
@@ -680,7 +708,8 @@ static void port_read(struct agent *a)
 			return;
 		if (n <= 0) {
 			alog("host closed the agent port");
-			shutdown_all(0);
+			kill(-1, SIGKILL);
+			poweroff_now(a);
 		}
 		buf_commit(&a->rx, (size_t)n);
 		while ((r = proto_parse(&a->rx, &f)) > 0) {
@@ -690,7 +719,8 @@ static void port_read(struct agent *a)
 		if (r < 0) {
 			/* No way to find the next frame boundary: the link is lost. */
 			alog("protocol error from host: %s", strerror(-r));
-			shutdown_all(0);
+			kill(-1, SIGKILL);
+			poweroff_now(a);
 		}
 	}
 }
@@ -728,7 +758,7 @@ int agent_serve(int port_fd, uint64_t kernel_ns)
 
 	for (;;) {
 		struct epoll_event evs[64];
-		int n = epoll_wait(a.ep, evs, 64, -1);
+		int n = epoll_wait(a.ep, evs, 64, a.stopping ? shutdown_step(&a) : -1);
 
 		if (n < 0 && errno == EINTR)
 			continue;

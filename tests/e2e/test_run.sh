@@ -133,6 +133,22 @@ test_sigint_is_forwarded_to_the_command() {
   expect_no_leftovers
 }
 
+test_stopping_the_sandbox_is_graceful() {
+  # SIGTERM to the sandbox (its supervisor) is `docker stop`: the command gets
+  # SIGTERM, its last output and exit status still reach the user.
+  "$MSB" run --rootfs "$SQFS" -- sh -c 'trap "echo got-term; exit 7" TERM; echo up; sleep 100 & wait' \
+    > "$TMP/stop.out" 2>&1 &
+  local pid=$! i sv
+  for i in $(seq 100); do grep -q up "$TMP/stop.out" && break; sleep 0.1; done
+  sv=$(pgrep -f "msb __supervise --ready-fd 3 --attached" | head -n 1)
+  [ -n "$sv" ] || fail "no supervisor found"
+  kill -TERM "$sv"
+  wait $pid
+  expect_eq "exit status from the trap" "$?" 7
+  expect_eq "output" "$(cat "$TMP/stop.out")" $'up\ngot-term'
+  expect_no_leftovers
+}
+
 test_tty_mode_under_a_pty() {
   local out
   tmux_run 100 30 "$MSB run -t --rootfs $SQFS -- sh -c 'tty; stty size; echo \$TERM; echo err >&2'"
