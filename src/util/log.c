@@ -9,22 +9,24 @@
 #include <time.h>
 #include <unistd.h>
 
-static int log_fd = -1;
+#include "util/rotlog.h"
+
+static struct rotlog *log_file;
 static enum log_level file_lvl = LOG_INFO;
 static enum log_level err_lvl = LOG_NONE;
 
 static const char *const names[] = { "error", "warn", "info", "debug", "trace" };
 
-void log_setup(int file_fd, enum log_level file_level, enum log_level stderr_level)
+void log_setup(struct rotlog *file, enum log_level file_level, enum log_level stderr_level)
 {
-	log_fd = file_fd;
+	log_file = file;
 	file_lvl = file_level;
 	err_lvl = stderr_level;
 }
 
 bool log_enabled(enum log_level lvl)
 {
-	return (log_fd >= 0 && lvl <= file_lvl) || lvl <= err_lvl;
+	return (log_file && lvl <= file_lvl) || lvl <= err_lvl;
 }
 
 void log_timestamp(char *buf, unsigned long len)
@@ -38,22 +40,16 @@ void log_timestamp(char *buf, unsigned long len)
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 }
 
-void msb_log(enum log_level lvl, const char *fmt, ...)
+static void log_line(enum log_level lvl, const char *msg)
 {
-	char msg[2048], line[2200], ts[40];
-	va_list ap;
+	char line[2200], ts[40];
 	int n;
 
-	if (!log_enabled(lvl))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (log_fd >= 0 && lvl <= file_lvl) {
+	if (log_file && lvl <= file_lvl) {
 		log_timestamp(ts, sizeof(ts));
 		n = snprintf(line, sizeof(line), "%s %-5s %s\n", ts, names[lvl], msg);
 		if (n > 0)
-			(void)!write(log_fd, line,
+			rotlog_write(log_file, line,
 				     (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 	}
 	if (lvl <= err_lvl) {
@@ -63,6 +59,54 @@ void msb_log(enum log_level lvl, const char *fmt, ...)
 			(void)!write(2, line,
 				     (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 	}
+}
+
+void msb_log(enum log_level lvl, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+
+	if (!log_enabled(lvl))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_line(lvl, msg);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void msb_log_rl(struct log_rl *rl, enum log_level lvl, const char *fmt, ...)
+{
+	char msg[2048];
+	uint64_t now = mono_ms();
+	va_list ap;
+	int n = 0;
+
+	if (!log_enabled(lvl))
+		return;
+	if (now - rl->window_ms >= LOG_RL_INTERVAL_MS) {
+		rl->window_ms = now;
+		rl->count = 0;
+	}
+	if (rl->count >= LOG_RL_BURST) {
+		rl->suppressed++;
+		return;
+	}
+	rl->count++;
+	if (rl->suppressed)
+		n = snprintf(msg, sizeof(msg), "(%u similar messages suppressed) ", rl->suppressed);
+	rl->suppressed = 0;
+	va_start(ap, fmt);
+	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+	va_end(ap);
+	log_line(lvl, msg);
 }
 
 int log_level_parse(const char *s, enum log_level *out)
