@@ -20,8 +20,10 @@
 #include "util/fs.h"
 #include "util/le.h"
 
-int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out, struct msb_err **err)
+int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out, char ***extents,
+		   struct msb_err **err)
 {
+	_cleanup_strv_ char **ext = NULL;
 	_cleanup_free_ char *ldir = path_join(dir, "layers"),
 			    *tpath = path_join(dir, "layers.table");
 	_cleanup_free_ char *vpath = path_join(dir, "layers.vmdk");
@@ -39,6 +41,9 @@ int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out, s
 				   LAYERS_MAX, n);
 	if (mkdir(ldir, 0700) < 0 && errno != EEXIST)
 		return msb_err_sys(err, errno, "%s", ldir);
+	ext = calloc(n + 2, sizeof(char *));
+	if (!ext || !(ext[0] = strdup(tpath)))
+		return msb_err_sys(err, ENOMEM, "layer disk");
 	desc = open_memstream(&text, &text_len);
 	if (!desc)
 		return msb_err_sys(err, errno, "layer disk");
@@ -51,7 +56,7 @@ int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out, s
 	memcpy(table, LAYERS_MAGIC, 8); // NOLINT(bugprone-not-null-terminated-result)
 	put_le32(table + 8, (uint32_t)n);
 	for (size_t i = 0; i < n; i++) {
-		char link[64];
+		char name[64];
 		struct stat st;
 		uint64_t sectors;
 
@@ -59,21 +64,30 @@ int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out, s
 			return msb_err_sys(err, errno, "layer %s", layers[i]);
 		if (st.st_size <= 0)
 			return msb_err_set(err, EINVAL, "layer %s is empty", layers[i]);
-		snprintf(link, sizeof(link), "layers/%zu", i);
+		snprintf(name, sizeof(name), "layers/%zu", i);
 		{
-			_cleanup_free_ char *lp = path_join(dir, link);
+			_cleanup_free_ char *lp = path_join(dir, name);
 
 			if (!lp)
 				return msb_err_sys(err, ENOMEM, "layer disk");
+			ext[i + 1] = strdup(lp);
+			if (!ext[i + 1])
+				return msb_err_sys(err, ENOMEM, "layer disk");
 			unlink(lp);
-			if (symlink(layers[i], lp) < 0)
+			/*
+			 * A hard link: the sandbox keeps its layers whatever happens
+			 * to the cache (msb rmi), and a confined VMM needs no path
+			 * into it. Across filesystems, a symlink has to do.
+			 */
+			if (link(layers[i], lp) < 0 &&
+			    ((errno != EXDEV && errno != EPERM) || symlink(layers[i], lp) < 0))
 				return msb_err_sys(err, errno, "%s", lp);
 		}
 		/* Extents are whole sectors; QEMU reads zeros past the end of a file. */
 		sectors = ((uint64_t)st.st_size + 511) / 512;
 		put_le64(table + 16 + i * 16, off);
 		put_le64(table + 24 + i * 16, (uint64_t)st.st_size);
-		fprintf(desc, "RW %llu FLAT \"%s\" 0\n", (unsigned long long)sectors, link);
+		fprintf(desc, "RW %llu FLAT \"%s\" 0\n", (unsigned long long)sectors, name);
 		off += sectors * 512;
 	}
 	if (fclose(steal_ptr(desc)) != 0)
@@ -84,5 +98,6 @@ int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out, s
 	if (r < 0)
 		return msb_err_sys(err, -r, "%s", dir);
 	*out = steal_ptr(vpath);
+	*extents = steal_ptr(ext);
 	return 0;
 }

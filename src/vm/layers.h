@@ -11,9 +11,10 @@
  * vm_layers_disk() - write @dir/layers.table and @dir/layers.vmdk, a VMDK
  * descriptor concatenating the table and @layers (bottom first) by
  * reference. The images are linked as @dir/layers/N so paths stay short.
- * Return: 0 and the descriptor path in *@out (newly allocated), or -1.
+ * Return: 0, the descriptor path in *@out and the files it refers to in
+ * *@extents (NULL-terminated; both newly allocated), or -1.
  */
-int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out,
+int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out, char ***extents,
 		   struct msb_err **err);
 
 #endif

@@ -5,24 +5,36 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "util/conn.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/spawn.h"
+#include "vm/jail.h"
+
+/* Where the VMM finds its sockets (build_argv names them, vm_start places them). */
+enum { VM_FD_AGENT = 3, VM_FD_QMP, VM_FD_CONSOLE };
 
 struct vm {
 	pid_t pid;
-	int qmp_fd;
 	bool running;
 	int status;
+	struct conn qmp;
+	int ep; /* the owner's epoll, once vm_watch() was called */
+	uint64_t ep_data;
+	unsigned int next_id;
 };
 
 /* A growing argv. Allocation failures are remembered and reported once at the end. */
@@ -105,10 +117,9 @@ static int build_argv(const struct vm_config *c, const char *qemu, struct argv *
 {
 	_cleanup_free_ char *kernel = qemu_escape(c->kernel);
 	_cleanup_free_ char *initrd = qemu_escape(c->initrd);
-	_cleanup_free_ char *console = qemu_escape(c->console_log);
 	bool kvm = c->accel == VM_ACCEL_KVM;
 
-	if (!kernel || !initrd || !console)
+	if (!kernel || !initrd)
 		return -ENOMEM;
 	arg_add(a, "%s", qemu);
 	/* acpi=off makes QEMU announce the virtio-mmio devices on the command line. */
@@ -123,6 +134,9 @@ static int build_argv(const struct vm_config *c, const char *qemu, struct argv *
 	arg_add(a, "-smp");
 	arg_add(a, "%u", c->cpus);
 	arg_add(a, "-nodefaults");
+	/* QEMU's own seccomp filter: no exec, no setuid, no resource changes, no obsolete calls. */
+	arg_add(a, "-sandbox");
+	arg_add(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
 	arg_add(a, "-no-user-config");
 	arg_add(a, "-display");
 	arg_add(a, "none");
@@ -139,7 +153,7 @@ static int build_argv(const struct vm_config *c, const char *qemu, struct argv *
 	arg_add(a, "console=ttyS0 quiet no_timer_check reboot=t panic=-1 rdinit=/init %s",
 		c->cmdline_extra ? c->cmdline_extra : "");
 	arg_add(a, "-chardev");
-	arg_add(a, "file,id=con,path=%s", console);
+	arg_add(a, "socket,id=con,fd=%d", VM_FD_CONSOLE);
 	arg_add(a, "-serial");
 	arg_add(a, "chardev:con");
 	arg_add(a, "-device");
@@ -160,51 +174,183 @@ static int build_argv(const struct vm_config *c, const char *qemu, struct argv *
 	arg_add(a, "-device");
 	arg_add(a, "virtio-serial-device,max_ports=2");
 	arg_add(a, "-chardev");
-	arg_add(a, "socket,id=agent,fd=%d", c->agent_fd);
+	arg_add(a, "socket,id=agent,fd=%d", VM_FD_AGENT);
 	arg_add(a, "-device");
 	arg_add(a, "virtserialport,chardev=agent,name=agent");
 	arg_add(a, "-chardev");
-	arg_add(a, "socket,id=qmp,fd=%d", c->qmp_fd);
+	arg_add(a, "socket,id=qmp,fd=%d", VM_FD_QMP);
 	arg_add(a, "-mon");
 	arg_add(a, "chardev=qmp,mode=control");
 	return a->oom ? -ENOMEM : 0;
 }
 
-static void __attribute__((noreturn))
-child(const struct vm_config *c, char **argv, int errpipe, pid_t parent)
-{
-	sigset_t none;
-	int null = open("/dev/null", O_RDWR), e;
+/*
+ * DOC: QMP
+ * The supervisor holds its own end of the QMP socket pair (QEMU gets the
+ * other). Capabilities are negotiated as soon as QEMU starts; replies and
+ * events are read in bounded batches and never allowed to pile up in QEMU.
+ * A line longer than QMP_LINE_MAX means QEMU is not QEMU any more: the
+ * channel is dropped and callers fall back to killing the process.
+ */
+#define QMP_LINE_MAX  ((size_t)1 << 20)
+#define QMP_TX_HWM    ((size_t)64 << 10)
+#define QMP_READ_BUDGET ((size_t)256 << 10)
 
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* The VM must not outlive its supervisor. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(1);
-	if (null >= 0) {
-		dup2(null, 0);
-		dup2(null, 1);
+static void qmp_rearm(struct vm *vm)
+{
+	if (vm->ep >= 0 && conn_watch(&vm->qmp, vm->ep, vm->ep_data, true) < 0)
+		log_warn("qmp: epoll: %s", strerror(errno));
+}
+
+static int qmp_send(struct vm *vm, const char *cmd)
+{
+	char line[256];
+	int n;
+
+	if (vm->qmp.fd < 0 || vm->qmp.error)
+		return -EPIPE;
+	if (conn_tx_full(&vm->qmp))
+		return -EAGAIN;
+	n = snprintf(line, sizeof(line), "{\"execute\":\"%s\",\"id\":%u}\n", cmd, ++vm->next_id);
+	if (n < 0 || (size_t)n >= sizeof(line) || buf_append(&vm->qmp.tx, line, (size_t)n) < 0)
+		return -ENOMEM;
+	conn_flush(&vm->qmp);
+	qmp_rearm(vm);
+	return vm->qmp.error;
+}
+
+static void qmp_line(const char *line, size_t n)
+{
+	json_t *o = json_loadb(line, n, 0, NULL), *e;
+
+	if (!o) {
+		log_warn_rl("qmp: unparsable message from the VMM");
+		return;
 	}
-	if (c->stderr_fd >= 0)
-		dup2(c->stderr_fd, 2);
-	fcntl(c->agent_fd, F_SETFD, 0);
-	fcntl(c->qmp_fd, F_SETFD, 0);
-	execv(argv[0], argv);
-	e = errno;
-	(void)!write(errpipe, &e, sizeof(e));
-	_exit(127);
+	if ((e = json_object_get(o, "error"))) {
+		log_warn_rl("qmp: command %" JSON_INTEGER_FORMAT " failed: %.200s",
+			    json_integer_value(json_object_get(o, "id")),
+			    json_string_value(json_object_get(e, "desc")) ?: "?");
+	} else if ((e = json_object_get(o, "event"))) {
+		log_debug_rl("qmp: event %.100s", json_string_value(e) ?: "?");
+	}
+	json_decref(o);
+}
+
+static void qmp_drop(struct vm *vm, const char *why)
+{
+	log_warn("qmp: %s; the control channel is closed", why);
+	if (vm->ep >= 0 && vm->qmp.ev)
+		epoll_ctl(vm->ep, EPOLL_CTL_DEL, vm->qmp.fd, NULL);
+	conn_close(&vm->qmp);
+	vm->qmp.error = -EPIPE;
+}
+
+void vm_handle(struct vm *vm)
+{
+	uint8_t *nl;
+
+	if (vm->qmp.fd < 0)
+		return;
+	conn_flush(&vm->qmp);
+	if (conn_fill(&vm->qmp, QMP_READ_BUDGET) < 0 || vm->qmp.error) {
+		qmp_drop(vm, "VMM connection failed");
+		return;
+	}
+	while ((nl = memchr(buf_head(&vm->qmp.rx), '\n', buf_size(&vm->qmp.rx)))) {
+		size_t n = (size_t)(nl - buf_head(&vm->qmp.rx));
+
+		qmp_line((const char *)buf_head(&vm->qmp.rx), n);
+		conn_consume(&vm->qmp, n + 1);
+	}
+	if (buf_size(&vm->qmp.rx) >= QMP_LINE_MAX) {
+		qmp_drop(vm, "oversized message from the VMM");
+		return;
+	}
+	if (vm->qmp.eof) {
+		/* QEMU is exiting; SIGCHLD follows. */
+		if (vm->ep >= 0 && vm->qmp.ev)
+			epoll_ctl(vm->ep, EPOLL_CTL_DEL, vm->qmp.fd, NULL);
+		conn_close(&vm->qmp);
+		vm->qmp.error = -EPIPE;
+		return;
+	}
+	qmp_rearm(vm);
+}
+
+int vm_watch(struct vm *vm, int ep, uint64_t data)
+{
+	vm->ep = ep;
+	vm->ep_data = data;
+	if (vm->qmp.fd < 0)
+		return 0;
+	return conn_watch(&vm->qmp, ep, data, true);
+}
+
+/* The largest file the VMM may write to: its writable disks. */
+static uint64_t largest_writable(const struct vm_config *c)
+{
+	uint64_t max = 0;
+
+	for (size_t i = 0; i < c->ndisks; i++) {
+		struct stat st;
+
+		if (!c->disks[i].readonly && stat(c->disks[i].path, &st) == 0 &&
+		    (uint64_t)st.st_size > max)
+			max = (uint64_t)st.st_size;
+	}
+	return max;
+}
+
+static int jail_file(struct jail *j, const char *path, bool rw, struct msb_err **err)
+{
+	int r = jail_add(j, path, rw);
+
+	if (r == -EACCES)
+		return msb_err_set(err, EACCES,
+				   "confining the VMM: %s is not readable by uid %u, which QEMU runs "
+				   "as (make it world-readable, or set MSB_VMM_UID)",
+				   path, (unsigned int)j->uid);
+	if (r < 0)
+		return msb_err_sys(err, -r, "confining the VMM: %s", path);
+	return 0;
+}
+
+/* Everything the confined VMM may see. Return: 0 or -1 with @err. */
+static int jail_setup(const struct vm_config *c, struct jail *j, struct msb_err **err)
+{
+	int r = jail_init(j, c->jail_root, c->workdir ? c->workdir : ".");
+
+	if (r < 0)
+		return msb_err_sys(err, -r, "confining the VMM: %s", c->jail_root);
+	r = jail_file(j, c->kernel, false, err);
+	if (!r)
+		r = jail_file(j, c->initrd, false, err);
+	for (size_t i = 0; !r && i < c->ndisks; i++)
+		r = jail_file(j, c->disks[i].path, !c->disks[i].readonly, err);
+	for (const char *const *f = c->files; !r && f && *f; f++)
+		r = jail_file(j, *f, false, err);
+	j->kvm = c->accel == VM_ACCEL_KVM;
+	j->fsize = largest_writable(c);
+	return r;
+}
+
+static bool jail_wanted(void)
+{
+	const char *v = getenv("MSB_JAIL");
+
+	return !v || strcmp(v, "0") != 0;
 }
 
 int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 {
 	_cleanup_free_ char *qemu = vmm_binary();
-	_cleanup_close_ int ep_r = -1, ep_w = -1;
+	struct jail jail = { 0 };
 	struct argv a = { 0 };
-	int pipefd[2], e = 0, r;
+	struct spawn_opts so;
+	int qmp[2], r;
 	struct vm *vm;
-	ssize_t n;
-	pid_t pid, self = getpid();
+	pid_t pid;
 
 	if (!qemu)
 		return msb_err_set(err, ENOENT, "%s not found in PATH (install %s)", VMM_PROGRAM,
@@ -214,12 +360,10 @@ int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 		argv_free(&a);
 		return msb_err_sys(err, -r, "qemu command line");
 	}
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0) {
 		argv_free(&a);
-		return msb_err_sys(err, errno, "pipe");
+		return msb_err_sys(err, errno, "socketpair");
 	}
-	ep_r = pipefd[0];
-	ep_w = pipefd[1];
 	if (log_enabled(LOG_DEBUG)) {
 		char line[4096];
 		size_t off = 0;
@@ -229,28 +373,68 @@ int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 						i ? " " : "", a.v[i]);
 		log_debug("vmm: %s", line);
 	}
-	pid = fork();
-	if (pid == 0)
-		child(c, a.v, ep_w, self);
+	so = spawn_opts_stdio(a.v, SPAWN_NULL, SPAWN_NULL,
+			      c->stderr_fd >= 0 ? c->stderr_fd : SPAWN_NULL);
+	/* The numbers build_argv() names: agent, QMP, console. */
+	so.fds[VM_FD_AGENT] = c->agent_fd;
+	so.fds[VM_FD_QMP] = qmp[1];
+	so.fds[VM_FD_CONSOLE] = c->console_fd;
+	so.nfds = VM_FD_CONSOLE + 1;
+	/* The VM must not outlive its supervisor. */
+	so.die_with_parent = true;
+	so.cwd = c->workdir;
+	so.pre_exec = jail_enter;
+	so.ctx = &jail;
+	if (c->jail_root && jail_wanted()) {
+		if (jail_setup(c, &jail, err) < 0) {
+			jail_free(&jail);
+			close(qmp[0]);
+			close(qmp[1]);
+			argv_free(&a);
+			return -1;
+		}
+		so.clone_flags = jail_clone_flags(&jail);
+		so.cwd = NULL; /* the jail enters it, inside */
+		r = spawn(&so, &pid);
+		if (r == -EPERM || r == -EACCES || r == -EINVAL || r == -ENOSPC || r == -EUSERS) {
+			/* No namespaces for this user here (a sysctl, an LSM): limits only. */
+			log_warn("cannot confine the VMM in namespaces (%s); it runs with seccomp, "
+				 "no_new_privs and resource limits only",
+				 strerror(-r));
+			jail.bare = true;
+			so.clone_flags = 0;
+			so.cwd = c->workdir;
+			r = spawn(&so, &pid);
+		} else if (r == 0) {
+			log_info("vmm confined: own namespaces, %zu file(s) visible, running as uid %u",
+				 jail.n, (unsigned int)jail.uid);
+		}
+	} else {
+		log_warn("the VMM runs without its namespaces (MSB_JAIL=0)");
+		jail.bare = true;
+		jail.fsize = largest_writable(c);
+		r = spawn(&so, &pid);
+	}
+	jail_free(&jail);
 	argv_free(&a);
-	if (pid < 0)
-		return msb_err_sys(err, errno, "fork");
-	close(steal_fd(ep_w));
-	while ((n = read(ep_r, &e, sizeof(e))) < 0 && errno == EINTR)
-		;
-	if (n == (ssize_t)sizeof(e)) {
-		waitpid(pid, NULL, 0);
-		return msb_err_sys(err, e, "exec %s", qemu);
+	close(qmp[1]);
+	if (r < 0) {
+		close(qmp[0]);
+		return msb_err_sys(err, -r, "exec %s", qemu);
 	}
 	vm = calloc(1, sizeof(*vm));
 	if (!vm) {
+		close(qmp[0]);
 		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
+		spawn_wait(pid, NULL);
 		return msb_err_sys(err, ENOMEM, "vm");
 	}
 	vm->pid = pid;
 	vm->running = true;
-	vm->qmp_fd = fcntl(c->qmp_fd, F_DUPFD_CLOEXEC, 3);
+	vm->ep = -1;
+	conn_init(&vm->qmp, qmp[0], QMP_TX_HWM, QMP_LINE_MAX);
+	/* Negotiate now, so later commands are answered at once. */
+	qmp_send(vm, "qmp_capabilities");
 	*out = vm;
 	return 0;
 }
@@ -271,15 +455,11 @@ bool vm_running(const struct vm *vm)
 	return vm->running;
 }
 
-void vm_quit(struct vm *vm)
+int vm_quit(struct vm *vm)
 {
-	static const char cmds[] = "{\"execute\":\"qmp_capabilities\"}\n"
-				   "{\"execute\":\"quit\"}\n";
-
 	if (!vm->running)
-		return;
-	if (vm->qmp_fd < 0 || write_all(vm->qmp_fd, cmds, sizeof(cmds) - 1) < 0)
-		vm_kill(vm);
+		return 0;
+	return qmp_send(vm, "quit");
 }
 
 void vm_kill(struct vm *vm)
@@ -294,9 +474,8 @@ void vm_free(struct vm *vm)
 		return;
 	if (vm->running) {
 		kill(vm->pid, SIGKILL);
-		waitpid(vm->pid, NULL, 0);
+		spawn_wait(vm->pid, NULL);
 	}
-	if (vm->qmp_fd >= 0)
-		close(vm->qmp_fd);
+	conn_close(&vm->qmp);
 	free(vm);
 }

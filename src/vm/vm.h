@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "util/err.h"
@@ -38,10 +39,16 @@ struct vm_config {
 	const char *cmdline_extra; /* msb.* parameters for agentd */
 	const struct vm_disk *disks;
 	size_t ndisks;
-	const char *console_log; /* guest console output goes here */
-	int agent_fd;		 /* connected socket; becomes the "agent" port */
-	int qmp_fd;		 /* connected socket; becomes the QMP monitor */
-	int stderr_fd;		 /* where the VMM's own diagnostics go */
+	const char *workdir; /* the VMM's working directory; relative paths are relative to it */
+	const char *const *files; /* further files the VMM reads (a disk's extents), NULL-terminated */
+	/*
+	 * Confine the VMM on this empty directory (see jail.h); NULL runs it
+	 * unconfined (MSB_JAIL=0 does the same).
+	 */
+	const char *jail_root;
+	int console_fd; /* connected socket; the guest's serial console */
+	int agent_fd;	/* connected socket; becomes the "agent" port */
+	int stderr_fd;	/* where the VMM's own diagnostics go (a pipe the caller drains) */
 };
 
 struct vm;
@@ -55,8 +62,18 @@ pid_t vm_pid(const struct vm *vm);
 /* vm_reaped() - record that the VMM process was reaped with wait status @status. */
 void vm_reaped(struct vm *vm, int status);
 bool vm_running(const struct vm *vm);
-/* vm_quit() - ask the VMM to exit now (QMP "quit"); falls back to SIGKILL. */
-void vm_quit(struct vm *vm);
+/*
+ * vm_watch() - register the backend's own control channel (QMP) in epoll
+ * @ep with payload @data; call vm_handle() when it fires. Return: 0 or -errno.
+ */
+int vm_watch(struct vm *vm, int ep, uint64_t data);
+/* vm_handle() - serve the control channel after an epoll event (never blocks). */
+void vm_handle(struct vm *vm);
+/*
+ * vm_quit() - ask the VMM to exit now (QMP "quit"). Return: 0 when the
+ * request is queued, -errno when the control channel is unusable (kill instead).
+ */
+int vm_quit(struct vm *vm);
 void vm_kill(struct vm *vm);
 void vm_free(struct vm *vm);
 

@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The VMM's box (see jail.h and docs/security.md).
+ *
+ * DOC: Theory of Operation
+ * spawn() creates the child in new namespaces (jail_clone_flags()); the
+ * child, before exec, maps its own uid into the new user namespace (an
+ * ordinary user may map exactly itself), makes every mount private, mounts
+ * a small tmpfs on the jail directory, recreates the system paths QEMU
+ * needs (read-only binds of /usr and friends, or the same symlinks on a
+ * merged-/usr system), binds the few device nodes, binds each file it was
+ * given at its own absolute path (read-only unless asked), pivots into the
+ * tmpfs and detaches the old root. What the VMM can reach afterwards is
+ * exactly that list: not the user's home, not the msb database, not other
+ * sandboxes. Then resource limits, no_new_privs, and as root the switch to
+ * an unprivileged uid; exec drops every capability (the uid inside the
+ * namespace is not 0).
+ */
+#define _GNU_SOURCE
+#include "vm/jail.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "util/fs.h"
+
+#define VMM_NOFILE 4096
+
+/* System paths QEMU needs: its binary, libraries, firmware and the loader cache. */
+static const char *const system_paths[] = {
+	"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache",
+};
+
+static const char *const dev_nodes[] = { "/dev/null", "/dev/zero", "/dev/urandom", "/dev/random" };
+
+static int env_id(const char *name, unsigned int dflt)
+{
+	const char *v = getenv(name);
+	char *end;
+	unsigned long n;
+
+	if (!v || !*v)
+		return (int)dflt;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	return (errno || *end || n == 0 || n > 0x7fffffff) ? (int)dflt : (int)n;
+}
+
+int jail_init(struct jail *j, const char *root, const char *cwd)
+{
+	char *abs_cwd;
+
+	memset(j, 0, sizeof(*j));
+	if (mkdir(root, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	j->root = realpath(root, NULL);
+	abs_cwd = realpath(cwd, NULL);
+	if (!j->root || !abs_cwd) {
+		free(abs_cwd);
+		return -errno;
+	}
+	j->cwd = abs_cwd;
+	if (getuid() == 0) {
+		/* Root does not hand root to the VMM. */
+		j->uid = (uid_t)env_id("MSB_VMM_UID", 65534);
+		j->gid = (gid_t)env_id("MSB_VMM_GID", 65534);
+		j->userns = false;
+		if (chown(j->root, j->uid, j->gid) < 0)
+			return -errno;
+	} else {
+		j->uid = getuid();
+		j->gid = getgid();
+		j->userns = true;
+	}
+	return 0;
+}
+
+/* The absolute path of @path's own entry (its directory resolved, not the entry itself). */
+static char *entry_path(const char *path)
+{
+	char *copy = strdup(path), *slash, *dir, *out = NULL;
+	const char *base;
+
+	if (!copy)
+		return NULL;
+	slash = strrchr(copy, '/');
+	if (slash) {
+		*slash = '\0';
+		base = slash + 1;
+		dir = realpath(slash == copy ? "/" : copy, NULL);
+	} else {
+		base = copy;
+		dir = realpath(".", NULL);
+	}
+	if (dir && asprintf(&out, "%s/%s", strcmp(dir, "/") ? dir : "", base) < 0)
+		out = NULL;
+	free(dir);
+	free(copy);
+	return out;
+}
+
+int jail_add(struct jail *j, const char *path, bool rw)
+{
+	struct jail_path p = { .rw = rw };
+	struct stat st;
+
+	if (j->n >= JAIL_MAX_PATHS)
+		return -E2BIG;
+	p.path = realpath(path, NULL);
+	if (!p.path)
+		return -errno;
+	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+		p.link = entry_path(path);
+		if (!p.link) {
+			free(p.path);
+			return -ENOMEM;
+		}
+	}
+	/*
+	 * As root the VMM runs as another uid: it is given the files it writes
+	 * and those it reads that others cannot, when they are this sandbox's
+	 * own (one link: the writable disk, the layer table). A shared file it
+	 * cannot read (a 0600 rootfs image) is refused rather than chowned.
+	 */
+	if (!j->userns && stat(p.path, &st) == 0 && (rw || !(st.st_mode & S_IROTH))) {
+		int e = st.st_nlink != 1 ? EACCES : chown(p.path, j->uid, j->gid) < 0 ? errno : 0;
+
+		if (e) {
+			free(p.path);
+			free(p.link);
+			return -e;
+		}
+	}
+	j->paths[j->n++] = p;
+	return 0;
+}
+
+unsigned long jail_clone_flags(const struct jail *j)
+{
+	if (j->bare)
+		return 0;
+	return CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP |
+	       (j->userns ? CLONE_NEWUSER : 0);
+}
+
+void jail_free(struct jail *j)
+{
+	for (size_t i = 0; i < j->n; i++) {
+		free(j->paths[i].path);
+		free(j->paths[i].link);
+	}
+	free(j->root);
+	free(j->cwd);
+	memset(j, 0, sizeof(*j));
+}
+
+/* --- in the child, before exec ------------------------------------------- */
+
+/* Says which step failed on stderr (the supervisor logs it) and returns -errno. */
+static int fail(const char *what, const char *arg)
+{
+	int e = errno ? errno : EIO;
+	char line[512];
+	int n = snprintf(line, sizeof(line), "msb jail: %s %s: %s\n", what, arg ? arg : "",
+			 strerror(e));
+
+	if (n > 0)
+		(void)!write(2, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	return -e;
+}
+
+static int write_proc(const char *file, const char *text)
+{
+	int fd = open(file, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* mkdir -p of @path below the jail root @root. */
+static int make_dirs(const char *root, const char *path)
+{
+	char p[PATH_MAX];
+
+	if ((size_t)snprintf(p, sizeof(p), "%s%s", root, path) >= sizeof(p)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *s = p + strlen(root) + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*s = '/';
+	}
+	if (mkdir(p, 0755) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* Creates what @src will be bound on: a directory or an empty file, parents included. */
+static int make_target(const char *root, const char *src, char *dst, size_t len)
+{
+	struct stat st;
+	char parent[PATH_MAX];
+	char *slash;
+	int fd;
+
+	if (stat(src, &st) < 0)
+		return -1;
+	if ((size_t)snprintf(dst, len, "%s%s", root, src) >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (S_ISDIR(st.st_mode))
+		return make_dirs(root, src);
+	snprintf(parent, sizeof(parent), "%s", src);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent) {
+		*slash = '\0';
+		if (make_dirs(root, parent) < 0)
+			return -1;
+	}
+	fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+/*
+ * Binds @src at the same path under @root, then remounts it read-only. A
+ * bind keeps the flags of its source mount, and inside a user namespace those
+ * (nosuid, nodev, noexec, atime) are locked: the remount must repeat them.
+ */
+static int bind(const char *root, const char *src, bool rw, bool dev)
+{
+	char dst[PATH_MAX];
+	struct statvfs sv;
+	unsigned long fl = MS_REMOUNT | MS_BIND | MS_NOSUID | (dev ? 0 : MS_NODEV);
+
+	if (make_target(root, src, dst, sizeof(dst)) < 0)
+		return fail("create", src);
+	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return fail("bind", src);
+	if (statvfs(dst, &sv) < 0)
+		return fail("statvfs", src);
+	if (!rw)
+		fl |= MS_RDONLY;
+	if (sv.f_flag & ST_NODEV)
+		fl |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC)
+		fl |= MS_NOEXEC;
+	if (sv.f_flag & ST_NOATIME)
+		fl |= MS_NOATIME;
+	if (sv.f_flag & ST_NODIRATIME)
+		fl |= MS_NODIRATIME;
+	if (sv.f_flag & ST_RELATIME)
+		fl |= MS_RELATIME;
+	if (mount(NULL, dst, NULL, fl, NULL) < 0)
+		return fail("remount", src);
+	return 0;
+}
+
+/* A system path: the same symlink where the host has one (merged /usr), else a read-only bind. */
+static int system_path(const char *root, const char *path)
+{
+	char target[PATH_MAX], dst[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+
+	if (lstat(path, &st) < 0)
+		return 0; /* not on this host */
+	if (!S_ISLNK(st.st_mode))
+		return bind(root, path, false, false);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return fail("readlink", path);
+	target[n] = '\0';
+	snprintf(dst, sizeof(dst), "%s%s", root, path);
+	if (symlink(target, dst) < 0 && errno != EEXIST)
+		return fail("symlink", path);
+	return 0;
+}
+
+/* Recreates the symlink @link -> @target inside. */
+static int add_link(const char *root, const char *link, const char *target)
+{
+	char parent[PATH_MAX], dst[PATH_MAX];
+	char *slash;
+
+	snprintf(parent, sizeof(parent), "%s", link);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent) {
+		*slash = '\0';
+		if (make_dirs(root, parent) < 0)
+			return fail("create", parent);
+	}
+	if ((size_t)snprintf(dst, sizeof(dst), "%s%s", root, link) >= sizeof(dst) ||
+	    (symlink(target, dst) < 0 && errno != EEXIST))
+		return fail("symlink", link);
+	return 0;
+}
+
+static int dev_node(const struct jail *j, const char *path)
+{
+	char dst[PATH_MAX];
+	struct stat st;
+
+	if (j->userns)
+		return bind(j->root, path, true, true);
+	/* As root: a private node owned by the VMM's uid, whatever the host's permissions. */
+	if (stat(path, &st) < 0)
+		return fail("stat", path);
+	snprintf(dst, sizeof(dst), "%s%s", j->root, path);
+	if (make_dirs(j->root, "/dev") < 0)
+		return fail("mkdir", "/dev");
+	if (mknod(dst, S_IFCHR | 0600, st.st_rdev) < 0 || chown(dst, j->uid, j->gid) < 0)
+		return fail("mknod", path);
+	return 0;
+}
+
+static int set_limits(const struct jail *j)
+{
+	struct rlimit core = { 0, 0 }, nofile = { VMM_NOFILE, VMM_NOFILE },
+		      fsize = { j->fsize, j->fsize };
+	struct rlimit cur;
+
+	if (getrlimit(RLIMIT_NOFILE, &cur) == 0 && cur.rlim_max < VMM_NOFILE)
+		nofile.rlim_cur = nofile.rlim_max = cur.rlim_max;
+	if (setrlimit(RLIMIT_CORE, &core) < 0 || setrlimit(RLIMIT_NOFILE, &nofile) < 0 ||
+	    setrlimit(RLIMIT_FSIZE, &fsize) < 0)
+		return fail("setrlimit", NULL);
+	return 0;
+}
+
+int jail_enter(void *arg)
+{
+	const struct jail *j = arg;
+	char map[64];
+	int r;
+
+	if (j->bare) {
+		if ((r = set_limits(j)) < 0)
+			return r;
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			return fail("no_new_privs", NULL);
+		return 0;
+	}
+	if (j->userns) {
+		snprintf(map, sizeof(map), "%u %u 1\n", (unsigned int)j->uid, (unsigned int)j->uid);
+		if (write_proc("/proc/self/setgroups", "deny") < 0 ||
+		    write_proc("/proc/self/uid_map", map) < 0)
+			return fail("map uid in the user namespace", NULL);
+		snprintf(map, sizeof(map), "%u %u 1\n", (unsigned int)j->gid, (unsigned int)j->gid);
+		if (write_proc("/proc/self/gid_map", map) < 0)
+			return fail("map gid in the user namespace", NULL);
+	}
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return fail("make mounts private", NULL);
+	if (mount("msb-jail", j->root, "tmpfs", MS_NOSUID | (j->userns ? MS_NODEV : 0),
+		  "size=1m,nr_inodes=4096,mode=0755") < 0)
+		return fail("mount tmpfs on", j->root);
+	for (size_t i = 0; i < sizeof(system_paths) / sizeof(system_paths[0]); i++)
+		if ((r = system_path(j->root, system_paths[i])) < 0)
+			return r;
+	for (size_t i = 0; i < sizeof(dev_nodes) / sizeof(dev_nodes[0]); i++)
+		if ((r = dev_node(j, dev_nodes[i])) < 0)
+			return r;
+	if (j->kvm && (r = dev_node(j, "/dev/kvm")) < 0)
+		return r;
+	for (size_t i = 0; i < j->n; i++) {
+		const struct jail_path *p = &j->paths[i];
+
+		if ((r = bind(j->root, p->path, p->rw, false)) < 0)
+			return r;
+		if (p->link && (r = add_link(j->root, p->link, p->path)) < 0)
+			return r;
+	}
+	if (make_dirs(j->root, j->cwd) < 0)
+		return fail("create", j->cwd);
+	/* pivot_root(".", "."): the old root ends up on top, and is detached at once. */
+	if (chdir(j->root) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
+		return fail("pivot_root into", j->root);
+	if (umount2(".", MNT_DETACH) < 0)
+		return fail("detach the old root", NULL);
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID |
+			(j->userns ? MS_NODEV : 0), NULL) < 0)
+		return fail("remount the jail root read-only", NULL);
+	if (chdir(j->cwd) < 0)
+		return fail("chdir", j->cwd);
+	if ((r = set_limits(j)) < 0)
+		return r;
+	if (!j->userns) {
+		if (setgroups(0, NULL) < 0 || setresgid(j->gid, j->gid, j->gid) < 0 ||
+		    setresuid(j->uid, j->uid, j->uid) < 0)
+			return fail("drop to the VMM's uid", NULL);
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return fail("no_new_privs", NULL);
+	return 0;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The VMM's box: what a guest that escapes through a QEMU bug finds around
+ * it. The VMM starts in its own mount, PID, network, IPC and UTS namespaces
+ * (and, for an ordinary user, its own user namespace), on a root that holds
+ * only the system files QEMU needs (/usr, the loader cache, a few device
+ * nodes) and the files of this one sandbox it was given, at their usual
+ * paths; with no capabilities, no_new_privs, resource limits, and (when msb
+ * runs as root) an unprivileged uid. docs/security.md describes the boundary.
+ */
+#ifndef MSB_VM_JAIL_H
+#define MSB_VM_JAIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define JAIL_MAX_PATHS 80
+
+struct jail_path {
+	char *path; /* absolute, symlinks resolved: what is bound */
+	char *link; /* the symlink that led there (recreated inside), or NULL */
+	bool rw;
+};
+
+struct jail {
+	char *root; /* an empty host directory the jail's root is mounted on */
+	char *cwd;  /* the VMM's working directory inside (also created there) */
+	struct jail_path paths[JAIL_MAX_PATHS];
+	size_t n;
+	bool kvm;	/* expose /dev/kvm */
+	uint64_t fsize; /* RLIMIT_FSIZE: the largest file the VMM may write */
+	bool userns;	/* an ordinary user: build the jail in a new user namespace */
+	bool bare;	/* no namespaces could be had: limits and no_new_privs only */
+	uid_t uid;	/* who the VMM runs as, outside the jail */
+	gid_t gid;
+};
+
+/*
+ * jail_init() - a jail on @root (created if missing) with working directory
+ * @cwd. As root the VMM will run as MSB_VMM_UID:MSB_VMM_GID (default
+ * 65534:65534), else as the caller inside a user namespace.
+ * Return: 0 or -errno.
+ */
+int jail_init(struct jail *j, const char *root, const char *cwd);
+
+/*
+ * jail_add() - make @path (a file or directory; relative to the current
+ * directory or absolute) visible inside at its absolute path, read-only
+ * unless @rw. A symlink is resolved: its target is what is exposed, at both
+ * paths. As root, a writable file is handed to the VMM's uid.
+ * Return: 0 or -errno.
+ */
+int jail_add(struct jail *j, const char *path, bool rw);
+
+/* jail_clone_flags() - the namespaces spawn() must create for the VMM. */
+unsigned long jail_clone_flags(const struct jail *j);
+
+/*
+ * jail_enter() - spawn()'s pre_exec hook (@arg is the struct jail): builds
+ * the root, switches into it and drops what the VMM must not keep. Runs in
+ * the child; reports the failing step on stderr. Return: 0 or -errno.
+ */
+int jail_enter(void *arg);
+
+void jail_free(struct jail *j);
+
+#endif
