@@ -27,6 +27,13 @@ void mount_quiesce(void);
 /* Serves the host on the agent port until SHUTDOWN. Return: only on fatal error. */
 int agent_serve(int port_fd, uint64_t kernel_ns);
 
+/*
+ * hostile.c (test builds only): agentd attacks the host on @port for the
+ * session @sid as "__hostile MODE" (@argv) asks; returns when agentd should
+ * go on serving.
+ */
+void hostile_run(int port, uint32_t sid, char **argv);
+
 /* Powers the VM off (with -no-reboot, a reboot makes QEMU exit). */
 void agent_poweroff(void) __attribute__((noreturn));
 

@@ -45,7 +45,8 @@ void agent_poweroff(void)
 /* Points fds 0-2 at the console (kernel.log on the host). */
 static void open_console(void)
 {
-	int fd = open("/dev/console", O_RDWR | O_NOCTTY);
+	/* Non-blocking: a guest that floods the console must not stall PID 1's logging. */
+	int fd = open("/dev/console", O_RDWR | O_NOCTTY | O_NONBLOCK);
 
 	if (fd < 0)
 		fd = open("/dev/null", O_RDWR);

@@ -25,10 +25,15 @@
 #include "agent/user.h"
 #include "proto/proto.h"
 #include "util/cleanup.h"
+#include "util/conn.h"
 
 #define MAX_SESSIONS 1024
-/* How much one read from the agent port takes at most. */
-#define READ_CHUNK   ((size_t)64 * 1024)
+/* How much one event may read from the agent port. */
+#define READ_BUDGET ((size_t)256 << 10)
+/* Largest frame plus one read: what the port may hold unparsed. */
+#define PORT_RX_MAX ((size_t)PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD + (64u << 10))
+/* Above this, agentd stops reading the host until its own queue drains. */
+#define PORT_TX_HWM ((size_t)4 << 20)
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 enum tag { TAG_PORT = 1, TAG_SIG, TAG_IN, TAG_OUT, TAG_ERR };
@@ -48,9 +53,8 @@ struct session {
 };
 
 struct agent {
-	int ep, port, sigfd;
-	uint32_t port_ev;
-	struct buf rx, tx;
+	int ep, sigfd;
+	struct conn port; /* the virtio-serial link to the host */
 	struct session *sessions;
 	int nsessions;
 	char hostname[65];
@@ -84,22 +88,17 @@ static void watch(struct agent *a, int fd, uint64_t k, uint32_t want, uint32_t *
 	*cur = want;
 }
 
+/*
+ * Writes what the host takes. The port is read only while our own queue is
+ * below its mark: the host always reads, so this cannot deadlock, and a host
+ * that stops reading cannot make agentd queue without end.
+ */
 static void port_flush(struct agent *a)
 {
-	while (buf_size(&a->tx)) {
-		ssize_t n = write(a->port, buf_head(&a->tx), buf_size(&a->tx));
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN)
-				alog("agent port write: %s", strerror(errno));
-			break;
-		}
-		buf_consume(&a->tx, (size_t)n);
-	}
-	watch(a, a->port, key(0, TAG_PORT), EPOLLIN | (buf_size(&a->tx) ? EPOLLOUT : 0),
-	      &a->port_ev);
+	if (conn_flush(&a->port) < 0)
+		alog("agent port write: %s", strerror(-a->port.error));
+	if (conn_watch(&a->port, a->ep, key(0, TAG_PORT), !conn_tx_full(&a->port)) < 0)
+		alog("epoll_ctl agent port: %s", strerror(errno));
 }
 
 static struct session *session_find(struct agent *a, uint32_t sid)
@@ -170,7 +169,7 @@ static bool pump_out(struct agent *a, struct session *s, int *fd, uint32_t *ev, 
 			close_fd(a, fd, ev, key(s->sid, t));
 			break;
 		}
-		if (proto_put_frame(&a->tx, type, s->sid, chunk, (size_t)n) < 0) {
+		if (proto_put_frame(&a->port.tx, type, s->sid, chunk, (size_t)n) < 0) {
 			alog("out of memory queueing output");
 			close_fd(a, fd, ev, key(s->sid, t));
 			break;
@@ -187,7 +186,7 @@ static void session_progress(struct agent *a, struct session *s)
 	bool err_done = pump_out(a, s, &s->err_fd, &s->err_ev, TAG_ERR);
 
 	if (s->exited && out_done && err_done) {
-		proto_exited_encode(&a->tx, s->sid, &s->status);
+		proto_exited_encode(&a->port.tx, s->sid, &s->status);
 		session_free(a, s);
 	} else {
 		session_rewatch(a, s);
@@ -235,7 +234,7 @@ static void pump_in(struct agent *a, struct session *s)
 		close_fd(a, &s->in_fd, &s->in_ev, key(s->sid, TAG_IN));
 	}
 	if (done)
-		proto_u32_encode(&a->tx, PROTO_ACK, s->sid, (uint32_t)done);
+		proto_u32_encode(&a->port.tx, PROTO_ACK, s->sid, (uint32_t)done);
 	session_rewatch(a, s);
 	port_flush(a);
 }
@@ -252,7 +251,7 @@ static void send_failed(struct agent *a, uint32_t sid, enum proto_fail kind, int
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	proto_failed_encode(&a->tx, sid, kind, err, msg);
+	proto_failed_encode(&a->port.tx, sid, kind, err, msg);
 	port_flush(a);
 }
 
@@ -423,6 +422,13 @@ static void session_start(struct agent *a, uint32_t sid, struct proto_exec *e)
 	int r, code = 0;
 	pid_t pid;
 
+#ifdef MSB_AGENT_HOSTILE
+	if (!strcmp(e->argv[0], "__hostile")) {
+		port_flush(a);
+		hostile_run(a->port.fd, sid, e->argv);
+		return;
+	}
+#endif
 	if (session_find(a, sid) || a->nsessions >= MAX_SESSIONS) {
 		send_failed(a, sid, PROTO_FAIL_INVALID, 0,
 			    "session %u: already in use or too many sessions", sid);
@@ -526,7 +532,7 @@ static void session_start(struct agent *a, uint32_t sid, struct proto_exec *e)
 	s->next = a->sessions;
 	a->sessions = s;
 	a->nsessions++;
-	proto_u32_encode(&a->tx, PROTO_STARTED, sid, (uint32_t)pid);
+	proto_u32_encode(&a->port.tx, PROTO_STARTED, sid, (uint32_t)pid);
 	session_rewatch(a, s);
 	port_flush(a);
 out:
@@ -581,11 +587,11 @@ static void flush_before_poweroff(struct agent *a)
 {
 	uint64_t until = now_ms() + 500;
 
-	while (buf_size(&a->tx) && now_ms() < until) {
-		struct pollfd p = { .fd = a->port, .events = POLLOUT };
+	while (buf_size(&a->port.tx) && now_ms() < until) {
+		struct pollfd p = { .fd = a->port.fd, .events = POLLOUT };
 
 		port_flush(a);
-		if (buf_size(&a->tx))
+		if (buf_size(&a->port.tx))
 			poll(&p, 1, 50);
 	}
 }
@@ -686,43 +692,33 @@ static void on_frame(struct agent *a, const struct proto_frame *f)
 		shutdown_begin(a, v);
 		return;
 	default:
-		proto_error_encode(&a->tx, f->sid, "unexpected frame type");
+		proto_error_encode(&a->port.tx, f->sid, "unexpected frame type");
 		port_flush(a);
 	}
 }
 
 static void port_read(struct agent *a)
 {
-	for (;;) {
-		uint8_t *p = buf_tail(&a->rx, READ_CHUNK);
-		struct proto_frame f;
-		ssize_t n;
-		int r;
+	struct proto_frame f;
+	ssize_t n = conn_fill(&a->port, READ_BUDGET);
+	int r;
 
-		if (!p)
-			return;
-		n = read(a->port, p, READ_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		if (n <= 0) {
-			alog("host closed the agent port");
-			kill(-1, SIGKILL);
-			poweroff_now(a);
-		}
-		buf_commit(&a->rx, (size_t)n);
-		while ((r = proto_parse(&a->rx, &f)) > 0) {
-			on_frame(a, &f);
-			buf_consume(&a->rx, PROTO_HDR_SIZE + f.len);
-		}
-		if (r < 0) {
-			/* No way to find the next frame boundary: the link is lost. */
-			alog("protocol error from host: %s", strerror(-r));
-			kill(-1, SIGKILL);
-			poweroff_now(a);
-		}
+	if (n < 0 || (a->port.eof && !buf_size(&a->port.rx))) {
+		alog("host closed the agent port");
+		kill(-1, SIGKILL);
+		poweroff_now(a);
 	}
+	while ((r = proto_parse(&a->port.rx, &f)) > 0) {
+		on_frame(a, &f);
+		conn_consume(&a->port, PROTO_HDR_SIZE + f.len);
+	}
+	if (r < 0) {
+		/* No way to find the next frame boundary: the link is lost. */
+		alog("protocol error from host: %s", strerror(-r));
+		kill(-1, SIGKILL);
+		poweroff_now(a);
+	}
+	port_flush(a);
 }
 
 static uint64_t boottime_ns(void)
@@ -735,7 +731,7 @@ static uint64_t boottime_ns(void)
 
 int agent_serve(int port_fd, uint64_t kernel_ns)
 {
-	struct agent a = { .port = port_fd, .ep = -1, .sigfd = -1 };
+	struct agent a = { .ep = -1, .sigfd = -1 };
 	struct proto_ready ready = { .version = PROTO_VERSION, .kernel_ns = kernel_ns };
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = key(0, TAG_SIG) };
 	sigset_t set;
@@ -748,12 +744,12 @@ int agent_serve(int port_fd, uint64_t kernel_ns)
 	signal(SIGPIPE, SIG_IGN);
 	a.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	a.ep = epoll_create1(EPOLL_CLOEXEC);
-	if (a.sigfd < 0 || a.ep < 0 || set_nonblock(port_fd) < 0 ||
-	    epoll_ctl(a.ep, EPOLL_CTL_ADD, a.sigfd, &ev) < 0)
+	if (a.sigfd < 0 || a.ep < 0 || epoll_ctl(a.ep, EPOLL_CTL_ADD, a.sigfd, &ev) < 0)
 		return -errno;
+	conn_init(&a.port, port_fd, PORT_TX_HWM, PORT_RX_MAX);
 
 	ready.ready_ns = boottime_ns();
-	proto_ready_encode(&a.tx, &ready);
+	proto_ready_encode(&a.port.tx, &ready);
 	port_flush(&a);
 
 	for (;;) {

@@ -24,6 +24,9 @@
 #include "util/parse.h"
 #include "vm/vm.h"
 
+/* How long the supervisor gets to tear the sandbox down once the command is over. */
+#define SUPERVISOR_EXIT_MS 10000
+
 struct run_opts {
 	const char *rootfs;
 	const char *image;
@@ -282,17 +285,6 @@ static int preflight(struct msb_err **err)
 	return 0;
 }
 
-static int wait_child(pid_t pid)
-{
-	int st;
-
-	while (waitpid(pid, &st, 0) < 0) {
-		if (errno != EINTR)
-			return -errno;
-	}
-	return 0;
-}
-
 /* What the sandbox runs: argv, environment, cwd and user, from the image and the flags. */
 struct plan {
 	struct strv argv, env;
@@ -391,7 +383,7 @@ static void sandbox_record(const char *name, const struct image_record *img, boo
 {
 	struct db *db = NULL;
 
-	if (!img || !img->reference || db_open(&db, NULL) < 0)
+	if (!*name || !img || !img->reference || db_open(&db, NULL) < 0)
 		return;
 	if (add)
 		db_sandbox_put(db, name, img->reference, img->manifest_digest, "running", NULL);
@@ -409,12 +401,14 @@ static int run_sandbox(struct run_opts *o, int *status, struct msb_err **err)
 	struct sbx_boot_info info;
 	struct sbx_spec spec = { 0 };
 	struct plan plan = { 0 };
-	char name[32];
+	char name[32] = "";
 	bool booted = false;
-	int fd = -1, r = -1;
+	int fd = -1, lock = -1, r = -1;
 
 	if (preflight(err) < 0)
 		return -1;
+	/* Sandboxes whose msb was killed leave their directories: clear them first. */
+	sbx_reap();
 	if (o->image && image_layers(o, &img, &ic, &layers, err) < 0)
 		goto out;
 	if (make_plan(o, o->image ? &ic : NULL, &plan) < 0) {
@@ -422,8 +416,11 @@ static int run_sandbox(struct run_opts *o, int *status, struct msb_err **err)
 		goto out;
 	}
 	sbx_ephemeral_name(name, sizeof(name));
-	if (sbx_make_dir(name, err) < 0)
+	lock = sbx_make_dir(name, err);
+	if (lock < 0) {
+		name[0] = '\0';
 		goto out;
+	}
 	dir = sbx_dir(name);
 	if (o->rootfs) {
 		if (rootfs_prepare(o->rootfs, dir, &layer, err) < 0 ||
@@ -445,7 +442,7 @@ static int run_sandbox(struct run_opts *o, int *status, struct msb_err **err)
 	if (sbx_spec_save(&spec, err) < 0)
 		goto out;
 	sandbox_record(name, &img, true);
-	if (sbx_boot(name, true, &info, err) < 0)
+	if (sbx_boot(name, true, lock, &info, err) < 0)
 		goto out;
 	booted = true;
 	if (o->log_level >= LOG_DEBUG)
@@ -479,9 +476,11 @@ out:
 		close(fd);
 	/* The supervisor removes the VM and the directory; be done only after it. */
 	if (booted)
-		wait_child(info.supervisor);
+		sbx_wait_supervisor(info.supervisor, SUPERVISOR_EXIT_MS);
 	if (dir)
 		rm_rf(dir);
+	if (lock >= 0)
+		close(lock);
 	sandbox_record(name, &img, false);
 	strv_free(&layers);
 	plan_free(&plan);

@@ -8,7 +8,7 @@
 
 int cmd_supervise(int argc, char **argv)
 {
-	int ready_fd = -1;
+	int ready_fd = -1, lock_fd = -1;
 	bool attached = false;
 	const char *name = NULL;
 
@@ -20,6 +20,13 @@ int cmd_supervise(int argc, char **argv)
 			if (*end || fd < 3 || fd > 1024)
 				return cli_error("__supervise: invalid --ready-fd");
 			ready_fd = (int)fd;
+		} else if (!strcmp(argv[i], "--lock-fd") && i + 1 < argc) {
+			char *end;
+			long fd = strtol(argv[++i], &end, 10);
+
+			if (*end || fd < 3 || fd > 1024)
+				return cli_error("__supervise: invalid --lock-fd");
+			lock_fd = (int)fd;
 		} else if (!strcmp(argv[i], "--attached"))
 			attached = true;
 		else
@@ -27,5 +34,5 @@ int cmd_supervise(int argc, char **argv)
 	}
 	if (!name)
 		return cli_error("__supervise: missing sandbox name");
-	return sbx_supervise(name, ready_fd, attached);
+	return sbx_supervise(name, ready_fd, lock_fd, attached);
 }

@@ -1,10 +1,29 @@
 // SPDX-License-Identifier: Apache-2.0
-/* The client side of an exec session: local stdio <-> relay frames. */
+/*
+ * The client side of an exec session: local stdio <-> relay frames.
+ *
+ * DOC: Theory of Operation
+ * One poll loop over the relay connection, signals, the timeout timer,
+ * stdin and (while they have queued output) stdout and stderr. Output is
+ * acknowledged to the guest only once written here, so a slow or stopped
+ * reader (`| less`, Ctrl-Z) holds the guest back through its window instead
+ * of growing a buffer. Local writes never lose data silently: EAGAIN (an
+ * inherited non-blocking pipe) waits for POLLOUT, EPIPE becomes SIGPIPE for
+ * the command as it would for a local one, and any other error (ENOSPC on
+ * /dev/full...) ends the session with an error and exit status 125.
+ *
+ * The user can always get out: the first terminating signal is forwarded
+ * to the command; a second one, while the command still runs, kills the
+ * session and returns at once. A --timeout kills the command from the
+ * guest side and, if the guest does not confirm within TIMEOUT_GRACE_MS,
+ * the session is abandoned from here.
+ */
 #define _GNU_SOURCE
 #include "sandbox/exec.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,47 +31,49 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "util/conn.h"
 #include "util/fs.h"
 #include "util/parse.h"
 
 #define SID 1
-/* How much one read from the relay socket takes at most. */
-#define READ_CHUNK ((size_t)64 * 1024)
+#define READ_BUDGET	 ((size_t)256 << 10)
+#define RX_MAX		 ((size_t)PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD + (64u << 10))
+#define TIMEOUT_GRACE_MS 5000
 
-struct xs {
+/* A local output stream (stdout or stderr) and what is queued for it. */
+struct out {
 	int fd;
-	struct buf rx, tx;
-	uint32_t in_inflight; /* stdin bytes the guest has not acknowledged */
-	bool in_done;	      /* local stdin finished (EOF sent) */
-	bool out_broken;      /* local stdout/stderr reader went away */
-	bool timed_out;
-	bool exited;
-	int status;
+	const char *name;
+	struct buf q;
+	size_t chunk;	/* largest write that cannot block this fd once POLLOUT said so */
+	bool broken;	/* the reader went away (EPIPE): drop what follows */
 };
 
-static int tx_flush(struct xs *s)
-{
-	while (buf_size(&s->tx)) {
-		ssize_t n = send(s->fd, buf_head(&s->tx), buf_size(&s->tx), MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno == EAGAIN ? 0 : -errno;
-		buf_consume(&s->tx, (size_t)n);
-	}
-	return 0;
-}
+struct xs {
+	struct conn c;
+	struct out out[2];
+	uint32_t in_inflight; /* stdin bytes the guest has not acknowledged */
+	uint32_t ack_owed;    /* output written here, not yet acknowledged */
+	bool in_done;	      /* local stdin finished (EOF sent) */
+	bool timed_out;
+	bool exited;
+	bool abandon; /* give up on the session without waiting for it */
+	int status;
+	int nsignals; /* terminating signals received */
+	int write_err; /* fatal local write error (errno), 0 if none */
+	const char *write_err_on;
+	int tfd;
+};
 
 static void send_signal(struct xs *s, int sig)
 {
-	proto_u32_encode(&s->tx, PROTO_SIGNAL, SID, (uint32_t)sig);
+	proto_u32_encode(&s->c.tx, PROTO_SIGNAL, SID, (uint32_t)sig);
 }
 
 static void send_size(struct xs *s)
@@ -60,17 +81,79 @@ static void send_size(struct xs *s)
 	struct winsize ws;
 
 	if (ioctl(1, TIOCGWINSZ, &ws) == 0 || ioctl(0, TIOCGWINSZ, &ws) == 0)
-		proto_resize_encode(&s->tx, SID, ws.ws_row, ws.ws_col);
+		proto_resize_encode(&s->c.tx, SID, ws.ws_row, ws.ws_col);
 }
 
-/* Writes guest output locally; a vanished reader becomes SIGPIPE in the guest. */
-static void deliver(struct xs *s, int fd, const uint8_t *p, size_t n)
+/* How much one write to @fd may take without blocking once poll() said POLLOUT. */
+static size_t write_chunk(int fd)
 {
-	if (!s->out_broken && write_all(fd, p, n) == -EPIPE) {
-		s->out_broken = true;
-		send_signal(s, SIGPIPE);
+	struct stat st;
+	int fl = fcntl(fd, F_GETFL);
+
+	if ((fl >= 0 && (fl & O_NONBLOCK)) || (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)))
+		return (size_t)64 << 10;
+	return PIPE_BUF;
+}
+
+static void arm_timer(int tfd, uint64_t ms)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(ms / 1000),
+						.tv_nsec = (long)(ms % 1000) * 1000000 } };
+
+	timerfd_settime(tfd, 0, &its, NULL);
+}
+
+/* Writes what poll() said the fd can take; acknowledges what was written. */
+static void out_write(struct xs *s, struct out *o)
+{
+	while (buf_size(&o->q)) {
+		size_t n = buf_size(&o->q) < o->chunk ? buf_size(&o->q) : o->chunk;
+		ssize_t w = write(o->fd, buf_head(&o->q), n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			return;
+		if (w < 0 && errno == EPIPE) {
+			/* As for a local command: the writer gets SIGPIPE. */
+			o->broken = true;
+			s->ack_owed += (uint32_t)buf_size(&o->q);
+			buf_clear(&o->q);
+			send_signal(s, SIGPIPE);
+			return;
+		}
+		if (w < 0) {
+			s->write_err = errno;
+			s->write_err_on = o->name;
+			s->ack_owed += (uint32_t)buf_size(&o->q);
+			buf_clear(&o->q);
+			o->broken = true;
+			send_signal(s, SIGKILL);
+			s->in_done = true;
+			arm_timer(s->tfd, TIMEOUT_GRACE_MS);
+			return;
+		}
+		buf_consume(&o->q, (size_t)w);
+		s->ack_owed += (uint32_t)w;
+		if ((size_t)w < n)
+			return;
+		/* A blocking fd gets one chunk per POLLOUT. */
+		if (o->chunk == PIPE_BUF)
+			return;
 	}
-	proto_u32_encode(&s->tx, PROTO_ACK, SID, (uint32_t)n);
+}
+
+static int deliver(struct xs *s, struct out *o, const uint8_t *p, size_t n, struct msb_err **err)
+{
+	if (o->broken) {
+		s->ack_owed += (uint32_t)n;
+		return 0;
+	}
+	if (buf_size(&o->q) + n > 2 * (size_t)PROTO_WINDOW)
+		return msb_err_set(err, EPROTO, "sandbox sent output beyond its window");
+	if (buf_append(&o->q, p, n) < 0)
+		return msb_err_sys(err, ENOMEM, "exec");
+	return 0;
 }
 
 static int fail_exit(uint32_t kind)
@@ -93,6 +176,12 @@ static int on_frame(struct xs *s, const struct proto_frame *f, struct msb_err **
 	char msg[512];
 	uint32_t v;
 
+	/* An error for the whole sandbox: why it is going away. */
+	if (f->sid == 0 && f->type == PROTO_ERROR) {
+		if (proto_error_decode(f->payload, f->len, msg, sizeof(msg)) < 0)
+			snprintf(msg, sizeof(msg), "the sandbox failed");
+		return msb_err_set(err, EIO, "%s", msg);
+	}
 	if (f->sid != SID)
 		return msb_err_set(err, EPROTO, "sandbox sent a frame for session %u", f->sid);
 	switch (f->type) {
@@ -100,8 +189,7 @@ static int on_frame(struct xs *s, const struct proto_frame *f, struct msb_err **
 		return 0;
 	case PROTO_STDOUT:
 	case PROTO_STDERR:
-		deliver(s, f->type == PROTO_STDOUT ? 1 : 2, f->payload, f->len);
-		return 0;
+		return deliver(s, &s->out[f->type == PROTO_STDOUT ? 0 : 1], f->payload, f->len, err);
 	case PROTO_ACK:
 		if (proto_u32_decode(f->payload, f->len, &v) == 0)
 			s->in_inflight -= v < s->in_inflight ? v : s->in_inflight;
@@ -131,29 +219,23 @@ static int on_frame(struct xs *s, const struct proto_frame *f, struct msb_err **
 
 static int read_frames(struct xs *s, struct msb_err **err)
 {
-	uint8_t *p = buf_tail(&s->rx, READ_CHUNK);
 	struct proto_frame f;
-	ssize_t n;
 	int r;
 
-	if (!p)
-		return msb_err_sys(err, ENOMEM, "exec");
-	n = recv(s->fd, p, READ_CHUNK, MSG_DONTWAIT);
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return 0;
-	if (n <= 0)
-		return msb_err_set(err, ECONNRESET,
-				   "lost connection to the sandbox before the command finished");
-	buf_commit(&s->rx, (size_t)n);
-	while ((r = proto_parse(&s->rx, &f)) > 0) {
+	if (conn_fill(&s->c, READ_BUDGET) < 0)
+		return msb_err_sys(err, -s->c.error, "sandbox connection");
+	while ((r = proto_parse(&s->c.rx, &f)) > 0) {
 		int done = on_frame(s, &f, err);
 
-		buf_consume(&s->rx, PROTO_HDR_SIZE + f.len);
+		conn_consume(&s->c, PROTO_HDR_SIZE + f.len);
 		if (done)
 			return done;
 	}
 	if (r < 0)
 		return msb_err_set(err, EPROTO, "malformed frame from the sandbox");
+	if (s->c.eof)
+		return msb_err_set(err, ECONNRESET,
+				   "lost connection to the sandbox before the command finished");
 	return 0;
 }
 
@@ -166,12 +248,55 @@ static void read_stdin(struct xs *s)
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (n <= 0) {
-		proto_put_frame(&s->tx, PROTO_STDIN, SID, NULL, 0);
+		proto_put_frame(&s->c.tx, PROTO_STDIN, SID, NULL, 0);
 		s->in_done = true;
 		return;
 	}
-	proto_put_frame(&s->tx, PROTO_STDIN, SID, chunk, (size_t)n);
+	proto_put_frame(&s->c.tx, PROTO_STDIN, SID, chunk, (size_t)n);
 	s->in_inflight += (uint32_t)n;
+}
+
+static void on_signals(struct xs *s, int sigfd, bool tty)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGWINCH) {
+			if (tty)
+				send_size(s);
+			continue;
+		}
+		if (s->nsignals++ == 0 && !s->exited) {
+			send_signal(s, (int)si.ssi_signo);
+			continue;
+		}
+		/* Asked twice: do not wait for a guest that may never answer. */
+		fprintf(stderr, "msb: interrupted again; killing the command\n");
+		send_signal(s, SIGKILL);
+		s->abandon = true;
+		s->status = 128 + (int)si.ssi_signo;
+	}
+}
+
+static void on_timer(struct xs *s)
+{
+	uint64_t n;
+
+	(void)!read(s->tfd, &n, sizeof(n));
+	if (s->write_err) {
+		s->abandon = true; /* the guest did not confirm the kill: stop waiting */
+		return;
+	}
+	if (!s->timed_out) {
+		s->timed_out = true;
+		send_signal(s, SIGKILL);
+		arm_timer(s->tfd, TIMEOUT_GRACE_MS);
+		return;
+	}
+	fprintf(stderr, "msb: the command did not stop within %d s of its timeout; abandoning it\n",
+		TIMEOUT_GRACE_MS / 1000);
+	s->abandon = true;
+	s->status = 128 + SIGKILL;
 }
 
 static int setup_fds(const struct sbx_exec *x, int *sigfd, int *tfd, struct msb_err **err)
@@ -188,14 +313,69 @@ static int setup_fds(const struct sbx_exec *x, int *sigfd, int *tfd, struct msb_
 	*sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (*sigfd < 0)
 		return msb_err_sys(err, errno, "signalfd");
-	if (x->timeout_ms) {
-		struct itimerspec its = { .it_value = { .tv_sec = (time_t)(x->timeout_ms / 1000),
-							.tv_nsec = (long)(x->timeout_ms % 1000) *
-								   1000000 } };
+	*tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (*tfd < 0)
+		return msb_err_sys(err, errno, "timerfd");
+	if (x->timeout_ms)
+		arm_timer(*tfd, x->timeout_ms);
+	return 0;
+}
 
-		*tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-		if (*tfd < 0 || timerfd_settime(*tfd, 0, &its, NULL) < 0)
-			return msb_err_sys(err, errno, "timerfd");
+static bool out_pending(const struct xs *s)
+{
+	return buf_size(&s->out[0].q) || buf_size(&s->out[1].q);
+}
+
+static int loop(struct xs *s, int sigfd, bool tty, struct msb_err **err)
+{
+	while (!s->abandon && (!s->exited || out_pending(s))) {
+		struct pollfd p[6] = {
+			{ .fd = s->c.fd, .events = s->exited ? 0 : POLLIN },
+			{ .fd = sigfd, .events = POLLIN },
+			{ .fd = s->tfd, .events = POLLIN },
+			{ .fd = (!s->in_done && s->in_inflight < PROTO_WINDOW) ? 0 : -1,
+			  .events = POLLIN },
+			{ .fd = buf_size(&s->out[0].q) ? s->out[0].fd : -1, .events = POLLOUT },
+			{ .fd = buf_size(&s->out[1].q) ? s->out[1].fd : -1, .events = POLLOUT },
+		};
+		int r;
+
+		if (s->ack_owed) {
+			proto_u32_encode(&s->c.tx, PROTO_ACK, SID, s->ack_owed);
+			s->ack_owed = 0;
+		}
+		if (conn_flush(&s->c) < 0 && !s->exited)
+			return msb_err_sys(err, -s->c.error, "sandbox connection");
+		if (buf_size(&s->c.tx))
+			p[0].events |= POLLOUT;
+		if (poll(p, 6, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return msb_err_sys(err, errno, "poll");
+		}
+		if (p[1].revents & POLLIN)
+			on_signals(s, sigfd, tty);
+		if (p[2].revents & POLLIN)
+			on_timer(s);
+		/* A closed fd 0 (POLLNVAL) reads as EOF too. */
+		if (p[3].revents)
+			read_stdin(s);
+		for (int i = 0; i < 2; i++) {
+			if (p[4 + i].revents & POLLNVAL) {
+				s->write_err = EBADF;
+				s->write_err_on = s->out[i].name;
+				s->ack_owed += (uint32_t)buf_size(&s->out[i].q);
+				buf_clear(&s->out[i].q);
+				s->out[i].broken = true;
+			} else if (p[4 + i].revents) {
+				out_write(s, &s->out[i]);
+			}
+		}
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			r = read_frames(s, err);
+			if (r < 0)
+				return -1;
+		}
 	}
 	return 0;
 }
@@ -210,15 +390,20 @@ int sbx_exec_run(int fd, const struct sbx_exec *x, int *status, struct msb_err *
 		.env = x->env,
 		.nrlimits = x->nrlimits,
 	};
-	struct xs s = { .fd = fd, .in_done = !x->forward_stdin };
-	_cleanup_close_ int sigfd = -1, tfd = -1;
+	struct xs s = { .in_done = !x->forward_stdin, .tfd = -1 };
+	_cleanup_close_ int sigfd = -1;
 	struct termios saved;
 	bool raw = false;
 	int r = 0;
 
 	signal(SIGPIPE, SIG_IGN);
-	if (setup_fds(x, &sigfd, &tfd, err) < 0)
-		return -1;
+	conn_init(&s.c, fd, (size_t)1 << 20, RX_MAX);
+	s.out[0] = (struct out){ .fd = 1, .name = "stdout", .chunk = write_chunk(1) };
+	s.out[1] = (struct out){ .fd = 2, .name = "stderr", .chunk = write_chunk(2) };
+	if (setup_fds(x, &sigfd, &s.tfd, err) < 0) {
+		r = -1;
+		goto out;
+	}
 	memcpy(req.rlimits, x->rlimits, sizeof(req.rlimits));
 	if (x->tty) {
 		struct winsize ws;
@@ -234,74 +419,35 @@ int sbx_exec_run(int fd, const struct sbx_exec *x, int *status, struct msb_err *
 			raw = tcsetattr(0, TCSANOW, &rawt) == 0;
 		}
 	}
-	if (proto_exec_encode(&s.tx, SID, &req) < 0) {
+	if (proto_exec_encode(&s.c.tx, SID, &req) < 0) {
 		r = msb_err_set(err, E2BIG, "command line or environment too large");
 		goto out;
 	}
 	if (s.in_done)
-		proto_put_frame(&s.tx, PROTO_STDIN, SID, NULL, 0);
+		proto_put_frame(&s.c.tx, PROTO_STDIN, SID, NULL, 0);
+	r = loop(&s, sigfd, x->tty, err);
+	if (r == 0 && !s.abandon && buf_size(&s.c.tx))
+		conn_flush(&s.c); /* last ACKs; the session is over either way */
+	if (r == 0 && s.write_err) {
+		r = msb_err_sys(err, s.write_err, "writing the command's %s", s.write_err_on);
+	} else if (r == 0) {
+		if (s.timed_out && !s.abandon) {
+			char d[32];
 
-	while (!s.exited) {
-		struct pollfd p[4] = {
-			{ .fd = fd, .events = POLLIN | (buf_size(&s.tx) ? POLLOUT : 0) },
-			{ .fd = sigfd, .events = POLLIN },
-			{ .fd = tfd, .events = POLLIN },
-			{ .fd = (!s.in_done && s.in_inflight < PROTO_WINDOW) ? 0 : -1,
-			  .events = POLLIN },
-		};
-
-		if ((r = tx_flush(&s)) < 0) {
-			r = msb_err_sys(err, -r, "sandbox connection");
-			goto out;
+			format_duration(x->timeout_ms, d, sizeof(d));
+			fprintf(stderr, "msb: command timed out after %s and was killed\n", d);
 		}
-		p[0].events = POLLIN | (buf_size(&s.tx) ? POLLOUT : 0);
-		if (poll(p, 4, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			r = msb_err_sys(err, errno, "poll");
-			goto out;
-		}
-		if (p[1].revents & POLLIN) {
-			struct signalfd_siginfo si;
-
-			while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
-				if (si.ssi_signo == SIGWINCH) {
-					if (x->tty)
-						send_size(&s);
-				} else {
-					send_signal(&s, (int)si.ssi_signo);
-				}
-			}
-		}
-		if (p[2].revents & POLLIN) {
-			uint64_t n;
-
-			(void)!read(tfd, &n, sizeof(n));
-			s.timed_out = true;
-			send_signal(&s, SIGKILL);
-		}
-		/* A closed fd 0 (POLLNVAL) reads as EOF too. */
-		if (p[3].revents)
-			read_stdin(&s);
-		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			r = read_frames(&s, err);
-			if (r < 0)
-				goto out;
-		}
+		*status = s.status;
 	}
-	tx_flush(&s);
-	if (s.timed_out) {
-		char d[32];
-
-		format_duration(x->timeout_ms, d, sizeof(d));
-		fprintf(stderr, "msb: command timed out after %s and was killed\n", d);
-	}
-	*status = s.status;
-	r = 0;
 out:
 	if (raw)
 		tcsetattr(0, TCSANOW, &saved);
-	buf_free(&s.rx);
-	buf_free(&s.tx);
+	if (s.tfd >= 0)
+		close(s.tfd);
+	/* The caller owns @fd. */
+	buf_free(&s.c.rx);
+	buf_free(&s.c.tx);
+	buf_free(&s.out[0].q);
+	buf_free(&s.out[1].q);
 	return r < 0 ? -1 : 0;
 }

@@ -16,6 +16,7 @@
 
 #include "util/cleanup.h"
 #include "util/fs.h"
+#include "util/spawn.h"
 
 int is_squashfs(const char *path)
 {
@@ -31,38 +32,25 @@ int is_squashfs(const char *path)
 
 int run_tool(char *const argv[], int in_fd, struct msb_err **err)
 {
-	_cleanup_free_ char *tool = find_in_path(argv[0]);
+	struct spawn_opts so;
 	char out[4096];
 	size_t n = 0;
-	int p[2], st;
+	int p[2], st = 0, r;
 	pid_t pid;
 
-	if (!tool)
-		return msb_err_set(err, ENOENT, "%s not found in PATH (install %s)", argv[0],
-				   strncmp(argv[0], "mkfs", 4) == 0 ? "e2fsprogs"
-								    : "squashfs-tools-ng");
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return msb_err_sys(err, errno, "pipe");
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return msb_err_sys(err, errno, "fork");
-	}
-	if (pid == 0) {
-		sigset_t none;
-		int null = open("/dev/null", O_RDWR);
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		dup2(in_fd >= 0 ? in_fd : null, 0);
-		dup2(p[1], 1);
-		dup2(p[1], 2);
-		execv(tool, argv);
-		_exit(127);
-	}
+	so = spawn_opts_stdio(argv, in_fd >= 0 ? in_fd : SPAWN_NULL, p[1], p[1]);
+	r = spawn(&so, &pid);
 	close(p[1]);
+	if (r < 0) {
+		close(p[0]);
+		if (r == -ENOENT)
+			return msb_err_set(err, ENOENT, "%s not found in PATH (install %s)", argv[0],
+					   strncmp(argv[0], "mkfs", 4) == 0 ? "e2fsprogs"
+									    : "squashfs-tools-ng");
+		return msb_err_sys(err, -r, "%s", argv[0]);
+	}
 	for (;;) {
 		ssize_t k = read(p[0], out + n, sizeof(out) - 1 - n);
 
@@ -77,8 +65,7 @@ int run_tool(char *const argv[], int in_fd, struct msb_err **err)
 		}
 	}
 	close(p[0]);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	spawn_wait(pid, &st);
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
 	out[n] = '\0';

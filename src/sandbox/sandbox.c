@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "sandbox/sandbox.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -11,16 +12,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proto/proto.h"
 #include "sandbox/rootfs.h"
+#include "store/db.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/sock.h"
+#include "util/spawn.h"
+
+/* How long a failing or interrupted supervisor gets to clean up before it is killed. */
+#define SUPERVISOR_EXIT_MS 10000
 
 void sbx_spec_free(struct sbx_spec *s)
 {
@@ -42,34 +50,130 @@ char *sbx_dir(const char *name)
 	return p;
 }
 
+/* The directory every sandbox lives in: <MSB_HOME>/sandboxes. Return: newly allocated, or NULL. */
+static char *sandboxes_dir(void)
+{
+	const char *home = msb_home();
+
+	return home ? path_join(home, "sandboxes") : NULL;
+}
+
 int sbx_make_dir(const char *name, struct msb_err **err)
 {
-	_cleanup_free_ char *dir = sbx_dir(name), *logs = NULL, *parent = NULL;
+	_cleanup_free_ char *parent = sandboxes_dir(), *dir = sbx_dir(name), *tmp = NULL;
+	_cleanup_close_ int lock = -1;
 	int r;
 
-	if (!dir)
+	if (!parent || !dir)
 		return msb_err_set(err, ENOMEM, "cannot locate the msb home (set MSB_HOME)");
-	parent = strdup(dir);
-	if (!parent)
-		return msb_err_sys(err, ENOMEM, "sandbox %s", name);
-	*strrchr(parent, '/') = '\0';
 	r = mkdir_p(parent, 0700);
 	if (r < 0)
 		return msb_err_sys(err, -r, "%s", parent);
-	if (mkdir(dir, 0700) < 0) {
-		if (errno == EEXIST)
+	/* Built under a temporary name, then renamed into place with the lock held. */
+	if (asprintf(&tmp, "%s/.new-XXXXXX", parent) < 0) {
+		tmp = NULL;
+		return msb_err_sys(err, ENOMEM, "sandbox %s", name);
+	}
+	if (!mkdtemp(tmp))
+		return msb_err_sys(err, errno, "%s", parent);
+	{
+		_cleanup_close_ int dfd = open(tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+		r = dfd < 0 ? -errno : 0;
+		if (!r && mkdirat(dfd, "logs", 0700) < 0)
+			r = -errno;
+		if (!r) {
+			lock = openat(dfd, SBX_LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+			if (lock < 0 || flock(lock, LOCK_EX) < 0)
+				r = -errno;
+		}
+	}
+	if (!r && renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0) {
+		r = -errno;
+		/* A filesystem without RENAME_NOREPLACE: check, then rename (racy but rare). */
+		if (r == -EINVAL) {
+			r = access(dir, F_OK) == 0 ? -EEXIST : 0;
+			if (!r && rename(tmp, dir) < 0)
+				r = -errno;
+		}
+	}
+	if (r < 0) {
+		rm_rf(tmp);
+		if (r == -EEXIST || r == -ENOTEMPTY)
 			return msb_err_set(err, EEXIST,
 					   "sandbox %s already exists (remove it with 'msb rm %s')",
 					   name, name);
-		return msb_err_sys(err, errno, "%s", dir);
+		return msb_err_sys(err, -r, "%s", dir);
 	}
-	logs = path_join(dir, "logs");
-	if (!logs || mkdir(logs, 0700) < 0) {
-		r = logs ? errno : ENOMEM;
-		rm_rf(dir);
-		return msb_err_sys(err, r, "%s/logs", dir);
+	return steal_fd(lock);
+}
+
+void sbx_forget(const char *name)
+{
+	struct db *db = NULL;
+
+	if (db_open(&db, NULL) < 0)
+		return;
+	db_sandbox_delete(db, name, NULL);
+	db_close(db);
+}
+
+/* A sandbox directory nobody holds the lock of: remove it if nothing of it is meant to last. */
+static void reap_one(const char *parent_path, int parent, const char *name)
+{
+	_cleanup_close_ int dfd = openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int lock = -1;
+	_cleanup_free_ char *path = NULL, *cfg = NULL;
+	json_t *o = NULL;
+	bool ephemeral;
+
+	if (dfd < 0)
+		return;
+	lock = openat(dfd, SBX_LOCK_FILE, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
+		return; /* alive, or not ours to judge */
+	path = path_join(parent_path, name);
+	if (!path)
+		return;
+	/* Half-made (the creator died before config.json) or ephemeral: nothing to keep. */
+	cfg = path_join(path, "config.json");
+	o = cfg ? json_load_file(cfg, 0, NULL) : NULL;
+	ephemeral = name[0] == '.' || !o || json_is_true(json_object_get(o, "ephemeral"));
+	json_decref(o);
+	if (!ephemeral)
+		return;
+	rm_rf(path);
+	if (name[0] != '.')
+		sbx_forget(name);
+}
+
+void sbx_reap(void)
+{
+	_cleanup_free_ char *parent = sandboxes_dir();
+	_cleanup_closedir_ DIR *d = NULL;
+	_cleanup_strv_ char **rows = NULL;
+	struct db *db = NULL;
+	struct dirent *de;
+
+	if (!parent || !(d = opendir(parent)))
+		return;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		reap_one(parent, dirfd(d), de->d_name);
 	}
-	return 0;
+	/* Rows whose sandbox directory is gone altogether. */
+	if (db_open(&db, NULL) < 0)
+		return;
+	if (db_sandbox_names(db, &rows, NULL) == 0) {
+		for (char **n = rows; *n; n++) {
+			struct stat st;
+
+			if (fstatat(dirfd(d), *n, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+				db_sandbox_delete(db, *n, NULL);
+		}
+	}
+	db_close(db);
 }
 
 void sbx_ephemeral_name(char *buf, size_t len)
@@ -250,6 +354,56 @@ static int read_ready(int fd, pid_t pid, struct sbx_boot_info *info, struct msb_
 	return msb_err_set(err, EIO, "sandbox supervisor exited during boot");
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Waits for the supervisor to finish (it removes what it made), for at most
+ * @ms or until another signal arrives on @sfd; then it is killed, and QEMU
+ * with it (PR_SET_PDEATHSIG).
+ */
+static void reap_supervisor(pid_t pid, int sfd, uint64_t ms);
+
+void sbx_wait_supervisor(pid_t pid, uint64_t ms)
+{
+	_cleanup_close_ int sfd = -1;
+	sigset_t set, blocked;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, NULL, &blocked);
+	if (sigismember(&blocked, SIGINT))
+		sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	reap_supervisor(pid, sfd, ms);
+}
+
+static void reap_supervisor(pid_t pid, int sfd, uint64_t ms)
+{
+	uint64_t until = mono_ms() + ms;
+
+	for (;;) {
+		struct pollfd p = { .fd = sfd, .events = POLLIN };
+		pid_t w = waitpid(pid, NULL, WNOHANG);
+
+		if (w == pid || (w < 0 && errno != EINTR))
+			return;
+		if (mono_ms() >= until || (sfd >= 0 && poll(&p, 1, 50) > 0)) {
+			kill(pid, SIGKILL);
+			spawn_wait(pid, NULL);
+			return;
+		}
+		if (sfd < 0)
+			poll(NULL, 0, 50);
+	}
+}
+
 /*
  * Waits for the ready report, unless SIGINT, SIGTERM or SIGHUP (blocked by
  * the caller) arrives first: then the half-booted sandbox is torn down.
@@ -259,6 +413,7 @@ static int wait_ready(int fd, pid_t pid, struct sbx_boot_info *info, struct msb_
 	_cleanup_close_ int sfd = -1;
 	sigset_t set, blocked;
 	struct pollfd p[2];
+	int r;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -276,52 +431,59 @@ static int wait_ready(int fd, pid_t pid, struct sbx_boot_info *info, struct msb_
 
 		(void)!read(sfd, &si, sizeof(si));
 		kill(pid, SIGTERM);
+		/* A second signal, or a supervisor that does not finish, gets it killed. */
+		reap_supervisor(pid, sfd, SUPERVISOR_EXIT_MS);
 		msb_err_set(err, EINTR, "interrupted while the sandbox was starting");
 		msb_err_exit(err, 128 + (int)si.ssi_signo);
 		return -1;
 	}
-	return read_ready(fd, pid, info, err);
+	r = read_ready(fd, pid, info, err);
+	if (r < 0)
+		/* The supervisor cleans up after itself; do not return before it has. */
+		reap_supervisor(pid, sfd, SUPERVISOR_EXIT_MS);
+	return r;
 }
 
-int sbx_boot(const char *name, bool attached, struct sbx_boot_info *info, struct msb_err **err)
+int sbx_boot(const char *name, bool attached, int lock_fd, struct sbx_boot_info *info,
+	     struct msb_err **err)
 {
-	int p[2];
+	char ready[16], lock[16];
+	char *argv[9];
+	struct spawn_opts so;
+	int p[2], r, n = 0;
 	pid_t pid;
-	int r;
 
 	memset(info, 0, sizeof(*info));
+	snprintf(ready, sizeof(ready), "%d", SBX_READY_FD);
+	snprintf(lock, sizeof(lock), "%d", SBX_LOCK_FD);
+	argv[n++] = "msb";
+	argv[n++] = "__supervise";
+	argv[n++] = "--ready-fd";
+	argv[n++] = ready;
+	if (lock_fd >= 0) {
+		argv[n++] = "--lock-fd";
+		argv[n++] = lock;
+	}
+	if (attached)
+		argv[n++] = "--attached";
+	argv[n++] = (char *)name;
+	argv[n] = NULL;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return msb_err_sys(err, errno, "pipe");
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return msb_err_sys(err, errno, "fork");
-	}
-	if (pid == 0) {
-		char *argv[] = {
-			"msb", "__supervise", "--ready-fd", "3", attached ? "--attached" : NULL,
-			NULL,  NULL
-		};
-		sigset_t none;
-
-		argv[attached ? 5 : 4] = (char *)name;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (dup2(p[1], 3) < 0)
-			_exit(125);
-		execv("/proc/self/exe", argv);
-		_exit(125);
-	}
+	so = spawn_opts_stdio(argv, SPAWN_NULL, SPAWN_NULL, attached ? 2 : SPAWN_NULL);
+	so.path = "/proc/self/exe";
+	so.fds[SBX_READY_FD] = p[1];
+	so.fds[SBX_LOCK_FD] = lock_fd >= 0 ? lock_fd : SPAWN_CLOSED;
+	so.nfds = SBX_LOCK_FD + 1;
+	r = spawn(&so, &pid);
 	close(p[1]);
+	if (r < 0) {
+		close(p[0]);
+		return msb_err_sys(err, -r, "start the sandbox supervisor");
+	}
 	r = wait_ready(p[0], pid, info, err);
 	close(p[0]);
-	if (r < 0) {
-		/* The supervisor cleans up after itself; do not return before it has. */
-		waitpid(pid, NULL, 0);
-		return -1;
-	}
-	return 0;
+	return r < 0 ? -1 : 0;
 }
 
 int sbx_connect(const char *name, struct msb_err **err)

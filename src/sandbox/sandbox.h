@@ -38,10 +38,24 @@ void sbx_spec_free(struct sbx_spec *s);
 char *sbx_dir(const char *name);
 
 /*
- * sbx_make_dir() - create the sandbox directory and its logs/ for a new
- * sandbox. Fails if a sandbox of that name exists. Return: 0 or -1 with @err.
+ * sbx_make_dir() - create the sandbox directory, its logs/ and its lock for
+ * a new sandbox, atomically: the directory appears under its name only with
+ * the lock already held, so a concurrent sbx_reap() never sees it half-made.
+ * Fails if a sandbox of that name exists.
+ * Return: the lock fd (held exclusively; hand it to sbx_boot()), or -1 with @err.
  */
 int sbx_make_dir(const char *name, struct msb_err **err);
+
+/*
+ * sbx_reap() - clean up after sandboxes whose supervisor died without doing
+ * so (kill -9, a crash): an ephemeral sandbox's directory and database row
+ * are removed. A sandbox is alive exactly while its supervisor holds the
+ * lock in its directory. Best effort; never fails.
+ */
+void sbx_reap(void);
+
+/* sbx_forget() - drop the database row of a sandbox (best effort). */
+void sbx_forget(const char *name);
 
 /* sbx_ephemeral_name() - a fresh random name for an unnamed sandbox. */
 void sbx_ephemeral_name(char *buf, size_t len);
@@ -66,9 +80,20 @@ struct sbx_boot_info {
 /*
  * sbx_boot() - start the sandbox's supervisor and wait until the guest agent
  * is ready. With @attached the supervisor stops the sandbox when the first
- * client to connect (the caller) goes away. Return: 0 or -1 with @err.
+ * client to connect (the caller) goes away. The supervisor inherits the
+ * sandbox lock @lock_fd (from sbx_make_dir()) and holds it for its life; the
+ * caller may close its copy. A terminating signal while waiting tears the
+ * half-booted sandbox down. Return: 0 or -1 with @err.
  */
-int sbx_boot(const char *name, bool attached, struct sbx_boot_info *info, struct msb_err **err);
+int sbx_boot(const char *name, bool attached, int lock_fd, struct sbx_boot_info *info,
+	     struct msb_err **err);
+
+/*
+ * sbx_wait_supervisor() - wait for a supervisor process to exit, at most
+ * @ms or until SIGINT/SIGTERM/SIGHUP (if blocked by the caller) arrives;
+ * then kill it (its VM dies with it).
+ */
+void sbx_wait_supervisor(pid_t pid, uint64_t ms);
 
 /* sbx_connect() - connect to a running sandbox's relay socket. Return: fd or -1. */
 int sbx_connect(const char *name, struct msb_err **err);
@@ -86,7 +111,13 @@ int sbx_shutdown(int fd, uint32_t grace_ms);
  */
 int msb_lib_file(const char *name, char **out, struct msb_err **err);
 
-/* The supervisor's entry point (msb's hidden "__supervise" command). */
-int sbx_supervise(const char *name, int ready_fd, bool attached);
+/* The supervisor's entry point (msb's hidden "__supervise" command); @lock_fd may be -1. */
+int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached);
+
+/* Where the supervisor finds the descriptors its starter passes. */
+#define SBX_READY_FD 3
+/* The lock file in a sandbox directory, held by its live supervisor. */
+#define SBX_LOCK_FILE "lock"
+#define SBX_LOCK_FD  4
 
 #endif

@@ -2,6 +2,30 @@
 /*
  * The per-sandbox supervisor: owns the VM, the agent link and the relay
  * socket, and maps each client's sessions onto guest sessions.
+ *
+ * DOC: Theory of Operation
+ * One epoll loop serves everything: signals (signalfd), one timerfd for all
+ * deadlines, the relay listener, clients, the agent link, the guest console,
+ * QEMU's stderr and QMP. Every descriptor is non-blocking and every read has
+ * a budget, so no peer can stall the loop or starve the others, and
+ * stopping a sandbox (graceful power-off, then QMP quit, then SIGKILL)
+ * always proceeds on its timers whatever the guest does.
+ *
+ * The guest is hostile. Its frames are checked against the protocol's
+ * rules and against each session's window: output beyond the window, an
+ * ACK for bytes never sent, a second STARTED, host-only frame types, or a
+ * frame that does not parse are protocol violations that kill the VM.
+ * Memory per session is bounded by the window (consecutive output frames
+ * of one stream are merged while unsent, so tiny frames cannot multiply
+ * the cost), and a client that reads slowly only delays its own sessions:
+ * its ACKs are what reopen the guest's window.
+ *
+ * Towards the guest, data frames (EXEC, STDIN, SIGNAL, RESIZE) are queued
+ * only while the agent queue is below its high-water mark; above it, the
+ * client that sent them is held (its socket is not read) until the guest
+ * catches up. Window credit (ACKs) in either direction is not queued as
+ * frames at all but added up per session and sent when there is room, so
+ * a peer that stops reading cannot make the other side's queue grow.
  */
 #define _GNU_SOURCE
 #include "sandbox/sandbox.h"
@@ -17,13 +41,19 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proto/proto.h"
+#include "store/db.h"
 #include "util/cleanup.h"
+#include "util/conn.h"
 #include "util/fs.h"
+#include "util/le.h"
+#include "util/rotlog.h"
 #include "util/sock.h"
 #include "util/text.h"
 #include "vm/layers.h"
@@ -34,31 +64,66 @@
 #define STOP_EXTRA_MS	     5000
 #define QUIT_WAIT_MS	     3000
 #define SIGNAL_STOP_GRACE_MS 10000
-/* How much one read from a socket takes at most. */
-#define READ_CHUNK ((size_t)64 * 1024)
 
-enum kind { K_SIG = 1, K_LISTEN, K_AGENT, K_TIMER, K_CLIENT };
+#define MAX_CLIENTS 128
+#define MAX_ROUTES  1024
+/* Largest frame plus one read: what a connection may hold unparsed. */
+#define RX_MAX ((size_t)PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD + (64u << 10))
+/* Bytes one event may read from one peer before the loop moves on. */
+#define READ_BUDGET ((size_t)256 << 10)
+/* Above this, clients' frames for the guest wait (agent queue high-water mark). */
+#define AGENT_TX_HWM ((size_t)1 << 20)
+/* Above this, credit for a client waits; see CLIENT_TX_MAX for the hard cap. */
+#define CLIENT_TX_HWM ((size_t)256 << 10)
+/*
+ * A client's queue holds at most a window of output per session; only a
+ * guest sending tiny frames of alternating streams to a client that does
+ * not read gets near this, and then the client is dropped.
+ */
+#define CLIENT_TX_MAX ((size_t)8 << 20)
 
-struct src {
-	enum kind kind;
-};
+/* Logs: runtime.log and kernel.log, each capped and rotated. */
+#define RUNTIME_LOG_MAX	 ((uint64_t)1 << 20)
+#define RUNTIME_LOG_KEEP 2
+#define KERNEL_LOG_MAX	 ((uint64_t)1 << 20)
+#define KERNEL_LOG_KEEP	 1
+/* The guest console is read at this average rate at most (bytes/s), with this burst. */
+#define CONSOLE_RATE	  ((uint64_t)256 << 10)
+#define CONSOLE_BURST	  ((uint64_t)1 << 20)
+#define CONSOLE_PAUSE_MS  100
+#define VMM_ERR_LINE_MAX  1024
+
+/* epoll payloads: a kind in the high half, a slot in the low half. */
+enum kind { K_SIG = 1, K_LISTEN, K_AGENT, K_TIMER, K_CLIENT, K_CONSOLE, K_VMM_ERR, K_QMP };
+#define REF(k, i) ((uint64_t)(k) << 32 | (uint32_t)(i))
+
+enum timer { T_STATE, T_OWNER, T_CONSOLE, T_COUNT };
 
 struct client {
-	struct src src; /* first: epoll data points here */
-	int fd;
-	uint32_t ev;
-	struct buf rx, tx;
-	bool owner;
-	bool dead; /* dropped; freed after the current event batch */
-	struct client *next;
+	struct conn conn;
+	bool used;
+	bool dead;    /* dropped during this batch; the slot is freed after it */
+	bool owner;   /* the attached run's CLI: its leaving ends the sandbox */
+	bool held;    /* frames wait in rx until the agent queue drains */
+	bool credit;  /* some route owes this client ACK credit */
+	/* The last frame queued, while wholly unsent: output may be merged into it. */
+	bool tail_ok;
+	uint16_t tail_type;
+	uint32_t tail_sid;
+	uint32_t tail_len;
 };
 
-/* A guest session, and which client session it belongs to (none once it left). */
+/* A guest session and which client session it belongs to (client -1: orphaned). */
 struct route {
-	uint32_t gsid;
-	struct client *c;
+	uint32_t gsid; /* 0: free slot */
+	int client;
 	uint32_t csid;
-	struct route *next;
+	uint32_t out_inflight;	/* guest output not yet acknowledged to the guest */
+	uint32_t ack_guest;	/* credit owed to the guest, not yet sent */
+	uint32_t in_inflight;	/* client stdin the guest has not acknowledged */
+	uint32_t ack_client;	/* credit owed to the client, not yet sent */
+	bool started;
+	bool error_sent;
 };
 
 enum state { ST_BOOTING, ST_RUNNING, ST_STOPPING, ST_QUITTING, ST_KILLING };
@@ -66,40 +131,60 @@ enum state { ST_BOOTING, ST_RUNNING, ST_STOPPING, ST_QUITTING, ST_KILLING };
 struct sv {
 	struct sbx_spec spec;
 	char *dir;
-	int dirfd, ep, sigfd, listen_fd, agent_fd, qmp_fd, timer_fd, log_fd;
-	uint32_t agent_ev;
-	struct buf arx, atx;
-	struct client *clients;
-	struct client *graveyard;
-	struct route *routes;
-	uint32_t next_gsid;
+	int dirfd, ep, sigfd, listen_fd, timer_fd, ready_fd, lock_fd;
+	struct conn agent, console, vmm_err;
+	struct rotlog runtime_log, kernel_log;
+	struct client clients[MAX_CLIENTS];
+	struct route routes[MAX_ROUTES];
+	unsigned int nroutes;
+	uint32_t gen; /* advances guest sids so a slot's reuse gets a new id */
+	bool acks_owed; /* some route owes the guest credit */
+	uint64_t deadline[T_COUNT];
+	uint64_t console_tokens, console_refill_ms;
 	struct vm *vm;
-	int ready_fd;
 	enum vm_accel accel;
 	bool attached, owner_seen;
 	enum state state;
-	struct src s_sig, s_listen, s_agent, s_timer;
 };
 
-static void set_timer(struct sv *sv, uint64_t ms)
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Arms the timerfd for the earliest deadline. */
+static void timers_arm(struct sv *sv)
 {
 	struct itimerspec its = { 0 };
+	uint64_t first = 0, now = now_ms();
 
-	its.it_value.tv_sec = (time_t)(ms / 1000);
-	its.it_value.tv_nsec = (long)(ms % 1000) * 1000000;
-	if (!ms)
-		its.it_value.tv_nsec = 0;
+	for (int i = 0; i < T_COUNT; i++)
+		if (sv->deadline[i] && (!first || sv->deadline[i] < first))
+			first = sv->deadline[i];
+	if (first) {
+		uint64_t ms = first > now ? first - now : 1;
+
+		its.it_value.tv_sec = (time_t)(ms / 1000);
+		its.it_value.tv_nsec = (long)(ms % 1000) * 1000000;
+	}
 	timerfd_settime(sv->timer_fd, 0, &its, NULL);
 }
 
-static void ep_set(struct sv *sv, int fd, void *ptr, uint32_t want, uint32_t *cur)
+/* Sets (ms > 0) or clears (ms == 0) one deadline. */
+static void timer_set(struct sv *sv, enum timer t, uint64_t ms)
 {
-	struct epoll_event ev = { .events = want, .data.ptr = ptr };
+	sv->deadline[t] = ms ? now_ms() + ms : 0;
+	timers_arm(sv);
+}
 
-	if (want == *cur)
-		return;
-	epoll_ctl(sv->ep, !want ? EPOLL_CTL_DEL : *cur ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
-	*cur = want;
+static void watch_fd(struct sv *sv, int fd, uint64_t ref, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = ref };
+
+	epoll_ctl(sv->ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
 static bool ready_report(struct sv *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -130,15 +215,21 @@ static bool ready_report(struct sv *sv, const char *fmt, ...)
 	return r == 0;
 }
 
-/* The last non-empty line the guest printed, for error messages. */
-static void kernel_log_tail(char *out, size_t len)
+/* The last non-empty line the guest printed, for error messages; reads only the file's end. */
+static void kernel_log_tail(struct sv *sv, char *out, size_t len)
 {
-	_cleanup_free_ char *text = NULL;
+	char text[4096];
 	char *end, *start;
-	size_t n;
+	struct stat st;
+	off_t from;
+	ssize_t n;
 
 	out[0] = '\0';
-	if (read_file("logs/kernel.log", 1 << 20, &text, &n) < 0 || !n)
+	if (sv->kernel_log.fd < 0 || fstat(sv->kernel_log.fd, &st) < 0)
+		return;
+	from = st.st_size > (off_t)sizeof(text) - 1 ? st.st_size - (off_t)sizeof(text) + 1 : 0;
+	n = pread(sv->kernel_log.fd, text, sizeof(text) - 1, from);
+	if (n <= 0)
 		return;
 	end = text + n;
 	while (end > text && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
@@ -148,36 +239,95 @@ static void kernel_log_tail(char *out, size_t len)
 	while (start > text && start[-1] != '\n')
 		start--;
 	/* The guest wrote this: keep it printable. */
-	text_sanitize(out, len, start, strlen(start));
+	text_sanitize(out, len, start, (size_t)(end - start));
+}
+
+static void agent_rearm(struct sv *sv)
+{
+	conn_watch(&sv->agent, sv->ep, REF(K_AGENT, 0), sv->state <= ST_STOPPING);
+}
+
+static void client_rearm(struct sv *sv, struct client *c)
+{
+	conn_watch(&c->conn, sv->ep, REF(K_CLIENT, c - sv->clients), !c->held && !c->dead);
+}
+
+static void client_flush(struct sv *sv, struct client *c);
+
+/*
+ * Tells every client why the sandbox is going away (an ERROR on the control
+ * session), so the user reads the reason in one line instead of a lost connection.
+ */
+static void broadcast(struct sv *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void broadcast(struct sv *sv, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	for (int i = 0; i < MAX_CLIENTS; i++) {
+		struct client *c = &sv->clients[i];
+
+		if (!c->used || c->dead || proto_error_encode(&c->conn.tx, 0, msg) < 0)
+			continue;
+		c->tail_ok = false;
+		client_flush(sv, c);
+	}
+}
+
+/* The guest broke the protocol: it is not trusted to do anything else, so the VM goes. */
+static bool violation(struct sv *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static bool violation(struct sv *sv, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_error("guest agent violated the protocol (%s); stopping the VM", why);
+	ready_report(sv, "err 125 sandbox %s: guest agent violated the protocol (%s)", sv->spec.name,
+		     why);
+	broadcast(sv, "sandbox %s: guest agent violated the protocol (%s); the VM was stopped",
+		  sv->spec.name, why);
+	if (sv->agent.ev)
+		epoll_ctl(sv->ep, EPOLL_CTL_DEL, sv->agent.fd, NULL);
+	sv->agent.ev = 0;
+	buf_clear(&sv->agent.rx);
+	vm_kill(sv->vm);
+	sv->state = ST_KILLING;
+	return false;
 }
 
 static void agent_flush(struct sv *sv)
 {
-	while (buf_size(&sv->atx)) {
-		ssize_t n = write(sv->agent_fd, buf_head(&sv->atx), buf_size(&sv->atx));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		buf_consume(&sv->atx, (size_t)n);
-	}
-	ep_set(sv, sv->agent_fd, &sv->s_agent, EPOLLIN | (buf_size(&sv->atx) ? EPOLLOUT : 0),
-	       &sv->agent_ev);
+	if (conn_flush(&sv->agent) < 0)
+		log_debug("agent link: %s", strerror(-sv->agent.error));
+	agent_rearm(sv);
 }
 
-static void client_flush(struct sv *sv, struct client *c)
+/* Sends the window credit owed to the guest, as far as the agent queue allows. */
+static void agent_pump(struct sv *sv)
 {
-	while (buf_size(&c->tx)) {
-		ssize_t n = send(c->fd, buf_head(&c->tx), buf_size(&c->tx), MSG_NOSIGNAL);
+	if (!sv->acks_owed)
+		return;
+	sv->acks_owed = false;
+	for (unsigned int i = 0; i < MAX_ROUTES; i++) {
+		struct route *r = &sv->routes[i];
 
-		if (n < 0 && errno == EINTR)
+		if (!r->gsid || !r->ack_guest)
 			continue;
-		if (n < 0)
-			break;
-		buf_consume(&c->tx, (size_t)n);
+		if (conn_tx_full(&sv->agent) ||
+		    proto_u32_encode(&sv->agent.tx, PROTO_ACK, r->gsid, r->ack_guest) < 0) {
+			sv->acks_owed = true;
+			continue;
+		}
+		r->ack_guest = 0;
 	}
-	ep_set(sv, c->fd, c, EPOLLIN | (buf_size(&c->tx) ? EPOLLOUT : 0), &c->ev);
 }
 
 static void stop(struct sv *sv, uint32_t grace_ms)
@@ -194,12 +344,13 @@ static void stop(struct sv *sv, uint32_t grace_ms)
 		sv->state = ST_KILLING;
 		return;
 	}
+	/* Always queued, whatever the high-water mark: one frame, once. */
 	if (sv->state == ST_RUNNING &&
-	    proto_u32_encode(&sv->atx, PROTO_SHUTDOWN, 0, grace_ms) == 0) {
+	    proto_u32_encode(&sv->agent.tx, PROTO_SHUTDOWN, 0, grace_ms) == 0) {
 		log_info("stopping (grace %" PRIu32 " ms)", grace_ms);
-		agent_flush(sv);
 		sv->state = ST_STOPPING;
-		set_timer(sv, (uint64_t)grace_ms + STOP_EXTRA_MS);
+		agent_flush(sv);
+		timer_set(sv, T_STATE, (uint64_t)grace_ms + STOP_EXTRA_MS);
 		return;
 	}
 	log_info("stopping: killing the VM");
@@ -209,177 +360,305 @@ static void stop(struct sv *sv, uint32_t grace_ms)
 
 static struct route *route_by_gsid(struct sv *sv, uint32_t gsid)
 {
-	for (struct route *r = sv->routes; r; r = r->next)
-		if (r->gsid == gsid)
-			return r;
-	return NULL;
+	struct route *r;
+
+	if (!gsid)
+		return NULL;
+	r = &sv->routes[(gsid - 1) % MAX_ROUTES];
+	return r->gsid == gsid ? r : NULL;
 }
 
-static struct route *route_by_client(struct sv *sv, struct client *c, uint32_t csid)
+static struct route *route_by_client(struct sv *sv, int client, uint32_t csid)
 {
-	for (struct route *r = sv->routes; r; r = r->next)
-		if (r->c == c && r->csid == csid)
-			return r;
-	return NULL;
-}
+	for (unsigned int i = 0; i < MAX_ROUTES; i++) {
+		struct route *r = &sv->routes[i];
 
-static void route_del(struct sv *sv, struct route *dead)
-{
-	for (struct route **pp = &sv->routes; *pp; pp = &(*pp)->next) {
-		if (*pp == dead) {
-			*pp = dead->next;
-			free(dead);
-			return;
-		}
+		if (r->gsid && r->client == client && r->csid == csid)
+			return r;
 	}
+	return NULL;
 }
 
-static void client_drop(struct sv *sv, struct client *c)
+static struct route *route_new(struct sv *sv, int client, uint32_t csid)
 {
-	/* A client that goes away takes its sessions with it. */
-	for (struct route *r = sv->routes; r; r = r->next) {
-		if (r->c != c)
+	for (unsigned int i = 0; i < MAX_ROUTES; i++) {
+		struct route *r = &sv->routes[i];
+
+		if (r->gsid)
 			continue;
-		r->c = NULL;
-		proto_u32_encode(&sv->atx, PROTO_SIGNAL, r->gsid, SIGKILL);
+		/* gsid - 1 is the slot modulo MAX_ROUTES; the generation keeps ids fresh. */
+		sv->gen++;
+		*r = (struct route){ .gsid = (uint32_t)(sv->gen % (UINT32_MAX / MAX_ROUTES)) *
+						     MAX_ROUTES + i + 1,
+				     .client = client,
+				     .csid = csid };
+		sv->nroutes++;
+		return r;
 	}
-	agent_flush(sv);
-	ep_set(sv, c->fd, c, 0, &c->ev);
-	close(c->fd);
-	c->fd = -1;
-	c->dead = true;
-	buf_free(&c->rx);
-	buf_free(&c->tx);
-	for (struct client **pp = &sv->clients; *pp; pp = &(*pp)->next) {
-		if (*pp == c) {
-			*pp = c->next;
-			break;
+	return NULL;
+}
+
+static void route_free(struct sv *sv, struct route *r)
+{
+	memset(r, 0, sizeof(*r));
+	sv->nroutes--;
+}
+
+/* Queues a whole frame for a client; output is merged into the previous frame where possible. */
+static int client_put(struct client *c, uint16_t type, uint32_t sid, const void *p, size_t n)
+{
+	struct buf *tx = &c->conn.tx;
+	bool data = type == PROTO_STDOUT || type == PROTO_STDERR;
+	int r;
+
+	if (data && c->tail_ok && c->tail_type == type && c->tail_sid == sid &&
+	    buf_size(tx) >= PROTO_HDR_SIZE + (size_t)c->tail_len &&
+	    (size_t)c->tail_len + n <= PROTO_DATA_CHUNK) {
+		uint8_t *hdr;
+
+		r = buf_append(tx, p, n);
+		if (r < 0)
+			return r;
+		/* Found after the append, which may have moved the data. */
+		hdr = tx->data + tx->len - n - PROTO_HDR_SIZE - c->tail_len;
+		c->tail_len += (uint32_t)n;
+		put_le32(hdr, c->tail_len);
+		return 0;
+	}
+	r = proto_put_frame(tx, type, sid, p, n);
+	c->tail_ok = r == 0 && data;
+	c->tail_type = type;
+	c->tail_sid = sid;
+	c->tail_len = (uint32_t)n;
+	return r;
+}
+
+static void client_drop(struct sv *sv, struct client *c, const char *why);
+
+static void client_flush(struct sv *sv, struct client *c)
+{
+	if (c->dead)
+		return;
+	if (conn_flush(&c->conn) < 0) {
+		client_drop(sv, c, NULL);
+		return;
+	}
+	if (buf_size(&c->conn.tx) < PROTO_HDR_SIZE + (size_t)c->tail_len)
+		c->tail_ok = false; /* partly sent: no more merging into it */
+	client_rearm(sv, c);
+}
+
+/* Sends the stdin credit owed to a client, as far as its queue allows. */
+static void client_pump(struct sv *sv, struct client *c)
+{
+	int ci = (int)(c - sv->clients);
+
+	if (!c->credit || c->dead)
+		return;
+	c->credit = false;
+	for (unsigned int i = 0; i < MAX_ROUTES; i++) {
+		struct route *r = &sv->routes[i];
+
+		if (!r->gsid || r->client != ci || !r->ack_client)
+			continue;
+		if (conn_tx_full(&c->conn) ||
+		    proto_u32_encode(&c->conn.tx, PROTO_ACK, r->csid, r->ack_client) < 0) {
+			c->credit = true;
+			continue;
 		}
+		c->tail_ok = false;
+		r->ack_client = 0;
 	}
-	/* Events for @c may still be pending in this batch: free it afterwards. */
-	c->next = sv->graveyard;
-	sv->graveyard = c;
+}
+
+static void client_error(struct sv *sv, struct client *c, uint32_t sid, const char *msg)
+{
+	if (proto_error_encode(&c->conn.tx, sid, msg) < 0) {
+		client_drop(sv, c, "out of memory");
+		return;
+	}
+	c->tail_ok = false;
+	client_flush(sv, c);
+}
+
+static void client_drop(struct sv *sv, struct client *c, const char *why)
+{
+	int ci = (int)(c - sv->clients);
+
+	if (c->dead)
+		return;
+	if (why)
+		log_warn_rl("dropping a client: %s", why);
+	/* A client that goes away takes its sessions with it. */
+	for (unsigned int i = 0; i < MAX_ROUTES; i++) {
+		struct route *r = &sv->routes[i];
+
+		if (!r->gsid || r->client != ci)
+			continue;
+		r->client = -1;
+		/* Nobody will read what it already sent: give the guest that credit back. */
+		r->ack_guest += r->out_inflight;
+		r->out_inflight = 0;
+		sv->acks_owed = true;
+		/* One per session, once: exempt from the high-water mark. */
+		proto_u32_encode(&sv->agent.tx, PROTO_SIGNAL, r->gsid, SIGKILL);
+	}
+	agent_pump(sv);
+	agent_flush(sv);
+	/* Events for @c may still be pending in this batch: the slot is reused only afterwards. */
+	conn_close(&c->conn);
+	c->dead = true;
 	if (c->owner) {
 		log_info("attached client left");
 		stop(sv, 0);
 	}
 }
 
-static void bury(struct sv *sv)
+/*
+ * Handles one client frame. Return: 1 done, 0 hold it (the agent queue is
+ * full), -1 drop the client.
+ */
+static int on_client_frame(struct sv *sv, struct client *c, const struct proto_frame *f)
 {
-	while (sv->graveyard) {
-		struct client *c = sv->graveyard;
-
-		sv->graveyard = c->next;
-		free(c);
-	}
-}
-
-static void client_error(struct sv *sv, struct client *c, uint32_t sid, const char *msg)
-{
-	proto_error_encode(&c->tx, sid, msg);
-	client_flush(sv, c);
-}
-
-/* Return: false if the client must be dropped. */
-static bool on_client_frame(struct sv *sv, struct client *c, const struct proto_frame *f)
-{
+	int ci = (int)(c - sv->clients);
 	struct route *r;
+	uint32_t v;
 
+	switch (f->type) {
+	case PROTO_EXEC:
+	case PROTO_STDIN:
+	case PROTO_RESIZE:
+	case PROTO_SIGNAL:
+		if (conn_tx_full(&sv->agent))
+			return 0;
+		break;
+	default:
+		break;
+	}
 	switch (f->type) {
 	case PROTO_EXEC:
 		if (sv->state != ST_RUNNING) {
 			client_error(sv, c, f->sid, "sandbox is stopping");
-			return true;
+			return 1;
 		}
-		if (route_by_client(sv, c, f->sid)) {
+		if (route_by_client(sv, ci, f->sid)) {
 			client_error(sv, c, f->sid, "session id already in use");
-			return true;
+			return 1;
 		}
-		r = calloc(1, sizeof(*r));
-		if (!r)
-			return false;
-		do {
-			r->gsid = ++sv->next_gsid;
-		} while (r->gsid == 0 || route_by_gsid(sv, r->gsid));
-		r->c = c;
-		r->csid = f->sid;
-		r->next = sv->routes;
-		sv->routes = r;
-		proto_put_frame(&sv->atx, f->type, r->gsid, f->payload, f->len);
-		agent_flush(sv);
-		return true;
+		r = route_new(sv, ci, f->sid);
+		if (!r) {
+			client_error(sv, c, f->sid, "too many sessions in this sandbox");
+			return 1;
+		}
+		if (proto_put_frame(&sv->agent.tx, f->type, r->gsid, f->payload, f->len) < 0) {
+			route_free(sv, r);
+			client_error(sv, c, f->sid, "out of memory");
+			return 1;
+		}
+		return 1;
 	case PROTO_STDIN:
 	case PROTO_ACK:
 	case PROTO_RESIZE:
 	case PROTO_SIGNAL:
-		r = route_by_client(sv, c, f->sid);
+		r = route_by_client(sv, ci, f->sid);
 		if (!r) {
 			/* Harmless race with the session's end: stay quiet for those. */
 			if (f->type != PROTO_ACK && f->type != PROTO_STDIN)
 				client_error(sv, c, f->sid, "no such session");
-			return true;
+			return 1;
 		}
-		proto_put_frame(&sv->atx, f->type, r->gsid, f->payload, f->len);
-		agent_flush(sv);
-		return true;
-	case PROTO_SHUTDOWN: {
-		uint32_t grace = 0;
-
-		if (proto_u32_decode(f->payload, f->len, &grace) < 0)
-			grace = 0;
-		stop(sv, grace);
-		return true;
-	}
+		if (f->type == PROTO_ACK) {
+			if (proto_u32_decode(f->payload, f->len, &v) < 0)
+				return -1;
+			if (v > r->out_inflight)
+				v = r->out_inflight;
+			r->out_inflight -= v;
+			r->ack_guest += v;
+			sv->acks_owed = true;
+			return 1;
+		}
+		if (f->type == PROTO_STDIN) {
+			if (f->len > PROTO_WINDOW - r->in_inflight)
+				return -1; /* the client ignored its window */
+			r->in_inflight += f->len;
+		}
+		if (proto_put_frame(&sv->agent.tx, f->type, r->gsid, f->payload, f->len) < 0)
+			return -1;
+		return 1;
+	case PROTO_SHUTDOWN:
+		if (proto_u32_decode(f->payload, f->len, &v) < 0)
+			v = 0;
+		stop(sv, v);
+		return 1;
 	default:
 		client_error(sv, c, f->sid, "unexpected frame type");
-		return true;
+		return 1;
 	}
+}
+
+/* Handles the frames a client has sent, until its rx is empty or a frame must wait. */
+static void client_process(struct sv *sv, struct client *c)
+{
+	struct proto_frame f;
+	int r;
+
+	c->held = false;
+	while (!c->dead && (r = proto_parse(&c->conn.rx, &f)) > 0) {
+		int done = on_client_frame(sv, c, &f);
+
+		if (done < 0) {
+			client_drop(sv, c, "protocol error");
+			return;
+		}
+		if (done == 0) {
+			c->held = true;
+			break;
+		}
+		conn_consume(&c->conn, PROTO_HDR_SIZE + f.len);
+	}
+	if (c->dead)
+		return;
+	if (!c->held && r < 0) {
+		client_drop(sv, c, "malformed frame");
+		return;
+	}
+	if (!c->held && c->conn.eof) {
+		client_drop(sv, c, NULL);
+		return;
+	}
+	agent_pump(sv);
+	agent_flush(sv);
+	client_rearm(sv, c);
 }
 
 static void client_read(struct sv *sv, struct client *c)
 {
-	for (;;) {
-		uint8_t *p = buf_tail(&c->rx, READ_CHUNK);
-		struct proto_frame f;
-		ssize_t n;
-		int r;
+	if (c->dead || c->held)
+		return;
+	if (conn_fill(&c->conn, READ_BUDGET) < 0) {
+		client_drop(sv, c, NULL);
+		return;
+	}
+	client_process(sv, c);
+}
 
-		if (!p) {
-			client_drop(sv, c);
-			return;
-		}
-		n = recv(c->fd, p, READ_CHUNK, MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		if (n <= 0) {
-			client_drop(sv, c);
-			return;
-		}
-		buf_commit(&c->rx, (size_t)n);
-		while ((r = proto_parse(&c->rx, &f)) > 0) {
-			if (!on_client_frame(sv, c, &f)) {
-				client_drop(sv, c);
-				return;
-			}
-			buf_consume(&c->rx, PROTO_HDR_SIZE + f.len);
-		}
-		if (r < 0) {
-			log_warn("client sent a malformed frame: %s", strerror(-r));
-			client_drop(sv, c);
-			return;
-		}
+/* The agent queue drained below its mark: let held clients go on. */
+static void clients_resume(struct sv *sv)
+{
+	for (int i = 0; i < MAX_CLIENTS && !conn_tx_full(&sv->agent); i++) {
+		struct client *c = &sv->clients[i];
+
+		if (c->used && !c->dead && c->held)
+			client_process(sv, c);
 	}
 }
 
 static void on_ready(struct sv *sv, const struct proto_frame *f)
 {
-	struct proto_ready rd;
+	struct proto_ready rd = { 0 };
 
 	if (sv->state != ST_BOOTING) {
-		log_warn("agent sent READY twice; ignored");
+		log_warn_rl("agent sent READY again; ignored");
 		return;
 	}
 	if (proto_ready_decode(f->payload, f->len, &rd) < 0 || rd.version != PROTO_VERSION) {
@@ -393,6 +672,7 @@ static void on_ready(struct sv *sv, const struct proto_frame *f)
 		return;
 	}
 	sv->state = ST_RUNNING;
+	timer_set(sv, T_STATE, 0);
 	log_info("agent ready: kernel %.1f ms, agent %.1f ms after guest boot",
 		 (double)rd.kernel_ns / 1e6, (double)rd.ready_ns / 1e6);
 	if (!ready_report(sv, "ok %" PRIu64 " %" PRIu64 " %s", rd.kernel_ns, rd.ready_ns,
@@ -402,154 +682,289 @@ static void on_ready(struct sv *sv, const struct proto_frame *f)
 		stop(sv, 0);
 		return;
 	}
-	/* From now on the attached user should hear why the sandbox died, if it does. */
-	if (sv->attached)
-		log_setup(sv->log_fd, sv->spec.log_level,
-			  sv->spec.log_level >= LOG_DEBUG ? sv->spec.log_level : LOG_ERROR);
 	if (sv->attached && !sv->owner_seen)
-		set_timer(sv, OWNER_CONNECT_MS);
+		timer_set(sv, T_OWNER, OWNER_CONNECT_MS);
 }
 
-/* Return: false when the guest broke the protocol and must be stopped. */
+/* Guest output for a session: within its window, to its client or acknowledged if orphaned. */
+static bool on_output(struct sv *sv, struct route *r, const struct proto_frame *f)
+{
+	struct client *c;
+
+	if (f->len == 0)
+		return violation(sv, "empty output frame for session %" PRIu32, f->sid);
+	if (f->len > PROTO_WINDOW - r->out_inflight)
+		return violation(sv, "session %" PRIu32 " sent output beyond its window", f->sid);
+	if (r->client < 0) {
+		/* Nobody reads an orphan's output; keep its window open so it can end. */
+		r->ack_guest += f->len;
+		sv->acks_owed = true;
+		return true;
+	}
+	c = &sv->clients[r->client];
+	r->out_inflight += f->len;
+	if (client_put(c, f->type, r->csid, f->payload, f->len) < 0) {
+		client_drop(sv, c, "out of memory");
+		return true;
+	}
+	if (buf_size(&c->conn.tx) > CLIENT_TX_MAX) {
+		client_drop(sv, c, "client not reading while the guest floods tiny frames");
+		return true;
+	}
+	client_flush(sv, c);
+	return true;
+}
+
+/* Return: false when the guest broke the protocol (the VM is then being killed). */
 static bool on_agent_frame(struct sv *sv, const struct proto_frame *f)
 {
 	struct route *r;
+	struct client *c;
 	char msg[256];
+	uint32_t v;
 
+	switch (f->type) {
+	case PROTO_READY:
+		on_ready(sv, f);
+		return true;
+	case PROTO_EXEC:
+	case PROTO_STDIN:
+	case PROTO_RESIZE:
+	case PROTO_SIGNAL:
+	case PROTO_SHUTDOWN:
+		return violation(sv, "%s frame from the guest", proto_type_name(f->type));
+	default:
+		break;
+	}
 	if (f->sid == 0) {
-		if (f->type == PROTO_READY) {
-			on_ready(sv, f);
-			return true;
-		}
 		if (f->type == PROTO_ERROR &&
 		    proto_error_decode(f->payload, f->len, msg, sizeof(msg)) == 0) {
-			log_warn("agent: %s", msg);
+			log_warn_rl("agent: %s", msg);
 			return true;
 		}
-		return false;
+		return violation(sv, "%s frame on the control session", proto_type_name(f->type));
 	}
-	if (f->type == PROTO_EXEC || f->type == PROTO_STDIN || f->type == PROTO_RESIZE ||
-	    f->type == PROTO_SIGNAL)
-		return false; /* host-to-guest types coming the wrong way */
+	if (sv->state == ST_BOOTING)
+		return violation(sv, "session frame before READY");
 	r = route_by_gsid(sv, f->sid);
 	if (!r) {
-		log_debug("agent frame %s for unknown session %" PRIu32 " dropped",
-			  proto_type_name(f->type), f->sid);
+		log_debug_rl("agent frame %s for unknown session %" PRIu32 " dropped",
+			     proto_type_name(f->type), f->sid);
 		return true;
 	}
-	if (r->c) {
-		proto_put_frame(&r->c->tx, f->type, r->csid, f->payload, f->len);
-		client_flush(sv, r->c);
-	} else if (f->type == PROTO_STDOUT || f->type == PROTO_STDERR) {
-		/* Nobody reads an orphan's output; keep its window open so it can end. */
-		proto_u32_encode(&sv->atx, PROTO_ACK, r->gsid, f->len);
-		agent_flush(sv);
+	c = r->client >= 0 ? &sv->clients[r->client] : NULL;
+	switch (f->type) {
+	case PROTO_STDOUT:
+	case PROTO_STDERR:
+		return on_output(sv, r, f);
+	case PROTO_STARTED:
+		if (r->started)
+			return violation(sv, "session %" PRIu32 " started twice", f->sid);
+		r->started = true;
+		break;
+	case PROTO_ACK:
+		if (proto_u32_decode(f->payload, f->len, &v) < 0 || v == 0 || v > r->in_inflight)
+			return violation(sv, "session %" PRIu32 " acknowledged input never sent",
+					 f->sid);
+		r->in_inflight -= v;
+		if (c) {
+			r->ack_client += v;
+			c->credit = true;
+			client_pump(sv, c);
+			client_flush(sv, c);
+		}
+		return true;
+	case PROTO_ERROR:
+		if (r->error_sent) {
+			log_warn_rl("agent: repeated error for session %" PRIu32, f->sid);
+			return true;
+		}
+		r->error_sent = true;
+		break;
+	default: /* EXITED, FAILED */
+		break;
+	}
+	if (c) {
+		if (client_put(c, f->type, r->csid, f->payload, f->len) < 0)
+			client_drop(sv, c, "out of memory");
+		else
+			client_flush(sv, c);
 	}
 	if (f->type == PROTO_EXITED || f->type == PROTO_FAILED)
-		route_del(sv, r);
+		route_free(sv, r);
 	return true;
 }
 
 static void agent_read(struct sv *sv)
 {
-	for (;;) {
-		uint8_t *p = buf_tail(&sv->arx, READ_CHUNK);
-		struct proto_frame f;
-		ssize_t n;
-		int r;
+	struct proto_frame f;
+	int r;
 
-		if (!p)
-			return;
-		n = recv(sv->agent_fd, p, READ_CHUNK, MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		if (n <= 0) {
-			ep_set(sv, sv->agent_fd, &sv->s_agent, 0, &sv->agent_ev);
-			return; /* the VM is going away; SIGCHLD follows */
-		}
-		buf_commit(&sv->arx, (size_t)n);
-		while ((r = proto_parse(&sv->arx, &f)) > 0) {
-			if (!on_agent_frame(sv, &f)) {
-				r = -EPROTO;
-				break;
-			}
-			buf_consume(&sv->arx, PROTO_HDR_SIZE + f.len);
-		}
-		if (r < 0) {
-			/* The guest is not trusted: a protocol violation ends the sandbox. */
-			log_error("guest agent violated the protocol (%s); stopping the VM",
-				  strerror(-r));
-			ep_set(sv, sv->agent_fd, &sv->s_agent, 0, &sv->agent_ev);
-			buf_clear(&sv->arx);
-			vm_kill(sv->vm);
-			sv->state = ST_KILLING;
-			return;
-		}
+	if (sv->state >= ST_QUITTING)
+		return;
+	if (conn_fill(&sv->agent, READ_BUDGET) < 0) {
+		agent_rearm(sv);
+		return;
 	}
+	while ((r = proto_parse(&sv->agent.rx, &f)) > 0) {
+		if (!on_agent_frame(sv, &f))
+			return;
+		conn_consume(&sv->agent, PROTO_HDR_SIZE + f.len);
+	}
+	if (r < 0) {
+		violation(sv, "malformed frame: %s", strerror(-r));
+		return;
+	}
+	if (sv->agent.eof) {
+		/* The VM is going away; SIGCHLD follows. */
+		if (sv->agent.ev)
+			epoll_ctl(sv->ep, EPOLL_CTL_DEL, sv->agent.fd, NULL);
+		sv->agent.ev = 0;
+		return;
+	}
+	agent_pump(sv);
+	agent_flush(sv);
+}
+
+static void agent_write(struct sv *sv)
+{
+	agent_pump(sv);
+	agent_flush(sv);
 }
 
 static void on_accept(struct sv *sv)
 {
 	for (;;) {
 		int fd = accept4(sv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct client *c;
+		struct client *c = NULL;
 
 		if (fd < 0)
 			return;
-		c = calloc(1, sizeof(*c));
+		for (int i = 0; i < MAX_CLIENTS && !c; i++)
+			if (!sv->clients[i].used)
+				c = &sv->clients[i];
 		if (!c) {
+			log_warn_rl("too many clients (%d); refusing one", MAX_CLIENTS);
 			close(fd);
-			return;
+			continue;
 		}
-		c->src.kind = K_CLIENT;
-		c->fd = fd;
+		*c = (struct client){ .used = true };
+		conn_init(&c->conn, fd, CLIENT_TX_HWM, RX_MAX);
 		if (sv->attached && !sv->owner_seen) {
 			c->owner = true;
 			sv->owner_seen = true;
-			set_timer(sv, 0);
+			timer_set(sv, T_OWNER, 0);
 		}
-		c->next = sv->clients;
-		sv->clients = c;
-		ep_set(sv, fd, c, EPOLLIN, &c->ev);
+		client_rearm(sv, c);
+	}
+}
+
+/* Frees the slots of clients dropped during the last batch of events. */
+static void bury(struct sv *sv)
+{
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (sv->clients[i].used && sv->clients[i].dead)
+			sv->clients[i] = (struct client){ 0 };
+}
+
+/* Guest console -> kernel.log, at a bounded rate so a guest cannot keep the host busy with it. */
+static void console_read(struct sv *sv)
+{
+	uint64_t now = now_ms(), budget;
+	ssize_t n;
+
+	sv->console_tokens += (now - sv->console_refill_ms) * CONSOLE_RATE / 1000;
+	if (sv->console_tokens > CONSOLE_BURST)
+		sv->console_tokens = CONSOLE_BURST;
+	sv->console_refill_ms = now;
+	budget = sv->console_tokens < READ_BUDGET ? sv->console_tokens : READ_BUDGET;
+	n = budget ? conn_fill(&sv->console, (size_t)budget) : 0;
+	if (n > 0) {
+		rotlog_write(&sv->kernel_log, buf_head(&sv->console.rx), buf_size(&sv->console.rx));
+		conn_consume(&sv->console, buf_size(&sv->console.rx));
+		sv->console_tokens -= (uint64_t)n;
+	}
+	if (n < 0 || sv->console.eof) {
+		conn_watch(&sv->console, sv->ep, REF(K_CONSOLE, 0), false);
+		return;
+	}
+	if (!sv->console_tokens) {
+		/* Out of budget: let QEMU's serial port (and so the guest) wait a little. */
+		conn_watch(&sv->console, sv->ep, REF(K_CONSOLE, 0), false);
+		timer_set(sv, T_CONSOLE, CONSOLE_PAUSE_MS);
+		return;
+	}
+	conn_watch(&sv->console, sv->ep, REF(K_CONSOLE, 0), true);
+}
+
+/* QEMU's stderr -> runtime.log, line by line, sanitised and rate-limited. */
+static void vmm_err_read(struct sv *sv)
+{
+	struct buf *b = &sv->vmm_err.rx;
+	uint8_t *nl;
+
+	if (conn_fill(&sv->vmm_err, READ_BUDGET) < 0 || sv->vmm_err.eof)
+		conn_watch(&sv->vmm_err, sv->ep, REF(K_VMM_ERR, 0), false);
+	while ((nl = memchr(buf_head(b), '\n', buf_size(b))) || buf_size(b) >= VMM_ERR_LINE_MAX) {
+		size_t n = nl ? (size_t)(nl - buf_head(b)) : VMM_ERR_LINE_MAX;
+		char line[VMM_ERR_LINE_MAX + 1];
+
+		text_sanitize(line, sizeof(line), buf_head(b), n);
+		log_warn_rl("qemu: %s", line);
+		conn_consume(&sv->vmm_err, nl ? n + 1 : n);
 	}
 }
 
 static void on_timer(struct sv *sv)
 {
-	uint64_t x;
+	uint64_t x, now = now_ms();
 	char tail[512];
+	bool fired[T_COUNT];
 
 	(void)!read(sv->timer_fd, &x, sizeof(x));
-	switch (sv->state) {
-	case ST_BOOTING:
-		kernel_log_tail(tail, sizeof(tail));
-		log_error("guest did not become ready within %d s", BOOT_TIMEOUT_MS / 1000);
-		ready_report(sv, "err 125 sandbox %s: guest did not become ready within %d s%s%s",
-			     sv->spec.name, BOOT_TIMEOUT_MS / 1000, *tail ? ": " : "", tail);
-		vm_kill(sv->vm);
-		sv->state = ST_KILLING;
-		break;
-	case ST_RUNNING:
-		if (sv->attached && !sv->owner_seen) {
-			log_warn("attached client never connected");
-			stop(sv, 0);
-		}
-		break;
-	case ST_STOPPING:
-		log_warn("guest did not power off in time; quitting the VM");
-		vm_quit(sv->vm);
-		sv->state = ST_QUITTING;
-		set_timer(sv, QUIT_WAIT_MS);
-		break;
-	case ST_QUITTING:
-		vm_kill(sv->vm);
-		sv->state = ST_KILLING;
-		break;
-	case ST_KILLING:
-		break;
+	for (int i = 0; i < T_COUNT; i++) {
+		fired[i] = sv->deadline[i] && sv->deadline[i] <= now;
+		if (fired[i])
+			sv->deadline[i] = 0;
 	}
+	if (fired[T_CONSOLE])
+		console_read(sv);
+	if (fired[T_OWNER] && sv->attached && !sv->owner_seen && sv->state == ST_RUNNING) {
+		log_warn("attached client never connected");
+		stop(sv, 0);
+	}
+	if (fired[T_STATE]) {
+		switch (sv->state) {
+		case ST_BOOTING:
+			kernel_log_tail(sv, tail, sizeof(tail));
+			log_error("guest did not become ready within %d s", BOOT_TIMEOUT_MS / 1000);
+			ready_report(sv,
+				     "err 125 sandbox %s: guest did not become ready within %d s%s%s",
+				     sv->spec.name, BOOT_TIMEOUT_MS / 1000, *tail ? ": " : "", tail);
+			vm_kill(sv->vm);
+			sv->state = ST_KILLING;
+			break;
+		case ST_STOPPING:
+			log_warn("guest did not power off in time; quitting the VM");
+			sv->state = ST_QUITTING;
+			if (vm_quit(sv->vm) < 0) {
+				log_warn("VMM control channel unusable; killing the VM");
+				vm_kill(sv->vm);
+				sv->state = ST_KILLING;
+				break;
+			}
+			timer_set(sv, T_STATE, QUIT_WAIT_MS);
+			break;
+		case ST_QUITTING:
+			log_warn("VMM did not quit in time; killing it");
+			vm_kill(sv->vm);
+			sv->state = ST_KILLING;
+			break;
+		default:
+			break;
+		}
+	}
+	timers_arm(sv);
 }
 
 /* Return: true once the VM is gone. */
@@ -557,6 +972,7 @@ static bool on_signal(struct sv *sv)
 {
 	struct signalfd_siginfo si;
 	bool gone = false;
+	char tail[512];
 
 	while (read(sv->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo != SIGCHLD) {
@@ -574,36 +990,36 @@ static bool on_signal(struct sv *sv)
 			continue;
 		vm_reaped(sv->vm, st);
 		gone = true;
+		/* What the guest printed last is still in the socket: keep it. */
+		console_read(sv);
 		if (sv->state == ST_BOOTING) {
-			char tail[512];
-
-			kernel_log_tail(tail, sizeof(tail));
+			kernel_log_tail(sv, tail, sizeof(tail));
 			log_error("VM exited during boot (status %d)", st);
 			ready_report(sv,
 				     "err 125 sandbox %s: guest failed to boot%s%s (see %s/logs)",
 				     sv->spec.name, *tail ? ": " : "", tail, sv->dir);
 		} else if (sv->state == ST_RUNNING) {
-			char tail[512];
-
-			kernel_log_tail(tail, sizeof(tail));
+			kernel_log_tail(sv, tail, sizeof(tail));
 			log_error("VM exited unexpectedly%s%s", *tail ? ": " : "", tail);
+			broadcast(sv, "sandbox %s: the VM exited unexpectedly%s%s", sv->spec.name,
+				  *tail ? ": " : "", tail);
 		} else {
-			log_info("VM stopped");
+			if (WIFSIGNALED(st))
+				log_info("VM stopped (killed by signal %d)", WTERMSIG(st));
+			else
+				log_info("VM stopped (%s)",
+					 sv->state == ST_QUITTING ? "quit" : "powered off");
+			if (sv->nroutes)
+				broadcast(sv, "sandbox %s was stopped before the command finished",
+					  sv->spec.name);
 		}
 	}
 	return gone;
 }
 
-static int setup(struct sv *sv, struct msb_err **err)
+static int setup_signals(struct sv *sv, struct msb_err **err)
 {
-	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *extra = NULL, *layer_disk = NULL;
-	struct vm_disk disks[2];
-	struct vm_config cfg = { 0 };
-	enum vm_accel accel;
-	char why[256];
-	size_t n = 0;
 	sigset_t set;
-	int sv_agent[2], sv_qmp[2], r;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -617,7 +1033,24 @@ static int setup(struct sv *sv, struct msb_err **err)
 	sv->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (sv->sigfd < 0 || sv->ep < 0 || sv->timer_fd < 0)
 		return msb_err_sys(err, errno, "supervisor setup");
+	watch_fd(sv, sv->sigfd, REF(K_SIG, 0), EPOLLIN);
+	watch_fd(sv, sv->timer_fd, REF(K_TIMER, 0), EPOLLIN);
+	return 0;
+}
 
+static int setup(struct sv *sv, struct msb_err **err)
+{
+	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *extra = NULL, *layer_disk = NULL;
+	_cleanup_strv_ char **extents = NULL;
+	struct vm_disk disks[2];
+	struct vm_config cfg = { 0 };
+	enum vm_accel accel;
+	char why[256];
+	size_t n = 0;
+	int agent[2] = { -1, -1 }, con[2] = { -1, -1 }, errp[2] = { -1, -1 }, r;
+
+	if (setup_signals(sv, err) < 0)
+		return -1;
 	if (vm_accel_detect(&accel, why, sizeof(why), err) < 0)
 		return -1;
 	sv->accel = accel;
@@ -631,7 +1064,7 @@ static int setup(struct sv *sv, struct msb_err **err)
 
 	while (sv->spec.layers[n])
 		n++;
-	if (vm_layers_disk(".", sv->spec.layers, n, &layer_disk, err) < 0)
+	if (vm_layers_disk(".", sv->spec.layers, n, &layer_disk, &extents, err) < 0)
 		return -1;
 	disks[0] = (struct vm_disk){ .path = layer_disk, .format = "vmdk", .readonly = true };
 	disks[1] = (struct vm_disk){ .path = "upper.ext4", .format = "raw", .readonly = false };
@@ -641,12 +1074,12 @@ static int setup(struct sv *sv, struct msb_err **err)
 		return msb_err_sys(err, ENOMEM, "supervisor");
 	}
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_agent) < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_qmp) < 0) {
-		return msb_err_sys(err, errno, "socketpair");
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
+	    pipe2(errp, O_CLOEXEC) < 0) {
+		r = msb_err_sys(err, errno, "socketpair");
+		goto out;
 	}
-	sv->agent_fd = sv_agent[0];
-	sv->qmp_fd = sv_qmp[0];
 	cfg = (struct vm_config){
 		.accel = accel,
 		.cpus = sv->spec.cpus,
@@ -656,82 +1089,154 @@ static int setup(struct sv *sv, struct msb_err **err)
 		.cmdline_extra = extra,
 		.disks = disks,
 		.ndisks = sv->spec.upper_mib ? 2 : 1,
-		.console_log = "logs/kernel.log",
-		.agent_fd = sv_agent[1],
-		.qmp_fd = sv_qmp[1],
-		.stderr_fd = sv->log_fd,
+		.workdir = sv->dir,
+		.files = (const char *const *)extents,
+		.jail_root = "jail",
+		.console_fd = con[1],
+		.agent_fd = agent[1],
+		.stderr_fd = errp[1],
 	};
 	r = vm_start(&cfg, &sv->vm, err);
-	close(sv_agent[1]);
-	close(sv_qmp[1]);
 	if (r < 0)
-		return -1;
+		goto out;
+	conn_init(&sv->agent, steal_fd(agent[0]), AGENT_TX_HWM, RX_MAX);
+	conn_init(&sv->console, steal_fd(con[0]), 0, READ_BUDGET);
+	conn_init(&sv->vmm_err, steal_fd(errp[0]), 0, VMM_ERR_LINE_MAX + READ_BUDGET);
 	log_info("vm started: pid %d, %u vcpu, %u MiB, %zu layer(s)", (int)vm_pid(sv->vm),
 		 sv->spec.cpus, sv->spec.mem_mib, n);
 
 	sv->listen_fd = unix_listen_at(sv->dirfd, "relay.sock");
-	if (sv->listen_fd < 0)
-		return msb_err_sys(err, -sv->listen_fd, "%s/relay.sock", sv->dir);
-	sv->s_sig.kind = K_SIG;
-	sv->s_listen.kind = K_LISTEN;
-	sv->s_agent.kind = K_AGENT;
-	sv->s_timer.kind = K_TIMER;
-	{
-		uint32_t cur = 0;
-
-		ep_set(sv, sv->sigfd, &sv->s_sig, EPOLLIN, &cur);
-		cur = 0;
-		ep_set(sv, sv->listen_fd, &sv->s_listen, EPOLLIN, &cur);
-		cur = 0;
-		ep_set(sv, sv->timer_fd, &sv->s_timer, EPOLLIN, &cur);
+	if (sv->listen_fd < 0) {
+		r = msb_err_sys(err, -sv->listen_fd, "%s/relay.sock", sv->dir);
+		goto out;
 	}
-	ep_set(sv, sv->agent_fd, &sv->s_agent, EPOLLIN, &sv->agent_ev);
-	set_timer(sv, BOOT_TIMEOUT_MS);
-	return 0;
+	watch_fd(sv, sv->listen_fd, REF(K_LISTEN, 0), EPOLLIN);
+	vm_watch(sv->vm, sv->ep, REF(K_QMP, 0));
+	agent_rearm(sv);
+	sv->console_tokens = CONSOLE_BURST;
+	sv->console_refill_ms = now_ms();
+	conn_watch(&sv->console, sv->ep, REF(K_CONSOLE, 0), true);
+	conn_watch(&sv->vmm_err, sv->ep, REF(K_VMM_ERR, 0), true);
+	timer_set(sv, T_STATE, BOOT_TIMEOUT_MS);
+	r = 0;
+out:
+	for (int i = 0; i < 2; i++) {
+		if (agent[i] >= 0)
+			close(agent[i]);
+		if (con[i] >= 0)
+			close(con[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	return r;
 }
 
 static void teardown(struct sv *sv)
 {
-	while (sv->clients)
-		client_drop(sv, sv->clients);
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (sv->clients[i].used)
+			client_drop(sv, &sv->clients[i], NULL);
 	bury(sv);
-	while (sv->routes)
-		route_del(sv, sv->routes);
 	vm_free(sv->vm);
+	sv->vm = NULL;
 	if (sv->listen_fd >= 0) {
 		close(sv->listen_fd);
 		unlinkat(sv->dirfd, "relay.sock", 0);
 	}
-	buf_free(&sv->arx);
-	buf_free(&sv->atx);
+	conn_close(&sv->agent);
+	conn_close(&sv->console);
+	conn_close(&sv->vmm_err);
+	rotlog_close(&sv->kernel_log);
 	if (sv->spec.ephemeral) {
 		/* Nothing of an ephemeral sandbox outlives it. */
+		sbx_forget(sv->spec.name);
 		if (chdir("/") == 0)
 			rm_rf(sv->dir);
 	}
 }
 
-int sbx_supervise(const char *name, int ready_fd, bool attached)
+static void loop(struct sv *sv)
+{
+	for (;;) {
+		struct epoll_event evs[32];
+		int n = epoll_wait(sv->ep, evs, 32, -1);
+		bool gone = false;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return;
+		for (int i = 0; i < n; i++) {
+			uint32_t idx = (uint32_t)evs[i].data.u64, e = evs[i].events;
+			struct client *c;
+
+			switch ((enum kind)(evs[i].data.u64 >> 32)) {
+			case K_SIG:
+				gone |= on_signal(sv);
+				break;
+			case K_LISTEN:
+				on_accept(sv);
+				break;
+			case K_TIMER:
+				on_timer(sv);
+				break;
+			case K_AGENT:
+				if (e & EPOLLOUT)
+					agent_write(sv);
+				if (e & (EPOLLIN | EPOLLHUP | EPOLLERR))
+					agent_read(sv);
+				break;
+			case K_CLIENT:
+				if (idx >= MAX_CLIENTS)
+					break;
+				c = &sv->clients[idx];
+				if (!c->used || c->dead)
+					break;
+				if (e & EPOLLOUT) {
+					client_pump(sv, c);
+					client_flush(sv, c);
+				}
+				if (e & (EPOLLIN | EPOLLHUP | EPOLLERR))
+					client_read(sv, c);
+				break;
+			case K_CONSOLE:
+				console_read(sv);
+				break;
+			case K_VMM_ERR:
+				vmm_err_read(sv);
+				break;
+			case K_QMP:
+				vm_handle(sv->vm);
+				break;
+			}
+		}
+		if (!conn_tx_full(&sv->agent))
+			clients_resume(sv);
+		bury(sv);
+		if (gone)
+			return;
+	}
+}
+
+int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached)
 {
 	_cleanup_err_ struct msb_err *err = NULL;
 	struct sv sv = { .ready_fd = ready_fd,
+			 .lock_fd = lock_fd,
 			 .attached = attached,
 			 .listen_fd = -1,
-			 .agent_fd = -1,
-			 .qmp_fd = -1,
-			 .log_fd = -1,
-			 .dirfd = -1 };
-	int null;
+			 .dirfd = -1,
+			 .ep = -1,
+			 .sigfd = -1,
+			 .timer_fd = -1,
+			 .agent = { .fd = -1 },
+			 .console = { .fd = -1 },
+			 .vmm_err = { .fd = -1 },
+			 .runtime_log = { .fd = -1 },
+			 .kernel_log = { .fd = -1 } };
 
+	/* Our starter gave us /dev/null for stdin and stdout (spawn()); stderr only when attached. */
 	setsid();
-	null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null >= 0) {
-		dup2(null, 0);
-		dup2(null, 1);
-		if (!attached)
-			dup2(null, 2);
-		close(null);
-	}
 	sv.dir = sbx_dir(name);
 	if (!sv.dir || chdir(sv.dir) < 0 ||
 	    (sv.dirfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
@@ -742,69 +1247,32 @@ int sbx_supervise(const char *name, int ready_fd, bool attached)
 		ready_report(&sv, "err 125 %s", err->msg);
 		return 1;
 	}
-	sv.log_fd = open("logs/runtime.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	log_setup(sv.log_fd, sv.spec.log_level,
+	rotlog_open(&sv.runtime_log, sv.dirfd, "logs/runtime.log", RUNTIME_LOG_MAX,
+		    RUNTIME_LOG_KEEP);
+	log_setup(&sv.runtime_log, sv.spec.log_level,
 		  sv.spec.log_level >= LOG_DEBUG && attached ? sv.spec.log_level : LOG_NONE);
 	log_info("--- sandbox %s starting (supervisor pid %d) ---", name, (int)getpid());
+	if (rotlog_open(&sv.kernel_log, sv.dirfd, "logs/kernel.log", KERNEL_LOG_MAX,
+			KERNEL_LOG_KEEP) < 0)
+		log_warn("logs/kernel.log: %s", strerror(errno));
 
 	if (setup(&sv, &err) < 0) {
 		log_error("%s", err->msg);
 		ready_report(&sv, "err %d %s", err->exit, err->msg);
-		vm_free(sv.vm);
-		sv.vm = NULL;
 		teardown(&sv);
-		return 1;
+	} else {
+		loop(&sv);
+		if (attached)
+			log_setup(&sv.runtime_log, sv.spec.log_level, LOG_NONE);
+		log_info("--- sandbox %s stopped ---", name);
+		teardown(&sv);
+		ready_report(&sv, "err 125 sandbox %s stopped during boot", name);
 	}
-
-	for (;;) {
-		struct epoll_event evs[32];
-		int n = epoll_wait(sv.ep, evs, 32, -1);
-		bool gone = false;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		for (int i = 0; i < n; i++) {
-			struct src *s = evs[i].data.ptr;
-
-			switch (s->kind) {
-			case K_SIG:
-				gone |= on_signal(&sv);
-				break;
-			case K_LISTEN:
-				on_accept(&sv);
-				break;
-			case K_TIMER:
-				on_timer(&sv);
-				break;
-			case K_AGENT:
-				if (evs[i].events & EPOLLOUT)
-					agent_flush(&sv);
-				if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-					agent_read(&sv);
-				break;
-			case K_CLIENT: {
-				struct client *c = (struct client *)s;
-
-				if (!c->dead && (evs[i].events & EPOLLOUT))
-					client_flush(&sv, c);
-				if (!c->dead && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-					client_read(&sv, c);
-				break;
-			}
-			}
-		}
-		bury(&sv);
-		if (gone)
-			break;
-	}
-	if (attached)
-		log_setup(sv.log_fd, sv.spec.log_level, LOG_NONE);
-	log_info("--- sandbox %s stopped ---", name);
-	teardown(&sv);
-	ready_report(&sv, "err 125 sandbox %s stopped during boot", name);
+	log_setup(NULL, LOG_NONE, LOG_NONE);
+	rotlog_close(&sv.runtime_log);
 	sbx_spec_free(&sv.spec);
 	free(sv.dir);
+	if (sv.lock_fd >= 0)
+		close(sv.lock_fd);
 	return 0;
 }

@@ -432,6 +432,24 @@ out:
 	return 0;
 }
 
+int db_layer_users(struct db *db, const char *diff_id, struct msb_err **err)
+{
+	sqlite3_stmt *st =
+		prep(db, "SELECT count(DISTINCT reference) FROM image_layers WHERE diff_id = ?1;",
+		     err);
+	int n = -1;
+
+	if (!st)
+		return -1;
+	bind_text(st, 1, diff_id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	else
+		fail(db, err, "image layers");
+	sqlite3_finalize(st);
+	return n;
+}
+
 void image_record_free(struct image_record *img)
 {
 	free(img->reference);
@@ -507,4 +525,42 @@ int db_sandboxes_using(struct db *db, const char *reference, struct msb_err **er
 		fail(db, err, "sandboxes");
 	sqlite3_finalize(st);
 	return n;
+}
+
+int db_sandbox_names(struct db *db, char ***out, struct msb_err **err)
+{
+	sqlite3_stmt *st = prep(db, "SELECT name FROM sandboxes ORDER BY name;", err);
+	char **v = NULL;
+	size_t n = 0;
+	int rc;
+
+	*out = NULL;
+	if (!st)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		char **nv = realloc(v, (n + 2) * sizeof(char *));
+
+		if (!nv || !name || !(nv[n] = strdup(name))) {
+			v = nv ? nv : v;
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		v = nv;
+		v[++n] = NULL;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		if (v)
+			v[n] = NULL;
+		cleanup_strvp(&v);
+		return rc == SQLITE_NOMEM ? msb_err_sys(err, ENOMEM, "sandboxes")
+					  : fail(db, err, "sandboxes");
+	}
+	if (!v)
+		v = calloc(1, sizeof(char *));
+	if (!v)
+		return msb_err_sys(err, ENOMEM, "sandboxes");
+	*out = v;
+	return 0;
 }

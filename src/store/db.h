@@ -51,6 +51,8 @@ int db_image_list(struct db *db, struct image_record **out, size_t *n, struct ms
  * image uses any more (NULL-terminated, caller frees). Return: 0 or -1.
  */
 int db_image_delete(struct db *db, const char *reference, char ***orphans, struct msb_err **err);
+/* db_layer_users() - how many images use layer @diff_id. Return: count, or -1 with @err. */
+int db_layer_users(struct db *db, const char *diff_id, struct msb_err **err);
 void image_record_free(struct image_record *img);
 void image_records_free(struct image_record *v, size_t n);
 
@@ -58,6 +60,8 @@ void image_records_free(struct image_record *v, size_t n);
 int db_sandbox_put(struct db *db, const char *name, const char *image, const char *digest,
 		   const char *status, struct msb_err **err);
 int db_sandbox_delete(struct db *db, const char *name, struct msb_err **err);
+/* db_sandbox_names() - every sandbox row's name (NULL-terminated, caller frees). */
+int db_sandbox_names(struct db *db, char ***out, struct msb_err **err);
 /* db_sandboxes_using() - how many sandboxes use @reference. Return: count or -1. */
 int db_sandboxes_using(struct db *db, const char *reference, struct msb_err **err);
 
