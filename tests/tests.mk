@@ -25,7 +25,25 @@ $(BUILD)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(BUILD)/libmsb
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay.c $(UNIT_EXTRA_OBJ) $(BUILD)/libmsb.a $(LIBS)
 
-.PHONY: unit fuzz-replay e2e check lint
+# A hostile agentd for the e2e tests: the same sources with -DMSB_AGENT_HOSTILE,
+# in its own initramfs (MSB_LIB_DIR=$(BUILD)/tests/hostile). Never shipped.
+HOSTILE_DIR := $(BUILD)/tests/hostile
+HOSTILE_OBJ := $(AGENT_SRC:%.c=$(BUILD)/hostile-obj/%.o)
+$(BUILD)/hostile-obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) -std=gnu11 $(WARN) -Os -g0 -DMSB_AGENT_HOSTILE -Isrc -MMD -MP -c $< -o $@
+$(HOSTILE_DIR)/agentd: $(HOSTILE_OBJ)
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) -static -s -o $@ $^
+$(HOSTILE_DIR)/initrd.cpio: $(HOSTILE_DIR)/agentd scripts/mkinitrd.sh
+	scripts/mkinitrd.sh $< $@
+$(HOSTILE_DIR)/vmlinux: $(BUILD)/vmlinux
+	@mkdir -p $(dir $@)
+	ln -sf ../../vmlinux $@
+hostile: $(HOSTILE_DIR)/initrd.cpio $(HOSTILE_DIR)/vmlinux
+-include $(HOSTILE_OBJ:.o=.d)
+
+.PHONY: unit fuzz-replay e2e check lint hostile
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
@@ -33,7 +51,7 @@ fuzz-replay: $(FUZZ_NAMES:%=$(BUILD)/tests/replay_%)
 	@set -e; for n in $(FUZZ_NAMES); do \
 		echo "== replay $$n corpus"; $(BUILD)/tests/replay_$$n tests/fuzz/corpus/$$n; done
 
-e2e: all
+e2e: all hostile
 	@BUILD=$(CURDIR)/$(BUILD) tests/e2e/run.sh $(E2E)
 
 # Static checks: formatting, clang-tidy (.clang-tidy) and cppcheck.

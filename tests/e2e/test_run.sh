@@ -140,7 +140,7 @@ test_stopping_the_sandbox_is_graceful() {
     > "$TMP/stop.out" 2>&1 &
   local pid=$! i sv
   for i in $(seq 100); do grep -q up "$TMP/stop.out" && break; sleep 0.1; done
-  sv=$(pgrep -f "msb __supervise --ready-fd 3 --attached" | head -n 1)
+  sv=$(pgrep -f "msb __supervise .*--attached" | head -n 1)
   [ -n "$sv" ] || fail "no supervisor found"
   kill -TERM "$sv"
   wait $pid
