@@ -11,6 +11,9 @@ frag=$here/msb.config
 tarball=/usr/src/linux-source-6.1.tar.xz
 [ -f "$tarball" ] || { echo "msb: $tarball missing (apt-get install linux-source-6.1)" >&2; exit 1; }
 
+# This build is its own job: it must not inherit a parent make's jobserver
+# (make -jN would otherwise run it at -j1, "jobserver unavailable").
+unset MAKEFLAGS MFLAGS MAKELEVEL
 srcver=$(dpkg-query -W -f='${Version}' linux-source-6.1)
 key=$( { echo "$srcver"; cat "$frag" "$0"; } | sha256sum | cut -c1-16)
 cache=${MSB_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/msb-build}/kernel
