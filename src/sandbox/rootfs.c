@@ -17,6 +17,7 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/spawn.h"
+#include "vm/jail.h"
 
 int is_squashfs(const char *path)
 {
@@ -82,6 +83,7 @@ int run_tool(char *const argv[], int in_fd, struct msb_err **err)
 int rootfs_prepare(const char *path, const char *workdir, char **layer, struct msb_err **err)
 {
 	_cleanup_free_ char *abs = realpath(path, NULL), *out = NULL;
+	unsigned int vmm_uid;
 	char jobs[16];
 	struct stat st;
 	int r;
@@ -95,6 +97,11 @@ int rootfs_prepare(const char *path, const char *workdir, char **layer, struct m
 		if (!r)
 			return msb_err_set(err, EINVAL,
 					   "rootfs %s: not a directory or a squashfs image", path);
+		if (!jail_readable(abs, &vmm_uid))
+			return msb_err_set(err, EACCES,
+					   "rootfs %s: not readable by uid %u, which QEMU runs as "
+					   "(make it world-readable, or set MSB_VMM_UID)",
+					   path, vmm_uid);
 		*layer = steal_ptr(abs);
 		return 0;
 	}

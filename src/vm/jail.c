@@ -150,6 +150,16 @@ int jail_add(struct jail *j, const char *path, bool rw)
 	return 0;
 }
 
+bool jail_readable(const char *path, unsigned int *uid)
+{
+	struct stat st;
+
+	*uid = (unsigned int)env_id("MSB_VMM_UID", 65534);
+	if (getuid() != 0)
+		return true; /* the VMM runs as the caller */
+	return stat(path, &st) == 0 && (st.st_mode & S_IROTH);
+}
+
 unsigned long jail_clone_flags(const struct jail *j)
 {
 	if (j->bare)

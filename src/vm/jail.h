@@ -54,6 +54,13 @@ int jail_init(struct jail *j, const char *root, const char *cwd);
  */
 int jail_add(struct jail *j, const char *path, bool rw);
 
+/*
+ * jail_readable() - can the VMM read @path when it runs as another uid
+ * (msb as root)? Sets *@uid to that uid. A file msb cannot hand over (one
+ * shared with others) must be world-readable.
+ */
+bool jail_readable(const char *path, unsigned int *uid);
+
 /* jail_clone_flags() - the namespaces spawn() must create for the VMM. */
 unsigned long jail_clone_flags(const struct jail *j);
 
