@@ -10,12 +10,14 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "sandbox/sandbox.h"
 #include "image/manifest.h"
 #include "image/pull.h"
 #include "image/ref.h"
 #include "store/db.h"
 #include "util/cleanup.h"
 #include "util/parse.h"
+#include "util/text.h"
 
 enum { OPT_FORMAT = 256 };
 
@@ -30,6 +32,50 @@ static char *familiar(const char *canonical)
 	s = ref_familiar(&r);
 	ref_free(&r);
 	return s;
+}
+
+/*
+ * A registry's text made safe for a terminal (control characters, C1 codes
+ * and invalid UTF-8 become '?'). Return: newly allocated, or NULL.
+ */
+static char *safe(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	char *o = malloc(n + 1);
+
+	if (o)
+		text_sanitize(o, n + 1, s ? s : "", n);
+	return o;
+}
+
+/* Prints @s sanitised (see safe()). */
+static void put_safe(const char *s)
+{
+	_cleanup_free_ char *t = safe(s);
+
+	fputs(t ? t : "?", stdout);
+}
+
+/*
+ * JSON for a terminal: every non-ASCII character escaped (jansson escapes
+ * only C0 controls otherwise, so C1 ones like U+009B would pass), and DEL
+ * too. Return: 0, or -1 on ENOMEM.
+ */
+static int print_json(json_t *o)
+{
+	_cleanup_free_ char *s = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+
+	if (!s)
+		return -1;
+	for (const char *p = s; *p; p++) {
+		/* Outside strings JSON is printable ASCII: DEL can only be in one. */
+		if (*p == 0x7f)
+			fputs("\\u007f", stdout);
+		else
+			putchar(*p);
+	}
+	putchar('\n');
+	return 0;
 }
 
 static int64_t fs_size(const struct image_record *img)
@@ -90,7 +136,7 @@ static int image_ls(int argc, char **argv)
 	struct db *db = NULL;
 	bool json = false, quiet = false;
 	size_t n = 0;
-	int c;
+	int c, r = 0;
 
 	opterr = 0;
 	optind = 1;
@@ -126,29 +172,30 @@ static int image_ls(int argc, char **argv)
 					       v[i].created, "pulled_at", v[i].pulled_at, "layers",
 					       (int)v[i].nlayers));
 		}
-		json_dumpf(arr, stdout, JSON_INDENT(2));
-		putchar('\n');
+		r = print_json(arr);
 		json_decref(arr);
 	} else {
 		if (!quiet)
 			printf("%-40s %-20s %-10s %s\n", "REFERENCE", "DIGEST", "SIZE", "CREATED");
 		for (size_t i = 0; i < n; i++) {
 			_cleanup_free_ char *f = familiar(v[i].reference);
+			_cleanup_free_ char *name = safe(f ? f : v[i].reference),
+					    *digest = safe(v[i].manifest_digest);
 			char size[32], when[64];
 
 			if (quiet) {
-				printf("%s\n", f ? f : v[i].reference);
+				printf("%s\n", name ? name : "?");
 				continue;
 			}
 			format_size((uint64_t)fs_size(&v[i]), size, sizeof(size));
 			ago(v[i].created, when, sizeof(when));
-			printf("%-40s %-20.19s %-10s %s\n", f ? f : v[i].reference,
-			       v[i].manifest_digest, size, when);
+			printf("%-40s %-20.19s %-10s %s\n", name ? name : "?",
+			       digest ? digest : "?", size, when);
 		}
 	}
 	image_records_free(v, n);
 	db_close(db);
-	return 0;
+	return r < 0 ? cli_error("image ls: out of memory") : 0;
 }
 
 /* Finds the image a user named: a reference, or a digest (prefix). */
@@ -204,9 +251,20 @@ static void print_strv(const char *label, char **v)
 		return;
 	}
 	putchar('[');
-	for (size_t i = 0; v[i]; i++)
-		printf("%s\"%s\"", i ? ", " : "", v[i]);
+	for (size_t i = 0; v[i]; i++) {
+		printf("%s\"", i ? ", " : "");
+		put_safe(v[i]);
+		putchar('"');
+	}
 	printf("]\n");
+}
+
+/* "  Label       value" with the value sanitised, "-" when unset. */
+static void print_str(const char *label, const char *v)
+{
+	printf("  %-12s", label);
+	put_safe(v ? v : "-");
+	putchar('\n');
 }
 
 static int image_inspect(int argc, char **argv)
@@ -247,11 +305,10 @@ static int image_inspect(int argc, char **argv)
 	if (json) {
 		json_t *o = inspect_json(&img);
 
-		json_dumpf(o, stdout, JSON_INDENT(2));
-		putchar('\n');
+		r = o ? print_json(o) : -1;
 		json_decref(o);
 		image_record_free(&img);
-		return 0;
+		return r < 0 ? cli_error("image inspect: out of memory") : 0;
 	}
 	r = image_config_parse(img.config, strlen(img.config), &ic, &err);
 	if (r < 0) {
@@ -262,29 +319,42 @@ static int image_inspect(int argc, char **argv)
 		_cleanup_free_ char *f = familiar(img.reference);
 		char size[32];
 
+		/* Everything below comes from a registry: printed sanitised. */
 		format_size((uint64_t)fs_size(&img), size, sizeof(size));
-		printf("Reference:   %s\n", f ? f : img.reference);
-		printf("Digest:      %s\n", img.manifest_digest);
-		if (img.index_digest)
-			printf("Index:       %s\n", img.index_digest);
-		printf("Platform:    %s/%s\n", ic.os ? ic.os : "?", ic.arch ? ic.arch : "?");
-		printf("Created:     %s\n", img.created ? img.created : "-");
-		printf("Pulled:      %s\n", img.pulled_at);
-		printf("Size:        %s in %zu layers\n", size, img.nlayers);
+		fputs("Reference:   ", stdout);
+		put_safe(f ? f : img.reference);
+		fputs("\nDigest:      ", stdout);
+		put_safe(img.manifest_digest);
+		if (img.index_digest) {
+			fputs("\nIndex:       ", stdout);
+			put_safe(img.index_digest);
+		}
+		fputs("\nPlatform:    ", stdout);
+		put_safe(ic.os ? ic.os : "?");
+		putchar('/');
+		put_safe(ic.arch ? ic.arch : "?");
+		fputs("\nCreated:     ", stdout);
+		put_safe(img.created ? img.created : "-");
+		fputs("\nPulled:      ", stdout);
+		put_safe(img.pulled_at);
+		printf("\nSize:        %s in %zu layers\n", size, img.nlayers);
 		printf("Config:\n");
 		print_strv("Entrypoint", ic.entrypoint);
 		print_strv("Cmd", ic.cmd);
 		print_strv("Env", ic.env);
-		printf("  %-12s%s\n", "WorkingDir", ic.workdir ? ic.workdir : "-");
-		printf("  %-12s%s\n", "User", ic.user ? ic.user : "-");
+		print_str("WorkingDir", ic.workdir);
+		print_str("User", ic.user);
+		if (ic.labels)
+			print_strv("Labels", ic.labels);
 		printf("Layers:\n");
 		for (size_t i = 0; i < img.nlayers; i++) {
 			char a[32], b[32];
 
 			format_size((uint64_t)img.layers[i].compressed_size, a, sizeof(a));
 			format_size((uint64_t)img.layers[i].fs_size, b, sizeof(b));
-			printf("  %zu  %s  %s compressed, %s squashfs\n", i + 1,
-			       img.layers[i].digest, a, b);
+			printf("  %zu  ", i + 1);
+			put_safe(img.layers[i].digest);
+			printf("  %s compressed, %s squashfs\n", a, b);
 		}
 	}
 	image_config_free(&ic);
@@ -321,6 +391,8 @@ static int image_rm(int argc, char **argv)
 	}
 	if (optind >= argc)
 		return cli_error("image rm: expected at least one image");
+	/* Sandboxes killed with their msb would count as users for ever otherwise. */
+	sbx_reap();
 	{
 		_cleanup_err_ struct msb_err *err = NULL;
 
@@ -354,11 +426,14 @@ static int image_rm(int argc, char **argv)
 			continue;
 		}
 		for (char **o = orphans; *o; o++) {
-			_cleanup_free_ char *file = layer_file(*o);
+			_cleanup_err_ struct msb_err *lerr = NULL;
+			/* Waits for sandboxes linking it; keeps it if a pull recorded it meanwhile.
+			 */
+			int d = image_remove_layer(db, *o, &lerr);
 
-			if (file)
-				unlink(file);
-			if (!quiet)
+			if (d < 0)
+				rc = cli_fail(lerr);
+			else if (d > 0 && !quiet)
 				printf("Deleted layer %s\n", *o);
 		}
 		if (!quiet) {

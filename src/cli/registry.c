@@ -14,6 +14,7 @@
 #include "image/regconfig.h"
 #include "image/registry.h"
 #include "util/cleanup.h"
+#include "util/text.h"
 
 enum { OPT_USERNAME = 256, OPT_PASSWORD_STDIN };
 
@@ -196,9 +197,15 @@ static int list(int argc, char **argv)
 	if (n < 0)
 		return cli_fail(err);
 	printf("%-32s %-20s %s\n", "REGISTRY", "USERNAME", "SOURCE");
-	for (int i = 0; i < n; i++)
-		printf("%-32s %-20s %s\n", e[i].host, *e[i].username ? e[i].username : "-",
-		       e[i].source);
+	for (int i = 0; i < n; i++) {
+		/* Names from Docker's config and credential helpers: shown, never obeyed. */
+		char host[512], user[512], src[512];
+
+		text_sanitize(host, sizeof(host), e[i].host, strlen(e[i].host));
+		text_sanitize(user, sizeof(user), e[i].username, strlen(e[i].username));
+		text_sanitize(src, sizeof(src), e[i].source, strlen(e[i].source));
+		printf("%-32s %-20s %s\n", host, *user ? user : "-", src);
+	}
 	auth_list_free(e, n);
 	return 0;
 }

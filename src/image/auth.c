@@ -6,7 +6,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "image/regconfig.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
+#include "util/spawn.h"
 
 #define SECRET_MAX	16384
 #define KEYRING_SERVICE "microsandbox-registry"
@@ -88,41 +88,30 @@ long b64_decode(const char *s, unsigned char *out, size_t cap)
  */
 static int run_io(char *const argv[], const char *input, char *out, size_t cap)
 {
-	int in[2], outp[2], st;
+	int in[2], outp[2], st = 0, r;
 	size_t n = 0;
 	pid_t pid;
 
 	if (pipe2(in, O_CLOEXEC) < 0)
 		return -errno;
 	if (pipe2(outp, O_CLOEXEC) < 0) {
+		r = -errno;
 		close(in[0]);
 		close(in[1]);
-		return -errno;
+		return r;
 	}
-	pid = fork();
-	if (pid < 0) {
-		close(in[0]);
-		close(in[1]);
-		close(outp[0]);
-		close(outp[1]);
-		return -errno;
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-		sigset_t none;
+	{
+		struct spawn_opts o = spawn_opts_stdio(argv, in[0], outp[1], SPAWN_NULL);
 
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		dup2(in[0], 0);
-		dup2(outp[1], 1);
-		if (null >= 0)
-			dup2(null, 2);
-		execvp(argv[0], argv);
-		_exit(127);
+		r = spawn(&o, &pid);
 	}
 	close(in[0]);
 	close(outp[1]);
+	if (r < 0) {
+		close(in[1]);
+		close(outp[0]);
+		return r;
+	}
 	if (input)
 		(void)write_all(in[1], input, strlen(input));
 	close(in[1]);
@@ -142,8 +131,7 @@ static int run_io(char *const argv[], const char *input, char *out, size_t cap)
 	close(outp[0]);
 	if (out)
 		out[n] = '\0';
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	spawn_wait(pid, &st);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
@@ -397,33 +385,56 @@ struct meta {
 	const char *host, *username, *store;
 };
 
+/*
+ * Returns @parent's object member @key, created empty if absent. Return:
+ * NULL with @err when it exists but is not an object (or on ENOMEM).
+ */
+static json_t *object_member(json_t *parent, const char *key, const char *what,
+			     struct msb_err **err)
+{
+	json_t *v = json_object_get(parent, key);
+
+	if (v && !json_is_object(v)) {
+		msb_err_set(err, EINVAL, "config.json: %s is not an object", what);
+		return NULL;
+	}
+	if (v)
+		return v;
+	v = json_object();
+	/* json_object_set_new() takes the reference even when it fails. */
+	if (!v || json_object_set_new(parent, key, v) < 0) {
+		msb_err_sys(err, ENOMEM, "config.json");
+		return NULL;
+	}
+	return v;
+}
+
 static int set_meta(json_t *cfg, void *arg, struct msb_err **err)
 {
 	struct meta *m = arg;
-	json_t *regs = json_object_get(cfg, "registries"), *hosts, *h, *auth;
+	json_t *regs, *hosts, *h, *auth;
+	char what[600];
 
-	if (!regs)
-		json_object_set_new(cfg, "registries", regs = json_object());
-	hosts = json_object_get(regs, "hosts");
+	regs = object_member(cfg, "registries", "registries", err);
+	hosts = regs ? object_member(regs, "hosts", "registries.hosts", err) : NULL;
 	if (!hosts)
-		json_object_set_new(regs, "hosts", hosts = json_object());
-	h = json_object_get(hosts, m->host);
-	if (!h)
-		json_object_set_new(hosts, m->host, h = json_object());
-	if (!json_is_object(regs) || !json_is_object(hosts) || !json_is_object(h))
-		return msb_err_set(err, EINVAL, "config.json: registries.hosts is not an object");
+		return -1;
 	if (!m->username) {
-		if (!json_object_get(h, "auth"))
+		h = json_object_get(hosts, m->host);
+		if (!json_is_object(h) || !json_object_get(h, "auth"))
 			return msb_err_set(err, ENOENT, "not logged in to %s", m->host);
 		json_object_del(h, "auth");
 		if (json_object_size(h) == 0)
 			json_object_del(hosts, m->host);
 		return 0;
 	}
+	snprintf(what, sizeof(what), "registries.hosts.%s", m->host);
+	h = object_member(hosts, m->host, what, err);
+	if (!h)
+		return -1;
 	auth = json_pack("{s:s, s:s}", "username", m->username, "store", m->store);
-	if (!auth)
+	if (!auth || json_object_set_new(h, "auth", auth) < 0)
 		return msb_err_sys(err, ENOMEM, "config.json");
-	json_object_set_new(h, "auth", auth);
 	return 0;
 }
 

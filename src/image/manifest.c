@@ -16,6 +16,39 @@
 
 #define MAX_STRV 4096
 #define MAX_STR	 (64u << 10)
+/*
+ * jansson spends ~40 bytes on each value: 16 MiB of "[0,0,...]" would take
+ * 320 MiB. Real manifests and configs hold a few thousand values.
+ */
+#define MAX_JSON_VALUES (256u << 10)
+
+/*
+ * Whether @body (JSON, not yet parsed) holds at most @max values: every
+ * value or member after the first in a container follows a comma, so
+ * commas and opening brackets outside strings bound them.
+ */
+static bool json_values_bounded(const char *body, size_t n, size_t max)
+{
+	size_t count = 1;
+	bool in_str = false;
+
+	for (size_t i = 0; i < n; i++) {
+		char ch = body[i];
+
+		if (in_str) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_str = false;
+			continue;
+		}
+		if (ch == '"')
+			in_str = true;
+		else if ((ch == ',' || ch == '[' || ch == '{') && ++count > max)
+			return false;
+	}
+	return true;
+}
 
 static int copy_str(json_t *o, const char *key, char *dst, size_t cap, bool required)
 {
@@ -108,11 +141,15 @@ int manifest_parse(const char *body, size_t n, const char *ctype, struct manifes
 		   struct msb_err **err)
 {
 	json_error_t je;
-	json_t *o = json_loadb(body, n, JSON_REJECT_DUPLICATES, &je);
+	json_t *o;
 	const char *mt, *type;
 	int r = -1;
 
 	memset(m, 0, sizeof(*m));
+	if (!json_values_bounded(body, n, MAX_JSON_VALUES))
+		return msb_err_set(err, E2BIG, "malformed manifest: more than %u JSON values",
+				   MAX_JSON_VALUES);
+	o = json_loadb(body, n, JSON_REJECT_DUPLICATES, &je);
 	if (!o || !json_is_object(o)) {
 		json_decref(o);
 		return msb_err_set(err, EINVAL, "malformed manifest: %s",
@@ -251,6 +288,43 @@ static int strv_from(json_t *a, char ***out, bool empty_if_absent)
 	return 0;
 }
 
+/*
+ * Labels as "KEY=VALUE" strings, for display only: anything that is not a
+ * string label is skipped rather than failing the image, and at most
+ * MAX_STRV are kept. Return: 0 (NULL when there are none), or -1 on ENOMEM.
+ */
+static int labels_from(json_t *o, char ***out)
+{
+	size_t n = json_object_size(o), i = 0;
+	const char *k;
+	json_t *v;
+	char **l;
+
+	*out = NULL;
+	if (!json_is_object(o) || !n)
+		return 0;
+	l = calloc((n < MAX_STRV ? n : MAX_STRV) + 1, sizeof(char *));
+	if (!l)
+		return -1;
+	json_object_foreach(o, k, v)
+	{
+		const char *s = json_string_value(v);
+
+		if (i >= MAX_STRV)
+			break;
+		if (!s || strlen(k) > MAX_STR || strlen(s) > MAX_STR)
+			continue;
+		if (asprintf(&l[i], "%s=%s", k, s) < 0) {
+			l[i] = NULL;
+			cleanup_strvp(&l);
+			return -1;
+		}
+		i++;
+	}
+	*out = l;
+	return 0;
+}
+
 static int str_from(json_t *o, const char *key, char **out)
 {
 	json_t *v = json_object_get(o, key);
@@ -271,10 +345,14 @@ static int str_from(json_t *o, const char *key, char **out)
 int image_config_parse(const char *body, size_t n, struct image_config *c, struct msb_err **err)
 {
 	json_error_t je;
-	json_t *o = json_loadb(body, n, JSON_REJECT_DUPLICATES, &je), *cfg, *rootfs;
+	json_t *o, *cfg, *rootfs;
 	int r = 0;
 
 	memset(c, 0, sizeof(*c));
+	if (!json_values_bounded(body, n, MAX_JSON_VALUES))
+		return msb_err_set(err, E2BIG, "malformed image config: more than %u JSON values",
+				   MAX_JSON_VALUES);
+	o = json_loadb(body, n, JSON_REJECT_DUPLICATES, &je);
 	if (!json_is_object(o)) {
 		json_decref(o);
 		return msb_err_set(err, EINVAL, "malformed image config: %s",
@@ -294,6 +372,7 @@ int image_config_parse(const char *body, size_t n, struct image_config *c, struc
 	    str_from(cfg, "WorkingDir", &c->workdir) < 0 || str_from(cfg, "User", &c->user) < 0 ||
 	    str_from(o, "os", &c->os) < 0 || str_from(o, "architecture", &c->arch) < 0 ||
 	    str_from(o, "created", &c->created) < 0 ||
+	    labels_from(json_object_get(cfg, "Labels"), &c->labels) < 0 ||
 	    strv_from(json_object_get(rootfs, "diff_ids"), &c->diff_ids, false) < 0) {
 		r = msb_err_set(err, EINVAL, "malformed image config: a field has the wrong type");
 		goto out;
@@ -333,6 +412,7 @@ void image_config_free(struct image_config *c)
 	cleanup_strvp(&c->cmd);
 	cleanup_strvp(&c->entrypoint);
 	cleanup_strvp(&c->diff_ids);
+	cleanup_strvp(&c->labels);
 	free(c->workdir);
 	free(c->user);
 	free(c->os);

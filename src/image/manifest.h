@@ -73,6 +73,7 @@ struct image_config {
 	size_t ndiff_ids;
 	char *os, *arch;
 	char *created; /* RFC 3339, or NULL */
+	char **labels; /* "KEY=VALUE", NULL-terminated; NULL when unset */
 };
 
 int image_config_parse(const char *body, size_t n, struct image_config *c, struct msb_err **err);

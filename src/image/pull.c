@@ -3,8 +3,15 @@
  * Pull: the main thread drives every layer download through one curl multi
  * handle, hashing as bytes arrive; verified blobs go to worker threads that
  * convert them to squashfs. A layer is published by rename only once its
- * blob digest and its diff_id have both been checked, and an flock per
- * diff_id keeps concurrent msb processes from doing the same layer twice.
+ * blob digest and its diff_id have both been checked.
+ *
+ * Each layer has a lock (image/store.h): this pull takes it shared when the
+ * layer is already there, exclusive while it downloads and converts it
+ * (downgrading to shared once published), and keeps it until the image is
+ * recorded, so `msb image rm` cannot delete a layer the new record will
+ * name. Waiting for a lock never blocks the loop: a busy layer is retried.
+ * The download of a layer lives in cache/blobs/<diff_id>-<digest>.partial,
+ * keyed like its lock, so only the lock holder ever writes it.
  */
 #define _GNU_SOURCE
 #include "image/pull.h"
@@ -13,6 +20,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +40,10 @@
 #define MAX_DOWNLOADS	  4
 #define PROGRESS_EVERY_MS 100
 #define LOCK_POLL_MS	  200
+/* A compressed layer a little larger than LAYER_MAX_BYTES could still be valid (stored blocks). */
+#define LAYER_BLOB_MAX (LAYER_MAX_BYTES + (LAYER_MAX_BYTES >> 6))
+/* Re-hashing a partial download checks for cancellation this often. */
+#define RESUME_CANCEL_EVERY (16u << 20)
 
 enum jstate { J_PENDING, J_WAITING, J_DOWNLOADING, J_CONVERTING, J_DONE, J_FAILED };
 
@@ -39,9 +51,10 @@ struct job {
 	size_t idx;
 	const struct descriptor *desc;
 	const char *diff_id;
+	struct job *same; /* an earlier layer of the image with this diff_id: follow it */
 	enum jstate state;
-	int lock_fd;
-	int fd; /* the .partial blob */
+	int lock_fd; /* the layer's lock (see image/store.h) */
+	int fd;	     /* the .partial blob */
 	char *partial;
 	struct sha256 h;
 	uint64_t have, resumed;
@@ -65,6 +78,7 @@ struct pull {
 	int done_pipe[2]; /* workers write a job index when they finish */
 	unsigned int converting, max_convert;
 	char *cache_layers, *cache_blobs;
+	atomic_bool cancel; /* tells converters to stop */
 };
 
 static void emit(struct pull *p, enum pull_ev type, const struct job *j, uint64_t done,
@@ -82,27 +96,6 @@ static void emit(struct pull *p, enum pull_ev type, const struct job *j, uint64_
 		p->o->progress(&ev, p->o->ctx);
 }
 
-char *layer_file(const char *diff_id)
-{
-	char *p = NULL;
-
-	if (!digest_valid(diff_id) ||
-	    asprintf(&p, "%s/cache/layers/%s.sqfs", msb_home(), diff_id + 7) < 0)
-		return NULL;
-	return p;
-}
-
-bool image_present(const struct image_record *img)
-{
-	for (size_t i = 0; i < img->nlayers; i++) {
-		_cleanup_free_ char *f = layer_file(img->layers[i].diff_id);
-
-		if (!f || access(f, R_OK) < 0)
-			return false;
-	}
-	return img->nlayers > 0;
-}
-
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -111,7 +104,23 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void job_release(struct job *j)
+static int interrupted(struct msb_err **err)
+{
+	msb_err_set(err, EINTR, "interrupted");
+	msb_err_exit(err, 130);
+	return -1;
+}
+
+/* Return: true once the caller's cancel fd is readable. */
+static bool cancel_requested(const struct pull *p)
+{
+	struct pollfd pfd = { .fd = p->o->cancel_fd, .events = POLLIN };
+
+	return p->o->cancel_fd >= 0 && poll(&pfd, 1, 0) > 0;
+}
+
+/* Ends a download (the .partial file stays). */
+static void job_stop(struct job *j)
 {
 	if (j->easy) {
 		curl_multi_remove_handle(j->p->multi, j->easy);
@@ -122,6 +131,10 @@ static void job_release(struct job *j)
 		close(j->fd);
 	j->fd = -1;
 	sha256_free(&j->h);
+}
+
+static void job_unlock(struct job *j)
+{
 	if (j->lock_fd >= 0)
 		close(j->lock_fd); /* releases the flock */
 	j->lock_fd = -1;
@@ -147,8 +160,8 @@ static size_t on_data(char *buf, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* Re-hashes what an earlier, interrupted pull left. Return: bytes kept. */
-static uint64_t resume_point(struct job *j)
+/* Re-hashes what an earlier, interrupted pull left. Return: bytes kept, or -1 if cancelled. */
+static int64_t resume_point(struct pull *p, struct job *j)
 {
 	uint8_t buf[1 << 16];
 	struct stat st;
@@ -167,25 +180,32 @@ static uint64_t resume_point(struct job *j)
 			break;
 		sha256_update(&j->h, buf, (size_t)n);
 		have += (uint64_t)n;
+		if (have % RESUME_CANCEL_EVERY < (uint64_t)n && cancel_requested(p))
+			return -1;
 	}
-	return have;
+	return (int64_t)have;
 }
 
 static int start_convert(struct pull *p, struct job *j);
 
 static int start_download(struct pull *p, struct job *j, struct msb_err **err)
 {
+	int64_t have;
+
 	if (sha256_init(&j->h) < 0)
 		return msb_err_sys(err, ENOMEM, "sha256");
-	if (!j->partial &&
-	    asprintf(&j->partial, "%s/%s.partial", p->cache_blobs, j->desc->digest + 7) < 0) {
+	if (!j->partial && asprintf(&j->partial, "%s/%s-%s.partial", p->cache_blobs, j->diff_id + 7,
+				    j->desc->digest + 7) < 0) {
 		j->partial = NULL;
 		return msb_err_sys(err, ENOMEM, "pull");
 	}
 	j->fd = open(j->partial, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (j->fd < 0)
 		return msb_err_sys(err, errno, "%s", j->partial);
-	j->have = j->resumed = resume_point(j);
+	have = resume_point(p, j);
+	if (have < 0)
+		return interrupted(err);
+	j->have = j->resumed = (uint64_t)have;
 	lseek(j->fd, (off_t)j->have, SEEK_SET);
 	j->state = J_DOWNLOADING;
 	emit(p, PEV_DOWNLOAD, j, j->have, (uint64_t)j->desc->size);
@@ -259,13 +279,14 @@ static void *convert_thread(void *arg)
 	uint64_t tar_bytes = 0;
 	struct stat st;
 	size_t idx = j->idx;
+	bool keep_blob = false;
 
 	if (asprintf(&out, "%s/%s.sqfs", p->cache_layers, j->diff_id + 7) < 0 ||
 	    asprintf(&tmp, "%s.tmp", out) < 0) {
 		msb_err_sys(&j->err, ENOMEM, "layer");
 	} else if (lseek(j->fd, 0, SEEK_SET) < 0) {
 		msb_err_sys(&j->err, errno, "%s", j->partial);
-	} else if (layer_convert(j->fd, j->diff_id, tmp, &tar_bytes, &j->err) == 0) {
+	} else if (layer_convert(j->fd, j->diff_id, tmp, &tar_bytes, &p->cancel, &j->err) == 0) {
 		if (fsync_path(tmp) < 0 || rename(tmp, out) < 0) {
 			msb_err_sys(&j->err, errno, "%s", out);
 			unlink(tmp);
@@ -273,11 +294,15 @@ static void *convert_thread(void *arg)
 			j->tar_size = (int64_t)tar_bytes;
 			j->fs_size = stat(out, &st) == 0 ? st.st_size : 0;
 		}
+	} else {
+		/* Stopped, not refused: the verified blob is kept for the next pull. */
+		keep_blob = j->err && j->err->code == EINTR;
 	}
 	if (j->err)
 		msb_err_prefix(&j->err, "layer %s", j->desc->digest);
 	/* The blob has served its purpose (or is useless): either way it goes. */
-	unlink(j->partial);
+	if (!keep_blob)
+		unlink(j->partial);
 	(void)!write(p->done_pipe[1], &idx, sizeof(idx));
 	return NULL;
 }
@@ -294,7 +319,28 @@ static int start_convert(struct pull *p, struct job *j)
 	return 0;
 }
 
-/* Tries to take the layer's lock; a layer finished meanwhile by another process counts as done. */
+/* The layer is there (found, or just made by someone): done, holding its lock shared. */
+static void job_cached(struct pull *p, struct job *j, const char *out)
+{
+	struct stat st;
+
+	j->state = J_DONE;
+	j->fs_size = stat(out, &st) == 0 ? st.st_size : 0;
+	emit(p, PEV_CACHED, j, 0, 0);
+}
+
+static void job_waiting(struct pull *p, struct job *j)
+{
+	if (j->state != J_WAITING)
+		emit(p, PEV_WAITING, j, 0, 0);
+	j->state = J_WAITING;
+}
+
+/*
+ * Takes the layer's lock without waiting: shared if the layer is there
+ * (and not forced), else exclusive to fetch it. A busy lock leaves the job
+ * waiting, to be retried.
+ */
 static int try_lock(struct pull *p, struct job *j, struct msb_err **err)
 {
 	_cleanup_free_ char *lock = NULL, *out = NULL, *tmp = NULL;
@@ -308,26 +354,50 @@ static int try_lock(struct pull *p, struct job *j, struct msb_err **err)
 		if (j->lock_fd < 0)
 			return msb_err_sys(err, errno, "%s", lock);
 	}
+	if (!p->o->force) {
+		if (flock(j->lock_fd, LOCK_SH | LOCK_NB) < 0) {
+			if (errno != EWOULDBLOCK)
+				return msb_err_sys(err, errno, "%s", lock);
+			/* Being converted, or deleted: look again later. */
+			job_waiting(p, j);
+			return 0;
+		}
+		if (access(out, R_OK) == 0) {
+			job_cached(p, j, out);
+			return 0;
+		}
+	}
+	/* Converting a shared lock drops it first: the layer may appear meanwhile. */
 	if (flock(j->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno != EWOULDBLOCK)
 			return msb_err_sys(err, errno, "%s", lock);
-		if (j->state != J_WAITING)
-			emit(p, PEV_WAITING, j, 0, 0);
-		j->state = J_WAITING;
+		flock(j->lock_fd, LOCK_UN);
+		job_waiting(p, j);
 		return 0;
 	}
 	/* We own the layer now. A leftover .tmp is an earlier crash's. */
 	unlink(tmp);
 	if (!p->o->force && access(out, R_OK) == 0) {
-		struct stat st;
-
-		j->state = J_DONE;
-		j->fs_size = stat(out, &st) == 0 ? st.st_size : 0;
-		emit(p, PEV_CACHED, j, 0, 0);
-		job_release(j);
+		if (flock(j->lock_fd, LOCK_SH | LOCK_NB) < 0)
+			job_unlock(j);
+		job_cached(p, j, out);
 		return 0;
 	}
 	return start_download(p, j, err) == 1 ? finish_download(p, j, CURLE_OK, err) : 0;
+}
+
+/* A conversion published its layer: keep it from `msb image rm` until the image is recorded. */
+static void job_converted(struct pull *p, struct job *j)
+{
+	/*
+	 * A forced pull lets go at once: holding its layers shared while it
+	 * waits for others' exclusively could deadlock two forced pulls. The
+	 * check after recording catches a layer deleted meanwhile.
+	 */
+	if (p->o->force || flock(j->lock_fd, LOCK_SH | LOCK_NB) < 0)
+		job_unlock(j);
+	j->state = J_DONE;
+	emit(p, PEV_CONVERTED, j, (uint64_t)j->fs_size, (uint64_t)j->fs_size);
 }
 
 static int drain_workers(struct pull *p, bool block, struct msb_err **err)
@@ -347,6 +417,7 @@ static int drain_workers(struct pull *p, bool block, struct msb_err **err)
 		pthread_join(j->thread, NULL);
 		j->thread_live = false;
 		p->converting--;
+		job_stop(j);
 		if (j->err) {
 			j->state = J_FAILED;
 			if (!r) {
@@ -354,13 +425,23 @@ static int drain_workers(struct pull *p, bool block, struct msb_err **err)
 				r = -1;
 			}
 			msb_err_free(steal_ptr(j->err));
+			job_unlock(j);
 		} else {
-			j->state = J_DONE;
-			emit(p, PEV_CONVERTED, j, (uint64_t)j->fs_size, (uint64_t)j->fs_size);
+			job_converted(p, j);
 		}
-		job_release(j);
 	}
 	return r;
+}
+
+/* A layer listed twice in one image is fetched once: the later one follows the first. */
+static void follow(struct pull *p, struct job *j)
+{
+	if (j->state == J_DONE || j->same->state != J_DONE)
+		return;
+	j->state = J_DONE;
+	j->tar_size = j->same->tar_size;
+	j->fs_size = j->same->fs_size;
+	emit(p, PEV_CACHED, j, 0, 0);
 }
 
 static int run_jobs(struct pull *p, struct msb_err **err)
@@ -370,15 +451,26 @@ static int run_jobs(struct pull *p, struct msb_err **err)
 
 	for (;;) {
 		size_t active = 0, left = 0;
-		struct curl_waitfd wfd = { .fd = p->done_pipe[0], .events = CURL_WAIT_POLLIN };
+		struct curl_waitfd wfd[2] = {
+			{ .fd = p->done_pipe[0], .events = CURL_WAIT_POLLIN },
+			{ .fd = p->o->cancel_fd, .events = CURL_WAIT_POLLIN },
+		};
 		CURLMsg *msg;
 		int running, nq;
 
+		if (cancel_requested(p)) {
+			interrupted(err);
+			break;
+		}
 		for (size_t i = 0; i < p->njobs; i++)
 			active += p->jobs[i].state == J_DOWNLOADING;
 		for (size_t i = 0; r == 0 && i < p->njobs; i++) {
 			struct job *j = &p->jobs[i];
 
+			if (j->same) {
+				follow(p, j);
+				continue;
+			}
 			if ((j->state == J_PENDING || j->state == J_WAITING) &&
 			    active < MAX_DOWNLOADS && p->converting < p->max_convert + 1) {
 				r = try_lock(p, j, err);
@@ -413,12 +505,17 @@ static int run_jobs(struct pull *p, struct msb_err **err)
 			left += p->jobs[i].state != J_DONE;
 		if (!left)
 			return 0;
-		curl_multi_poll(p->multi, &wfd, 1, LOCK_POLL_MS, NULL);
+		curl_multi_poll(p->multi, wfd, p->o->cancel_fd >= 0 ? 2 : 1, LOCK_POLL_MS, NULL);
 	}
-	/* Failure: stop downloads (partials stay for a resume), let converters end. */
+	/*
+	 * Failure: stop downloads (partials stay for a resume). Converters run
+	 * to the end, unless the pull was interrupted: then they stop now.
+	 */
+	if (cancel_requested(p))
+		atomic_store(&p->cancel, true);
 	for (size_t i = 0; i < p->njobs; i++)
 		if (p->jobs[i].state != J_CONVERTING)
-			job_release(&p->jobs[i]);
+			job_stop(&p->jobs[i]);
 	drain_workers(p, true, NULL);
 	return -1;
 }
@@ -446,6 +543,12 @@ static int fetch_manifest(struct reg_client *reg, const struct image_ref *ref, s
 			return -1;
 		d = m->entries[i];
 		manifest_free(m);
+		if (d.size > MANIFEST_MAX)
+			return msb_err_set(
+				err, EFBIG,
+				"platform manifest %s is %lld bytes, more than the %u MiB "
+				"msb accepts",
+				d.digest, (long long)d.size, MANIFEST_MAX >> 20);
 		*index_digest = strdup(got);
 		if (!*index_digest)
 			return msb_err_sys(err, ENOMEM, "pull");
@@ -463,6 +566,24 @@ static int fetch_manifest(struct reg_client *reg, const struct image_ref *ref, s
 			return msb_err_set(err, EINVAL, "malformed index: entry is not a manifest");
 	}
 	memcpy(digest, got, DIGEST_LEN);
+	return 0;
+}
+
+/* Sizes a registry declares are checked before anything is fetched. */
+static int check_sizes(const struct manifest *m, struct msb_err **err)
+{
+	if (m->config.size > CONFIG_MAX)
+		return msb_err_set(
+			err, EFBIG,
+			"image config %s is %lld bytes, more than the %u MiB msb accepts",
+			m->config.digest, (long long)m->config.size, CONFIG_MAX >> 20);
+	for (size_t i = 0; i < m->nlayers; i++)
+		if ((uint64_t)m->layers[i].size > LAYER_BLOB_MAX)
+			return msb_err_set(err, EFBIG,
+					   "layer %s is %lld bytes, more than a layer may expand "
+					   "to (%llu GiB)",
+					   m->layers[i].digest, (long long)m->layers[i].size,
+					   (unsigned long long)(LAYER_MAX_BYTES >> 30));
 	return 0;
 }
 
@@ -490,10 +611,26 @@ static int make_dirs(struct pull *p, struct msb_err **err)
 	return r < 0 ? msb_err_sys(err, -r, "%s/cache", msb_home()) : 0;
 }
 
+/* Sets up one job per layer; a diff_id seen before follows its first job. */
+static void make_jobs(struct pull *p, const struct manifest *m, const struct image_config *ic)
+{
+	for (size_t i = 0; i < p->njobs; i++) {
+		p->jobs[i] = (struct job){ .idx = i,
+					   .desc = &m->layers[i],
+					   .diff_id = ic->diff_ids[i],
+					   .lock_fd = -1,
+					   .fd = -1,
+					   .p = p };
+		for (size_t k = 0; k < i && !p->jobs[i].same; k++)
+			if (!strcmp(p->jobs[k].diff_id, p->jobs[i].diff_id))
+				p->jobs[i].same = &p->jobs[k];
+	}
+}
+
 int image_pull(struct db *db, json_t *cfg, const char *refstr, const struct pull_opts *o,
 	       struct image_record *out, struct msb_err **err)
 {
-	static const struct pull_opts no_opts;
+	static const struct pull_opts no_opts = { .cancel_fd = -1 };
 	struct image_ref ref;
 	struct manifest m = { 0 };
 	struct image_config ic = { 0 };
@@ -513,7 +650,9 @@ int image_pull(struct db *db, json_t *cfg, const char *refstr, const struct pull
 	p.repo = ref.repository;
 	if (!canon || !familiar || make_dirs(&p, err) < 0 || reg_open(cfg, &ref, &p.reg, err) < 0)
 		goto out;
-	if (fetch_manifest(p.reg, &ref, &mbody, &m, mdigest, &img.index_digest, err) < 0)
+	reg_set_cancel(p.reg, p.o->cancel_fd);
+	if (fetch_manifest(p.reg, &ref, &mbody, &m, mdigest, &img.index_digest, err) < 0 ||
+	    check_sizes(&m, err) < 0)
 		goto out;
 	if (reg_get_blob(p.reg, ref.repository, m.config.digest, CONFIG_MAX, &cbody, err) < 0)
 		goto out;
@@ -521,6 +660,11 @@ int image_pull(struct db *db, json_t *cfg, const char *refstr, const struct pull
 	if (strcmp(got, m.config.digest) != 0) {
 		msb_err_set(err, EBADMSG, "image config %s: digest mismatch (got %s)",
 			    m.config.digest, got);
+		goto out;
+	}
+	if ((int64_t)buf_size(&cbody) != m.config.size) {
+		msb_err_set(err, EBADMSG, "image config %s: got %zu bytes, the manifest says %lld",
+			    m.config.digest, buf_size(&cbody), (long long)m.config.size);
 		goto out;
 	}
 	if (image_config_parse((const char *)buf_head(&cbody), buf_size(&cbody), &ic, err) < 0)
@@ -548,13 +692,7 @@ int image_pull(struct db *db, json_t *cfg, const char *refstr, const struct pull
 		msb_err_sys(err, ENOMEM, "pull");
 		goto out;
 	}
-	for (size_t i = 0; i < p.njobs; i++)
-		p.jobs[i] = (struct job){ .idx = i,
-					  .desc = &m.layers[i],
-					  .diff_id = ic.diff_ids[i],
-					  .lock_fd = -1,
-					  .fd = -1,
-					  .p = &p };
+	make_jobs(&p, &m, &ic);
 	if (run_jobs(&p, err) < 0)
 		goto out;
 
@@ -587,6 +725,13 @@ int image_pull(struct db *db, json_t *cfg, const char *refstr, const struct pull
 	}
 	if (db_image_put(db, &img, err) < 0)
 		goto out;
+	/* Only a layer this pull could not hold (a forced one) may have gone meanwhile. */
+	if (!image_present(&img)) {
+		msb_err_set(err, ENOENT,
+			    "a layer was deleted (msb image rm) while the image was being pulled: "
+			    "pull it again");
+		goto out;
+	}
 	{
 		struct pull_event ev = { .type = PEV_DONE,
 					 .ref = familiar,
@@ -603,7 +748,8 @@ out:
 	if (r < 0)
 		msb_err_prefix(err, "pull %s", refstr);
 	for (size_t i = 0; p.jobs && i < p.njobs; i++) {
-		job_release(&p.jobs[i]);
+		job_stop(&p.jobs[i]);
+		job_unlock(&p.jobs[i]);
 		free(p.jobs[i].partial);
 		msb_err_free(p.jobs[i].err);
 	}

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "image/store.h"
 #include "store/db.h"
 #include "util/err.h"
 
@@ -36,15 +37,27 @@ struct pull_event {
 
 typedef void (*pull_progress_fn)(const struct pull_event *ev, void *ctx);
 
+/*
+ * struct pull_opts - how to pull.
+ * @cancel_fd: -1, or a descriptor (a signalfd, a pipe) that becomes readable
+ *             when the pull must stop; it is polled, never read. Zero is a
+ *             descriptor like any other: initialise this field explicitly.
+ */
 struct pull_opts {
 	bool force; /* fetch and convert layers even if cached */
 	pull_progress_fn progress;
 	void *ctx;
+	int cancel_fd;
 };
 
 /*
  * image_pull() - fetch @refstr from its registry into the cache and the
- * database. Return: 0 and the record in *@out (caller frees), or -1.
+ * database. Once o->cancel_fd is readable the pull stops within about
+ * 100 ms: downloads are dropped (their .partial files stay, to be resumed),
+ * conversions are stopped and their half-written images removed, every lock
+ * is released, and the error is "interrupted" with exit status 130 (after
+ * the usual "pull REF: " context).
+ * Return: 0 and the record in *@out (caller frees), or -1.
  */
 int image_pull(struct db *db, json_t *cfg, const char *refstr, const struct pull_opts *o,
 	       struct image_record *out, struct msb_err **err);
@@ -55,11 +68,5 @@ int image_pull(struct db *db, json_t *cfg, const char *refstr, const struct pull
  */
 int image_get(struct db *db, json_t *cfg, const char *refstr, enum pull_policy policy,
 	      const struct pull_opts *o, struct image_record *out, struct msb_err **err);
-
-/* layer_file() - <MSB_HOME>/cache/layers/<hex>.sqfs for @diff_id. Return: newly allocated. */
-char *layer_file(const char *diff_id);
-
-/* image_present() - are all of @img's layer images in the cache? */
-bool image_present(const struct image_record *img);
 
 #endif

@@ -11,10 +11,12 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "image/registry.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
+#include "util/parse.h"
 
-#define CONFIG_MAX (1u << 20)
+#define MSBCFG_MAX (1u << 20)
 
 static char *config_path(void)
 {
@@ -28,7 +30,7 @@ static int load_path(const char *path, json_t **out, struct msb_err **err)
 	_cleanup_free_ char *text = NULL;
 	json_error_t je;
 	size_t n;
-	int r = read_file(path, CONFIG_MAX, &text, &n);
+	int r = read_file(path, MSBCFG_MAX, &text, &n);
 	json_t *o;
 
 	if (r == -ENOENT) {
@@ -105,6 +107,21 @@ void regcfg_host(json_t *cfg, const char *host, struct reg_settings *out)
 const char *regcfg_ca_certs(json_t *cfg)
 {
 	return json_string_value(json_object_get(json_object_get(cfg, "registries"), "ca_certs"));
+}
+
+int regcfg_stall_timeout(json_t *cfg, uint64_t *ms, struct msb_err **err)
+{
+	json_t *v = json_object_get(json_object_get(cfg, "registries"), "stall_timeout");
+	const char *s = json_string_value(v);
+
+	*ms = STALL_TIMEOUT_DEFAULT;
+	if (!v)
+		return 0;
+	if (!s || parse_duration(s, ms) < 0 || *ms < 1000)
+		return msb_err_set(err, EINVAL,
+				   "config.json: registries.stall_timeout must be a duration of at "
+				   "least 1s, like \"30s\" or \"2m\"");
+	return 0;
 }
 
 int msbcfg_update(int (*fn)(json_t *cfg, void *arg, struct msb_err **err), void *arg,

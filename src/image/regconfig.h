@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "util/err.h"
 
@@ -34,6 +35,13 @@ void regcfg_host(json_t *cfg, const char *host, struct reg_settings *out);
 
 /* regcfg_ca_certs() - registries.ca_certs, a PEM bundle added to the system roots, or NULL. */
 const char *regcfg_ca_certs(json_t *cfg);
+
+/*
+ * regcfg_stall_timeout() - registries.stall_timeout ("30s", "2m"; at least
+ * one second) in milliseconds, STALL_TIMEOUT_DEFAULT when unset.
+ * Return: 0, or -1 with @err when the value is not a valid duration.
+ */
+int regcfg_stall_timeout(json_t *cfg, uint64_t *ms, struct msb_err **err);
 
 /*
  * msbcfg_update() - read-modify-write config.json under a lock, atomically:

@@ -2,29 +2,38 @@
 /*
  * Registry client over libcurl. Everything a registry sends is untrusted:
  * bodies are size-capped, headers parsed with bounds, tokens checked before
- * they go into a header, error texts sanitised before they are printed.
+ * they go into a header, error texts sanitised before they are printed, and
+ * no transfer may stall: less than STALL_RATE bytes a second over a stall
+ * window (registries.stall_timeout) ends it, and small requests (manifests,
+ * configs, tokens, auth checks) must also finish within a few windows.
  */
 #define _GNU_SOURCE
 #include "image/registry.h"
 
 #include <errno.h>
+#include <openssl/x509.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "image/auth.h"
 #include "image/challenge.h"
 #include "image/regconfig.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
+#include "util/parse.h"
 #include "util/text.h"
 #include "util/version.h"
 
-#define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
-#define ERROR_BODY_MAX	 (64u << 10)
+#define ERROR_BODY_MAX (64u << 10)
+#define TOKEN_BODY_MAX (1u << 20)
+#define CA_BUNDLE_MAX  (16u << 20)
 
 static const char *const manifest_accept =
 	"Accept: application/vnd.oci.image.index.v1+json, "
@@ -39,8 +48,25 @@ struct reg_client {
 	struct reg_cred cred;
 	char *auth; /* "Authorization: ..." for every request, or NULL */
 	bool tried_auth;
-	char *ca; /* PEM bundle (system + registries.ca_certs), or NULL for curl's default */
+	char *ca; /* PEM bundle (system + registries.ca_certs), or NULL */
 	size_t ca_len;
+	char *ca_file, *ca_dir; /* OpenSSL's default roots, as its environment variables say */
+	uint64_t stall_ms;	/* registries.stall_timeout */
+	int cancel_fd;
+	/* Why the credentials were kept from the token service (for the 401 that may follow). */
+	char withheld[1200];
+};
+
+/*
+ * Watches one transfer from curl's progress callback: stalled when fewer
+ * than STALL_RATE bytes a second moved over a whole window, too slow when
+ * a small request outlives its total limit.
+ */
+struct watch {
+	uint64_t window_ms, total_ms; /* total_ms 0: no total limit */
+	uint64_t start, win_start;
+	curl_off_t win_bytes;
+	enum { WATCH_OK, WATCH_STALLED, WATCH_TOO_LONG } why;
 };
 
 /* One response: status, capped body, and the headers msb looks at. */
@@ -49,6 +75,7 @@ struct resp {
 	struct buf *body;
 	size_t max;
 	bool too_big;
+	bool https_redirects; /* credentials go with this request: never redirect to http */
 	char www_auth[2048];
 	char ctype[256];
 };
@@ -65,22 +92,44 @@ const char *reg_cred_source(const struct reg_client *c)
 	return c->cred.source;
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * The trusted roots: OpenSSL's default file and directory (SSL_CERT_FILE and
+ * SSL_CERT_DIR when set, as OpenSSL itself honours them), plus
+ * registries.ca_certs, which is added to them, not put in their place.
+ */
 static int load_ca(struct reg_client *c, const char *extra, struct msb_err **err)
 {
 	_cleanup_free_ char *sys = NULL, *add = NULL;
+	const char *file = getenv(X509_get_default_cert_file_env());
+	const char *dir = getenv(X509_get_default_cert_dir_env());
 	size_t ns = 0, na = 0;
 	int r;
 
+	if (!file || !*file)
+		file = X509_get_default_cert_file();
+	if (!dir || !*dir)
+		dir = X509_get_default_cert_dir();
+	c->ca_file = strdup(file);
+	c->ca_dir = strdup(dir);
+	if (!c->ca_file || !c->ca_dir)
+		return msb_err_sys(err, ENOMEM, "CA bundle");
 	if (!extra)
 		return 0;
-	r = read_file(extra, 16u << 20, &add, &na);
+	r = read_file(extra, CA_BUNDLE_MAX, &add, &na);
 	if (r < 0)
 		return msb_err_sys(err, -r, "registries.ca_certs %s", extra);
 	if (!strstr(add, "-----BEGIN CERTIFICATE-----"))
 		return msb_err_set(err, EINVAL, "registries.ca_certs %s: no PEM certificate in it",
 				   extra);
-	/* The extra CAs are added to the system roots, not put in their place. */
-	if (read_file(SYSTEM_CA_BUNDLE, 16u << 20, &sys, &ns) < 0)
+	if (read_file(c->ca_file, CA_BUNDLE_MAX, &sys, &ns) < 0)
 		ns = 0;
 	c->ca = malloc(ns + na + 2);
 	if (!c->ca)
@@ -105,6 +154,11 @@ static int open_host(json_t *cfg, const char *registry, const struct reg_cred *c
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return msb_err_sys(err, ENOMEM, "registry");
+	c->cancel_fd = -1;
+	if (regcfg_stall_timeout(cfg, &c->stall_ms, err) < 0) {
+		reg_close(c);
+		return -1;
+	}
 	c->host = strdup(strcmp(registry, DOCKER_HUB) ? registry : DOCKER_HUB_API);
 	regcfg_host(cfg, registry, &s);
 	c->insecure = s.insecure;
@@ -151,7 +205,91 @@ void reg_close(struct reg_client *c)
 		free(c->auth);
 	}
 	free(c->ca);
+	free(c->ca_file);
+	free(c->ca_dir);
 	free(c);
+}
+
+void reg_set_cancel(struct reg_client *c, int fd)
+{
+	c->cancel_fd = fd;
+}
+
+/* Return: true once the cancel fd is readable. */
+static bool cancel_requested(const struct reg_client *c)
+{
+	struct pollfd p = { .fd = c->cancel_fd, .events = POLLIN };
+
+	return c->cancel_fd >= 0 && poll(&p, 1, 0) > 0;
+}
+
+static int interrupted(struct msb_err **err)
+{
+	msb_err_set(err, EINTR, "interrupted");
+	msb_err_exit(err, 130);
+	return -1;
+}
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct watch *w = arg;
+	uint64_t now = now_ms();
+	curl_off_t bytes = dlnow + ulnow;
+
+	(void)dltotal;
+	(void)ultotal;
+	/* A redirect starts the counts again. */
+	if (bytes < w->win_bytes)
+		w->win_bytes = bytes;
+	if (w->total_ms && now - w->start >= w->total_ms) {
+		w->why = WATCH_TOO_LONG;
+		return 1;
+	}
+	if (now - w->win_start >= w->window_ms) {
+		/* Averaged over the whole window: a drip of a few bytes does not reset it. */
+		if ((uint64_t)(bytes - w->win_bytes) * 1000 <
+		    (uint64_t)STALL_RATE * (now - w->win_start)) {
+			w->why = WATCH_STALLED;
+			return 1;
+		}
+		w->win_start = now;
+		w->win_bytes = bytes;
+	}
+	return 0;
+}
+
+/* Arms @w on @h: small requests also get a total limit. */
+static void watch_start(const struct reg_client *c, CURL *h, struct watch *w, bool small)
+{
+	*w = (struct watch){ .window_ms = c->stall_ms,
+			     .total_ms = small ? c->stall_ms * SMALL_REQUEST_WINDOWS : 0,
+			     .start = now_ms() };
+	w->win_start = w->start;
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, w);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+}
+
+/* The error for a transfer its watch ended. Return: -1, or 0 when the watch did not end it. */
+static int watch_error(const struct reg_client *c, const struct watch *w, struct msb_err **err)
+{
+	char d[32];
+
+	if (w->why == WATCH_STALLED) {
+		format_duration(w->window_ms, d, sizeof(d));
+		return msb_err_set(err, ETIMEDOUT,
+				   "registry %s: transfer stalled (less than %u KiB/s for %s)",
+				   c->host, STALL_RATE >> 10, d);
+	}
+	if (w->why == WATCH_TOO_LONG) {
+		format_duration(w->total_ms, d, sizeof(d));
+		return msb_err_set(err, ETIMEDOUT,
+				   "registry %s: request not done after %s (the limit for "
+				   "manifests, configs and tokens: %d stall windows)",
+				   c->host, d, SMALL_REQUEST_WINDOWS);
+	}
+	return 0;
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
@@ -191,7 +329,14 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static void setup(struct reg_client *c, CURL *h, const char *url)
+static bool is_dir(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void setup(struct reg_client *c, CURL *h, const char *url, bool https_redirects)
 {
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -199,11 +344,9 @@ static void setup(struct reg_client *c, CURL *h, const char *url)
 	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	/* Blob storage may redirect to a CDN; never from https down to http. */
-	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, c->insecure ? "http,https" : "https");
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR,
+			 c->insecure && !https_redirects ? "http,https" : "https");
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 15L);
-	/* A transfer that stalls for a minute is dead. */
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "msb/" MSB_VERSION);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "identity");
 	if (c->ca) {
@@ -212,7 +355,11 @@ static void setup(struct reg_client *c, CURL *h, const char *url)
 					  .flags = CURL_BLOB_NOCOPY };
 
 		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+	} else if (c->ca_file) {
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
 	}
+	if (c->ca_dir && is_dir(c->ca_dir))
+		curl_easy_setopt(h, CURLOPT_CAPATH, c->ca_dir);
 }
 
 static struct curl_slist *headers(struct reg_client *c, const char *accept)
@@ -270,19 +417,66 @@ static void error_text(const struct buf *body, char *out, size_t cap)
 	text_sanitize_inplace(out);
 }
 
+/*
+ * Runs @h to completion on a private multi handle, so that the cancel fd
+ * can wake it at once. Return: 0 with the transfer's result in *@res, or
+ * -1 (interrupted, or curl failed) with @err.
+ */
+static int run_transfer(const struct reg_client *c, CURL *h, CURLcode *res, struct msb_err **err)
+{
+	CURLM *m = curl_multi_init();
+	int rc = 0;
+	bool done = false;
+
+	if (!m || curl_multi_add_handle(m, h) != CURLM_OK) {
+		if (m)
+			curl_multi_cleanup(m);
+		return msb_err_sys(err, ENOMEM, "curl");
+	}
+	while (!done) {
+		struct curl_waitfd w = { .fd = c->cancel_fd, .events = CURL_WAIT_POLLIN };
+		CURLMsg *msg;
+		int running, nq;
+
+		if (cancel_requested(c)) {
+			rc = interrupted(err);
+			break;
+		}
+		if (curl_multi_perform(m, &running) != CURLM_OK) {
+			rc = msb_err_set(err, EIO, "registry %s: curl failed", c->host);
+			break;
+		}
+		while ((msg = curl_multi_info_read(m, &nq))) {
+			if (msg->msg == CURLMSG_DONE) {
+				*res = msg->data.result;
+				done = true;
+			}
+		}
+		if (!done)
+			curl_multi_poll(m, c->cancel_fd >= 0 ? &w : NULL, c->cancel_fd >= 0 ? 1 : 0,
+					1000, NULL);
+	}
+	curl_multi_remove_handle(m, h);
+	curl_multi_cleanup(m);
+	return rc;
+}
+
 static int perform(struct reg_client *c, const char *url, const char *accept, struct resp *r,
 		   bool with_auth, struct msb_err **err)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	CURL *h = curl_easy_init();
 	struct curl_slist *hl;
-	CURLcode res;
+	struct watch w;
+	CURLcode res = CURLE_OK;
+	int rc;
 
 	if (!h)
 		return msb_err_sys(err, ENOMEM, "curl");
 	buf_clear(r->body);
 	r->too_big = false;
-	setup(c, h, url);
+	setup(c, h, url, r->https_redirects);
+	watch_start(c, h, &w, true);
 	hl = with_auth ? headers(c, accept) : (accept ? curl_slist_append(NULL, accept) : NULL);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -290,13 +484,17 @@ static int perform(struct reg_client *c, const char *url, const char *accept, st
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	res = curl_easy_perform(h);
+	rc = run_transfer(c, h, &res, err);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(h);
+	if (rc < 0)
+		return -1;
 	if (r->too_big)
 		return msb_err_set(err, EFBIG, "registry %s: response larger than %zu bytes",
 				   c->host, r->max);
+	if (res == CURLE_ABORTED_BY_CALLBACK && watch_error(c, &w, err) < 0)
+		return -1;
 	if (res != CURLE_OK)
 		return transport_error(c, res, errbuf, err);
 	return 0;
@@ -340,6 +538,12 @@ static char *basic_header(const struct reg_cred *cred)
 
 static int not_authorized(struct reg_client *c, struct msb_err **err)
 {
+	if (c->cred.username && c->withheld[0])
+		return msb_err_set(
+			err, EACCES,
+			"registry %s: authentication required, and the credentials of %s "
+			"were not sent to its token service %s",
+			c->host, c->cred.username, c->withheld);
 	/* Credentials with no source are the ones a login is checking. */
 	if (c->cred.username && !c->cred.source[0])
 		return msb_err_set(
@@ -357,6 +561,56 @@ static int not_authorized(struct reg_client *c, struct msb_err **err)
 		c->host, c->host);
 }
 
+/* The host part of @url, lower-cased, without port or brackets. Return: 0, or -1 if unparsable. */
+static int url_host(const char *url, char *scheme, size_t scap, char *host, size_t hcap)
+{
+	CURLU *u = curl_url();
+	char *s = NULL, *h = NULL;
+	int r = -1;
+
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &s, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK && strlen(s) < scap &&
+	    strlen(h) < hcap) {
+		snprintf(scheme, scap, "%s", s);
+		snprintf(host, hcap, "%s", h);
+		for (char *p = host; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+		r = 0;
+	}
+	curl_free(s);
+	curl_free(h);
+	curl_url_cleanup(u);
+	return r;
+}
+
+/*
+ * Whether the user's credentials may go to the token service at @realm:
+ * over https, yes; over plain http only when the registry itself is an
+ * insecure one on the same host (a test or LAN setup the user chose).
+ * Docker sends them to any realm a registry names, which lets a registry,
+ * or anyone who can change its answer on a plain-http hop, collect the
+ * password in clear text from another host. Return: true, or false with
+ * the reason in @why.
+ */
+static bool realm_trusted(const struct reg_client *c, const char *realm, char *why, size_t cap)
+{
+	char rs[16], rh[256], bs[16], bh[256];
+
+	if (url_host(realm, rs, sizeof(rs), rh, sizeof(rh)) < 0) {
+		snprintf(why, cap, "%.200s (not a valid URL)", realm);
+		return false;
+	}
+	if (!strcmp(rs, "https"))
+		return true;
+	if (c->insecure && url_host(c->base, bs, sizeof(bs), bh, sizeof(bh)) == 0 &&
+	    !strcmp(rh, bh))
+		return true;
+	snprintf(why, cap, "%.800s (plain HTTP on %s, not the registry's host)", realm, rh);
+	return false;
+}
+
 /* Answers a 401's challenge: fetches a bearer token, or switches to Basic. */
 static int authorize(struct reg_client *c, const char *repo, const char *www_auth,
 		     struct msb_err **err)
@@ -364,8 +618,9 @@ static int authorize(struct reg_client *c, const char *repo, const char *www_aut
 	struct challenge ch;
 	_cleanup_free_ char *svc = NULL, *scope = NULL, *url = NULL, *token = NULL;
 	struct buf body = { 0 };
-	struct resp r = { .body = &body, .max = 1u << 20 };
+	struct resp r = { .body = &body, .max = TOKEN_BODY_MAX };
 	char *saved_auth, *hdr = NULL;
+	bool send_cred;
 	int rc;
 
 	if (challenge_parse(www_auth, &ch) < 0)
@@ -393,8 +648,18 @@ static int authorize(struct reg_client *c, const char *repo, const char *www_aut
 	    asprintf(&url, "%s%sservice=%s%s%s", ch.realm, strchr(ch.realm, '?') ? "&" : "?", svc,
 		     repo ? "&scope=" : "", repo ? scope : "") < 0)
 		return msb_err_sys(err, ENOMEM, "auth");
+	c->withheld[0] = '\0';
+	send_cred =
+		c->cred.username && realm_trusted(c, ch.realm, c->withheld, sizeof(c->withheld));
+	/* A login must check the credentials: an anonymous token would prove nothing. */
+	if (c->cred.username && !send_cred && !c->cred.source[0])
+		return msb_err_set(err, EACCES,
+				   "registry %s: cannot check the credentials: msb does not send "
+				   "them to the token service %s",
+				   c->host, c->withheld);
 	saved_auth = c->auth;
-	c->auth = c->cred.username ? basic_header(&c->cred) : NULL;
+	c->auth = send_cred ? basic_header(&c->cred) : NULL;
+	r.https_redirects = send_cred;
 	rc = perform(c, url, NULL, &r, true, err);
 	set_auth(c, saved_auth);
 	if (rc == 0 && (r.status == 401 || r.status == 403))
@@ -552,6 +817,7 @@ struct blob_xfer {
 	struct buf errbody;
 	curl_write_callback user_cb;
 	void *user_ctx;
+	struct watch w;
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -597,7 +863,8 @@ CURL *reg_blob_handle(struct reg_client *c, const char *repo, const char *digest
 	x->r.max = ERROR_BODY_MAX;
 	x->user_cb = write_cb;
 	x->user_ctx = ctx;
-	setup(c, h, url);
+	setup(c, h, url, false);
+	watch_start(c, h, &x->w, false);
 	x->hl = headers(c, NULL);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hl);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_blob);
@@ -641,6 +908,8 @@ int reg_blob_status(struct reg_client *c, CURL *h, CURLcode res, uint64_t offset
 		return 1;
 	if (status == 401)
 		return -EAGAIN;
+	if (res == CURLE_ABORTED_BY_CALLBACK && x && watch_error(c, &x->w, err) < 0)
+		return -1;
 	if (res != CURLE_OK && res != CURLE_WRITE_ERROR)
 		return transport_error(c, res, x ? x->errbuf : "", err);
 	if (res == CURLE_WRITE_ERROR && (status == 200 || status == 206))

@@ -13,6 +13,11 @@
 
 #define MANIFEST_MAX (4u << 20)
 #define CONFIG_MAX   (16u << 20)
+/* A transfer moving less than this, averaged over the stall window, is stalled. */
+#define STALL_RATE	      1024
+#define STALL_TIMEOUT_DEFAULT 30000 /* ms, registries.stall_timeout */
+/* Manifests, configs, tokens and auth checks must complete within this many stall windows. */
+#define SMALL_REQUEST_WINDOWS 4
 
 struct reg_client;
 
@@ -23,6 +28,14 @@ struct reg_client;
 int reg_open(json_t *cfg, const struct image_ref *ref, struct reg_client **out,
 	     struct msb_err **err);
 void reg_close(struct reg_client *c);
+
+/*
+ * reg_set_cancel() - make every request of @c stop, with the error
+ * "interrupted" (exit status 130), once @fd is readable (-1: never). The fd
+ * is only polled, never read. Blob handles are cancelled by the caller's
+ * multi loop.
+ */
+void reg_set_cancel(struct reg_client *c, int fd);
 
 /*
  * reg_login_check() - verify @username/@password against @registry the way
@@ -48,8 +61,10 @@ int reg_get_blob(struct reg_client *c, const char *repo, const char *digest, siz
 
 /*
  * reg_blob_handle() - a curl easy handle that streams blob @digest from
- * byte @offset to @write_cb, for the caller's multi handle. Free it with
- * reg_blob_handle_free(). Return: the handle, or NULL on ENOMEM.
+ * byte @offset to @write_cb, for the caller's multi handle. It aborts
+ * itself when stalled (see registries.stall_timeout); reg_blob_status()
+ * then says so. Free it with reg_blob_handle_free(). Return: the handle,
+ * or NULL on ENOMEM.
  */
 CURL *reg_blob_handle(struct reg_client *c, const char *repo, const char *digest, uint64_t offset,
 		      curl_write_callback write_cb, void *ctx);

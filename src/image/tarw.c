@@ -142,6 +142,8 @@ int tarw_header(struct buf *out, const struct tar_entry *e)
 		else
 			r = pax_record(&pax, key, e->xattrs[i].value, e->xattrs[i].len);
 	}
+	if (!r && buf_size(&pax) > TARW_MAX_PAX)
+		r = -E2BIG;
 	if (!r && buf_size(&pax)) {
 		r = block_header(out, "PaxHeader", 'x', 0644, 0, 0, buf_size(&pax), mtime, NULL, 0,
 				 0);

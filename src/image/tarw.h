@@ -33,9 +33,13 @@ struct tar_entry {
 	size_t nxattrs;
 };
 
+/* The largest pax extended header tar2sqfs reads (squashfs-tools-ng's TAR_MAX_PAX_LEN). */
+#define TARW_MAX_PAX (64u << 10)
+
 /*
  * tarw_header() - append the header(s) for @e. A regular file's content
- * follows, then tarw_pad(out, size). Return: 0, -ENOMEM or -EINVAL.
+ * follows, then tarw_pad(out, size). Return: 0, -ENOMEM, -EINVAL, or
+ * -E2BIG when its pax header would exceed TARW_MAX_PAX.
  */
 int tarw_header(struct buf *out, const struct tar_entry *e);
 /* tarw_pad() - zero padding after @size bytes of content. */

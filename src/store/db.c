@@ -434,9 +434,8 @@ out:
 
 int db_layer_users(struct db *db, const char *diff_id, struct msb_err **err)
 {
-	sqlite3_stmt *st =
-		prep(db, "SELECT count(DISTINCT reference) FROM image_layers WHERE diff_id = ?1;",
-		     err);
+	sqlite3_stmt *st = prep(
+		db, "SELECT count(DISTINCT reference) FROM image_layers WHERE diff_id = ?1;", err);
 	int n = -1;
 
 	if (!st)

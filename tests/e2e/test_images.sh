@@ -41,6 +41,24 @@ JSON
 fresh_home
 
 layer_count() { find "$MSB_HOME/cache/layers" -name '*.sqfs' | wc -l; }
+now_ms() { date +%s%3N; }
+# set_registries KEY JSON-VALUE: registries.KEY (or registries.hosts.HOST for KEY hosts.HOST)
+# in this home's config.json; a null value deletes it.
+set_registries() {
+  python3 - "$MSB_HOME/config.json" "$1" "$2" << 'PY'
+import json, sys
+p, key, value = sys.argv[1:]
+c = json.load(open(p))
+obj = c["registries"]
+if key.startswith("hosts."):
+    obj, key = obj["hosts"], key[len("hosts."):]
+if json.loads(value) is None:
+    obj.pop(key, None)
+else:
+    obj[key] = json.loads(value)
+json.dump(c, open(p, "w"))
+PY
+}
 blob_path() { local d=${2#sha256:}; echo "$1/docker/registry/v2/blobs/sha256/${d:0:2}/$d/data"; }
 nth() { echo "$1" | tr ' ' '\n' | sed -n "$2p"; }
 
@@ -178,6 +196,12 @@ test_registry_errors_are_one_line() {
   expect_one_error_line "$ERR" "pull $TOKEN/test/busybox: registry $TOKEN: authentication required"
   MSB_HOME=$TMP/no-ca-home msb_capture pull "$TLS/test/busybox"
   expect_one_error_line "$ERR" "pull $TLS/test/busybox: registry $TLS: TLS certificate not trusted: .* \\(add its CA with registries.ca_certs in config.json\\)"
+  # The roots are OpenSSL's, and its SSL_CERT_FILE says where they are: TLS works, auth is next.
+  SSL_CERT_FILE=$CA MSB_HOME=$TMP/no-ca-home msb_capture pull "$TLS/test/busybox"
+  expect_one_error_line "$ERR" "pull $TLS/test/busybox: registry $TLS: authentication required"
+  # registries.ca_certs adds to those roots, wherever they are.
+  SSL_CERT_FILE=/nonexistent msb_capture pull "$TLS/test/busybox"
+  expect_one_error_line "$ERR" "pull $TLS/test/busybox: registry $TLS: authentication required"
   msb_capture pull 'Bad/Name'
   expect_one_error_line "$ERR" 'invalid reference "Bad/Name": repository name must be lowercase'
   msb_capture run --pull never "$PLAIN/test/never-pulled:1" -- true
@@ -193,7 +217,8 @@ test_malformed_manifests_are_rejected() {
     badlayers:"malformed manifest" huge:"response larger than" \
     baddigest:"malformed manifest: missing or unsupported digest" \
     bigblob:"is larger than its 10-byte descriptor" \
-    badconfig:"malformed image config" badlayertype:"unsupported layer type"; do
+    badconfig:"malformed image config" badlayertype:"unsupported layer type" \
+    hugeconfig:"image config sha256:[0-9a-f]{64} is 1073741824 bytes, more than the 16 MiB msb accepts"; do
     msb_capture pull "$BAD/bad/${c%%:*}:1"
     expect_eq "${c%%:*}: exit code" "$RC" 125
     expect_one_error_line "$ERR" "pull $BAD/bad/${c%%:*}:1: .*${c#*:}"
@@ -378,12 +403,14 @@ test_concurrent_pulls_of_the_same_image() {
 
 test_interrupted_download_resumes() {
   fresh_home
-  local layer blob half
+  local layer diff blob half
   layer=$(nth "$PYTHON_LAYERS" 3)
+  diff=$(nth "$PYTHON_DIFF_IDS" 3)
   blob=$(blob_path "$PLAIN_STORAGE" "$layer")
   half=$(($(stat -c %s "$blob") / 2))
   mkdir -p "$MSB_HOME/cache/blobs"
-  head -c "$half" "$blob" > "$MSB_HOME/cache/blobs/${layer#sha256:}.partial"
+  # Keyed like the layer's lock: diff_id, then the blob's digest.
+  head -c "$half" "$blob" > "$MSB_HOME/cache/blobs/${diff#sha256:}-${layer#sha256:}.partial"
   msb_capture pull "$PLAIN/test/python:3.11"
   expect_eq "exit code" "$RC" 0
   expect_match "resumed where it stopped" "$OUT" "layer 3/3 ${layer:7:12}: resuming at [0-9.]+ MiB of [0-9.]+ MiB"
@@ -421,6 +448,158 @@ test_progress_bars_on_a_terminal() {
   out=$(tmux_wait 'rc=')
   tmux_end
   expect_match "one bar line per layer, then a summary" "$out" "[0-9a-f]{12}: Done.*[0-9a-f]{12}: Done.*[0-9a-f]{12}: Done.*pulled $PYTHON_DIGEST \\(3 layers, [0-9.]+ MiB downloaded in [0-9.]+s\\).*rc=0"
+}
+
+test_layer_bombs_are_refused_fast() {
+  fresh_home
+  local c t0 took
+  for c in 'dirs:layer holds more than 64 MiB of directory and link metadata' \
+    'xattrs:layer entry "f" has more than 48 KiB of xattrs' \
+    "sparse:layer entry \"bomb\" is sparse beyond what msb expands \\(more than 64 MiB of holes and 16 times the layer's data\\)" \
+    'sparsemap:layer has a tar header over 2 MiB'; do
+    t0=$(now_ms)
+    msb_capture pull "$BAD/bad/bomb-${c%%:*}:1"
+    took=$(($(now_ms) - t0))
+    expect_eq "bomb-${c%%:*}: exit code" "$RC" 125
+    expect_one_error_line "$ERR" "pull $BAD/bad/bomb-${c%%:*}:1: layer sha256:[0-9a-f]{64}: ${c#*:}$"
+    expect_eq "bomb-${c%%:*}: refused in ${took} ms, under 5 s" "$((took < 5000))" 1
+  done
+  # Deep paths and names that collided in the old hash: fine layers, converted in linear time.
+  for c in paths flood; do
+    t0=$(now_ms)
+    msb_capture pull -q "$BAD/bad/bomb-$c:1"
+    took=$(($(now_ms) - t0))
+    expect_eq "bomb-$c: exit code" "$RC|$ERR" "0|"
+    expect_eq "bomb-$c: converted in ${took} ms, under 5 s" "$((took < 5000))" 1
+  done
+  expect_eq "nothing half-written" "$(find "$MSB_HOME/cache" -name '*.tmp' -o -name '*.partial' | wc -l)" 0
+}
+
+test_stalled_transfers_end_with_one_line() {
+  fresh_home
+  local c t0 took
+  set_registries stall_timeout '"2s"'
+  for c in drip dripmanifest; do
+    t0=$(now_ms)
+    msb_capture pull "$BAD/bad/$c:1"
+    took=$(($(now_ms) - t0))
+    expect_eq "$c: exit code" "$RC" 125
+    expect_one_error_line "$ERR" "pull $BAD/bad/$c:1: registry $BAD: transfer stalled \\(less than 1 KiB/s for 2s\\)$"
+    expect_eq "$c: ended after ${took} ms: one stall window" "$((took >= 2000 && took < 5000))" 1
+  done
+  # 5 KiB/s is no stall, but a manifest must arrive within 4 stall windows.
+  set_registries stall_timeout '"1s"'
+  t0=$(now_ms)
+  msb_capture pull "$BAD/bad/slowmanifest:1"
+  took=$(($(now_ms) - t0))
+  expect_one_error_line "$ERR" "pull $BAD/bad/slowmanifest:1: registry $BAD: request not done after 4s \\(the limit for manifests, configs and tokens: 4 stall windows\\)$"
+  expect_eq "slowmanifest: ended after ${took} ms" "$((took >= 4000 && took < 7000))" 1
+  set_registries stall_timeout '"soon"'
+  msb_capture pull "$BAD/bad/drip:1"
+  expect_one_error_line "$ERR" "pull $BAD/bad/drip:1: config.json: registries.stall_timeout must be a duration of at least 1s, like \"30s\" or \"2m\"$"
+  set_registries stall_timeout null
+}
+
+test_interrupted_pull_stops_at_once_and_cleanly() {
+  fresh_home
+  local sig pid rc t0 took i
+  for sig in INT TERM; do
+    rm -rf "$MSB_HOME/cache"
+    "$MSB" pull "$BAD/bad/drip:1" > "$TMP/int.out" 2> "$TMP/int.err" &
+    pid=$!
+    for i in $(seq 100); do grep -q downloading "$TMP/int.out" && break; sleep 0.1; done
+    sleep 0.5
+    t0=$(now_ms)
+    kill -$sig $pid
+    wait $pid
+    rc=$?
+    took=$(($(now_ms) - t0))
+    expect_eq "SIG$sig: exit code" "$rc" 130
+    expect_eq "SIG$sig: stopped in ${took} ms, under 1 s" "$((took < 1000))" 1
+    expect_one_error_line "$(cat "$TMP/int.err")" "pull $BAD/bad/drip:1: interrupted$"
+    expect_eq "SIG$sig: no layer image, half-written or not" "$(find "$MSB_HOME/cache" -name '*.sqfs*' | wc -l)" 0
+    expect_eq "SIG$sig: the download stays, to be resumed" "$(find "$MSB_HOME/cache/blobs" -name '*.partial' | wc -l)" 1
+    for i in "$MSB_HOME"/cache/layers/*.lock; do
+      flock -n -x "$i" true || fail "SIG$sig: $i is still locked"
+    done
+  done
+  # While the manifest itself drips (no download started yet).
+  "$MSB" pull -q "$BAD/bad/dripmanifest:1" 2> "$TMP/int.err" &
+  pid=$!
+  sleep 1
+  kill -INT $pid
+  wait $pid
+  expect_eq "manifest: exit code" "$?" 130
+  expect_one_error_line "$(cat "$TMP/int.err")" "pull $BAD/bad/dripmanifest:1: interrupted$"
+  expect_eq "not recorded" "$("$MSB" images -q)" ""
+}
+
+test_registry_strings_cannot_drive_the_terminal() {
+  fresh_home
+  local args
+  msb_capture pull -q "$BAD/bad/nasty:1"
+  expect_eq "pull" "$RC|$ERR" "0|"
+  for args in "image inspect $BAD/bad/nasty:1" "image inspect --format json $BAD/bad/nasty:1" \
+    "images" "images --format json"; do
+    # shellcheck disable=SC2086
+    "$MSB" $args > "$TMP/nasty.out" 2>&1
+    expect_eq "$args: exit code" "$?" 0
+    expect_eq "$args: no C0 control or DEL (ESC, BEL...)" "$(LC_ALL=C grep -c $'[\x01-\x08\x0b-\x1f\x7f]' "$TMP/nasty.out")" 0
+    expect_eq "$args: no C1 control (U+009B is CSI)" "$(LC_ALL=C grep -cP '\xc2[\x80-\x9f]' "$TMP/nasty.out")" 0
+  done
+  msb_capture image inspect "$BAD/bad/nasty:1"
+  expect_match "shown, defused" "$OUT" 'Platform: +linux\?\]0;owned\?\?\[2J\?\?31m/amd64\?\]0;owned.*Created: +2024-01-01T00:00:00Z\?\]0;owned\?\?\[2J\?\?31m.*Cmd +\["echo", "\?\]0;owned\?\?\[2J\?\?31m"\].*User +u\?\]0;owned.*Labels +\["l\?\]0;owned\?\?\[2J\?\?31m=v\?\]0;owned'
+  msb_capture image inspect --format json "$BAD/bad/nasty:1"
+  expect_eq "json keeps the strings, escaped" "$(echo "$OUT" | python3 -c 'import json,sys; print(repr(json.load(sys.stdin)["config"]["config"]["User"]))')" "'u\\x1b]0;owned\\x07\\x1b[2J\\x9b31m'"
+}
+
+test_credentials_stay_away_from_foreign_plain_http_realms() {
+  fresh_home
+  # The token registry by another name: its realm (http://127.0.0.1:...) is then another host.
+  local lh=localhost:${TOKEN##*:} before
+  set_registries "hosts.$lh" '{"insecure": true, "auth": {"username": "tester", "password_env": "MSB_TEST_REG_PASS"}}'
+  before=$(grep -c "sub='tester'" "$REG/token-server.log")
+  MSB_TEST_REG_PASS=$REG_PASS msb_capture pull "$lh/test/busybox"
+  expect_eq "exit code" "$RC" 125
+  expect_one_error_line "$ERR" "pull $lh/test/busybox: registry $lh: authentication required, and the credentials of tester were not sent to its token service $TOKEN_REALM \\(plain HTTP on 127.0.0.1, not the registry's host\\)$"
+  expect_eq "the token service never saw them" "$(grep -c "sub='tester'" "$REG/token-server.log")" "$before"
+  expect_match "it was asked anonymously" "$(tail -n 3 "$REG/token-server.log")" "sub='' scopes=\\['repository:test/busybox:pull'\\]"
+  msb_capture registry login "$lh" --username tester --password-stdin <<< "$REG_PASS"
+  expect_one_error_line "$ERR" "registry $lh: cannot check the credentials: msb does not send them to the token service $TOKEN_REALM \\(plain HTTP on 127.0.0.1, not the registry's host\\)$"
+}
+
+test_registries_of_the_wrong_type_in_config() {
+  fresh_home
+  echo '{"registries": []}' > "$MSB_HOME/config.json"
+  msb_capture registry logout "$PLAIN"
+  expect_eq "exit code" "$RC" 125
+  expect_one_error_line "$ERR" "config.json: registries is not an object$"
+  echo '{"registries": {"hosts": ["x"]}}' > "$MSB_HOME/config.json"
+  msb_capture registry logout "$PLAIN"
+  expect_one_error_line "$ERR" "config.json: registries.hosts is not an object$"
+  expect_eq "config.json untouched" "$(cat "$MSB_HOME/config.json")" '{"registries": {"hosts": ["x"]}}'
+  fresh_home # later tests share the home
+}
+
+test_image_rm_waits_for_a_sandbox_holding_the_layers() {
+  fresh_home
+  "$MSB" pull -q "$PLAIN/test/shared-a:1"
+  local top holder rmi rc
+  top=$(nth "$SHARED_A_DIFF_IDS" 2)
+  # flock(1) plays a sandbox between resolving the image and linking its layers.
+  flock -s "$MSB_HOME/cache/layers/${top#sha256:}.lock" sleep 3 &
+  holder=$!
+  sleep 0.3
+  "$MSB" rmi "$PLAIN/test/shared-a:1" > "$TMP/rmi.out" 2>&1 &
+  rmi=$!
+  sleep 1.2
+  expect_eq "rmi waits for the holder" "$(kill -0 $rmi 2> /dev/null && echo waiting)" waiting
+  expect_eq "the layer is still there" "$(test -e "$MSB_HOME/cache/layers/${top#sha256:}.sqfs" && echo yes)" yes
+  wait $holder
+  wait $rmi
+  rc=$?
+  expect_eq "then it deletes" "$rc|$(layer_count)" "0|0"
+  expect_match "and says so" "$(cat "$TMP/rmi.out")" "Deleted layer $top"
 }
 
 run_tests

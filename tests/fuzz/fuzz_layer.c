@@ -18,7 +18,8 @@
 #include "image/layer.h"
 
 #define BLOCK 512
-/* Output beyond this is refused by the sink: a sparse member may expand without bound. */
+/* Output beyond this is refused by the sink: sparse holes expand (up to LAYER_SPARSE_FREE and
+ * more). */
 #define OUT_CAP (16u << 20)
 
 /* --- the sink: a bounded in-memory file -------------------------------- */

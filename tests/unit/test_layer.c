@@ -10,7 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +28,7 @@
 #include "image/layer.h"
 #include "image/tarw.h"
 #include "util/buf.h"
+#include "util/fs.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -1766,14 +1771,15 @@ static void test_tarw_mtime(void **state)
 /*
  * Records whose length field changes digit count are where pax writers go
  * wrong (keys over ~25 bytes were once corrupted): every name length from 1
- * to 242 with values around each digit boundary.
+ * to 242 with values around each digit boundary (all in one header, which
+ * tar2sqfs takes up to 64 KiB).
  */
 static void test_tarw_xattr_records(void **state)
 {
-	static const size_t vlens[] = { 0,   1,	  2,   7,    8,	   9,	 10,   70,    80,   81,
-					82,  83,  84,  85,   86,   87,	 88,   89,    90,   95,
-					96,  97,  98,  99,   100,  500,	 960,  970,   975,  980,
-					985, 990, 995, 1000, 9970, 9980, 9990, 10000, 65536 };
+	static const size_t vlens[] = { 0,   1,	  2,   7,    8,	   9,	 10,   70,    80,  81,
+					82,  83,  84,  85,   86,   87,	 88,   89,    90,  95,
+					96,  97,  98,  99,   100,  500,	 960,  970,   975, 980,
+					985, 990, 995, 1000, 9970, 9980, 9990, 10000, 3000 };
 	char *val = malloc(65536);
 
 	(void)state;
@@ -1845,6 +1851,31 @@ static void test_tarw_xattr_name_limit(void **state)
 	buf_free(&b);
 	free(ok);
 	free(bad);
+}
+
+/* tar2sqfs rejects pax headers over 64 KiB: tarw refuses to write one, appending nothing. */
+static void test_tarw_pax_limit(void **state)
+{
+	char *val = repeat('v', 65510);
+	/* One record "65536 SCHILY.xattr.user.x=<v>\n": 5 + 1 + 19 + 1 + v + 1 bytes. */
+	struct tar_xattr x = { "user.x", val, 65509 };
+	struct tar_entry e = { .path = "f", .type = '0', .xattrs = &x, .nxattrs = 1 };
+	struct buf b = { 0 };
+	struct tarout o;
+
+	(void)state;
+	tarw_one(&e, &b);
+	assert_int_equal(field_octal((char *)buf_head(&b) + 124, 12), TARW_MAX_PAX);
+	tar_read(buf_head(&b), buf_size(&b), &o);
+	assert_int_equal(o.e[0].nx, 1);
+	assert_int_equal(o.e[0].x[0].len, 65509);
+	tarout_free(&o);
+	buf_free(&b);
+	x.len = 65510;
+	assert_int_equal(tarw_header(&b, &e), -E2BIG);
+	assert_int_equal(buf_size(&b), 0);
+	buf_free(&b);
+	free(val);
 }
 
 static void test_tarw_types_and_modes(void **state)
@@ -2333,7 +2364,267 @@ static void test_tarw_gnu_tar_big_size(void **state)
 	free(listing);
 }
 
-int main(void)
+/* --- layer_convert: cancellation ------------------------------------- */
+
+struct canceller {
+	atomic_bool *flag;
+	unsigned ms;
+};
+
+static void *cancel_later(void *arg)
+{
+	struct canceller *c = arg;
+
+	usleep(c->ms * 1000);
+	atomic_store(c->flag, true);
+	return NULL;
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A zstd layer with one 1 GiB file of zeros: 32 KiB, about 3 s to convert. */
+static int big_layer(char *path)
+{
+	static const char zero[1 << 20];
+	struct archive *a = archive_write_new();
+	struct archive_entry *e = archive_entry_new();
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(archive_write_add_filter_zstd(a), ARCHIVE_OK);
+	assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
+	assert_int_equal(archive_write_open_fd(a, fd), ARCHIVE_OK);
+	archive_entry_set_pathname(e, "big");
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_perm(e, 0644);
+	archive_entry_set_size(e, 1ll << 30);
+	assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+	for (int i = 0; i < 1024; i++)
+		assert_int_equal(archive_write_data(a, zero, sizeof(zero)),
+				 (la_ssize_t)sizeof(zero));
+	assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+	archive_write_free(a);
+	archive_entry_free(e);
+	return fd;
+}
+
+/*
+ * A cancelled conversion stops within ~100 ms, kills tar2sqfs, removes the
+ * half-written image, and says "interrupted" with exit status 130.
+ */
+static void test_layer_convert_cancel(void **state)
+{
+	char blob[] = "/tmp/msb-layer-cancel.XXXXXX", out[64];
+	char *tool = find_in_path("tar2sqfs");
+	atomic_bool flag = true;
+	struct canceller c = { &flag, 100 };
+	struct msb_err *err = NULL;
+	pthread_t t;
+	uint64_t tb = 0;
+	double t0, took;
+	int fd;
+
+	(void)state;
+	if (!tool)
+		skip();
+	free(tool);
+	fd = big_layer(blob);
+	snprintf(out, sizeof(out), "%s.sqfs", blob);
+	/* Cancelled before it starts. */
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(layer_convert(fd, NULL, out, &tb, &flag, &err), -1);
+	assert_string_equal(err->msg, "interrupted");
+	assert_int_equal(err->exit, 130);
+	msb_err_free(err);
+	err = NULL;
+	assert_int_equal(access(out, F_OK), -1);
+	/* Cancelled while converting. */
+	atomic_store(&flag, false);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(pthread_create(&t, NULL, cancel_later, &c), 0);
+	t0 = mono_s();
+	assert_int_equal(layer_convert(fd, NULL, out, &tb, &flag, &err), -1);
+	took = mono_s() - t0;
+	pthread_join(t, NULL);
+	print_message("cancelled after 0.10 s, returned after %.3f s\n", took);
+	assert_string_equal(err->msg, "interrupted");
+	assert_int_equal(err->exit, 130);
+	assert_true(took < 0.1 + 0.25);
+	assert_int_equal(access(out, F_OK), -1);
+	/* tar2sqfs is reaped: no child left. */
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	msb_err_free(err);
+	close(fd);
+	unlink(blob);
+}
+
+/* --- bombs: small layers that once cost a lot (tests/fuzz/corpus/layer) -- */
+
+#define BOMB_DIR     "tests/fuzz/corpus/layer/"
+#define BOMB_MAX_CPU 2.0 /* seconds */
+
+/* What a bomb may cost: CPU, peak RSS of a fresh process, and the exact outcome. */
+struct bomb {
+	const char *file;
+	const char *err; /* NULL: converts */
+	long max_rss_mib;
+};
+
+static uint64_t bomb_out_bytes;
+
+static ssize_t bomb_write(void *c, const char *p, size_t n)
+{
+	(void)c;
+	(void)p;
+	bomb_out_bytes += n;
+	return (ssize_t)n;
+}
+
+/* Converts one bomb (in the child process "--bomb FILE"): prints r, bytes out and the error. */
+static int bomb_child(const char *file)
+{
+	static const cookie_io_functions_t io = { .write = bomb_write };
+	struct msb_err *err = NULL;
+	char diff[DIGEST_LEN];
+	FILE *in = fopen(file, "rb"), *out = fopencookie(NULL, "w", io);
+	int r;
+
+	if (!in || !out)
+		return 2;
+	setvbuf(out, NULL, _IONBF, 0);
+	r = layer_transform(in, out, diff, &err);
+	fclose(in);
+	fclose(out);
+	printf("%d %llu %s\n", r, (unsigned long long)bomb_out_bytes, err ? err->msg : "");
+	msb_err_free(err);
+	return 0;
+}
+
+/*
+ * Runs the bomb in a fresh process (this binary with --bomb), so that its
+ * CPU time and peak RSS are its own, and checks all three.
+ */
+static void expect_bomb(const struct bomb *b)
+{
+	char path[256], line[1024] = "";
+	unsigned long long out = 0;
+	int p[2], st = 0, r = 99, off = 0;
+	struct rusage ru;
+	double cpu;
+	pid_t pid;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), BOMB_DIR "%s", b->file);
+	if (access(path, R_OK) < 0)
+		fail_msg("%s is missing (run the unit tests from the top of the tree)", path);
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(p[1], 1);
+		execl("/proc/self/exe", "test_layer", "--bomb", path, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	while ((n = read(p[0], line + off, sizeof(line) - 1 - (size_t)off)) > 0)
+		off += (int)n;
+	close(p[0]);
+	line[off] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	assert_int_equal(wait4(pid, &st, 0, &ru), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(sscanf(line, "%d %llu %n", &r, &out, &off), 2);
+	cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	print_message("%s: %.2f s CPU, %ld MiB peak RSS, %llu bytes out: %s\n", b->file, cpu,
+		      ru.ru_maxrss / 1024, out, line + off);
+	if (b->err) {
+		assert_int_equal(r, -1);
+		assert_string_equal(line + off, b->err);
+	} else {
+		assert_int_equal(r, 0);
+	}
+	assert_true(cpu < BOMB_MAX_CPU);
+#if !defined(__SANITIZE_ADDRESS__)
+	/* ASan's shadow memory and quarantine make RSS meaningless. */
+	assert_true(ru.ru_maxrss / 1024 < b->max_rss_mib);
+#endif
+}
+
+/* Directories with 45 KiB of xattrs each (3000 of them: 135 MiB held until the end before). */
+static void test_bomb_directory_metadata(void **state)
+{
+	static const struct bomb b = {
+		"bomb_dirs.tar.zst", "layer holds more than 64 MiB of directory and link metadata",
+		LAYER_MAX_HELD / (1 << 20) + 48
+	};
+
+	(void)state;
+	expect_bomb(&b);
+}
+
+/* One file with 960 KiB of xattrs (16 values under 64 KiB each). */
+static void test_bomb_entry_xattrs(void **state)
+{
+	static const struct bomb b = { "bomb_xattrs.tar.gz",
+				       "layer entry \"f\" has more than 48 KiB of xattrs", 64 };
+
+	(void)state;
+	expect_bomb(&b);
+}
+
+/* 201 bytes of gzip: a sparse file of 2 GiB that used to be written out as zeros. */
+static void test_bomb_sparse_holes(void **state)
+{
+	static const struct bomb b = {
+		"bomb_sparse.tar.gz",
+		"layer entry \"bomb\" is sparse beyond what msb expands (more "
+		"than 64 MiB of holes and 16 times the layer's data)",
+		64
+	};
+
+	(void)state;
+	expect_bomb(&b);
+}
+
+/* A GNU sparse map of 8M regions, which libarchive held as a list (400 MiB) while parsing. */
+static void test_bomb_sparse_map(void **state)
+{
+	static const struct bomb b = { "bomb_sparsemap.tar.zst",
+				       "layer has a tar header over 2 MiB", 64 };
+
+	(void)state;
+	expect_bomb(&b);
+}
+
+/* A symlink, then 2000 files 4 KB deep: the parent check was quadratic in the path (9 s). */
+static void test_bomb_deep_paths(void **state)
+{
+	static const struct bomb b = { "bomb_paths.tar.zst", NULL, 64 };
+
+	(void)state;
+	expect_bomb(&b);
+}
+
+/*
+ * Symlink names chosen to collide in the old unseeded hash, then paths whose
+ * every parent lands in that cluster: 8 s of probing before the seeded hash.
+ */
+static void test_bomb_hash_flood(void **state)
+{
+	static const struct bomb b = { "bomb_flood.tar.zst", NULL, 64 };
+
+	(void)state;
+	expect_bomb(&b);
+}
+
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_layer_members),
@@ -2366,6 +2657,7 @@ int main(void)
 		cmocka_unit_test(test_tarw_mtime),
 		cmocka_unit_test(test_tarw_xattr_records),
 		cmocka_unit_test(test_tarw_xattr_name_limit),
+		cmocka_unit_test(test_tarw_pax_limit),
 		cmocka_unit_test(test_tarw_types_and_modes),
 		cmocka_unit_test(test_tarw_pad_and_end),
 		cmocka_unit_test(test_tarw_gnu_tar),
@@ -2376,7 +2668,16 @@ int main(void)
 		cmocka_unit_test(test_layer_long_symlink_empty_linkname_refused),
 		cmocka_unit_test(test_bug_layer_message_unsanitised),
 		cmocka_unit_test(test_bug_layer_root_not_directory),
+		cmocka_unit_test(test_layer_convert_cancel),
+		cmocka_unit_test(test_bomb_directory_metadata),
+		cmocka_unit_test(test_bomb_entry_xattrs),
+		cmocka_unit_test(test_bomb_sparse_holes),
+		cmocka_unit_test(test_bomb_sparse_map),
+		cmocka_unit_test(test_bomb_deep_paths),
+		cmocka_unit_test(test_bomb_hash_flood),
 	};
 
+	if (argc == 3 && !strcmp(argv[1], "--bomb"))
+		return bomb_child(argv[2]);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,15 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Hands the error back for freeing and leaves NULL for the next call. */
+static struct msb_err *steal_err(struct msb_err **e)
+{
+	struct msb_err *r = *e;
+
+	*e = NULL;
+	return r;
+}
+
 #define H_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define H_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 #define H_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
@@ -1117,6 +1126,75 @@ static void test_config_limits(void **state)
 	buf_free(&b);
 }
 
+/*
+ * jansson spends ~40 bytes a value: 16 MiB of "[0,0,...]" in a config cost
+ * 320 MiB. Configs and manifests may hold 256 Ki values (commas and brackets
+ * counted, not those inside strings).
+ */
+static void test_json_value_limit(void **state)
+{
+	struct buf b = { 0 };
+	struct image_config c;
+	struct manifest m;
+	struct msb_err *err = NULL;
+	const char *head = "{\"history\":[";
+	const char *tail = "],\"rootfs\":{\"diff_ids\":[\"" DA "\"]}}";
+	/* Commas inside strings do not count. */
+	char *commas = malloc(60001);
+
+	(void)state;
+	assert_non_null(commas);
+	for (int round = 0; round < 2; round++) {
+		/* 256 Ki in all: 1 + the brackets and commas around the n elements. */
+		size_t n = (256u << 10) - 5 + (size_t)round;
+
+		buf_clear(&b);
+		assert_int_equal(buf_append(&b, head, strlen(head)), 0);
+		for (size_t i = 0; i < n; i++)
+			assert_int_equal(buf_append(&b, i ? ",0" : "0", i ? 2 : 1), 0);
+		assert_int_equal(buf_append(&b, tail, strlen(tail)), 0);
+		if (round == 0) {
+			assert_int_equal(
+				image_config_parse((char *)buf_head(&b), buf_size(&b), &c, &err),
+				0);
+			image_config_free(&c);
+		} else {
+			assert_int_equal(
+				image_config_parse((char *)buf_head(&b), buf_size(&b), &c, &err),
+				-1);
+			assert_string_equal(err->msg,
+					    "malformed image config: more than 262144 JSON values");
+			msb_err_free(steal_err(&err));
+			assert_int_equal(
+				manifest_parse((char *)buf_head(&b), buf_size(&b), "", &m, &err),
+				-1);
+			assert_string_equal(err->msg,
+					    "malformed manifest: more than 262144 JSON values");
+			msb_err_free(steal_err(&err));
+		}
+	}
+	/* 8 Env entries of 60000 commas each, and an escaped quote: all inside strings. */
+	buf_clear(&b);
+	memset(commas, ',', 60000);
+	commas[60000] = '\0';
+	assert_int_equal(buf_append(&b, "{\"config\":{\"Env\":[", 18), 0);
+	for (int i = 0; i < 8; i++) {
+		char key[16];
+		int k = snprintf(key, sizeof(key), "%s\"V%d=\\\"", i ? "," : "", i);
+
+		assert_int_equal(buf_append(&b, key, (size_t)k), 0);
+		assert_int_equal(buf_append(&b, commas, 60000), 0);
+		assert_int_equal(buf_append(&b, "\"", 1), 0);
+	}
+	assert_int_equal(buf_append(&b, "]}", 2), 0);
+	assert_int_equal(buf_append(&b, tail + 1, strlen(tail + 1)), 0);
+	assert_int_equal(image_config_parse((char *)buf_head(&b), buf_size(&b), &c, &err), 0);
+	assert_int_equal(strlen(c.env[7]), 4 + 60000);
+	image_config_free(&c);
+	free(commas);
+	buf_free(&b);
+}
+
 static bool no_controls(const char *s)
 {
 	for (; *s; s++)
@@ -1203,6 +1281,7 @@ int main(void)
 		cmocka_unit_test(test_config_env_and_workdir),
 		cmocka_unit_test(test_config_not_object),
 		cmocka_unit_test(test_config_limits),
+		cmocka_unit_test(test_json_value_limit),
 		cmocka_unit_test(test_bug_messages_unsanitised),
 	};
 
