@@ -33,7 +33,7 @@
 /* Largest frame plus one read: what the port may hold unparsed. */
 #define PORT_RX_MAX ((size_t)PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD + (64u << 10))
 /* Above this, agentd stops reading the host until its own queue drains. */
-#define PORT_TX_HWM ((size_t)4 << 20)
+#define PORT_TX_HWM  ((size_t)4 << 20)
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 enum tag { TAG_PORT = 1, TAG_SIG, TAG_IN, TAG_OUT, TAG_ERR };

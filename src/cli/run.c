@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include "image/progress.h"
 #include "image/pull.h"
 #include "image/regconfig.h"
+#include "image/store.h"
 #include "store/db.h"
 #include "sandbox/exec.h"
 #include "sandbox/rootfs.h"
@@ -344,16 +346,29 @@ static void plan_free(struct plan *p)
 	strv_free(&p->env);
 }
 
-/* Resolves the image (pulling per --pull) into layer paths and its config. */
+/*
+ * Resolves the image (pulling per --pull) into layer paths and its config,
+ * and holds its layers (image_hold_layers()) so that `msb rmi` cannot delete
+ * them before the sandbox has linked them. A Ctrl-C stops a pull at once.
+ */
 static int image_layers(const struct run_opts *o, struct image_record *img, struct image_config *ic,
-			struct strv *layers, struct msb_err **err)
+			struct strv *layers, int **held, struct msb_err **err)
 {
+	_cleanup_close_ int sfd = -1;
 	struct progress *pr = NULL;
-	struct pull_opts po = { 0 };
+	struct pull_opts po = { .cancel_fd = -1 };
 	struct db *db = NULL;
 	json_t *cfg = NULL;
+	sigset_t set;
 	int r;
 
+	/* cmd_run() blocked these: a signalfd sees them without a handler. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	po.cancel_fd = sfd;
 	if (!o->quiet) {
 		/* stdout belongs to the command: progress goes to stderr */
 		pr = progress_new(stderr);
@@ -365,6 +380,14 @@ static int image_layers(const struct run_opts *o, struct image_record *img, stru
 		r = db_open(&db, err);
 	if (!r)
 		r = image_get(db, cfg, o->image, o->pull, &po, img, err);
+	if (!r && image_hold_layers(img, held, NULL) < 0) {
+		/* Removed between the lookup and the hold: fetch it again, once. */
+		image_record_free(img);
+		r = image_get(db, cfg, o->image, o->pull == PULL_NEVER ? PULL_NEVER : PULL_ALWAYS,
+			      &po, img, err);
+		if (!r)
+			r = image_hold_layers(img, held, err);
+	}
 	if (!r)
 		r = image_config_parse(img->config, strlen(img->config), ic, err);
 	for (size_t i = 0; !r && i < img->nlayers; i++) {
@@ -403,13 +426,13 @@ static int run_sandbox(struct run_opts *o, int *status, struct msb_err **err)
 	struct plan plan = { 0 };
 	char name[32] = "";
 	bool booted = false;
-	int fd = -1, lock = -1, r = -1;
+	int fd = -1, lock = -1, r = -1, *held = NULL;
 
 	if (preflight(err) < 0)
 		return -1;
 	/* Sandboxes whose msb was killed leave their directories: clear them first. */
 	sbx_reap();
-	if (o->image && image_layers(o, &img, &ic, &layers, err) < 0)
+	if (o->image && image_layers(o, &img, &ic, &layers, &held, err) < 0)
 		goto out;
 	if (make_plan(o, o->image ? &ic : NULL, &plan) < 0) {
 		msb_err_sys(err, ENOMEM, "run");
@@ -445,6 +468,11 @@ static int run_sandbox(struct run_opts *o, int *status, struct msb_err **err)
 	if (sbx_boot(name, true, lock, &info, err) < 0)
 		goto out;
 	booted = true;
+	/* The sandbox has its own links to the layer images now. */
+	if (held) {
+		image_release_layers(held, img.nlayers);
+		held = NULL;
+	}
 	if (o->log_level >= LOG_DEBUG)
 		fprintf(stderr, "msb: debug: boot: accel %s, kernel %.1f ms, agent ready %.1f ms\n",
 			info.accel, (double)info.kernel_ns / 1e6, (double)info.ready_ns / 1e6);
@@ -481,6 +509,8 @@ out:
 		rm_rf(dir);
 	if (lock >= 0)
 		close(lock);
+	if (held)
+		image_release_layers(held, img.nlayers);
 	sandbox_record(name, &img, false);
 	strv_free(&layers);
 	plan_free(&plan);

@@ -41,7 +41,7 @@
 #include "util/fs.h"
 #include "util/parse.h"
 
-#define SID 1
+#define SID		 1
 #define READ_BUDGET	 ((size_t)256 << 10)
 #define RX_MAX		 ((size_t)PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD + (64u << 10))
 #define TIMEOUT_GRACE_MS 5000
@@ -51,8 +51,8 @@ struct out {
 	int fd;
 	const char *name;
 	struct buf q;
-	size_t chunk;	/* largest write that cannot block this fd once POLLOUT said so */
-	bool broken;	/* the reader went away (EPIPE): drop what follows */
+	size_t chunk; /* largest write that cannot block this fd once POLLOUT said so */
+	bool broken;  /* the reader went away (EPIPE): drop what follows */
 };
 
 struct xs {
@@ -65,7 +65,7 @@ struct xs {
 	bool exited;
 	bool abandon; /* give up on the session without waiting for it */
 	int status;
-	int nsignals; /* terminating signals received */
+	int nsignals;  /* terminating signals received */
 	int write_err; /* fatal local write error (errno), 0 if none */
 	const char *write_err_on;
 	int tfd;
@@ -189,7 +189,8 @@ static int on_frame(struct xs *s, const struct proto_frame *f, struct msb_err **
 		return 0;
 	case PROTO_STDOUT:
 	case PROTO_STDERR:
-		return deliver(s, &s->out[f->type == PROTO_STDOUT ? 0 : 1], f->payload, f->len, err);
+		return deliver(s, &s->out[f->type == PROTO_STDOUT ? 0 : 1], f->payload, f->len,
+			       err);
 	case PROTO_ACK:
 		if (proto_u32_decode(f->payload, f->len, &v) == 0)
 			s->in_inflight -= v < s->in_inflight ? v : s->in_inflight;

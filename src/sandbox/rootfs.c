@@ -47,7 +47,8 @@ int run_tool(char *const argv[], int in_fd, struct msb_err **err)
 	if (r < 0) {
 		close(p[0]);
 		if (r == -ENOENT)
-			return msb_err_set(err, ENOENT, "%s not found in PATH (install %s)", argv[0],
+			return msb_err_set(err, ENOENT, "%s not found in PATH (install %s)",
+					   argv[0],
 					   strncmp(argv[0], "mkfs", 4) == 0 ? "e2fsprogs"
 									    : "squashfs-tools-ng");
 		return msb_err_sys(err, -r, "%s", argv[0]);

@@ -121,7 +121,8 @@ void sbx_forget(const char *name)
 /* A sandbox directory nobody holds the lock of: remove it if nothing of it is meant to last. */
 static void reap_one(const char *parent_path, int parent, const char *name)
 {
-	_cleanup_close_ int dfd = openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int dfd =
+		openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	_cleanup_close_ int lock = -1;
 	_cleanup_free_ char *path = NULL, *cfg = NULL;
 	json_t *o = NULL;

@@ -118,6 +118,6 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached);
 #define SBX_READY_FD 3
 /* The lock file in a sandbox directory, held by its live supervisor. */
 #define SBX_LOCK_FILE "lock"
-#define SBX_LOCK_FD  4
+#define SBX_LOCK_FD   4
 
 #endif

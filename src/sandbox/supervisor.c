@@ -88,10 +88,10 @@
 #define KERNEL_LOG_MAX	 ((uint64_t)1 << 20)
 #define KERNEL_LOG_KEEP	 1
 /* The guest console is read at this average rate at most (bytes/s), with this burst. */
-#define CONSOLE_RATE	  ((uint64_t)256 << 10)
-#define CONSOLE_BURST	  ((uint64_t)1 << 20)
-#define CONSOLE_PAUSE_MS  100
-#define VMM_ERR_LINE_MAX  1024
+#define CONSOLE_RATE	 ((uint64_t)256 << 10)
+#define CONSOLE_BURST	 ((uint64_t)1 << 20)
+#define CONSOLE_PAUSE_MS 100
+#define VMM_ERR_LINE_MAX 1024
 
 /* epoll payloads: a kind in the high half, a slot in the low half. */
 enum kind { K_SIG = 1, K_LISTEN, K_AGENT, K_TIMER, K_CLIENT, K_CONSOLE, K_VMM_ERR, K_QMP };
@@ -102,10 +102,10 @@ enum timer { T_STATE, T_OWNER, T_CONSOLE, T_COUNT };
 struct client {
 	struct conn conn;
 	bool used;
-	bool dead;    /* dropped during this batch; the slot is freed after it */
-	bool owner;   /* the attached run's CLI: its leaving ends the sandbox */
-	bool held;    /* frames wait in rx until the agent queue drains */
-	bool credit;  /* some route owes this client ACK credit */
+	bool dead;   /* dropped during this batch; the slot is freed after it */
+	bool owner;  /* the attached run's CLI: its leaving ends the sandbox */
+	bool held;   /* frames wait in rx until the agent queue drains */
+	bool credit; /* some route owes this client ACK credit */
 	/* The last frame queued, while wholly unsent: output may be merged into it. */
 	bool tail_ok;
 	uint16_t tail_type;
@@ -118,10 +118,10 @@ struct route {
 	uint32_t gsid; /* 0: free slot */
 	int client;
 	uint32_t csid;
-	uint32_t out_inflight;	/* guest output not yet acknowledged to the guest */
-	uint32_t ack_guest;	/* credit owed to the guest, not yet sent */
-	uint32_t in_inflight;	/* client stdin the guest has not acknowledged */
-	uint32_t ack_client;	/* credit owed to the client, not yet sent */
+	uint32_t out_inflight; /* guest output not yet acknowledged to the guest */
+	uint32_t ack_guest;    /* credit owed to the guest, not yet sent */
+	uint32_t in_inflight;  /* client stdin the guest has not acknowledged */
+	uint32_t ack_client;   /* credit owed to the client, not yet sent */
 	bool started;
 	bool error_sent;
 };
@@ -137,7 +137,7 @@ struct sv {
 	struct client clients[MAX_CLIENTS];
 	struct route routes[MAX_ROUTES];
 	unsigned int nroutes;
-	uint32_t gen; /* advances guest sids so a slot's reuse gets a new id */
+	uint32_t gen;	/* advances guest sids so a slot's reuse gets a new id */
 	bool acks_owed; /* some route owes the guest credit */
 	uint64_t deadline[T_COUNT];
 	uint64_t console_tokens, console_refill_ms;
@@ -290,8 +290,8 @@ static bool violation(struct sv *sv, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	log_error("guest agent violated the protocol (%s); stopping the VM", why);
-	ready_report(sv, "err 125 sandbox %s: guest agent violated the protocol (%s)", sv->spec.name,
-		     why);
+	ready_report(sv, "err 125 sandbox %s: guest agent violated the protocol (%s)",
+		     sv->spec.name, why);
 	broadcast(sv, "sandbox %s: guest agent violated the protocol (%s); the VM was stopped",
 		  sv->spec.name, why);
 	if (sv->agent.ev)
@@ -389,7 +389,8 @@ static struct route *route_new(struct sv *sv, int client, uint32_t csid)
 		/* gsid - 1 is the slot modulo MAX_ROUTES; the generation keeps ids fresh. */
 		sv->gen++;
 		*r = (struct route){ .gsid = (uint32_t)(sv->gen % (UINT32_MAX / MAX_ROUTES)) *
-						     MAX_ROUTES + i + 1,
+						     MAX_ROUTES +
+					     i + 1,
 				     .client = client,
 				     .csid = csid };
 		sv->nroutes++;
@@ -938,9 +939,10 @@ static void on_timer(struct sv *sv)
 		case ST_BOOTING:
 			kernel_log_tail(sv, tail, sizeof(tail));
 			log_error("guest did not become ready within %d s", BOOT_TIMEOUT_MS / 1000);
-			ready_report(sv,
-				     "err 125 sandbox %s: guest did not become ready within %d s%s%s",
-				     sv->spec.name, BOOT_TIMEOUT_MS / 1000, *tail ? ": " : "", tail);
+			ready_report(
+				sv,
+				"err 125 sandbox %s: guest did not become ready within %d s%s%s",
+				sv->spec.name, BOOT_TIMEOUT_MS / 1000, *tail ? ": " : "", tail);
 			vm_kill(sv->vm);
 			sv->state = ST_KILLING;
 			break;
@@ -1235,7 +1237,8 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached)
 			 .runtime_log = { .fd = -1 },
 			 .kernel_log = { .fd = -1 } };
 
-	/* Our starter gave us /dev/null for stdin and stdout (spawn()); stderr only when attached. */
+	/* Our starter gave us /dev/null for stdin and stdout (spawn()); stderr only when attached.
+	 */
 	setsid();
 	sv.dir = sbx_dir(name);
 	if (!sv.dir || chdir(sv.dir) < 0 ||

@@ -25,14 +25,14 @@
 
 struct conn {
 	int fd;
-	struct buf rx;	 /* read, not yet consumed by the owner */
-	struct buf tx;	 /* queued, not yet written */
-	size_t tx_hwm;	 /* conn_tx_full() above this */
-	size_t rx_max;	 /* never hold more than this unconsumed */
-	uint32_t ev;	 /* epoll interest currently registered */
-	bool eof;	 /* the peer closed its sending side */
-	bool sock;	 /* a socket (send() with MSG_NOSIGNAL), else a pipe or device */
-	int error;	 /* first fatal error (-errno), 0 if none */
+	struct buf rx; /* read, not yet consumed by the owner */
+	struct buf tx; /* queued, not yet written */
+	size_t tx_hwm; /* conn_tx_full() above this */
+	size_t rx_max; /* never hold more than this unconsumed */
+	uint32_t ev;   /* epoll interest currently registered */
+	bool eof;      /* the peer closed its sending side */
+	bool sock;     /* a socket (send() with MSG_NOSIGNAL), else a pipe or device */
+	int error;     /* first fatal error (-errno), 0 if none */
 };
 
 /* conn_init() - wrap @fd (made non-blocking). Takes ownership of @fd. */

@@ -44,8 +44,8 @@ static int rotate(struct rotlog *l)
 	}
 	if (!l->keep)
 		unlinkat(l->dirfd, l->name, 0);
-	fd = openat(l->dirfd, l->name, O_WRONLY | O_CREAT | O_APPEND | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		    0600);
+	fd = openat(l->dirfd, l->name,
+		    O_WRONLY | O_CREAT | O_APPEND | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
 	if (l->fd >= 0)

@@ -11,12 +11,12 @@
 #include <stdint.h>
 
 struct rotlog {
-	int dirfd;	/* directory holding the files (borrowed) */
-	char name[64];	/* file name inside it */
-	int fd;		/* the current file, -1 when closed */
-	uint64_t size;	/* bytes in the current file */
-	uint64_t max;	/* rotate before a write would pass this */
-	unsigned keep;	/* rotated files kept (NAME.1 .. NAME.keep) */
+	int dirfd;     /* directory holding the files (borrowed) */
+	char name[64]; /* file name inside it */
+	int fd;	       /* the current file, -1 when closed */
+	uint64_t size; /* bytes in the current file */
+	uint64_t max;  /* rotate before a write would pass this */
+	unsigned keep; /* rotated files kept (NAME.1 .. NAME.keep) */
 };
 
 /*

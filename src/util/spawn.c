@@ -87,8 +87,8 @@ static int place_fds(const int *fds, int n)
 	return 0;
 }
 
-static void __attribute__((noreturn)) child(const struct spawn_opts *o, const char *exe, int errfd,
-					    pid_t parent)
+static void __attribute__((noreturn))
+child(const struct spawn_opts *o, const char *exe, int errfd, pid_t parent)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;

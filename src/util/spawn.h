@@ -25,10 +25,11 @@
 #define SPAWN_CLOSED (-1)
 
 struct spawn_opts {
-	const char *path;    /* program; searched in PATH when it has no '/' */
-	char *const *argv;   /* NULL-terminated */
-	char *const *envp;   /* NULL: the current environment */
-	int fds[SPAWN_MAX_FDS]; /* child's fd i is a copy of fds[i] (or SPAWN_NULL / SPAWN_CLOSED) */
+	const char *path;	/* program; searched in PATH when it has no '/' */
+	char *const *argv;	/* NULL-terminated */
+	char *const *envp;	/* NULL: the current environment */
+	int fds[SPAWN_MAX_FDS]; /* child's fd i is a copy of fds[i] (or SPAWN_NULL / SPAWN_CLOSED)
+				 */
 	int nfds;		/* how many of @fds to place; at least 3 */
 	bool die_with_parent;	/* SIGKILL the child when the caller exits */
 	bool new_session;	/* setsid() */

@@ -164,8 +164,8 @@ unsigned long jail_clone_flags(const struct jail *j)
 {
 	if (j->bare)
 		return 0;
-	return CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP |
-	       (j->userns ? CLONE_NEWUSER : 0);
+	return CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |
+	       CLONE_NEWCGROUP | (j->userns ? CLONE_NEWUSER : 0);
 }
 
 void jail_free(struct jail *j)
@@ -414,8 +414,9 @@ int jail_enter(void *arg)
 		return fail("pivot_root into", j->root);
 	if (umount2(".", MNT_DETACH) < 0)
 		return fail("detach the old root", NULL);
-	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID |
-			(j->userns ? MS_NODEV : 0), NULL) < 0)
+	if (mount(NULL, "/", NULL,
+		  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | (j->userns ? MS_NODEV : 0),
+		  NULL) < 0)
 		return fail("remount the jail root read-only", NULL);
 	if (chdir(j->cwd) < 0)
 		return fail("chdir", j->cwd);

@@ -192,8 +192,8 @@ static int build_argv(const struct vm_config *c, const char *qemu, struct argv *
  * A line longer than QMP_LINE_MAX means QEMU is not QEMU any more: the
  * channel is dropped and callers fall back to killing the process.
  */
-#define QMP_LINE_MAX  ((size_t)1 << 20)
-#define QMP_TX_HWM    ((size_t)64 << 10)
+#define QMP_LINE_MAX	((size_t)1 << 20)
+#define QMP_TX_HWM	((size_t)64 << 10)
 #define QMP_READ_BUDGET ((size_t)256 << 10)
 
 static void qmp_rearm(struct vm *vm)
@@ -307,10 +307,11 @@ static int jail_file(struct jail *j, const char *path, bool rw, struct msb_err *
 	int r = jail_add(j, path, rw);
 
 	if (r == -EACCES)
-		return msb_err_set(err, EACCES,
-				   "confining the VMM: %s is not readable by uid %u, which QEMU runs "
-				   "as (make it world-readable, or set MSB_VMM_UID)",
-				   path, (unsigned int)j->uid);
+		return msb_err_set(
+			err, EACCES,
+			"confining the VMM: %s is not readable by uid %u, which QEMU runs "
+			"as (make it world-readable, or set MSB_VMM_UID)",
+			path, (unsigned int)j->uid);
 	if (r < 0)
 		return msb_err_sys(err, -r, "confining the VMM: %s", path);
 	return 0;
@@ -406,7 +407,8 @@ int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 			so.cwd = c->workdir;
 			r = spawn(&so, &pid);
 		} else if (r == 0) {
-			log_info("vmm confined: own namespaces, %zu file(s) visible, running as uid %u",
+			log_info("vmm confined: own namespaces, %zu file(s) visible, running as "
+				 "uid %u",
 				 jail.n, (unsigned int)jail.uid);
 		}
 	} else {

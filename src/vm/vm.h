@@ -40,7 +40,8 @@ struct vm_config {
 	const struct vm_disk *disks;
 	size_t ndisks;
 	const char *workdir; /* the VMM's working directory; relative paths are relative to it */
-	const char *const *files; /* further files the VMM reads (a disk's extents), NULL-terminated */
+	const char *const
+		*files; /* further files the VMM reads (a disk's extents), NULL-terminated */
 	/*
 	 * Confine the VMM on this empty directory (see jail.h); NULL runs it
 	 * unconfined (MSB_JAIL=0 does the same).
