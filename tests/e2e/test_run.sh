@@ -247,8 +247,35 @@ test_qemu_missing_from_path() {
 }
 
 test_no_state_left_after_runs() {
-  # Every run above was ephemeral: the sandboxes directory must be empty.
-  expect_eq "sandboxes" "$(ls -A "$MSB_HOME/sandboxes" 2>/dev/null)" ""
+  # Runs ending every way a run ends must each leave MSB_HOME/sandboxes empty. The first
+  # shows, while it runs, that its sandbox lives there: so the empty directory at the end
+  # means the runs cleaned up, not that we looked in the wrong place (or at nothing).
+  local pid dirs i
+  "$MSB" run --rootfs "$SQFS" -- sh -c 'echo up; sleep 2' > "$TMP/state.out" 2>&1 < /dev/null &
+  pid=$!
+  for i in $(seq 100); do grep -q up "$TMP/state.out" && break; sleep 0.1; done
+  dirs=$(find "$MSB_HOME/sandboxes" -mindepth 1 -maxdepth 1 2>/dev/null)
+  expect_match "the running sandbox's directory" "$dirs" "^$MSB_HOME/sandboxes/msb-[0-9a-f]{8}$"
+  [ -f "$dirs/config.json" ] && [ -f "$dirs/logs/runtime.log" ] || fail "$dirs is not a sandbox"
+  wait $pid
+  expect_eq "exit code (success)" "$?" 0
+  msb_capture run --rootfs "$SQFS" -- sh -c 'exit 3'
+  expect_eq "exit code (the command failed)" "$RC" 3
+  msb_capture run --rootfs "$SQFS" -- no-such-command
+  expect_eq "exit code (not found)" "$RC" 127
+  msb_capture run --rootfs "$SQFS" -u nosuchuser -- true
+  expect_eq "exit code (msb's own failure after boot)" "$RC" 125
+  msb_capture run --rootfs "$SQFS" --timeout 1s -- sleep 100
+  expect_eq "exit code (timeout)" "$RC" 137
+  "$MSB" run --rootfs "$SQFS" -- sh -c 'echo up; sleep 100' > "$TMP/state.out" 2>&1 < /dev/null &
+  pid=$!
+  for i in $(seq 100); do grep -q up "$TMP/state.out" && break; sleep 0.1; done
+  kill -INT $pid
+  wait $pid
+  expect_eq "exit code (interrupted)" "$?" 130
+  [ -d "$MSB_HOME/sandboxes" ] || fail "$MSB_HOME/sandboxes is missing"
+  expect_eq "sandboxes left" "$(ls -A "$MSB_HOME/sandboxes" 2>/dev/null)" ""
+  expect_no_leftovers
 }
 
 run_tests
