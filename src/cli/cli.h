@@ -12,6 +12,9 @@
 
 #define EXIT_MSB 125
 
+/* Which of msb's descriptors 0-2 were closed when it started (they hold /dev/null now). */
+extern bool cli_stdio_closed[3];
+
 /* cli_fail() - print "msb: <message>" and return the exit status for @err. */
 int cli_fail(const struct msb_err *err);
 

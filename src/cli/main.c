@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 /* msb: entry point and command dispatch. */
+#include <errno.h>
+#include <fcntl.h>
 #include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -34,8 +37,27 @@ static void usage(FILE *f)
 	fprintf(f, "\nRun 'msb COMMAND --help' for a command's options.\n");
 }
 
+bool cli_stdio_closed[3];
+
+/*
+ * A descriptor 0-2 that was closed when msb started gets /dev/null, so the
+ * next file msb opens cannot take its number and receive the command's
+ * output; commands that write output know it was closed (cli_stdio_closed).
+ */
+static void fill_stdio(void)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		cli_stdio_closed[fd] = true;
+		if (open("/dev/null", O_RDWR) != fd)
+			_exit(EXIT_MSB);
+	}
+}
+
 int main(int argc, char **argv)
 {
+	fill_stdio();
 	/* A closed pipe is an error to handle where it happens, not a reason to die. */
 	signal(SIGPIPE, SIG_IGN);
 	setlocale(LC_CTYPE, "C.UTF-8");

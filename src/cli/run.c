@@ -491,6 +491,8 @@ static int run_sandbox(struct run_opts *o, int *status, struct msb_err **err)
 			.mkcwd = plan.cwd != NULL,
 			/* like docker without -i: a terminal's input is not read without -t */
 			.forward_stdin = o->tty || !isatty(0),
+			.stdout_closed = cli_stdio_closed[1],
+			.stderr_closed = cli_stdio_closed[2],
 			.timeout_ms = o->timeout_ms,
 			.nrlimits = o->nrlimits,
 		};

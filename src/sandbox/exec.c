@@ -103,6 +103,19 @@ static void arm_timer(int tfd, uint64_t ms)
 	timerfd_settime(tfd, 0, &its, NULL);
 }
 
+/* The command's output cannot be written here at all: it is stopped, and msb fails. */
+static void out_failed(struct xs *s, struct out *o, int e)
+{
+	s->write_err = e;
+	s->write_err_on = o->name;
+	s->ack_owed += (uint32_t)buf_size(&o->q);
+	buf_clear(&o->q);
+	o->broken = true;
+	send_signal(s, SIGKILL);
+	s->in_done = true;
+	arm_timer(s->tfd, TIMEOUT_GRACE_MS);
+}
+
 /* Writes what poll() said the fd can take; acknowledges what was written. */
 static void out_write(struct xs *s, struct out *o)
 {
@@ -123,14 +136,7 @@ static void out_write(struct xs *s, struct out *o)
 			return;
 		}
 		if (w < 0) {
-			s->write_err = errno;
-			s->write_err_on = o->name;
-			s->ack_owed += (uint32_t)buf_size(&o->q);
-			buf_clear(&o->q);
-			o->broken = true;
-			send_signal(s, SIGKILL);
-			s->in_done = true;
-			arm_timer(s->tfd, TIMEOUT_GRACE_MS);
+			out_failed(s, o, errno);
 			return;
 		}
 		buf_consume(&o->q, (size_t)w);
@@ -145,6 +151,8 @@ static void out_write(struct xs *s, struct out *o)
 
 static int deliver(struct xs *s, struct out *o, const uint8_t *p, size_t n, struct msb_err **err)
 {
+	if (o->fd < 0 && !o->broken)
+		out_failed(s, o, EBADF);
 	if (o->broken) {
 		s->ack_owed += (uint32_t)n;
 		return 0;
@@ -362,13 +370,9 @@ static int loop(struct xs *s, int sigfd, bool tty, struct msb_err **err)
 		if (p[3].revents)
 			read_stdin(s);
 		for (int i = 0; i < 2; i++) {
-			if (p[4 + i].revents & POLLNVAL) {
-				s->write_err = EBADF;
-				s->write_err_on = s->out[i].name;
-				s->ack_owed += (uint32_t)buf_size(&s->out[i].q);
-				buf_clear(&s->out[i].q);
-				s->out[i].broken = true;
-			} else if (p[4 + i].revents) {
+			if (p[4 + i].revents & POLLNVAL)
+				out_failed(s, &s->out[i], EBADF);
+			else if (p[4 + i].revents) {
 				out_write(s, &s->out[i]);
 			}
 		}
@@ -399,8 +403,12 @@ int sbx_exec_run(int fd, const struct sbx_exec *x, int *status, struct msb_err *
 
 	signal(SIGPIPE, SIG_IGN);
 	conn_init(&s.c, fd, (size_t)1 << 20, RX_MAX);
-	s.out[0] = (struct out){ .fd = 1, .name = "stdout", .chunk = write_chunk(1) };
-	s.out[1] = (struct out){ .fd = 2, .name = "stderr", .chunk = write_chunk(2) };
+	s.out[0] = (struct out){ .fd = x->stdout_closed ? -1 : 1,
+				 .name = "stdout",
+				 .chunk = write_chunk(1) };
+	s.out[1] = (struct out){ .fd = x->stderr_closed ? -1 : 2,
+				 .name = "stderr",
+				 .chunk = write_chunk(2) };
 	if (setup_fds(x, &sigfd, &s.tfd, err) < 0) {
 		r = -1;
 		goto out;

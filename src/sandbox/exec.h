@@ -22,6 +22,8 @@ struct sbx_exec {
 	bool tty;
 	bool mkcwd;
 	bool forward_stdin;
+	/* The caller's stdout / stderr was closed: output for it is an error (EBADF). */
+	bool stdout_closed, stderr_closed;
 	uint64_t timeout_ms;
 	uint32_t nrlimits;
 	struct proto_rlimit rlimits[PROTO_MAX_RLIMITS];

@@ -601,7 +601,7 @@ static int on_client_frame(struct sv *sv, struct client *c, const struct proto_f
 static void client_process(struct sv *sv, struct client *c)
 {
 	struct proto_frame f;
-	int r;
+	int r = 0;
 
 	c->held = false;
 	while (!c->dead && (r = proto_parse(&c->conn.rx, &f)) > 0) {

@@ -117,6 +117,12 @@ child(const struct spawn_opts *o, const char *exe, int errfd, pid_t parent)
 	}
 	if (!e && o->pre_exec)
 		e = o->pre_exec(o->ctx);
+	/* Changing uid or gid (a pre_exec dropping privileges) clears the death signal: again. */
+	if (!e && o->die_with_parent) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (!(o->clone_flags & CLONE_NEWPID) && getppid() != parent)
+			_exit(127);
+	}
 	if (!e) {
 		execve(exe, o->argv, o->envp ? o->envp : environ);
 		e = -errno;
