@@ -15,6 +15,7 @@
 #include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -387,22 +388,28 @@ void sbx_wait_supervisor(pid_t pid, uint64_t ms)
 
 static void reap_supervisor(pid_t pid, int sfd, uint64_t ms)
 {
+	/* A pidfd becomes readable the moment the process exits: no polling delay. */
+	_cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	uint64_t until = mono_ms() + ms;
 
 	for (;;) {
-		struct pollfd p = { .fd = sfd, .events = POLLIN };
+		struct pollfd p[2] = { { .fd = sfd, .events = POLLIN },
+				       { .fd = pfd, .events = POLLIN } };
+		uint64_t now = mono_ms();
 		pid_t w = waitpid(pid, NULL, WNOHANG);
+		int n;
 
 		if (w == pid || (w < 0 && errno != EINTR))
 			return;
-		if (mono_ms() >= until || (sfd >= 0 && poll(&p, 1, 50) > 0)) {
-			kill(pid, SIGKILL);
-			spawn_wait(pid, NULL);
-			return;
-		}
-		if (sfd < 0)
-			poll(NULL, 0, 50);
+		if (now >= until)
+			break;
+		/* Without pidfds (Linux < 5.3), look again every 10 ms. */
+		n = poll(p, 2, pfd >= 0 ? (int)(until - now) : 10);
+		if (n > 0 && (p[0].revents & POLLIN))
+			break;
 	}
+	kill(pid, SIGKILL);
+	spawn_wait(pid, NULL);
 }
 
 /*
