@@ -6,11 +6,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "proto/proto.h"
+
+/* Where --script files live in the guest (and what is added to PATH for them). */
+#define AGENT_SCRIPTS_DIR "/.msb/scripts"
+
 /* Boot parameters the host puts on the kernel command line (msb.*). */
 struct boot_params {
-	bool upper_disk;   /* msb.upper=disk: ext4 on the second disk */
-	char hostname[65]; /* msb.hostname= */
-	bool poweroff;	   /* msb.poweroff: power off at once (boot benchmark) */
+	bool poweroff; /* msb.poweroff: power off at once (boot benchmark) */
 };
 
 void alog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -18,8 +21,17 @@ void alog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* mount.c */
 int boot_parse_cmdline(const char *cmdline, struct boot_params *bp);
 int mount_early(void);
-/* Assembles the overlay root and switches into it. Return: 0 or -errno. */
-int mount_root(const struct boot_params *bp);
+/* Assembles the overlay root (upper on the second disk or tmpfs) and switches into it. */
+int mount_root(bool upper_disk);
+
+/* config.c */
+bool agent_valid_hostname(const char *s);
+/*
+ * agent_configure() - make this guest the sandbox @c describes. With an init,
+ * returns in a child that goes on as agentd (PID 1 becomes the init).
+ * Return: 0, or -errno with the reason in @why.
+ */
+int agent_configure(const struct proto_config *c, char *why, size_t len);
 /* Flushes and quiesces the writable upper before power-off. */
 void mount_quiesce(void);
 

@@ -123,13 +123,7 @@ int main(void)
 	}
 	if (bp.poweroff)
 		agent_poweroff();
-	r = mount_root(&bp);
-	if (r < 0) {
-		alog("cannot assemble the root filesystem: %s", strerror(-r));
-		agent_poweroff();
-	}
-	if (sethostname(bp.hostname, strlen(bp.hostname)) < 0)
-		alog("sethostname: %s", strerror(errno));
+	/* The root filesystem and the rest come with the host's CONFIG (config.c). */
 	port = open_agent_port();
 	if (port < 0) {
 		alog("agent port: %s", strerror(-port));

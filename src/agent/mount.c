@@ -22,39 +22,15 @@
 /* The upper filesystem's root, kept so shutdown can remount it read-only. */
 static int upper_fd = -1;
 
-static bool valid_hostname(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 64)
-		return false;
-	for (const char *p = s; *p; p++) {
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
-			return false;
-	}
-	return true;
-}
-
 int boot_parse_cmdline(const char *cmdline, struct boot_params *bp)
 {
 	char buf[4096], *tok, *save = NULL;
 
 	memset(bp, 0, sizeof(*bp));
-	snprintf(bp->hostname, sizeof(bp->hostname), "msb");
 	snprintf(buf, sizeof(buf), "%s", cmdline);
 	for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
-		if (strcmp(tok, "msb.upper=disk") == 0) {
-			bp->upper_disk = true;
-		} else if (strcmp(tok, "msb.upper=tmpfs") == 0) {
-			bp->upper_disk = false;
-		} else if (strncmp(tok, "msb.hostname=", 13) == 0) {
-			if (!valid_hostname(tok + 13))
-				return -EINVAL;
-			snprintf(bp->hostname, sizeof(bp->hostname), "%s", tok + 13);
-		} else if (strcmp(tok, "msb.poweroff") == 0) {
+		if (strcmp(tok, "msb.poweroff") == 0)
 			bp->poweroff = true;
-		}
 	}
 	return 0;
 }
@@ -172,12 +148,12 @@ static int attach_loop(int ctl, int disk_fd, uint64_t off, uint64_t size, char *
 	return 0;
 }
 
-static int mount_upper(const struct boot_params *bp, const char *upper_dev)
+static int mount_upper(bool upper_disk, const char *upper_dev)
 {
 	const char *up = RUN_DIR "/upper";
 	int r;
 
-	if (bp->upper_disk) {
+	if (upper_disk) {
 		if (!upper_dev[0]) {
 			alog("writable disk not found");
 			return -ENODEV;
@@ -273,7 +249,7 @@ static void dev_links(void)
 		(void)symlink(links[i][0], links[i][1]);
 }
 
-int mount_root(const struct boot_params *bp)
+int mount_root(bool upper_disk)
 {
 	char lower[LAYERS_MAX * 24], opts[sizeof(lower) + 128];
 	char layers_dev[64] = "", upper_dev[64] = "";
@@ -296,7 +272,7 @@ int mount_root(const struct boot_params *bp)
 	if (!r)
 		r = mount_layers(layers_dev, table, lower, sizeof(lower));
 	if (!r)
-		r = mount_upper(bp, upper_dev);
+		r = mount_upper(upper_disk, upper_dev);
 	if (r < 0)
 		return r;
 	snprintf(opts, sizeof(opts),

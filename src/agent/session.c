@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "agent/agent.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -58,6 +59,9 @@ struct agent {
 	struct session *sessions;
 	int nsessions;
 	char hostname[65];
+	bool configured; /* CONFIG applied: sessions may start */
+	bool scripts;	 /* /.msb/scripts is on every session's PATH */
+	bool init;	 /* the user's init is PID 1, agentd its child */
 	/* A graceful stop: SIGTERM sent, waiting for processes until @deadline. */
 	bool stopping, killed;
 	bool none_left; /* waitpid said there is no process left */
@@ -281,10 +285,18 @@ static char **build_env(struct agent *a, const struct proto_exec *e, const struc
 	env = calloc(n + 5, sizeof(char *));
 	if (!env)
 		return NULL;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		/* --script files are on the PATH, whatever PATH the image sets. */
+		if (a->scripts && !strncmp(e->env[i], "PATH=", 5) && !owned[2] &&
+		    asprintf(&owned[2], "%s:" AGENT_SCRIPTS_DIR, e->env[i]) > 0) {
+			env[k++] = owned[2];
+			continue;
+		}
 		env[k++] = e->env[i];
+	}
 	if (!env_get(e->env, "PATH"))
-		env[k++] = "PATH=" DEFAULT_PATH;
+		env[k++] = a->scripts ? "PATH=" DEFAULT_PATH ":" AGENT_SCRIPTS_DIR
+				      : "PATH=" DEFAULT_PATH;
 	if (!env_get(e->env, "HOSTNAME") && asprintf(&owned[0], "HOSTNAME=%s", a->hostname) > 0)
 		env[k++] = owned[0];
 	if (!env_get(e->env, "HOME") && asprintf(&owned[1], "HOME=%s", u->home) > 0)
@@ -412,7 +424,7 @@ static void session_start(struct agent *a, uint32_t sid, struct proto_exec *e)
 {
 	_cleanup_fclose_ FILE *pw = NULL, *gr = NULL;
 	_cleanup_free_ char **env = NULL;
-	char *owned[2] = { NULL, NULL };
+	char *owned[3] = { NULL, NULL, NULL };
 	struct user_info u;
 	char why[256], exe[4096];
 	const char *cwd = *e->cwd ? e->cwd : "/";
@@ -549,6 +561,7 @@ out:
 		close(slave);
 	free(owned[0]);
 	free(owned[1]);
+	free(owned[2]);
 }
 
 static void reap(struct agent *a)
@@ -614,8 +627,45 @@ static void shutdown_begin(struct agent *a, uint32_t grace_ms)
 		return;
 	a->stopping = true;
 	a->deadline = now_ms() + grace_ms;
+	/*
+	 * kill(-1) spares PID 1. With the user's init there it is left alone:
+	 * if it exited the kernel would panic before the disk is synced; it ends
+	 * with the power-off instead.
+	 */
 	kill(-1, SIGTERM);
 	reap(a);
+}
+
+/* With an init as PID 1, its processes are not our children: look in /proc. */
+static bool user_processes_left(void)
+{
+	_cleanup_closedir_ DIR *d = opendir("/proc");
+	struct dirent *de;
+	pid_t self = getpid();
+
+	while (d && (de = readdir(d))) {
+		char path[64], stat[512], *close_paren;
+		long pid = strtol(de->d_name, NULL, 10);
+		int fd, ppid = 0;
+		ssize_t n;
+
+		if (pid <= 2 || pid == self)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, stat, sizeof(stat) - 1);
+		close(fd);
+		stat[n > 0 ? n : 0] = '\0';
+		close_paren = strrchr(stat, ')');
+		/* Kernel threads are children of kthreadd (2): " STATE PPID ..." after the name. */
+		if (close_paren && close_paren[1] == ' ' && close_paren[2] && close_paren[3] == ' ')
+			ppid = (int)strtol(close_paren + 4, NULL, 10);
+		if (ppid && ppid != 2)
+			return true;
+	}
+	return false;
 }
 
 /* Called after every loop iteration while stopping. Return: ms until the next check. */
@@ -623,7 +673,7 @@ static int shutdown_step(struct agent *a)
 {
 	uint64_t now = now_ms();
 
-	if (a->none_left && !a->sessions)
+	if (!a->sessions && (a->init ? !user_processes_left() : a->none_left))
 		poweroff_now(a);
 	if (now >= a->deadline) {
 		if (a->killed)
@@ -634,6 +684,87 @@ static int shutdown_step(struct agent *a)
 		reap(a);
 	}
 	return 10;
+}
+
+static uint64_t boottime_ns(void);
+
+/* CONFIG: becomes the sandbox, then says so (CONFIGURED) or why not (ERROR). */
+static void configure(struct agent *a, const struct proto_frame *f)
+{
+	struct proto_config c;
+	char why[320];
+	int r;
+
+	if (a->configured) {
+		proto_error_encode(&a->port.tx, 0, "config: already configured");
+		port_flush(a);
+		return;
+	}
+	r = proto_config_decode(f->payload, f->len, &c);
+	if (r < 0) {
+		proto_error_encode(&a->port.tx, 0, "config: malformed");
+		port_flush(a);
+		return;
+	}
+	r = agent_configure(&c, why, sizeof(why));
+	if (r < 0) {
+		char msg[400];
+
+		snprintf(msg, sizeof(msg), "config: %s", why);
+		alog("%s", msg);
+		proto_error_encode(&a->port.tx, 0, msg);
+	} else {
+		a->configured = true;
+		a->scripts = c.nscripts > 0;
+		a->init = c.init && c.init[0];
+		/*
+		 * We are now PID 1's child. A signalfd in epoll wakes the process
+		 * that registered it: register ours again, or SIGCHLD never comes.
+		 */
+		if (a->init) {
+			struct epoll_event ev = { .events = EPOLLIN, .data.u64 = key(0, TAG_SIG) };
+
+			epoll_ctl(a->ep, EPOLL_CTL_DEL, a->sigfd, NULL);
+			if (epoll_ctl(a->ep, EPOLL_CTL_ADD, a->sigfd, &ev) < 0)
+				alog("epoll_ctl signalfd: %s", strerror(errno));
+		}
+		if (c.hostname[0])
+			snprintf(a->hostname, sizeof(a->hostname), "%s", c.hostname);
+		proto_u64_encode(&a->port.tx, PROTO_CONFIGURED, 0, boottime_ns());
+	}
+	proto_config_free(&c);
+	port_flush(a);
+}
+
+/* Reads "Key:   N kB" from /proc/meminfo. Return: bytes, or 0. */
+static uint64_t meminfo(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+
+	return p ? strtoull(p + strlen(key), NULL, 10) * 1024 : 0;
+}
+
+static void send_stats(struct agent *a)
+{
+	struct proto_stats st = { .uptime_ns = boottime_ns() };
+	char text[4096];
+	int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+	_cleanup_closedir_ DIR *d = opendir("/proc");
+	struct dirent *de;
+
+	if (fd >= 0) {
+		ssize_t n = read(fd, text, sizeof(text) - 1);
+
+		close(fd);
+		text[n > 0 ? n : 0] = '\0';
+		st.mem_total = meminfo(text, "MemTotal:");
+		st.mem_available = meminfo(text, "MemAvailable:");
+	}
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] >= '1' && de->d_name[0] <= '9')
+			st.procs++;
+	proto_stats_encode(&a->port.tx, &st);
+	port_flush(a);
 }
 
 static void on_frame(struct agent *a, const struct proto_frame *f)
@@ -647,6 +778,11 @@ static void on_frame(struct agent *a, const struct proto_frame *f)
 	case PROTO_EXEC: {
 		struct proto_exec e;
 
+		if (!a->configured) {
+			send_failed(a, f->sid, PROTO_FAIL_INVALID, 0,
+				    "the sandbox is not configured yet");
+			return;
+		}
 		r = proto_exec_decode(f->payload, f->len, &e);
 		if (r < 0) {
 			send_failed(a, f->sid, PROTO_FAIL_INVALID, -r, "malformed exec request");
@@ -690,6 +826,12 @@ static void on_frame(struct agent *a, const struct proto_frame *f)
 		if (proto_u32_decode(f->payload, f->len, &v) < 0)
 			v = 0;
 		shutdown_begin(a, v);
+		return;
+	case PROTO_CONFIG:
+		configure(a, f);
+		return;
+	case PROTO_STATS_REQ:
+		send_stats(a);
 		return;
 	default:
 		proto_error_encode(&a->port.tx, f->sid, "unexpected frame type");
@@ -736,8 +878,7 @@ int agent_serve(int port_fd, uint64_t kernel_ns)
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = key(0, TAG_SIG) };
 	sigset_t set;
 
-	if (gethostname(a.hostname, sizeof(a.hostname) - 1) < 0)
-		snprintf(a.hostname, sizeof(a.hostname), "msb");
+	snprintf(a.hostname, sizeof(a.hostname), "msb");
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);

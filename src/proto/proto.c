@@ -78,7 +78,19 @@ static bool rd_done(const struct rd *r)
 
 bool proto_type_is_control(uint16_t type)
 {
-	return type == PROTO_READY || type == PROTO_SHUTDOWN;
+	switch (type) {
+	case PROTO_READY:
+	case PROTO_SHUTDOWN:
+	case PROTO_CONFIG:
+	case PROTO_CONFIGURED:
+	case PROTO_STATS_REQ:
+	case PROTO_STATS:
+	case PROTO_INFO:
+	case PROTO_KILL:
+		return true;
+	default:
+		return false;
+	}
 }
 
 int proto_parse(const struct buf *in, struct proto_frame *f)
@@ -239,7 +251,7 @@ int proto_exec_encode(struct buf *out, uint32_t sid, const struct proto_exec *e)
 	int r;
 
 	if (!e->argv || !e->argv[0] || e->nrlimits > PROTO_MAX_RLIMITS ||
-	    (e->flags & ~PROTO_EXEC_FLAGS_ALL))
+	    (e->flags & ~(PROTO_EXEC_FLAGS_ALL | PROTO_EXEC_MAIN)))
 		return -EINVAL;
 	r = frame_begin(out, PROTO_EXEC, sid, &start);
 	if (r < 0)
@@ -486,14 +498,248 @@ int proto_error_decode(const uint8_t *p, size_t n, char *msg, size_t cap)
 	return 0;
 }
 
+/* --- CONFIG ---------------------------------------------------------- */
+
+/* Bytes that may hold NULs: u32 length then bytes. */
+static int wblob(struct buf *b, const void *p, uint32_t n)
+{
+	int r = w32(b, n);
+
+	return r ? r : buf_append(b, p, n);
+}
+
+static const uint8_t *rd_blob(struct rd *r, uint32_t *len)
+{
+	uint32_t n = rd_u32(r);
+
+	if (r->bad || n > PROTO_MAX_STR) {
+		r->bad = true;
+		return NULL;
+	}
+	*len = n;
+	return rd_take(r, n);
+}
+
+/* A decoded string, NUL-terminated and owned. */
+static char *rd_strdup(struct rd *r)
+{
+	uint32_t len;
+	const uint8_t *s = rd_str(r, &len);
+	char *out;
+
+	if (!s)
+		return NULL;
+	out = malloc(len + 1);
+	if (!out) {
+		r->bad = true;
+		return NULL;
+	}
+	memcpy(out, s, len);
+	out[len] = '\0';
+	return out;
+}
+
+static char **rd_strv_dup(struct rd *r)
+{
+	uint32_t n = rd_u32(r);
+	char **v;
+
+	if (r->bad || n > PROTO_MAX_STRV) {
+		r->bad = true;
+		return NULL;
+	}
+	v = calloc(n + 1, sizeof(char *));
+	if (!v) {
+		r->bad = true;
+		return NULL;
+	}
+	for (uint32_t i = 0; i < n && !r->bad; i++)
+		v[i] = rd_strdup(r);
+	return v;
+}
+
+static void strv_release(char **v)
+{
+	for (char **s = v; s && *s; s++)
+		free(*s);
+	free(v);
+}
+
+int proto_config_encode(struct buf *out, const struct proto_config *c)
+{
+	char *none[] = { NULL };
+	size_t start;
+	int r;
+
+	if ((c->flags & ~PROTO_CONFIG_FLAGS_ALL) || c->ntmpfs > PROTO_MAX_TMPFS ||
+	    c->nscripts > PROTO_MAX_SCRIPTS)
+		return -EINVAL;
+	r = frame_begin(out, PROTO_CONFIG, 0, &start);
+	if (r < 0)
+		return r;
+	r = w32(out, c->flags);
+	if (!r)
+		r = wstr(out, c->hostname ? c->hostname : "");
+	if (!r)
+		r = w32(out, c->ntmpfs);
+	for (uint32_t i = 0; !r && i < c->ntmpfs; i++) {
+		r = wstr(out, c->tmpfs[i].path);
+		if (!r)
+			r = w64(out, c->tmpfs[i].size);
+	}
+	if (!r)
+		r = w32(out, c->nscripts);
+	for (uint32_t i = 0; !r && i < c->nscripts; i++) {
+		r = wstr(out, c->scripts[i].name);
+		if (!r)
+			r = wblob(out, c->scripts[i].body, c->scripts[i].len);
+	}
+	if (!r)
+		r = wstr(out, c->init ? c->init : "");
+	if (!r)
+		r = wstrv(out, c->init_argv ? c->init_argv : none);
+	if (!r)
+		r = wstrv(out, c->init_env ? c->init_env : none);
+	return frame_end(out, start, r);
+}
+
+int proto_config_decode(const uint8_t *p, size_t n, struct proto_config *c)
+{
+	struct rd r = { .p = p, .n = n };
+
+	memset(c, 0, sizeof(*c));
+	c->flags = rd_u32(&r);
+	c->hostname = rd_strdup(&r);
+	c->ntmpfs = rd_u32(&r);
+	if (!r.bad && (c->ntmpfs > PROTO_MAX_TMPFS || (c->flags & ~PROTO_CONFIG_FLAGS_ALL))) {
+		c->ntmpfs = 0;
+		proto_config_free(c);
+		return -E2BIG;
+	}
+	for (uint32_t i = 0; i < c->ntmpfs && !r.bad; i++) {
+		c->tmpfs[i].path = rd_strdup(&r);
+		c->tmpfs[i].size = rd_u64(&r);
+	}
+	c->nscripts = r.bad ? 0 : rd_u32(&r);
+	if (!r.bad && c->nscripts > PROTO_MAX_SCRIPTS) {
+		c->nscripts = 0;
+		proto_config_free(c);
+		return -E2BIG;
+	}
+	for (uint32_t i = 0; i < c->nscripts && !r.bad; i++) {
+		const uint8_t *b;
+
+		c->scripts[i].name = rd_strdup(&r);
+		b = rd_blob(&r, &c->scripts[i].len);
+		if (b) {
+			c->scripts[i].body = malloc(c->scripts[i].len ? c->scripts[i].len : 1);
+			if (c->scripts[i].body)
+				memcpy(c->scripts[i].body, b, c->scripts[i].len);
+			else
+				r.bad = true;
+		}
+	}
+	c->init = r.bad ? NULL : rd_strdup(&r);
+	c->init_argv = r.bad ? NULL : rd_strv_dup(&r);
+	c->init_env = r.bad ? NULL : rd_strv_dup(&r);
+	/* Later versions may append fields. */
+	if (r.bad) {
+		proto_config_free(c);
+		return -EBADMSG;
+	}
+	for (char **kv = c->init_env; *kv; kv++) {
+		if ((*kv)[0] == '=' || !strchr(*kv, '=')) {
+			proto_config_free(c);
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+void proto_config_free(struct proto_config *c)
+{
+	free(c->hostname);
+	for (uint32_t i = 0; i < c->ntmpfs && i < PROTO_MAX_TMPFS; i++)
+		free(c->tmpfs[i].path);
+	for (uint32_t i = 0; i < c->nscripts && i < PROTO_MAX_SCRIPTS; i++) {
+		free(c->scripts[i].name);
+		free(c->scripts[i].body);
+	}
+	free(c->init);
+	strv_release(c->init_argv);
+	strv_release(c->init_env);
+	memset(c, 0, sizeof(*c));
+}
+
+/* --- STATS, u64 -------------------------------------------------------- */
+
+int proto_stats_encode(struct buf *out, const struct proto_stats *st)
+{
+	size_t start;
+	int r = frame_begin(out, PROTO_STATS, 0, &start);
+
+	if (r < 0)
+		return r;
+	r = w64(out, st->mem_total);
+	if (!r)
+		r = w64(out, st->mem_available);
+	if (!r)
+		r = w32(out, st->procs);
+	if (!r)
+		r = w64(out, st->uptime_ns);
+	return frame_end(out, start, r);
+}
+
+int proto_stats_decode(const uint8_t *p, size_t n, struct proto_stats *st)
+{
+	struct rd r = { .p = p, .n = n };
+
+	st->mem_total = rd_u64(&r);
+	st->mem_available = rd_u64(&r);
+	st->procs = rd_u32(&r);
+	st->uptime_ns = rd_u64(&r);
+	return r.bad ? -EBADMSG : 0;
+}
+
+int proto_u64_encode(struct buf *out, uint16_t type, uint32_t sid, uint64_t v)
+{
+	uint8_t p[8];
+
+	put_le64(p, v);
+	return proto_put_frame(out, type, sid, p, sizeof(p));
+}
+
+int proto_u64_decode(const uint8_t *p, size_t n, uint64_t *v)
+{
+	if (n != 8)
+		return -EBADMSG;
+	*v = get_le64(p);
+	return 0;
+}
+
 const char *proto_type_name(uint16_t type)
 {
 	static const char *const names[PROTO_TYPE_MAX] = {
-		[PROTO_READY] = "READY",   [PROTO_EXEC] = "EXEC",     [PROTO_STARTED] = "STARTED",
-		[PROTO_STDIN] = "STDIN",   [PROTO_STDOUT] = "STDOUT", [PROTO_STDERR] = "STDERR",
-		[PROTO_ACK] = "ACK",	   [PROTO_RESIZE] = "RESIZE", [PROTO_SIGNAL] = "SIGNAL",
-		[PROTO_EXITED] = "EXITED", [PROTO_FAILED] = "FAILED", [PROTO_SHUTDOWN] = "SHUTDOWN",
+		[PROTO_READY] = "READY",
+		[PROTO_EXEC] = "EXEC",
+		[PROTO_STARTED] = "STARTED",
+		[PROTO_STDIN] = "STDIN",
+		[PROTO_STDOUT] = "STDOUT",
+		[PROTO_STDERR] = "STDERR",
+		[PROTO_ACK] = "ACK",
+		[PROTO_RESIZE] = "RESIZE",
+		[PROTO_SIGNAL] = "SIGNAL",
+		[PROTO_EXITED] = "EXITED",
+		[PROTO_FAILED] = "FAILED",
+		[PROTO_SHUTDOWN] = "SHUTDOWN",
 		[PROTO_ERROR] = "ERROR",
+		[PROTO_CONFIG] = "CONFIG",
+		[PROTO_CONFIGURED] = "CONFIGURED",
+		[PROTO_STATS_REQ] = "STATS_REQ",
+		[PROTO_STATS] = "STATS",
+		[PROTO_INFO] = "INFO",
+		[PROTO_KILL] = "KILL",
+		[PROTO_DETACH] = "DETACH",
 	};
 
 	if (type >= PROTO_TYPE_MAX || !names[type])

@@ -12,7 +12,7 @@
 
 #include "util/buf.h"
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 
 /* Every frame: this header, little-endian, then @len payload bytes. */
 struct proto_wire_hdr {
@@ -36,19 +36,26 @@ _Static_assert(sizeof(struct proto_wire_hdr) == PROTO_HDR_SIZE, "wire header is 
 #define PROTO_WINDOW (512u << 10)
 
 enum proto_type {
-	PROTO_READY = 1, /* agent -> host, sid 0 */
-	PROTO_EXEC,	 /* host -> agent: start a session */
-	PROTO_STARTED,	 /* agent -> host: the process runs */
-	PROTO_STDIN,	 /* host -> agent: bytes; empty payload = EOF */
-	PROTO_STDOUT,	 /* agent -> host */
-	PROTO_STDERR,	 /* agent -> host */
-	PROTO_ACK,	 /* either way: stream bytes consumed (window credit) */
-	PROTO_RESIZE,	 /* host -> agent: terminal size */
-	PROTO_SIGNAL,	 /* host -> agent: deliver a signal */
-	PROTO_EXITED,	 /* agent -> host: final status */
-	PROTO_FAILED,	 /* agent -> host: the session could not start */
-	PROTO_SHUTDOWN,	 /* host -> agent, sid 0: stop everything, power off */
-	PROTO_ERROR,	 /* either way: protocol-level complaint */
+	PROTO_READY = 1,  /* agent -> host, sid 0 */
+	PROTO_EXEC,	  /* host -> agent: start a session */
+	PROTO_STARTED,	  /* agent -> host: the process runs */
+	PROTO_STDIN,	  /* host -> agent: bytes; empty payload = EOF */
+	PROTO_STDOUT,	  /* agent -> host */
+	PROTO_STDERR,	  /* agent -> host */
+	PROTO_ACK,	  /* either way: stream bytes consumed (window credit) */
+	PROTO_RESIZE,	  /* host -> agent: terminal size */
+	PROTO_SIGNAL,	  /* host -> agent: deliver a signal */
+	PROTO_EXITED,	  /* agent -> host: final status */
+	PROTO_FAILED,	  /* agent -> host: the session could not start */
+	PROTO_SHUTDOWN,	  /* host -> agent, sid 0: stop everything, power off */
+	PROTO_ERROR,	  /* either way: protocol-level complaint */
+	PROTO_CONFIG,	  /* host -> agent, sid 0: the sandbox's configuration, once, after READY */
+	PROTO_CONFIGURED, /* agent -> host, sid 0: the root is assembled; sessions may start */
+	PROTO_STATS_REQ,  /* host -> agent, sid 0: report resource use */
+	PROTO_STATS,	  /* agent -> host, sid 0: resource use */
+	PROTO_INFO,   /* client <-> supervisor only, sid 0: ask / answer (JSON) about the sandbox */
+	PROTO_KILL,   /* client -> supervisor only, sid 0: stop the VM now */
+	PROTO_DETACH, /* client -> supervisor only: leave the session running without this client */
 	PROTO_TYPE_MAX
 };
 
@@ -59,6 +66,11 @@ bool proto_type_is_control(uint16_t type);
 #define PROTO_EXEC_TTY	     0x1u
 #define PROTO_EXEC_MKCWD     0x2u /* create the working directory if missing */
 #define PROTO_EXEC_FLAGS_ALL (PROTO_EXEC_TTY | PROTO_EXEC_MKCWD)
+/*
+ * Client -> supervisor only (stripped before the guest sees the request):
+ * this session is the sandbox's main command; when it ends, the sandbox ends.
+ */
+#define PROTO_EXEC_MAIN 0x100u
 
 /* FAILED kinds: why a session did not start. */
 enum proto_fail {
@@ -94,6 +106,49 @@ int proto_parse(const struct buf *in, struct proto_frame *f);
 int proto_put_frame(struct buf *out, uint16_t type, uint32_t sid, const void *payload, size_t len);
 
 /* --- payloads --------------------------------------------------------- */
+
+#define PROTO_MAX_TMPFS	  64
+#define PROTO_MAX_SCRIPTS 64
+/* CONFIG flags */
+#define PROTO_CONFIG_UPPER_DISK 0x1u /* the writable layer is ext4 on the second disk */
+#define PROTO_CONFIG_FLAGS_ALL	PROTO_CONFIG_UPPER_DISK
+
+struct proto_tmpfs {
+	char *path;
+	uint64_t size; /* bytes; 0 = the kernel's default (half the memory) */
+};
+
+struct proto_script {
+	char *name;
+	uint8_t *body; /* any bytes */
+	uint32_t len;
+};
+
+/*
+ * struct proto_config - what makes a booted guest this sandbox. Sent once,
+ * after READY, so a guest can be booted (or restored) before it knows which
+ * sandbox it will be. After proto_config_decode() the struct owns its
+ * strings: release with proto_config_free().
+ */
+struct proto_config {
+	uint32_t flags;
+	char *hostname;
+	uint32_t ntmpfs;
+	struct proto_tmpfs tmpfs[PROTO_MAX_TMPFS];
+	uint32_t nscripts;
+	struct proto_script scripts[PROTO_MAX_SCRIPTS];
+	char *init;	  /* "" = agentd stays PID 1; else an absolute path */
+	char **init_argv; /* NULL-terminated; empty = { init } */
+	char **init_env;  /* NULL-terminated KEY=VALUE */
+};
+
+/* What the agent reports on STATS_REQ. */
+struct proto_stats {
+	uint64_t mem_total;	/* bytes, as the guest kernel sees them */
+	uint64_t mem_available; /* bytes */
+	uint32_t procs;		/* processes in the guest */
+	uint64_t uptime_ns;	/* CLOCK_BOOTTIME */
+};
 
 struct proto_ready {
 	uint32_t version;
@@ -158,6 +213,19 @@ int proto_failed_decode(const uint8_t *p, size_t n, struct proto_failed *f);
 /* ERROR frames carry one message string. */
 int proto_error_encode(struct buf *out, uint32_t sid, const char *msg);
 int proto_error_decode(const uint8_t *p, size_t n, char *msg, size_t cap);
+
+/* Return: 0, -EINVAL (bad fields) or -ENOMEM. */
+int proto_config_encode(struct buf *out, const struct proto_config *c);
+/* Return: 0, -EBADMSG (malformed), -E2BIG (limits) or -ENOMEM. */
+int proto_config_decode(const uint8_t *p, size_t n, struct proto_config *c);
+void proto_config_free(struct proto_config *c);
+
+int proto_stats_encode(struct buf *out, const struct proto_stats *s);
+int proto_stats_decode(const uint8_t *p, size_t n, struct proto_stats *s);
+
+/* CONFIGURED carries the guest clock (CLOCK_BOOTTIME ns) when the root was ready. */
+int proto_u64_encode(struct buf *out, uint16_t type, uint32_t sid, uint64_t v);
+int proto_u64_decode(const uint8_t *p, size_t n, uint64_t *v);
 
 const char *proto_type_name(uint16_t type);
 

@@ -205,10 +205,58 @@ static void fuzz_frame(const struct proto_frame *f)
 		}
 		break;
 	}
+	case PROTO_CONFIG: {
+		struct proto_config c, again;
+		struct proto_frame f2;
+
+		r = proto_config_decode(f->payload, f->len, &c);
+		CHECK(r == 0 || r == -EBADMSG || r == -E2BIG || r == -ENOMEM);
+		if (r == 0) {
+			CHECK(c.hostname && c.init && c.init_argv && c.init_env);
+			CHECK(c.ntmpfs <= PROTO_MAX_TMPFS && c.nscripts <= PROTO_MAX_SCRIPTS);
+			/* What decodes re-encodes, and decodes to the same again. */
+			if (proto_config_encode(&b, &c) == 0) {
+				CHECK(proto_parse(&b, &f2) == 1 && f2.type == PROTO_CONFIG);
+				CHECK(proto_config_decode(f2.payload, f2.len, &again) == 0);
+				CHECK(again.flags == c.flags &&
+				      !strcmp(again.hostname, c.hostname) &&
+				      again.ntmpfs == c.ntmpfs && again.nscripts == c.nscripts &&
+				      !strcmp(again.init, c.init) &&
+				      strv_equal(again.init_argv, c.init_argv) &&
+				      strv_equal(again.init_env, c.init_env));
+				for (uint32_t i = 0; i < c.nscripts; i++)
+					CHECK(again.scripts[i].len == c.scripts[i].len &&
+					      !memcmp(again.scripts[i].body, c.scripts[i].body,
+						      c.scripts[i].len));
+				proto_config_free(&again);
+			}
+			proto_config_free(&c);
+		}
+		break;
+	}
+	case PROTO_STATS: {
+		struct proto_stats st;
+
+		r = proto_stats_decode(f->payload, f->len, &st);
+		CHECK(r == 0 || r == -EBADMSG);
+		break;
+	}
+	case PROTO_CONFIGURED: {
+		uint64_t v;
+
+		r = proto_u64_decode(f->payload, f->len, &v);
+		CHECK(r == 0 || r == -EBADMSG);
+		CHECK((r == 0) == (f->len == 8));
+		break;
+	}
 	case PROTO_STDIN:
 	case PROTO_STDOUT:
 	case PROTO_STDERR:
-		/* Opaque bytes: nothing to decode. */
+	case PROTO_STATS_REQ:
+	case PROTO_INFO:
+	case PROTO_KILL:
+	case PROTO_DETACH:
+		/* Opaque or empty: nothing to decode. */
 		break;
 	default:
 		/* proto_parse() let through a type it should have refused. */
@@ -237,9 +285,11 @@ static int expected_parse(const uint8_t *h, size_t have)
 	flags = (uint16_t)(h[10] | h[11] << 8);
 	if (len > PROTO_MAX_PAYLOAD)
 		return -EMSGSIZE;
-	if (type < PROTO_READY || type > PROTO_ERROR || flags)
+	if (type < PROTO_READY || type > PROTO_DETACH || flags)
 		return -EPROTO;
-	control = type == PROTO_READY || type == PROTO_SHUTDOWN;
+	control = type == PROTO_READY || type == PROTO_SHUTDOWN || type == PROTO_CONFIG ||
+		  type == PROTO_CONFIGURED || type == PROTO_STATS_REQ || type == PROTO_STATS ||
+		  type == PROTO_INFO || type == PROTO_KILL;
 	if (type != PROTO_ERROR && control != (sid == 0))
 		return -EPROTO;
 	return have - PROTO_HDR_SIZE < len ? 0 : 1;

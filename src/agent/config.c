@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Applying the sandbox's configuration (CONFIG): the guest boots knowing
+ * nothing about which sandbox it is, so that a booted guest can be saved and
+ * restored for any sandbox of its shape; this turns it into one: root
+ * filesystem, hostname, tmpfs mounts, scripts, and an optional init that
+ * takes over PID 1 while agentd keeps serving from a child process.
+ * Everything here comes from the host, which is trusted, but it is still
+ * validated: a bad value is a clear error, not a guest in a strange state.
+ */
+#define _GNU_SOURCE
+#include "agent/agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+
+bool agent_valid_hostname(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return false;
+	for (const char *p = s; *p; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+			return false;
+	}
+	return true;
+}
+
+/* An absolute path without "." or ".." components, which mkdir -p may follow. */
+static bool clean_path(const char *p)
+{
+	if (p[0] != '/' || strlen(p) > 1024)
+		return false;
+	for (const char *c = p; *c; c++) {
+		if (c[0] == '/' && c[1] == '.' &&
+		    (c[2] == '/' || c[2] == '\0' || (c[2] == '.' && (c[3] == '/' || c[3] == '\0'))))
+			return false;
+	}
+	return true;
+}
+
+static bool valid_script_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64 || s[0] == '.')
+		return false;
+	for (const char *p = s; *p; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+			return false;
+	}
+	return true;
+}
+
+static int mkdir_parents(const char *path, mode_t mode)
+{
+	char tmp[1100];
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int mount_tmpfs(const struct proto_tmpfs *t, char *why, size_t len)
+{
+	char opts[64];
+	int r;
+
+	if (!clean_path(t->path) || !strcmp(t->path, "/")) {
+		snprintf(why, len, "tmpfs %.200s: not an absolute path", t->path);
+		return -EINVAL;
+	}
+	r = mkdir_parents(t->path, 0755);
+	if (r < 0) {
+		snprintf(why, len, "tmpfs %.200s: %s", t->path, strerror(-r));
+		return r;
+	}
+	/* docker's --tmpfs: world-writable with the sticky bit, like /tmp. */
+	if (t->size)
+		snprintf(opts, sizeof(opts), "mode=1777,size=%llu", (unsigned long long)t->size);
+	else
+		snprintf(opts, sizeof(opts), "mode=1777");
+	if (mount("tmpfs", t->path, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) {
+		r = -errno;
+		snprintf(why, len, "tmpfs %.200s: %s", t->path, strerror(errno));
+		return r;
+	}
+	return 0;
+}
+
+static int write_script(const struct proto_script *s, char *why, size_t len)
+{
+	char path[128];
+	_cleanup_close_ int fd = -1;
+	size_t off = 0;
+
+	if (!valid_script_name(s->name)) {
+		snprintf(why, len, "script name \"%.64s\" is not valid", s->name);
+		return -EINVAL;
+	}
+	snprintf(path, sizeof(path), AGENT_SCRIPTS_DIR "/%s", s->name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0755);
+	if (fd < 0) {
+		snprintf(why, len, "script %s: %s", s->name, strerror(errno));
+		return -errno;
+	}
+	while (off < s->len) {
+		ssize_t n = write(fd, s->body + off, s->len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(why, len, "script %s: %s", s->name, strerror(errno));
+			return -errno;
+		}
+		off += (size_t)n;
+	}
+	/* umask must not take the exec bits away. */
+	fchmod(fd, 0755);
+	return 0;
+}
+
+extern char **environ;
+
+/* agentd's environment with @extra (KEY=VALUE) on top. Return: allocated, or environ. */
+static char **init_env(char **extra)
+{
+	size_t n = 0, k = 0, m = 0;
+	char **env;
+
+	while (environ && environ[n])
+		n++;
+	while (extra && extra[m])
+		m++;
+	env = calloc(n + m + 1, sizeof(char *));
+	if (!env)
+		return environ;
+	for (size_t i = 0; i < n; i++) {
+		size_t kl = strcspn(environ[i], "=");
+		bool replaced = false;
+
+		for (size_t j = 0; j < m && !replaced; j++)
+			replaced = !strncmp(extra[j], environ[i], kl) && extra[j][kl] == '=';
+		if (!replaced)
+			env[k++] = environ[i];
+	}
+	for (size_t j = 0; j < m; j++)
+		env[k++] = extra[j];
+	env[k] = NULL;
+	return env;
+}
+
+/*
+ * PID 1 becomes the user's init; agentd goes on in a child. The child keeps
+ * every descriptor (the port, epoll, the signalfd); the parent execs init
+ * with the signal mask and handlers an init expects.
+ * Return: 0 in the child (agentd), or -errno; the parent never returns.
+ */
+static int hand_off_pid1(const struct proto_config *c, char *why, size_t len)
+{
+	char *dflt[] = { c->init, NULL };
+	char **argv = c->init_argv && c->init_argv[0] ? c->init_argv : dflt;
+	struct stat st;
+	sigset_t none;
+	pid_t pid;
+
+	if (!clean_path(c->init) || stat(c->init, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    !(st.st_mode & 0111)) {
+		snprintf(why, len, "init %.200s: not an executable file in the sandbox", c->init);
+		return -ENOENT;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(why, len, "init: fork: %s", strerror(errno));
+		return -errno;
+	}
+	if (pid == 0)
+		return 0;
+	/* PID 1, from here on the user's init. */
+	for (int sig = 1; sig < 65; sig++)
+		signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	setsid();
+	execve(c->init, argv, init_env(c->init_env));
+	alog("init %s: %s; the sandbox cannot go on", c->init, strerror(errno));
+	agent_poweroff();
+}
+
+int agent_configure(const struct proto_config *c, char *why, size_t len)
+{
+	int r;
+
+	why[0] = '\0';
+	if (c->hostname[0] && !agent_valid_hostname(c->hostname)) {
+		snprintf(why, len, "hostname \"%.64s\" is not valid", c->hostname);
+		return -EINVAL;
+	}
+	r = mount_root(c->flags & PROTO_CONFIG_UPPER_DISK);
+	if (r < 0) {
+		snprintf(why, len, "cannot assemble the root filesystem: %s", strerror(-r));
+		return r;
+	}
+	if (c->hostname[0] && sethostname(c->hostname, strlen(c->hostname)) < 0)
+		alog("sethostname: %s", strerror(errno));
+	for (uint32_t i = 0; i < c->ntmpfs; i++)
+		if ((r = mount_tmpfs(&c->tmpfs[i], why, len)) < 0)
+			return r;
+	if (c->nscripts) {
+		r = mkdir_parents(AGENT_SCRIPTS_DIR, 0755);
+		if (r < 0) {
+			snprintf(why, len, AGENT_SCRIPTS_DIR ": %s", strerror(-r));
+			return r;
+		}
+		for (uint32_t i = 0; i < c->nscripts; i++)
+			if ((r = write_script(&c->scripts[i], why, len)) < 0)
+				return r;
+	}
+	if (c->init && c->init[0])
+		return hand_off_pid1(c, why, len);
+	return 0;
+}
