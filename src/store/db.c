@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +18,7 @@
 #include "util/fs.h"
 #include "util/log.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 struct db {
 	sqlite3 *h;
@@ -52,7 +54,30 @@ static const char schema[] =
 	"  image TEXT,"
 	"  manifest_digest TEXT,"
 	"  status TEXT NOT NULL,"
-	"  created_at TEXT NOT NULL);";
+	"  created_at TEXT NOT NULL,"
+	"  pid INTEGER, run_id INTEGER, started_at TEXT, ended_at TEXT, reason TEXT,"
+	"  exit_code INTEGER, accel TEXT, kernel_ms REAL, ready_ms REAL, accel_reason TEXT);"
+	"CREATE TABLE IF NOT EXISTS runs("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  sandbox TEXT NOT NULL,"
+	"  started_at TEXT NOT NULL,"
+	"  ended_at TEXT,"
+	"  reason TEXT,"
+	"  exit_code INTEGER);"
+	"CREATE INDEX IF NOT EXISTS runs_sandbox ON runs(sandbox);";
+
+/* Schema 1 -> 2: sandboxes gained their lifecycle columns. */
+static const char migrate_1_2[] = "ALTER TABLE sandboxes ADD COLUMN pid INTEGER;"
+				  "ALTER TABLE sandboxes ADD COLUMN run_id INTEGER;"
+				  "ALTER TABLE sandboxes ADD COLUMN started_at TEXT;"
+				  "ALTER TABLE sandboxes ADD COLUMN ended_at TEXT;"
+				  "ALTER TABLE sandboxes ADD COLUMN reason TEXT;"
+				  "ALTER TABLE sandboxes ADD COLUMN exit_code INTEGER;"
+				  "ALTER TABLE sandboxes ADD COLUMN accel TEXT;"
+				  "ALTER TABLE sandboxes ADD COLUMN kernel_ms REAL;"
+				  "ALTER TABLE sandboxes ADD COLUMN ready_ms REAL;"
+				  "ALTER TABLE sandboxes ADD COLUMN accel_reason TEXT;"
+				  "UPDATE meta SET value = '2' WHERE key = 'schema';";
 
 static int fail(struct db *db, struct msb_err **err, const char *what)
 {
@@ -82,6 +107,46 @@ static int open_lock(const char *dir)
 		return -1;
 	}
 	return fd;
+}
+
+static sqlite3_stmt *prep(struct db *db, const char *sql, struct msb_err **err);
+
+/* Creates the schema, or brings an older database up to this version. */
+static int migrate(struct db *db, struct msb_err **err)
+{
+	sqlite3_stmt *st;
+	bool fresh = true, v1 = false;
+	int r;
+
+	/* Before the schema: a database of version 1 has a sandboxes table without the new columns.
+	 */
+	st = prep(db, "SELECT value FROM meta WHERE key = 'schema';", NULL);
+	if (st && sqlite3_step(st) == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+
+		fresh = false;
+		v1 = v && !strcmp(v, "1");
+		if (v && strtol(v, NULL, 10) > SCHEMA_VERSION) {
+			sqlite3_finalize(st);
+			return msb_err_set(err, EPROTO,
+					   "database schema %s is newer than this msb knows (%d): "
+					   "upgrade msb",
+					   v, SCHEMA_VERSION);
+		}
+	}
+	sqlite3_finalize(st);
+	r = exec(db, "BEGIN IMMEDIATE;", err);
+	if (!r && v1)
+		r = exec(db, migrate_1_2, err);
+	if (!r)
+		r = exec(db, schema, err);
+	if (!r && fresh)
+		r = exec(db, "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '2');", err);
+	if (!r)
+		r = exec(db, "COMMIT;", err);
+	else
+		exec(db, "ROLLBACK;", NULL);
+	return r;
 }
 
 int db_open(struct db **out, struct msb_err **err)
@@ -117,9 +182,7 @@ int db_open(struct db **out, struct msb_err **err)
 	r = exec(db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
 		 err);
 	if (!r)
-		r = exec(db, schema, err);
-	if (!r)
-		r = exec(db, "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '1');", err);
+		r = migrate(db, err);
 	if (lock >= 0)
 		close(lock);
 	if (r < 0) {
@@ -475,15 +538,19 @@ void image_records_free(struct image_record *v, size_t n)
 	free(v);
 }
 
-int db_sandbox_put(struct db *db, const char *name, const char *image, const char *digest,
-		   const char *status, struct msb_err **err)
+int db_sandbox_create(struct db *db, const char *name, const char *image, const char *digest,
+		      struct msb_err **err)
 {
-	sqlite3_stmt *st =
-		prep(db,
-		     "INSERT INTO sandboxes(name, image, manifest_digest, status, created_at)"
-		     " VALUES(?1,?2,?3,?4,strftime('%Y-%m-%dT%H:%M:%SZ','now'))"
-		     " ON CONFLICT(name) DO UPDATE SET status = excluded.status;",
-		     err);
+	sqlite3_stmt *st = prep(
+		db,
+		"INSERT INTO sandboxes(name, image, manifest_digest, status, created_at)"
+		" VALUES(?1,?2,?3,'created',strftime('%Y-%m-%dT%H:%M:%fZ','now'))"
+		" ON CONFLICT(name) DO UPDATE SET image = excluded.image,"
+		" manifest_digest = excluded.manifest_digest, status = 'created',"
+		" created_at = excluded.created_at, pid = NULL, run_id = NULL, started_at = NULL,"
+		" ended_at = NULL, reason = NULL, exit_code = NULL, accel = NULL,"
+		" kernel_ms = NULL, ready_ms = NULL;",
+		err);
 	int rc;
 
 	if (!st)
@@ -491,23 +558,218 @@ int db_sandbox_put(struct db *db, const char *name, const char *image, const cha
 	bind_text(st, 1, name);
 	bind_text(st, 2, image);
 	bind_text(st, 3, digest);
-	bind_text(st, 4, status);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : fail(db, err, "sandbox");
 }
 
-int db_sandbox_delete(struct db *db, const char *name, struct msb_err **err)
+/* Runs one statement with text/integer parameters given as a printf-like list. */
+static int run_stmt(struct db *db, const char *sql, const char *what, struct msb_err **err,
+		    int nparams, const char *types, ...)
 {
-	sqlite3_stmt *st = prep(db, "DELETE FROM sandboxes WHERE name = ?1;", err);
+	sqlite3_stmt *st = prep(db, sql, err);
+	va_list ap;
+	int rc;
+
+	if (!st)
+		return -1;
+	va_start(ap, types);
+	for (int i = 0; i < nparams; i++) {
+		switch (types[i]) {
+		case 's':
+			bind_text(st, i + 1, va_arg(ap, const char *));
+			break;
+		case 'i':
+			sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+			break;
+		case 'd':
+			sqlite3_bind_double(st, i + 1, va_arg(ap, double));
+			break;
+		default: /* 'n': NULL */
+			(void)va_arg(ap, int);
+			sqlite3_bind_null(st, i + 1);
+		}
+	}
+	va_end(ap);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : fail(db, err, what);
+}
+
+int db_run_begin(struct db *db, const char *name, int64_t pid, int64_t *run_id,
+		 struct msb_err **err)
+{
+	int r;
+
+	if (exec(db, "BEGIN IMMEDIATE;", err) < 0)
+		return -1;
+	r = run_stmt(db,
+		     "INSERT INTO runs(sandbox, started_at)"
+		     " VALUES(?1, strftime('%Y-%m-%dT%H:%M:%fZ','now'));",
+		     "run", err, 1, "s", name);
+	*run_id = sqlite3_last_insert_rowid(db->h);
+	if (!r)
+		r = run_stmt(db,
+			     "UPDATE sandboxes SET status = 'starting', pid = ?2, run_id = ?3,"
+			     " started_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), ended_at = NULL,"
+			     " reason = NULL, exit_code = NULL, accel = NULL, kernel_ms = NULL,"
+			     " ready_ms = NULL WHERE name = ?1;",
+			     "sandbox", err, 3, "sii", name, pid, *run_id);
+	if (!r)
+		r = exec(db, "COMMIT;", err);
+	else
+		exec(db, "ROLLBACK;", NULL);
+	return r;
+}
+
+int db_run_ready(struct db *db, const char *name, const char *accel, const char *accel_reason,
+		 double kernel_ms, double ready_ms, struct msb_err **err)
+{
+	return run_stmt(db,
+			"UPDATE sandboxes SET status = 'running', accel = ?2, kernel_ms = ?3,"
+			" ready_ms = ?4, accel_reason = ?5 WHERE name = ?1;",
+			"sandbox", err, 5, "ssdds", name, accel, kernel_ms, ready_ms, accel_reason);
+}
+
+int db_run_end(struct db *db, const char *name, int64_t run_id, const char *status,
+	       const char *reason, int exit_code, struct msb_err **err)
+{
+	int r;
+
+	if (exec(db, "BEGIN IMMEDIATE;", err) < 0)
+		return -1;
+	r = run_stmt(db,
+		     "UPDATE runs SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), reason = ?2,"
+		     " exit_code = ?3 WHERE id = ?1;",
+		     "run", err, 3, exit_code >= 0 ? "isi" : "isn", run_id, reason,
+		     exit_code >= 0 ? (int64_t)exit_code : (int64_t)0);
+	if (!r)
+		r = run_stmt(
+			db,
+			"UPDATE sandboxes SET status = ?2, reason = ?3, exit_code = ?4, pid = NULL,"
+			" ended_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE name = ?1;",
+			"sandbox", err, 4, exit_code >= 0 ? "sssi" : "sssn", name, status, reason,
+			exit_code >= 0 ? (int64_t)exit_code : (int64_t)0);
+	if (!r)
+		r = exec(db, "COMMIT;", err);
+	else
+		exec(db, "ROLLBACK;", NULL);
+	return r;
+}
+
+static void row_read(sqlite3_stmt *st, struct sandbox_row *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->name = col_dup(st, 0);
+	r->image = col_dup(st, 1);
+	r->digest = col_dup(st, 2);
+	r->status = col_dup(st, 3);
+	r->created_at = col_dup(st, 4);
+	r->pid = sqlite3_column_int64(st, 5);
+	r->run_id = sqlite3_column_int64(st, 6);
+	r->started_at = col_dup(st, 7);
+	r->ended_at = col_dup(st, 8);
+	r->reason = col_dup(st, 9);
+	r->has_exit = sqlite3_column_type(st, 10) != SQLITE_NULL;
+	r->exit_code = sqlite3_column_int(st, 10);
+	r->accel = col_dup(st, 11);
+	r->kernel_ms = sqlite3_column_double(st, 12);
+	r->ready_ms = sqlite3_column_double(st, 13);
+	r->accel_reason = col_dup(st, 14);
+}
+
+#define ROW_COLUMNS                                                                                \
+	"name, image, manifest_digest, status, created_at, pid, run_id, started_at, ended_at,"     \
+	" reason, exit_code, accel, kernel_ms, ready_ms, accel_reason"
+
+int db_sandbox_get(struct db *db, const char *name, struct sandbox_row *out, struct msb_err **err)
+{
+	sqlite3_stmt *st = prep(db, "SELECT " ROW_COLUMNS " FROM sandboxes WHERE name = ?1;", err);
 	int rc;
 
 	if (!st)
 		return -1;
 	bind_text(st, 1, name);
 	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		row_read(st, out);
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : fail(db, err, "sandbox");
+	if (rc == SQLITE_ROW)
+		return out->name ? 0 : msb_err_sys(err, ENOMEM, "sandbox");
+	return rc == SQLITE_DONE ? 1 : fail(db, err, "sandbox");
+}
+
+int db_sandbox_list(struct db *db, struct sandbox_row **out, size_t *n, struct msb_err **err)
+{
+	sqlite3_stmt *st =
+		prep(db, "SELECT " ROW_COLUMNS " FROM sandboxes ORDER BY created_at, name;", err);
+	struct sandbox_row *v = NULL;
+	size_t k = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (!st)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct sandbox_row *nv = realloc(v, (k + 1) * sizeof(*v));
+
+		if (!nv) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		v = nv;
+		row_read(st, &v[k++]);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		sandbox_rows_free(v, k);
+		return fail(db, err, "sandboxes");
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+int db_sandbox_set_status(struct db *db, const char *name, const char *status, const char *reason,
+			  struct msb_err **err)
+{
+	return run_stmt(
+		db,
+		"UPDATE sandboxes SET status = ?2, reason = COALESCE(?3, reason), pid = NULL"
+		" WHERE name = ?1;",
+		"sandbox", err, 3, "sss", name, status, reason);
+}
+
+void sandbox_row_free(struct sandbox_row *r)
+{
+	free(r->name);
+	free(r->image);
+	free(r->digest);
+	free(r->status);
+	free(r->created_at);
+	free(r->started_at);
+	free(r->ended_at);
+	free(r->reason);
+	free(r->accel);
+	free(r->accel_reason);
+	memset(r, 0, sizeof(*r));
+}
+
+void sandbox_rows_free(struct sandbox_row *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sandbox_row_free(&v[i]);
+	free(v);
+}
+
+int db_sandbox_delete(struct db *db, const char *name, struct msb_err **err)
+{
+	int r = run_stmt(db, "DELETE FROM runs WHERE sandbox = ?1;", "runs", err, 1, "s", name);
+
+	return r ? r
+		 : run_stmt(db, "DELETE FROM sandboxes WHERE name = ?1;", "sandbox", err, 1, "s",
+			    name);
 }
 
 int db_sandboxes_using(struct db *db, const char *reference, struct msb_err **err)

@@ -3,6 +3,7 @@
 #ifndef MSB_STORE_DB_H
 #define MSB_STORE_DB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,9 +57,40 @@ int db_layer_users(struct db *db, const char *diff_id, struct msb_err **err);
 void image_record_free(struct image_record *img);
 void image_records_free(struct image_record *v, size_t n);
 
-/* Sandboxes, so that images in use are not removed under them. */
-int db_sandbox_put(struct db *db, const char *name, const char *image, const char *digest,
-		   const char *status, struct msb_err **err);
+/*
+ * struct sandbox_row - a sandbox's row: what it was made from, its status
+ * (created, starting, running, stopped, crashed) and its current or last
+ * run (started, ended, why, exit code, accelerator, boot timings).
+ */
+struct sandbox_row {
+	char *name, *image, *digest, *status, *created_at;
+	int64_t pid; /* the supervisor while it runs, else 0 */
+	int64_t run_id;
+	char *started_at, *ended_at, *reason;
+	bool has_exit;
+	int exit_code;
+	char *accel, *accel_reason;
+	double kernel_ms, ready_ms;
+};
+
+/* db_sandbox_create() - a new sandbox row with status "created" (replacing a stale one). */
+int db_sandbox_create(struct db *db, const char *name, const char *image, const char *digest,
+		      struct msb_err **err);
+/* db_sandbox_get() - Return: 0 found, 1 not found, -1 error. */
+int db_sandbox_get(struct db *db, const char *name, struct sandbox_row *out, struct msb_err **err);
+/* db_sandbox_list() - every sandbox, oldest first. */
+int db_sandbox_list(struct db *db, struct sandbox_row **out, size_t *n, struct msb_err **err);
+int db_sandbox_set_status(struct db *db, const char *name, const char *status, const char *reason,
+			  struct msb_err **err);
+void sandbox_row_free(struct sandbox_row *r);
+void sandbox_rows_free(struct sandbox_row *v, size_t n);
+/* A run: the supervisor @pid starts it; it becomes ready; it ends (exit_code -1: none). */
+int db_run_begin(struct db *db, const char *name, int64_t pid, int64_t *run_id,
+		 struct msb_err **err);
+int db_run_ready(struct db *db, const char *name, const char *accel, const char *accel_reason,
+		 double kernel_ms, double ready_ms, struct msb_err **err);
+int db_run_end(struct db *db, const char *name, int64_t run_id, const char *status,
+	       const char *reason, int exit_code, struct msb_err **err);
 int db_sandbox_delete(struct db *db, const char *name, struct msb_err **err);
 /* db_sandbox_names() - every sandbox row's name (NULL-terminated, caller frees). */
 int db_sandbox_names(struct db *db, char ***out, struct msb_err **err);
