@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "util/buf.h"
+
 /*
  * text_sanitize() - copy @len bytes of @src into @dst (at most @cap - 1,
  * NUL-terminated), replacing C0 controls, DEL, C1 controls and invalid UTF-8
@@ -14,5 +16,17 @@ void text_sanitize(char *dst, size_t cap, const void *src, size_t len);
 
 /* text_sanitize_inplace() - the same on a NUL-terminated string. */
 void text_sanitize_inplace(char *s);
+
+/*
+ * utf8_prefix() - the length of the longest prefix of @p that is valid
+ * UTF-8; *@tail gets the length (1-3) of a sequence cut short at the very
+ * end, which more bytes may complete. Return: (size_t)-1 when an invalid
+ * sequence comes before the end.
+ */
+size_t utf8_prefix(const void *p, size_t n, size_t *tail);
+
+/* utf8_lossy() - append @n bytes to @out as UTF-8, each invalid byte as U+FFFD. Return: 0 or
+ * -ENOMEM. */
+int utf8_lossy(const void *p, size_t n, struct buf *out);
 
 #endif

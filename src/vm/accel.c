@@ -65,3 +65,29 @@ int vm_accel_detect(enum vm_accel *out, char *why, size_t why_len, struct msb_er
 	*out = kvm_usable(why, why_len) == 0 ? VM_ACCEL_KVM : VM_ACCEL_TCG;
 	return 0;
 }
+
+static bool hardware_kvm(void)
+{
+	return access("/sys/module/kvm_intel", F_OK) == 0 ||
+	       access("/sys/module/kvm_amd", F_OK) == 0;
+}
+
+void vm_accel_warn(enum vm_accel accel, const char *why)
+{
+	const char *env = getenv("MSB_ACCEL");
+	int fd;
+
+	(void)why;
+	if (accel != VM_ACCEL_TCG || (env && *env) || !hardware_kvm())
+		return;
+	/* The only fallback the user can fix: hardware KVM this user may not open. */
+	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return;
+	}
+	if (errno == EACCES || errno == EPERM)
+		fprintf(stderr,
+			"msb: /dev/kvm: permission denied; running under software emulation, "
+			"which is much slower (add your user to the kvm group)\n");
+}

@@ -23,6 +23,12 @@ enum vm_accel { VM_ACCEL_TCG, VM_ACCEL_KVM };
  */
 int vm_accel_detect(enum vm_accel *out, char *why, size_t why_len, struct msb_err **err);
 const char *vm_accel_name(enum vm_accel a);
+/*
+ * vm_accel_warn() - say on stderr, with the fix, when software emulation was
+ * chosen only because this user may not open a hardware-backed /dev/kvm
+ * (not when MSB_ACCEL asked for it; other reasons go to runtime.log).
+ */
+void vm_accel_warn(enum vm_accel accel, const char *why);
 
 struct vm_disk {
 	const char *path;
@@ -76,6 +82,19 @@ void vm_handle(struct vm *vm);
  */
 int vm_quit(struct vm *vm);
 void vm_kill(struct vm *vm);
+
+/*
+ * vm_disk_stats() - ask the VMM for the bytes the guest read from and wrote
+ * to its disks; @cb runs from vm_handle() with the answer (ok false if none
+ * came). Return: 0, or -errno (then @cb never runs).
+ */
+typedef void (*vm_disk_stats_fn)(void *ctx, bool ok, uint64_t rd_bytes, uint64_t wr_bytes);
+int vm_disk_stats(struct vm *vm, vm_disk_stats_fn cb, void *ctx);
+
+/* vm_cpu_ns() - CPU time the VMM process has used, all threads. Return: ns, or 0. */
+uint64_t vm_cpu_ns(const struct vm *vm);
+/* vm_rss_bytes() - resident memory of the VMM process. Return: bytes, or 0. */
+uint64_t vm_rss_bytes(const struct vm *vm);
 void vm_free(struct vm *vm);
 
 /* vmm_binary() - the VMM program: $MSB_QEMU, else found in PATH. Return: newly allocated or NULL.
