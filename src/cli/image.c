@@ -56,28 +56,6 @@ static void put_safe(const char *s)
 	fputs(t ? t : "?", stdout);
 }
 
-/*
- * JSON for a terminal: every non-ASCII character escaped (jansson escapes
- * only C0 controls otherwise, so C1 ones like U+009B would pass), and DEL
- * too. Return: 0, or -1 on ENOMEM.
- */
-static int print_json(json_t *o)
-{
-	_cleanup_free_ char *s = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
-
-	if (!s)
-		return -1;
-	for (const char *p = s; *p; p++) {
-		/* Outside strings JSON is printable ASCII: DEL can only be in one. */
-		if (*p == 0x7f)
-			fputs("\\u007f", stdout);
-		else
-			putchar(*p);
-	}
-	putchar('\n');
-	return 0;
-}
-
 static int64_t fs_size(const struct image_record *img)
 {
 	int64_t n = 0;
@@ -85,42 +63,6 @@ static int64_t fs_size(const struct image_record *img)
 	for (size_t i = 0; i < img->nlayers; i++)
 		n += img->layers[i].fs_size;
 	return n;
-}
-
-static void ago(const char *rfc3339, char *buf, size_t len)
-{
-	struct tm tm = { 0 };
-	time_t t, now = time(NULL);
-	long d;
-
-	if (!rfc3339 || !strptime(rfc3339, "%Y-%m-%dT%H:%M:%S", &tm)) {
-		snprintf(buf, len, "-");
-		return;
-	}
-	t = timegm(&tm);
-	d = (long)(now - t);
-	if (d < 0)
-		d = 0;
-	if (d < 60)
-		snprintf(buf, len, "%ld seconds ago", d);
-	else if (d < 3600)
-		snprintf(buf, len, "%ld minutes ago", d / 60);
-	else if (d < 86400)
-		snprintf(buf, len, "%ld hours ago", d / 3600);
-	else if (d < 86400L * 60)
-		snprintf(buf, len, "%ld days ago", d / 86400);
-	else if (d < 86400L * 730)
-		snprintf(buf, len, "%ld months ago", d / (86400L * 30));
-	else
-		snprintf(buf, len, "%ld years ago", d / (86400L * 365));
-}
-
-static int parse_format(const char *cmd, const char *arg, bool *json)
-{
-	if (strcmp(arg, "json") != 0)
-		return cli_error("%s: unsupported --format \"%s\" (use json)", cmd, arg);
-	*json = true;
-	return 0;
 }
 
 static int image_ls(int argc, char **argv)
@@ -144,7 +86,7 @@ static int image_ls(int argc, char **argv)
 		if (c == 'q')
 			quiet = true;
 		else if (c == OPT_FORMAT) {
-			if (parse_format("image ls", optarg, &json))
+			if (cli_parse_format("image ls", optarg, &json))
 				return EXIT_MSB;
 		} else if (c == 'h') {
 			printf("Usage: msb image ls [--format json] [-q]\n\nList cached images.\n");
@@ -172,7 +114,7 @@ static int image_ls(int argc, char **argv)
 					       v[i].created, "pulled_at", v[i].pulled_at, "layers",
 					       (int)v[i].nlayers));
 		}
-		r = print_json(arr);
+		r = cli_print_json(arr);
 		json_decref(arr);
 	} else {
 		if (!quiet)
@@ -188,7 +130,7 @@ static int image_ls(int argc, char **argv)
 				continue;
 			}
 			format_size((uint64_t)fs_size(&v[i]), size, sizeof(size));
-			ago(v[i].created, when, sizeof(when));
+			cli_ago(v[i].created, when, sizeof(when));
 			printf("%-40s %-20.19s %-10s %s\n", name ? name : "?",
 			       digest ? digest : "?", size, when);
 		}
@@ -285,7 +227,7 @@ static int image_inspect(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		if (c == OPT_FORMAT) {
-			if (parse_format("image inspect", optarg, &json))
+			if (cli_parse_format("image inspect", optarg, &json))
 				return EXIT_MSB;
 		} else if (c == 'h') {
 			printf("Usage: msb image inspect IMAGE [--format json]\n\nShow an image's "
@@ -305,7 +247,7 @@ static int image_inspect(int argc, char **argv)
 	if (json) {
 		json_t *o = inspect_json(&img);
 
-		r = o ? print_json(o) : -1;
+		r = o ? cli_print_json(o) : -1;
 		json_decref(o);
 		image_record_free(&img);
 		return r < 0 ? cli_error("image inspect: out of memory") : 0;

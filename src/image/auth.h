@@ -47,9 +47,7 @@ struct reg_entry {
 int auth_list(json_t *cfg, struct reg_entry **out, struct msb_err **err);
 void auth_list_free(struct reg_entry *e, int n);
 
-/* base64 helpers (also used for Basic auth). Return: newly allocated, NULL on error. */
-char *b64_encode(const void *p, size_t n);
-/* Return: decoded length, or -1 if @s is not valid base64. */
-long b64_decode(const char *s, unsigned char *out, size_t cap);
+/* b64_encode() and b64_decode() are in util/b64.h. */
+#include "util/b64.h"
 
 #endif

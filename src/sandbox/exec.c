@@ -69,6 +69,10 @@ struct xs {
 	int write_err; /* fatal local write error (errno), 0 if none */
 	const char *write_err_on;
 	int tfd;
+	/* Detach keys: how many of them were just typed, held back meanwhile. */
+	const uint8_t *dkeys;
+	size_t ndkeys, dmatch;
+	bool detached;
 };
 
 static void send_signal(struct xs *s, int sig)
@@ -248,6 +252,46 @@ static int read_frames(struct xs *s, struct msb_err **err)
 	return 0;
 }
 
+static void send_stdin(struct xs *s, const uint8_t *p, size_t n)
+{
+	if (!n)
+		return;
+	proto_put_frame(&s->c.tx, PROTO_STDIN, SID, p, n);
+	s->in_inflight += (uint32_t)n;
+}
+
+/*
+ * Passes typed bytes on, watching for the detach keys: a partial match is
+ * held back until the next key decides, as docker does.
+ */
+static void filter_detach(struct xs *s, const uint8_t *p, size_t n)
+{
+	uint8_t out[PROTO_DATA_CHUNK + sizeof(((struct sbx_exec *)0)->detach_keys)];
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == s->dkeys[s->dmatch]) {
+			if (++s->dmatch == s->ndkeys) {
+				send_stdin(s, out, o);
+				proto_put_frame(&s->c.tx, PROTO_DETACH, SID, NULL, 0);
+				s->detached = true;
+				return;
+			}
+			continue;
+		}
+		/* Not the sequence after all: what was held back is input. */
+		memcpy(out + o, s->dkeys, s->dmatch);
+		o += s->dmatch;
+		s->dmatch = 0;
+		if (p[i] == s->dkeys[0]) {
+			s->dmatch = 1;
+			continue;
+		}
+		out[o++] = p[i];
+	}
+	send_stdin(s, out, o);
+}
+
 static void read_stdin(struct xs *s)
 {
 	uint8_t chunk[PROTO_DATA_CHUNK];
@@ -261,8 +305,52 @@ static void read_stdin(struct xs *s)
 		s->in_done = true;
 		return;
 	}
-	proto_put_frame(&s->c.tx, PROTO_STDIN, SID, chunk, (size_t)n);
-	s->in_inflight += (uint32_t)n;
+	if (s->ndkeys)
+		filter_detach(s, chunk, (size_t)n);
+	else
+		send_stdin(s, chunk, (size_t)n);
+}
+
+int sbx_parse_detach_keys(const char *s, uint8_t *out, size_t cap, size_t *len)
+{
+	size_t n = 0;
+
+	if (!s || !*s)
+		s = "ctrl-]";
+	while (*s) {
+		const char *comma = strchr(s, ',');
+		size_t k = comma ? (size_t)(comma - s) : strlen(s);
+		uint8_t key;
+
+		if (n >= cap)
+			return -EINVAL;
+		if (k == 6 && !strncmp(s, "ctrl-", 5)) {
+			char c = s[5];
+
+			if (c >= 'a' && c <= 'z')
+				key = (uint8_t)(c - 'a' + 1);
+			else if (c >= 'A' && c <= 'Z')
+				key = (uint8_t)(c - 'A' + 1);
+			else if (c == '@' || c == '[' || c == '\\' || c == ']' || c == '^' ||
+				 c == '_')
+				key = (uint8_t)(c ^ 0x40);
+			else
+				return -EINVAL;
+		} else if (k == 1) {
+			key = (uint8_t)s[0];
+		} else {
+			return -EINVAL;
+		}
+		out[n++] = key;
+		s += k;
+		if (*s == ',') {
+			s++;
+			if (!*s)
+				return -EINVAL;
+		}
+	}
+	*len = n;
+	return 0;
 }
 
 static void on_signals(struct xs *s, int sigfd, bool tty)
@@ -337,7 +425,7 @@ static bool out_pending(const struct xs *s)
 
 static int loop(struct xs *s, int sigfd, bool tty, struct msb_err **err)
 {
-	while (!s->abandon && (!s->exited || out_pending(s))) {
+	while (!s->abandon && !s->detached && (!s->exited || out_pending(s))) {
 		struct pollfd p[6] = {
 			{ .fd = s->c.fd, .events = s->exited ? 0 : POLLIN },
 			{ .fd = sigfd, .events = POLLIN },
@@ -388,14 +476,18 @@ static int loop(struct xs *s, int sigfd, bool tty, struct msb_err **err)
 int sbx_exec_run(int fd, const struct sbx_exec *x, int *status, struct msb_err **err)
 {
 	struct proto_exec req = {
-		.flags = (x->tty ? PROTO_EXEC_TTY : 0) | (x->mkcwd ? PROTO_EXEC_MKCWD : 0),
+		.flags = (x->tty ? PROTO_EXEC_TTY : 0) | (x->mkcwd ? PROTO_EXEC_MKCWD : 0) |
+			 (x->main ? PROTO_EXEC_MAIN : 0),
 		.user = (char *)(x->user ? x->user : ""),
 		.cwd = (char *)(x->cwd ? x->cwd : ""),
 		.argv = x->argv,
 		.env = x->env,
 		.nrlimits = x->nrlimits,
 	};
-	struct xs s = { .in_done = !x->forward_stdin, .tfd = -1 };
+	struct xs s = { .in_done = !x->forward_stdin,
+			.tfd = -1,
+			.dkeys = x->detach_keys,
+			.ndkeys = x->tty ? x->ndetach_keys : 0 };
 	_cleanup_close_ int sigfd = -1;
 	struct termios saved;
 	bool raw = false;
@@ -436,7 +528,11 @@ int sbx_exec_run(int fd, const struct sbx_exec *x, int *status, struct msb_err *
 		proto_put_frame(&s.c.tx, PROTO_STDIN, SID, NULL, 0);
 	r = loop(&s, sigfd, x->tty, err);
 	if (r == 0 && !s.abandon && buf_size(&s.c.tx))
-		conn_flush(&s.c); /* last ACKs; the session is over either way */
+		conn_flush(&s.c); /* last ACKs (or the DETACH); the session is over either way */
+	if (r == 0 && s.detached) {
+		*status = SBX_EXEC_DETACHED;
+		goto out;
+	}
 	if (r == 0 && s.write_err) {
 		r = msb_err_sys(err, s.write_err, "writing the command's %s", s.write_err_on);
 	} else if (r == 0) {

@@ -24,6 +24,10 @@ struct sbx_exec {
 	bool forward_stdin;
 	/* The caller's stdout / stderr was closed: output for it is an error (EBADF). */
 	bool stdout_closed, stderr_closed;
+	bool main; /* the sandbox's main command: the sandbox ends when it does */
+	/* With a tty: these keys typed in a row detach (the command runs on). */
+	uint8_t detach_keys[16];
+	size_t ndetach_keys;
 	uint64_t timeout_ms;
 	uint32_t nrlimits;
 	struct proto_rlimit rlimits[PROTO_MAX_RLIMITS];
@@ -37,5 +41,15 @@ struct sbx_exec {
  * *@status, or -1 with @err (its exit field says 125, 126 or 127).
  */
 int sbx_exec_run(int fd, const struct sbx_exec *x, int *status, struct msb_err **err);
+
+/* What *status holds when the user detached with the detach keys. */
+#define SBX_EXEC_DETACHED (-1)
+
+/*
+ * sbx_parse_detach_keys() - docker's --detach-keys: comma-separated keys,
+ * each "ctrl-X" (X a letter or one of @[\]^_) or one character; default
+ * "ctrl-]". Return: 0, or -EINVAL.
+ */
+int sbx_parse_detach_keys(const char *s, uint8_t *out, size_t cap, size_t *len);
 
 #endif

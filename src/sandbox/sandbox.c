@@ -31,16 +31,6 @@
 /* How long a failing or interrupted supervisor gets to clean up before it is killed. */
 #define SUPERVISOR_EXIT_MS 10000
 
-void sbx_spec_free(struct sbx_spec *s)
-{
-	free(s->name);
-	free(s->hostname);
-	free(s->image);
-	free(s->image_digest);
-	cleanup_strvp(&s->layers);
-	memset(s, 0, sizeof(*s));
-}
-
 char *sbx_dir(const char *name)
 {
 	char *p = NULL;
@@ -49,6 +39,32 @@ char *sbx_dir(const char *name)
 	if (!home || asprintf(&p, "%s/sandboxes/%s", home, name) < 0)
 		return NULL;
 	return p;
+}
+
+/*
+ * The sandbox lock is an open-file-description lock (fcntl F_OFD_*): like
+ * flock() it belongs to the open file, so a supervisor inherits its
+ * creator's; unlike flock() it can be tested without being taken, so looking
+ * at a sandbox never gets in the way of one that is starting.
+ */
+int sbx_lock_take(int fd)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+bool sbx_lock_held(int dirfd)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd = openat(dirfd, SBX_LOCK_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	bool held;
+
+	if (fd < 0)
+		return false;
+	held = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+	close(fd);
+	return held;
 }
 
 /* The directory every sandbox lives in: <MSB_HOME>/sandboxes. Return: newly allocated, or NULL. */
@@ -85,7 +101,7 @@ int sbx_make_dir(const char *name, struct msb_err **err)
 			r = -errno;
 		if (!r) {
 			lock = openat(dfd, SBX_LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-			if (lock < 0 || flock(lock, LOCK_EX) < 0)
+			if (lock < 0 || sbx_lock_take(lock) < 0)
 				r = -errno;
 		}
 	}
@@ -102,7 +118,8 @@ int sbx_make_dir(const char *name, struct msb_err **err)
 		rm_rf(tmp);
 		if (r == -EEXIST || r == -ENOTEMPTY)
 			return msb_err_set(err, EEXIST,
-					   "sandbox %s already exists (remove it with 'msb rm %s')",
+					   "sandbox %s already exists (use --replace, or remove it "
+					   "with 'msb rm %s')",
 					   name, name);
 		return msb_err_sys(err, -r, "%s", dir);
 	}
@@ -119,30 +136,41 @@ void sbx_forget(const char *name)
 	db_close(db);
 }
 
-/* A sandbox directory nobody holds the lock of: remove it if nothing of it is meant to last. */
+/*
+ * A sandbox directory whose supervisor is gone: removed if nothing of it is
+ * meant to last (an ephemeral sandbox, or one whose creator died half-way).
+ * Looking takes no lock (sbx_lock_held()), so a sandbox starting meanwhile is
+ * never disturbed; the lock is taken only to remove.
+ */
 static void reap_one(const char *parent_path, int parent, const char *name)
 {
 	_cleanup_close_ int dfd =
 		openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	_cleanup_close_ int lock = -1;
 	_cleanup_free_ char *path = NULL, *cfg = NULL;
+	struct stat st;
 	json_t *o = NULL;
 	bool ephemeral;
 
-	if (dfd < 0)
+	if (dfd < 0 || sbx_lock_held(dfd))
 		return;
-	lock = openat(dfd, SBX_LOCK_FILE, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
-		return; /* alive, or not ours to judge */
+	/* A directory being made has no lock for an instant: only old ones are leftovers. */
+	if (name[0] == '.' && (fstat(dfd, &st) < 0 || time(NULL) - st.st_mtime < 60))
+		return;
 	path = path_join(parent_path, name);
 	if (!path)
 		return;
-	/* Half-made (the creator died before config.json) or ephemeral: nothing to keep. */
 	cfg = path_join(path, "config.json");
 	o = cfg ? json_load_file(cfg, 0, NULL) : NULL;
-	ephemeral = name[0] == '.' || !o || json_is_true(json_object_get(o, "ephemeral"));
+	ephemeral = name[0] == '.' || (o && json_is_true(json_object_get(o, "ephemeral")));
+	/* A named sandbox without config.json: its creator died before writing it. */
+	if (!o && name[0] != '.' && fstat(dfd, &st) == 0 && time(NULL) - st.st_mtime >= 60)
+		ephemeral = true;
 	json_decref(o);
 	if (!ephemeral)
+		return;
+	lock = openat(dfd, SBX_LOCK_FILE, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (lock < 0 || sbx_lock_take(lock) < 0)
 		return;
 	rm_rf(path);
 	if (name[0] != '.')
@@ -178,96 +206,26 @@ void sbx_reap(void)
 	db_close(db);
 }
 
+bool sbx_valid_hostname(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64 || s[0] == '-' || s[0] == '.')
+		return false;
+	for (const char *p = s; *p; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+			return false;
+	}
+	return true;
+}
+
 void sbx_ephemeral_name(char *buf, size_t len)
 {
 	uint8_t rnd[4] = { 0 };
 
 	random_bytes(rnd, sizeof(rnd));
 	snprintf(buf, len, "msb-%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
-}
-
-int sbx_spec_save(const struct sbx_spec *s, struct msb_err **err)
-{
-	_cleanup_free_ char *dir = sbx_dir(s->name), *path = NULL, *text = NULL;
-	json_t *o, *layers;
-	int r;
-
-	if (!dir || !(path = path_join(dir, "config.json")))
-		return msb_err_sys(err, ENOMEM, "sandbox %s", s->name);
-	layers = json_array();
-	for (char **l = s->layers; l && *l; l++)
-		json_array_append_new(layers, json_string(*l));
-	o = json_pack("{s:s, s:b, s:i, s:i, s:i, s:s, s:o, s:s?, s:s?, s:s}", "name", s->name,
-		      "ephemeral", s->ephemeral, "cpus", (int)s->cpus, "memory_mib",
-		      (int)s->mem_mib, "upper_mib", (int)s->upper_mib, "hostname", s->hostname,
-		      "layers", layers, "image", s->image, "image_digest", s->image_digest,
-		      "log_level", log_level_name(s->log_level));
-	if (!o)
-		return msb_err_set(err, EINVAL, "sandbox %s: cannot encode config", s->name);
-	text = json_dumps(o, JSON_INDENT(2));
-	json_decref(o);
-	if (!text)
-		return msb_err_sys(err, ENOMEM, "sandbox %s", s->name);
-	/* An ephemeral sandbox does not survive a crash anyway: skip the fsync. */
-	r = s->ephemeral ? write_file_replace(path, text, strlen(text), 0600)
-			 : write_file_atomic(path, text, strlen(text), 0600);
-	if (r < 0)
-		return msb_err_sys(err, -r, "%s", path);
-	return 0;
-}
-
-static char *json_strdup(json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s ? strdup(s) : NULL;
-}
-
-int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
-{
-	_cleanup_free_ char *dir = sbx_dir(name), *path = NULL;
-	json_error_t je;
-	json_t *o, *layers, *v;
-	size_t i, n;
-	const char *lvl;
-
-	memset(s, 0, sizeof(*s));
-	if (!dir || !(path = path_join(dir, "config.json")))
-		return msb_err_sys(err, ENOMEM, "sandbox %s", name);
-	o = json_load_file(path, 0, &je);
-	if (!o) {
-		if (access(path, F_OK) < 0)
-			return msb_err_set(err, ENOENT, "sandbox %s: not found", name);
-		return msb_err_set(err, EINVAL, "%s: %s (line %d)", path, je.text, je.line);
-	}
-	s->name = json_strdup(o, "name");
-	s->hostname = json_strdup(o, "hostname");
-	s->image = json_strdup(o, "image");
-	s->image_digest = json_strdup(o, "image_digest");
-	s->ephemeral = json_is_true(json_object_get(o, "ephemeral"));
-	s->cpus = (unsigned int)json_integer_value(json_object_get(o, "cpus"));
-	s->mem_mib = (unsigned int)json_integer_value(json_object_get(o, "memory_mib"));
-	s->upper_mib = (unsigned int)json_integer_value(json_object_get(o, "upper_mib"));
-	lvl = json_string_value(json_object_get(o, "log_level"));
-	if (!lvl || log_level_parse(lvl, &s->log_level) < 0)
-		s->log_level = LOG_INFO;
-	layers = json_object_get(o, "layers");
-	n = json_array_size(layers);
-	s->layers = calloc(n + 1, sizeof(char *));
-	if (s->layers) {
-		json_array_foreach(layers, i, v)
-		{
-			if (json_is_string(v))
-				s->layers[i] = strdup(json_string_value(v));
-		}
-	}
-	json_decref(o);
-	if (!s->name || !s->hostname || !s->layers || n == 0 || s->cpus < 1 ||
-	    s->cpus > SBX_MAX_CPUS || s->mem_mib < SBX_MIN_MEM_MIB) {
-		sbx_spec_free(s);
-		return msb_err_set(err, EINVAL, "%s: incomplete or invalid sandbox config", path);
-	}
-	return 0;
 }
 
 int sbx_make_upper(const char *name, unsigned int mib, struct msb_err **err)
@@ -452,11 +410,12 @@ static int wait_ready(int fd, pid_t pid, struct sbx_boot_info *info, struct msb_
 	return r;
 }
 
-int sbx_boot(const char *name, bool attached, int lock_fd, struct sbx_boot_info *info,
+int sbx_boot(const char *name, unsigned int flags, int lock_fd, struct sbx_boot_info *info,
 	     struct msb_err **err)
 {
+	bool attached = flags & SBX_BOOT_ATTACHED;
 	char ready[16], lock[16];
-	char *argv[9];
+	char *argv[10];
 	struct spawn_opts so;
 	int p[2], r, n = 0;
 	pid_t pid;
@@ -474,6 +433,8 @@ int sbx_boot(const char *name, bool attached, int lock_fd, struct sbx_boot_info 
 	}
 	if (attached)
 		argv[n++] = "--attached";
+	if (flags & SBX_BOOT_RUN_MAIN)
+		argv[n++] = "--run-main";
 	argv[n++] = (char *)name;
 	argv[n] = NULL;
 	if (pipe2(p, O_CLOEXEC) < 0)

@@ -15,9 +15,17 @@
 #define SBX_MIN_MEM_MIB	    64
 #define SBX_MAX_CPUS	    64
 
+/* A tmpfs mount of the sandbox (--tmpfs PATH[:SIZE]). */
+struct sbx_tmpfs {
+	char *path;
+	uint64_t size; /* bytes; 0 = the kernel's default */
+};
+
 /*
- * struct sbx_spec - everything needed to boot a sandbox; saved as
- * <sandbox-dir>/config.json so the supervisor (and later runs) can read it.
+ * struct sbx_spec - everything that makes a sandbox; saved as
+ * <sandbox-dir>/config.json, read by the supervisor at every start and by
+ * the commands that act on the sandbox. Scripts' bodies are files in
+ * <sandbox-dir>/scripts/.
  */
 struct sbx_spec {
 	char *name;
@@ -29,7 +37,25 @@ struct sbx_spec {
 	unsigned int upper_mib; /* ext4 upper disk of this size; 0 = tmpfs */
 	char *image;		/* image reference it was made from, or NULL */
 	char *image_digest;	/* manifest digest pinned at creation, or NULL */
+	char *rootfs;		/* the --rootfs it was made from, or NULL */
 	enum log_level log_level;
+	char *created_at; /* RFC 3339 */
+	/* What sessions get unless they say otherwise. */
+	char **command; /* the default process (entrypoint + cmd), NULL-terminated, may be empty */
+	char **env;	/* KEY=VALUE, NULL-terminated */
+	char *workdir;	/* NULL: / */
+	char *user;	/* NULL: root */
+	char *shell;	/* for `msb shell`; default /bin/sh */
+	/* Sent to the guest as CONFIG. */
+	struct sbx_tmpfs *tmpfs;
+	size_t ntmpfs;
+	char **scripts; /* names, NULL-terminated */
+	char *init;	/* --init, or NULL */
+	char **init_args;
+	char **init_env;
+	/* Limits the supervisor enforces; 0 = none. */
+	uint64_t max_duration_ms;
+	uint64_t idle_timeout_ms;
 };
 
 void sbx_spec_free(struct sbx_spec *s);
@@ -54,8 +80,16 @@ int sbx_make_dir(const char *name, struct msb_err **err);
  */
 void sbx_reap(void);
 
+/* sbx_lock_take() - take the sandbox lock on @fd without waiting. Return: 0 or -errno. */
+int sbx_lock_take(int fd);
+/* sbx_lock_held() - is the lock in the sandbox directory @dirfd held (its supervisor alive)? */
+bool sbx_lock_held(int dirfd);
+
 /* sbx_forget() - drop the database row of a sandbox (best effort). */
 void sbx_forget(const char *name);
+
+/* sbx_valid_hostname() - letters, digits, '-' and '.', 1 to 64, not starting with '-' or '.'. */
+bool sbx_valid_hostname(const char *s);
 
 /* sbx_ephemeral_name() - a fresh random name for an unnamed sandbox. */
 void sbx_ephemeral_name(char *buf, size_t len);
@@ -79,13 +113,15 @@ struct sbx_boot_info {
 
 /*
  * sbx_boot() - start the sandbox's supervisor and wait until the guest agent
- * is ready. With @attached the supervisor stops the sandbox when the first
- * client to connect (the caller) goes away. The supervisor inherits the
+ * is ready. With SBX_BOOT_ATTACHED in @flags the supervisor stops the sandbox
+ * when the first client to connect (the caller) goes away. The supervisor inherits the
  * sandbox lock @lock_fd (from sbx_make_dir()) and holds it for its life; the
  * caller may close its copy. A terminating signal while waiting tears the
  * half-booted sandbox down. Return: 0 or -1 with @err.
  */
-int sbx_boot(const char *name, bool attached, int lock_fd, struct sbx_boot_info *info,
+#define SBX_BOOT_ATTACHED 0x1u /* the first client's leaving ends the sandbox */
+#define SBX_BOOT_RUN_MAIN 0x2u /* the supervisor runs the spec's command as the main session */
+int sbx_boot(const char *name, unsigned int flags, int lock_fd, struct sbx_boot_info *info,
 	     struct msb_err **err);
 
 /*
@@ -111,8 +147,12 @@ int sbx_shutdown(int fd, uint32_t grace_ms);
  */
 int msb_lib_file(const char *name, char **out, struct msb_err **err);
 
-/* The supervisor's entry point (msb's hidden "__supervise" command); @lock_fd may be -1. */
-int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached);
+/*
+ * The supervisor's entry point (msb's hidden "__supervise" command); @lock_fd
+ * may be -1. With @run_main it runs the spec's command as the sandbox's main
+ * session, and the sandbox ends when that does (msb run -d).
+ */
+int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bool run_main);
 
 /* Where the supervisor finds the descriptors its starter passes. */
 #define SBX_READY_FD 3

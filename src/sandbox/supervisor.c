@@ -47,8 +47,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "proto/proto.h"
 #include "store/db.h"
+#include "util/b64.h"
 #include "util/cleanup.h"
 #include "util/conn.h"
 #include "util/fs.h"
@@ -92,12 +95,17 @@
 #define CONSOLE_BURST	 ((uint64_t)1 << 20)
 #define CONSOLE_PAUSE_MS 100
 #define VMM_ERR_LINE_MAX 1024
+/* exec.log: every session's output as JSON Lines (see docs/lifecycle.md). */
+#define EXEC_LOG_MAX  ((uint64_t)10 << 20)
+#define EXEC_LOG_KEEP 3
+/* How long an INFO request waits for the guest's and the VMM's figures. */
+#define INFO_WAIT_MS 1000
 
 /* epoll payloads: a kind in the high half, a slot in the low half. */
 enum kind { K_SIG = 1, K_LISTEN, K_AGENT, K_TIMER, K_CLIENT, K_CONSOLE, K_VMM_ERR, K_QMP };
 #define REF(k, i) ((uint64_t)(k) << 32 | (uint32_t)(i))
 
-enum timer { T_STATE, T_OWNER, T_CONSOLE, T_COUNT };
+enum timer { T_STATE, T_OWNER, T_CONSOLE, T_IDLE, T_MAX, T_INFO, T_COUNT };
 
 struct client {
 	struct conn conn;
@@ -106,6 +114,7 @@ struct client {
 	bool owner;  /* the attached run's CLI: its leaving ends the sandbox */
 	bool held;   /* frames wait in rx until the agent queue drains */
 	bool credit; /* some route owes this client ACK credit */
+	bool info;   /* asked for INFO, waiting for the answer */
 	/* The last frame queued, while wholly unsent: output may be merged into it. */
 	bool tail_ok;
 	uint16_t tail_type;
@@ -124,16 +133,22 @@ struct route {
 	uint32_t ack_client;   /* credit owed to the client, not yet sent */
 	bool started;
 	bool error_sent;
+	bool tty;     /* its output is one terminal stream ("output" in exec.log) */
+	bool main;    /* the sandbox's main command: the sandbox ends with it */
+	uint32_t seq; /* its number in exec.log */
+	/* An incomplete UTF-8 sequence at the end of the last chunk, per stream. */
+	uint8_t carry[2][4];
+	uint8_t ncarry[2];
 };
 
-enum state { ST_BOOTING, ST_RUNNING, ST_STOPPING, ST_QUITTING, ST_KILLING };
+enum state { ST_BOOTING, ST_CONFIGURING, ST_RUNNING, ST_STOPPING, ST_QUITTING, ST_KILLING };
 
 struct sv {
 	struct sbx_spec spec;
 	char *dir;
 	int dirfd, ep, sigfd, listen_fd, timer_fd, ready_fd, lock_fd;
 	struct conn agent, console, vmm_err;
-	struct rotlog runtime_log, kernel_log;
+	struct rotlog runtime_log, kernel_log, exec_log;
 	struct client clients[MAX_CLIENTS];
 	struct route routes[MAX_ROUTES];
 	unsigned int nroutes;
@@ -143,9 +158,26 @@ struct sv {
 	uint64_t console_tokens, console_refill_ms;
 	struct vm *vm;
 	enum vm_accel accel;
+	char accel_why[256];
 	bool attached, owner_seen;
 	enum state state;
+	bool run_main;			   /* run the spec's command as the main session (run -d) */
+	int64_t run_id;			   /* this run's row in the database */
+	const char *reason;		   /* why the sandbox ends, once known */
+	int main_exit;			   /* the main session's exit status, -1 while none */
+	uint32_t seq;			   /* sessions started, for exec.log ids */
+	uint64_t started_ms;		   /* monotonic, at setup */
+	uint64_t kernel_ns, configured_ns; /* guest boot timings */
+	/* INFO: the figures being gathered for the clients that asked. */
+	bool info_busy, stats_wait, disk_wait;
+	struct proto_stats stats;
+	uint64_t disk_rd, disk_wr;
 };
+
+static void end_because(struct sv *sv, const char *reason);
+static void info_request(struct sv *sv, struct client *c);
+static void info_reply(struct sv *sv);
+static void on_stats(struct sv *sv, const struct proto_frame *f);
 
 static uint64_t now_ms(void)
 {
@@ -290,6 +322,7 @@ static bool violation(struct sv *sv, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	log_error("guest agent violated the protocol (%s); stopping the VM", why);
+	end_because(sv, "crashed");
 	ready_report(sv, "err 125 sandbox %s: guest agent violated the protocol (%s)",
 		     sv->spec.name, why);
 	broadcast(sv, "sandbox %s: guest agent violated the protocol (%s); the VM was stopped",
@@ -330,8 +363,16 @@ static void agent_pump(struct sv *sv)
 	}
 }
 
-static void stop(struct sv *sv, uint32_t grace_ms)
+/* Records why the sandbox ends; the first reason given wins. */
+static void end_because(struct sv *sv, const char *reason)
 {
+	if (!sv->reason)
+		sv->reason = reason;
+}
+
+static void stop(struct sv *sv, uint32_t grace_ms, const char *reason)
+{
+	end_because(sv, reason);
 	if (sv->state >= ST_STOPPING)
 		return;
 	/*
@@ -354,6 +395,17 @@ static void stop(struct sv *sv, uint32_t grace_ms)
 		return;
 	}
 	log_info("stopping: killing the VM");
+	vm_kill(sv->vm);
+	sv->state = ST_KILLING;
+}
+
+/* Stops at once, whatever the guest is doing (msb stop -f, msb rm -f). */
+static void kill_now(struct sv *sv, const char *reason)
+{
+	end_because(sv, reason);
+	if (sv->state >= ST_KILLING)
+		return;
+	log_info("stopping: killing the VM (%s)", reason);
 	vm_kill(sv->vm);
 	sv->state = ST_KILLING;
 }
@@ -392,8 +444,10 @@ static struct route *route_new(struct sv *sv, int client, uint32_t csid)
 						     MAX_ROUTES +
 					     i + 1,
 				     .client = client,
-				     .csid = csid };
+				     .csid = csid,
+				     .seq = ++sv->seq };
 		sv->nroutes++;
+		timer_set(sv, T_IDLE, 0);
 		return r;
 	}
 	return NULL;
@@ -403,6 +457,9 @@ static void route_free(struct sv *sv, struct route *r)
 {
 	memset(r, 0, sizeof(*r));
 	sv->nroutes--;
+	/* Idle: no session for --idle-timeout. */
+	if (!sv->nroutes && sv->spec.idle_timeout_ms && sv->state == ST_RUNNING)
+		timer_set(sv, T_IDLE, sv->spec.idle_timeout_ms);
 }
 
 /* Queues a whole frame for a client; output is merged into the previous frame where possible. */
@@ -511,7 +568,7 @@ static void client_drop(struct sv *sv, struct client *c, const char *why)
 	c->dead = true;
 	if (c->owner) {
 		log_info("attached client left");
-		stop(sv, 0);
+		stop(sv, 0, "killed");
 	}
 }
 
@@ -546,16 +603,25 @@ static int on_client_frame(struct sv *sv, struct client *c, const struct proto_f
 			client_error(sv, c, f->sid, "session id already in use");
 			return 1;
 		}
+		if (f->len < 4) {
+			client_error(sv, c, f->sid, "malformed exec request");
+			return 1;
+		}
 		r = route_new(sv, ci, f->sid);
 		if (!r) {
 			client_error(sv, c, f->sid, "too many sessions in this sandbox");
 			return 1;
 		}
+		v = get_le32(f->payload);
+		r->tty = v & PROTO_EXEC_TTY;
+		r->main = v & PROTO_EXEC_MAIN;
 		if (proto_put_frame(&sv->agent.tx, f->type, r->gsid, f->payload, f->len) < 0) {
 			route_free(sv, r);
 			client_error(sv, c, f->sid, "out of memory");
 			return 1;
 		}
+		/* MAIN is for the supervisor only: the guest sees a plain request. */
+		put_le32(sv->agent.tx.data + sv->agent.tx.len - f->len, v & ~PROTO_EXEC_MAIN);
 		return 1;
 	case PROTO_STDIN:
 	case PROTO_ACK:
@@ -589,7 +655,29 @@ static int on_client_frame(struct sv *sv, struct client *c, const struct proto_f
 	case PROTO_SHUTDOWN:
 		if (proto_u32_decode(f->payload, f->len, &v) < 0)
 			v = 0;
-		stop(sv, v);
+		stop(sv, v, "stopped");
+		return 1;
+	case PROTO_KILL:
+		kill_now(sv, "killed");
+		return 1;
+	case PROTO_INFO:
+		info_request(sv, c);
+		return 1;
+	case PROTO_DETACH:
+		r = route_by_client(sv, ci, f->sid);
+		if (r) {
+			/* The session goes on; its output is still logged, and acknowledged here.
+			 */
+			r->client = -1;
+			r->ack_guest += r->out_inflight;
+			r->out_inflight = 0;
+			sv->acks_owed = true;
+		}
+		if (c->owner) {
+			log_info("attached client detached; the sandbox runs on");
+			c->owner = false;
+			sv->attached = false;
+		}
 		return 1;
 	default:
 		client_error(sv, c, f->sid, "unexpected frame type");
@@ -654,9 +742,178 @@ static void clients_resume(struct sv *sv)
 	}
 }
 
+/* --- exec.log ------------------------------------------------------------ */
+
+/* One JSON line: {"t":..., "s":..., "d":..., "id":N} (no id for system lines). */
+static void exec_log_line(struct sv *sv, const char *stream, uint32_t id, const void *p, size_t n,
+			  bool b64)
+{
+	_cleanup_free_ char *enc = NULL, *line = NULL;
+	char ts[40];
+	json_t *o;
+
+	log_timestamp(ts, sizeof(ts));
+	if (b64 && !(enc = b64_encode(p, n)))
+		return;
+	o = json_pack("{s:s, s:s, s:s%}", "t", ts, "s", stream, "d", enc ? enc : p,
+		      enc ? strlen(enc) : n);
+	if (!o)
+		return;
+	if (id)
+		json_object_set_new(o, "id", json_integer(id));
+	if (b64)
+		json_object_set_new(o, "b64", json_true());
+	line = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (line) {
+		size_t len = strlen(line);
+
+		line[len] = '\n';
+		rotlog_write(&sv->exec_log, line, len + 1);
+	}
+}
+
+static void exec_log_system(struct sv *sv, const char *text)
+{
+	exec_log_line(sv, "system", 0, text, strlen(text), false);
+}
+
+/*
+ * Logs a session's output. Text stays text; a chunk that is not UTF-8 is
+ * logged as base64 so that --raw can give the bytes back; a multi-byte
+ * character cut at a chunk boundary is carried to the next chunk.
+ */
+static void exec_log_output(struct sv *sv, struct route *r, uint16_t type, const uint8_t *p,
+			    size_t n)
+{
+	int k = type == PROTO_STDERR ? 1 : 0;
+	const char *stream = r->tty ? "output" : k ? "stderr" : "stdout";
+	uint8_t *buf = NULL;
+	const uint8_t *d = p;
+	size_t len = n, ok, tail;
+
+	if (r->ncarry[k]) {
+		buf = malloc(r->ncarry[k] + n);
+		if (!buf)
+			return;
+		memcpy(buf, r->carry[k], r->ncarry[k]);
+		memcpy(buf + r->ncarry[k], p, n);
+		d = buf;
+		len = r->ncarry[k] + n;
+		r->ncarry[k] = 0;
+	}
+	ok = utf8_prefix(d, len, &tail);
+	if (ok == (size_t)-1) {
+		exec_log_line(sv, stream, r->seq, d, len, true);
+	} else {
+		if (ok)
+			exec_log_line(sv, stream, r->seq, d, ok, false);
+		memcpy(r->carry[k], d + ok, tail);
+		r->ncarry[k] = (uint8_t)tail;
+	}
+	free(buf);
+}
+
+/* At a session's end: what was carried is not a character after all. */
+static void exec_log_flush(struct sv *sv, struct route *r)
+{
+	for (int k = 0; k < 2; k++) {
+		if (r->ncarry[k])
+			exec_log_line(sv,
+				      r->tty ? "output"
+				      : k    ? "stderr"
+					     : "stdout",
+				      r->seq, r->carry[k], r->ncarry[k], true);
+		r->ncarry[k] = 0;
+	}
+}
+
+/* --- the database --------------------------------------------------------- */
+
+static void record_ready(struct sv *sv)
+{
+	struct db *db = NULL;
+
+	if (db_open(&db, NULL) < 0)
+		return;
+	db_run_ready(db, sv->spec.name, vm_accel_name(sv->accel), sv->accel_why,
+		     (double)sv->kernel_ns / 1e6, (double)sv->configured_ns / 1e6, NULL);
+	db_close(db);
+}
+
+static void record_end(struct sv *sv)
+{
+	_cleanup_err_ struct msb_err *err = NULL;
+	const char *reason = sv->reason ? sv->reason : "crashed";
+	struct db *db = NULL;
+
+	if (sv->spec.ephemeral || !sv->run_id)
+		return;
+	if (db_open(&db, &err) < 0 || db_run_end(db, sv->spec.name, sv->run_id,
+						 strcmp(reason, "crashed") ? "stopped" : "crashed",
+						 reason, sv->main_exit, &err) < 0)
+		log_warn("recording the end of the run: %s", err ? err->msg : "?");
+	db_close(db);
+}
+
+/* --- boot: READY, CONFIG, CONFIGURED ---------------------------------------- */
+
+/* Reads <sandbox-dir>/scripts/NAME. Return: 0 and a malloc'd body, or -errno. */
+static int script_body(struct sv *sv, const char *name, struct proto_script *out)
+{
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	size_t n = 0;
+	int r;
+
+	if (asprintf(&path, "scripts/%s", name) < 0)
+		return -ENOMEM;
+	r = read_file(path, PROTO_MAX_STR, &text, &n);
+	if (r < 0)
+		return r;
+	out->name = (char *)name;
+	out->body = (uint8_t *)steal_ptr(text);
+	out->len = (uint32_t)n;
+	(void)sv;
+	return 0;
+}
+
+/* After READY: tell the guest which sandbox it is. */
+static int send_config(struct sv *sv)
+{
+	struct proto_config c = { .hostname = sv->spec.hostname,
+				  .init = sv->spec.init,
+				  .init_argv = sv->spec.init_args,
+				  .init_env = sv->spec.init_env };
+	int r = 0;
+
+	if (sv->spec.upper_mib)
+		c.flags |= PROTO_CONFIG_UPPER_DISK;
+	for (size_t i = 0; i < sv->spec.ntmpfs && i < PROTO_MAX_TMPFS; i++) {
+		c.tmpfs[i].path = sv->spec.tmpfs[i].path;
+		c.tmpfs[i].size = sv->spec.tmpfs[i].size;
+		c.ntmpfs++;
+	}
+	for (char **n = sv->spec.scripts; !r && *n && c.nscripts < PROTO_MAX_SCRIPTS; n++) {
+		r = script_body(sv, *n, &c.scripts[c.nscripts]);
+		if (!r)
+			c.nscripts++;
+		else
+			log_error("script %s: %s", *n, strerror(-r));
+	}
+	if (!r)
+		r = proto_config_encode(&sv->agent.tx, &c);
+	for (uint32_t i = 0; i < c.nscripts; i++)
+		free(c.scripts[i].body);
+	if (r < 0)
+		return r;
+	agent_flush(sv);
+	return 0;
+}
+
 static void on_ready(struct sv *sv, const struct proto_frame *f)
 {
 	struct proto_ready rd = { 0 };
+	int r;
 
 	if (sv->state != ST_BOOTING) {
 		log_warn_rl("agent sent READY again; ignored");
@@ -669,22 +926,59 @@ static void on_ready(struct sv *sv, const struct proto_frame *f)
 			     "err 125 guest agent speaks protocol version %" PRIu32
 			     ", expected %d (rebuild with 'make')",
 			     rd.version, PROTO_VERSION);
-		stop(sv, 0);
+		kill_now(sv, "crashed");
+		return;
+	}
+	sv->kernel_ns = rd.kernel_ns;
+	log_info("agent up: kernel %.1f ms, agent %.1f ms after guest boot",
+		 (double)rd.kernel_ns / 1e6, (double)rd.ready_ns / 1e6);
+	r = send_config(sv);
+	if (r < 0) {
+		ready_report(sv, "err 125 sandbox %s: cannot send its configuration: %s",
+			     sv->spec.name, strerror(-r));
+		kill_now(sv, "crashed");
+		return;
+	}
+	sv->state = ST_CONFIGURING;
+}
+
+static void start_main(struct sv *sv);
+
+static void on_configured(struct sv *sv, const struct proto_frame *f)
+{
+	if (sv->state != ST_CONFIGURING ||
+	    proto_u64_decode(f->payload, f->len, &sv->configured_ns) < 0) {
+		violation(sv, "unexpected CONFIGURED");
 		return;
 	}
 	sv->state = ST_RUNNING;
 	timer_set(sv, T_STATE, 0);
-	log_info("agent ready: kernel %.1f ms, agent %.1f ms after guest boot",
-		 (double)rd.kernel_ns / 1e6, (double)rd.ready_ns / 1e6);
-	if (!ready_report(sv, "ok %" PRIu64 " %" PRIu64 " %s", rd.kernel_ns, rd.ready_ns,
+	log_info("sandbox ready: %.1f ms after guest boot", (double)sv->configured_ns / 1e6);
+	exec_log_system(sv, "--- sandbox started ---");
+	record_ready(sv);
+	if (sv->spec.max_duration_ms)
+		timer_set(sv, T_MAX, sv->spec.max_duration_ms);
+	if (sv->spec.idle_timeout_ms)
+		timer_set(sv, T_IDLE, sv->spec.idle_timeout_ms);
+	if (!ready_report(sv, "ok %" PRIu64 " %" PRIu64 " %s", sv->kernel_ns, sv->configured_ns,
 			  vm_accel_name(sv->accel)) &&
 	    sv->attached) {
 		log_info("the process that started the sandbox is gone");
-		stop(sv, 0);
+		stop(sv, 0, "killed");
 		return;
 	}
 	if (sv->attached && !sv->owner_seen)
 		timer_set(sv, T_OWNER, OWNER_CONNECT_MS);
+	if (sv->run_main)
+		start_main(sv);
+}
+
+/* The guest could not become this sandbox: that is the boot's failure. */
+static void on_config_error(struct sv *sv, const char *msg)
+{
+	log_error("guest: %s", msg);
+	ready_report(sv, "err 125 sandbox %s: %s", sv->spec.name, msg);
+	kill_now(sv, "crashed");
 }
 
 /* Guest output for a session: within its window, to its client or acknowledged if orphaned. */
@@ -696,6 +990,7 @@ static bool on_output(struct sv *sv, struct route *r, const struct proto_frame *
 		return violation(sv, "empty output frame for session %" PRIu32, f->sid);
 	if (f->len > PROTO_WINDOW - r->out_inflight)
 		return violation(sv, "session %" PRIu32 " sent output beyond its window", f->sid);
+	exec_log_output(sv, r, f->type, f->payload, f->len);
 	if (r->client < 0) {
 		/* Nobody reads an orphan's output; keep its window open so it can end. */
 		r->ack_guest += f->len;
@@ -716,6 +1011,141 @@ static bool on_output(struct sv *sv, struct route *r, const struct proto_frame *
 	return true;
 }
 
+/* run -d: the spec's command runs as the main session, owned by the supervisor itself. */
+static void start_main(struct sv *sv)
+{
+	char *none[] = { NULL };
+	struct proto_exec e = { .flags = sv->spec.workdir ? PROTO_EXEC_MKCWD : 0,
+				.user = sv->spec.user ? sv->spec.user : "",
+				.cwd = sv->spec.workdir ? sv->spec.workdir : "",
+				.argv = sv->spec.command,
+				.env = sv->spec.env ? sv->spec.env : none };
+	struct route *r;
+
+	if (!sv->spec.command || !sv->spec.command[0]) {
+		log_warn("no command to run as the main session");
+		return;
+	}
+	r = route_new(sv, -1, 0);
+	if (!r || proto_exec_encode(&sv->agent.tx, r->gsid, &e) < 0 ||
+	    proto_put_frame(&sv->agent.tx, PROTO_STDIN, r->gsid, NULL, 0) < 0) {
+		log_error("cannot start the main command");
+		if (r)
+			route_free(sv, r);
+		stop(sv, 0, "crashed");
+		return;
+	}
+	r->main = true;
+	agent_flush(sv);
+}
+
+/* --- INFO: what inspect and metrics show ------------------------------------ */
+
+static void info_reply(struct sv *sv)
+{
+	static const char *const states[] = { "starting", "starting", "running",
+					      "stopping", "stopping", "stopping" };
+	_cleanup_free_ char *text = NULL;
+	json_t *o;
+
+	timer_set(sv, T_INFO, 0);
+	sv->info_busy = sv->stats_wait = sv->disk_wait = false;
+	o = json_pack(
+		"{s:s, s:s, s:i, s:i, s:s, s:I, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i,"
+		" s:f, s:f}",
+		"name", sv->spec.name, "state", states[sv->state], "supervisor_pid", (int)getpid(),
+		"vmm_pid", (int)vm_pid(sv->vm), "accel", vm_accel_name(sv->accel), "uptime_ms",
+		(json_int_t)(now_ms() - sv->started_ms), "sessions", (int)sv->nroutes, "cpu_ns",
+		(json_int_t)vm_cpu_ns(sv->vm), "vmm_rss_bytes", (json_int_t)vm_rss_bytes(sv->vm),
+		"mem_total_bytes", (json_int_t)sv->stats.mem_total, "mem_available_bytes",
+		(json_int_t)sv->stats.mem_available, "disk_read_bytes", (json_int_t)sv->disk_rd,
+		"disk_write_bytes", (json_int_t)sv->disk_wr, "guest_processes",
+		(int)sv->stats.procs, "memory_mib", (int)sv->spec.mem_mib, "kernel_ms",
+		(double)sv->kernel_ns / 1e6, "ready_ms", (double)sv->configured_ns / 1e6);
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	for (int i = 0; i < MAX_CLIENTS; i++) {
+		struct client *c = &sv->clients[i];
+
+		if (!c->used || c->dead || !c->info)
+			continue;
+		c->info = false;
+		if (!text || proto_put_frame(&c->conn.tx, PROTO_INFO, 0, text, strlen(text)) < 0) {
+			client_error(sv, c, 0, "cannot report on the sandbox");
+			continue;
+		}
+		c->tail_ok = false;
+		client_flush(sv, c);
+	}
+}
+
+static void on_disk_stats(void *ctx, bool ok, uint64_t rd, uint64_t wr)
+{
+	struct sv *sv = ctx;
+
+	if (ok) {
+		sv->disk_rd = rd;
+		sv->disk_wr = wr;
+	}
+	sv->disk_wait = false;
+	if (sv->info_busy && !sv->stats_wait)
+		info_reply(sv);
+}
+
+static void on_stats(struct sv *sv, const struct proto_frame *f)
+{
+	if (proto_stats_decode(f->payload, f->len, &sv->stats) < 0)
+		log_warn_rl("agent: malformed STATS");
+	sv->stats_wait = false;
+	if (sv->info_busy && !sv->disk_wait)
+		info_reply(sv);
+}
+
+/* A client asks about the sandbox: gather the guest's and the VMM's figures, then answer. */
+static void info_request(struct sv *sv, struct client *c)
+{
+	c->info = true;
+	if (sv->info_busy)
+		return;
+	sv->info_busy = true;
+	if (sv->state == ST_RUNNING && !conn_tx_full(&sv->agent) &&
+	    proto_put_frame(&sv->agent.tx, PROTO_STATS_REQ, 0, NULL, 0) == 0) {
+		sv->stats_wait = true;
+		agent_flush(sv);
+	}
+	sv->disk_wait = vm_disk_stats(sv->vm, on_disk_stats, sv) == 0;
+	if (!sv->stats_wait && !sv->disk_wait)
+		info_reply(sv);
+	else
+		timer_set(sv, T_INFO, INFO_WAIT_MS);
+}
+
+/* A session is over; the main one takes the sandbox with it. */
+static void session_end(struct sv *sv, struct route *r, const struct proto_frame *f)
+{
+	struct proto_exited x;
+	struct proto_failed fl;
+	bool main = r->main;
+
+	exec_log_flush(sv, r);
+	if (main) {
+		if (f->type == PROTO_EXITED && proto_exited_decode(f->payload, f->len, &x) == 0) {
+			sv->main_exit = x.code;
+		} else if (f->type == PROTO_FAILED &&
+			   proto_failed_decode(f->payload, f->len, &fl) == 0) {
+			sv->main_exit = fl.kind == PROTO_FAIL_NOT_FOUND	       ? 127
+					: fl.kind == PROTO_FAIL_NOT_EXECUTABLE ? 126
+									       : 125;
+			exec_log_system(sv, fl.msg);
+		}
+	}
+	route_free(sv, r);
+	if (main) {
+		log_info("main command ended (exit %d); stopping", sv->main_exit);
+		stop(sv, 0, "completed");
+	}
+}
+
 /* Return: false when the guest broke the protocol (the VM is then being killed). */
 static bool on_agent_frame(struct sv *sv, const struct proto_frame *f)
 {
@@ -728,11 +1158,22 @@ static bool on_agent_frame(struct sv *sv, const struct proto_frame *f)
 	case PROTO_READY:
 		on_ready(sv, f);
 		return true;
+	case PROTO_CONFIGURED:
+		on_configured(sv, f);
+		return true;
+	case PROTO_STATS:
+		on_stats(sv, f);
+		return true;
 	case PROTO_EXEC:
 	case PROTO_STDIN:
 	case PROTO_RESIZE:
 	case PROTO_SIGNAL:
 	case PROTO_SHUTDOWN:
+	case PROTO_CONFIG:
+	case PROTO_STATS_REQ:
+	case PROTO_INFO:
+	case PROTO_KILL:
+	case PROTO_DETACH:
 		return violation(sv, "%s frame from the guest", proto_type_name(f->type));
 	default:
 		break;
@@ -740,13 +1181,16 @@ static bool on_agent_frame(struct sv *sv, const struct proto_frame *f)
 	if (f->sid == 0) {
 		if (f->type == PROTO_ERROR &&
 		    proto_error_decode(f->payload, f->len, msg, sizeof(msg)) == 0) {
-			log_warn_rl("agent: %s", msg);
+			if (sv->state == ST_CONFIGURING)
+				on_config_error(sv, msg);
+			else
+				log_warn_rl("agent: %s", msg);
 			return true;
 		}
 		return violation(sv, "%s frame on the control session", proto_type_name(f->type));
 	}
-	if (sv->state == ST_BOOTING)
-		return violation(sv, "session frame before READY");
+	if (sv->state <= ST_CONFIGURING)
+		return violation(sv, "session frame before the sandbox was ready");
 	r = route_by_gsid(sv, f->sid);
 	if (!r) {
 		log_debug_rl("agent frame %s for unknown session %" PRIu32 " dropped",
@@ -792,7 +1236,7 @@ static bool on_agent_frame(struct sv *sv, const struct proto_frame *f)
 			client_flush(sv, c);
 	}
 	if (f->type == PROTO_EXITED || f->type == PROTO_FAILED)
-		route_free(sv, r);
+		session_end(sv, r, f);
 	return true;
 }
 
@@ -932,11 +1376,23 @@ static void on_timer(struct sv *sv)
 		console_read(sv);
 	if (fired[T_OWNER] && sv->attached && !sv->owner_seen && sv->state == ST_RUNNING) {
 		log_warn("attached client never connected");
-		stop(sv, 0);
+		stop(sv, 0, "killed");
 	}
+	if (fired[T_IDLE] && sv->state == ST_RUNNING && !sv->nroutes) {
+		log_info("no session for the idle timeout; stopping");
+		stop(sv, SIGNAL_STOP_GRACE_MS, "idle-timeout");
+	}
+	if (fired[T_MAX] && sv->state == ST_RUNNING) {
+		log_info("the sandbox reached its maximum duration; stopping");
+		stop(sv, SIGNAL_STOP_GRACE_MS, "max-duration");
+	}
+	if (fired[T_INFO])
+		info_reply(sv);
 	if (fired[T_STATE]) {
 		switch (sv->state) {
 		case ST_BOOTING:
+		case ST_CONFIGURING:
+			end_because(sv, "crashed");
 			kernel_log_tail(sv, tail, sizeof(tail));
 			log_error("guest did not become ready within %d s", BOOT_TIMEOUT_MS / 1000);
 			ready_report(
@@ -979,7 +1435,7 @@ static bool on_signal(struct sv *sv)
 	while (read(sv->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo != SIGCHLD) {
 			log_info("signal %u received", si.ssi_signo);
-			stop(sv, SIGNAL_STOP_GRACE_MS);
+			stop(sv, SIGNAL_STOP_GRACE_MS, "signal");
 		}
 	}
 	for (;;) {
@@ -994,7 +1450,8 @@ static bool on_signal(struct sv *sv)
 		gone = true;
 		/* What the guest printed last is still in the socket: keep it. */
 		console_read(sv);
-		if (sv->state == ST_BOOTING) {
+		end_because(sv, "crashed");
+		if (sv->state <= ST_CONFIGURING) {
 			kernel_log_tail(sv, tail, sizeof(tail));
 			log_error("VM exited during boot (status %d)", st);
 			ready_report(sv,
@@ -1042,18 +1499,18 @@ static int setup_signals(struct sv *sv, struct msb_err **err)
 
 static int setup(struct sv *sv, struct msb_err **err)
 {
-	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *extra = NULL, *layer_disk = NULL;
+	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *layer_disk = NULL;
 	_cleanup_strv_ char **extents = NULL;
 	struct vm_disk disks[2];
 	struct vm_config cfg = { 0 };
 	enum vm_accel accel;
-	char why[256];
+	char *why = sv->accel_why;
 	size_t n = 0;
 	int agent[2] = { -1, -1 }, con[2] = { -1, -1 }, errp[2] = { -1, -1 }, r;
 
 	if (setup_signals(sv, err) < 0)
 		return -1;
-	if (vm_accel_detect(&accel, why, sizeof(why), err) < 0)
+	if (vm_accel_detect(&accel, why, sizeof(sv->accel_why), err) < 0)
 		return -1;
 	sv->accel = accel;
 	log_info("accelerator: %s (%s)", vm_accel_name(accel), why);
@@ -1070,12 +1527,6 @@ static int setup(struct sv *sv, struct msb_err **err)
 		return -1;
 	disks[0] = (struct vm_disk){ .path = layer_disk, .format = "vmdk", .readonly = true };
 	disks[1] = (struct vm_disk){ .path = "upper.ext4", .format = "raw", .readonly = false };
-	if (asprintf(&extra, "msb.upper=%s msb.hostname=%s", sv->spec.upper_mib ? "disk" : "tmpfs",
-		     sv->spec.hostname) < 0) {
-		extra = NULL;
-		return msb_err_sys(err, ENOMEM, "supervisor");
-	}
-
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
 	    pipe2(errp, O_CLOEXEC) < 0) {
@@ -1088,7 +1539,8 @@ static int setup(struct sv *sv, struct msb_err **err)
 		.mem_mib = sv->spec.mem_mib,
 		.kernel = kernel,
 		.initrd = initrd,
-		.cmdline_extra = extra,
+		/* Nothing about the sandbox on the command line: it comes with CONFIG. */
+		.cmdline_extra = NULL,
 		.disks = disks,
 		.ndisks = sv->spec.upper_mib ? 2 : 1,
 		.workdir = sv->dir,
@@ -1149,6 +1601,9 @@ static void teardown(struct sv *sv)
 	conn_close(&sv->console);
 	conn_close(&sv->vmm_err);
 	rotlog_close(&sv->kernel_log);
+	exec_log_system(sv, "--- sandbox stopped ---");
+	rotlog_close(&sv->exec_log);
+	record_end(sv);
 	if (sv->spec.ephemeral) {
 		/* Nothing of an ephemeral sandbox outlives it. */
 		sbx_forget(sv->spec.name);
@@ -1220,12 +1675,14 @@ static void loop(struct sv *sv)
 	}
 }
 
-int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached)
+int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bool run_main)
 {
 	_cleanup_err_ struct msb_err *err = NULL;
 	struct sv sv = { .ready_fd = ready_fd,
 			 .lock_fd = lock_fd,
 			 .attached = attached,
+			 .run_main = run_main,
+			 .main_exit = -1,
 			 .listen_fd = -1,
 			 .dirfd = -1,
 			 .ep = -1,
@@ -1235,7 +1692,8 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached)
 			 .console = { .fd = -1 },
 			 .vmm_err = { .fd = -1 },
 			 .runtime_log = { .fd = -1 },
-			 .kernel_log = { .fd = -1 } };
+			 .kernel_log = { .fd = -1 },
+			 .exec_log = { .fd = -1 } };
 
 	/* Our starter gave us /dev/null for stdin and stdout (spawn()); stderr only when attached.
 	 */
@@ -1258,6 +1716,18 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached)
 	if (rotlog_open(&sv.kernel_log, sv.dirfd, "logs/kernel.log", KERNEL_LOG_MAX,
 			KERNEL_LOG_KEEP) < 0)
 		log_warn("logs/kernel.log: %s", strerror(errno));
+	if (rotlog_open(&sv.exec_log, sv.dirfd, "logs/exec.log", EXEC_LOG_MAX, EXEC_LOG_KEEP) < 0)
+		log_warn("logs/exec.log: %s", strerror(errno));
+	sv.started_ms = now_ms();
+	{
+		struct db *db = NULL;
+
+		if (db_open(&db, &err) < 0 ||
+		    db_run_begin(db, name, getpid(), &sv.run_id, &err) < 0)
+			log_warn("recording the run: %s", err ? err->msg : "?");
+		db_close(db);
+		msb_err_free(steal_ptr(err));
+	}
 
 	if (setup(&sv, &err) < 0) {
 		log_error("%s", err->msg);

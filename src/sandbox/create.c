@@ -1,0 +1,378 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Making a sandbox. The image is resolved (and pulled) first, its layers held
+ * so that `msb rmi` cannot remove them before the supervisor links them; then
+ * the directory appears atomically with its lock held (sbx_make_dir()), and
+ * the rest is made inside it. Anything that fails removes everything made.
+ */
+#define _GNU_SOURCE
+#include "sandbox/create.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include "image/manifest.h"
+#include "proto/proto.h"
+#include "image/progress.h"
+#include "image/regconfig.h"
+#include "image/store.h"
+#include "sandbox/rootfs.h"
+#include "store/db.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/parse.h"
+#include "util/strv.h"
+
+int sbx_check_name(const char *name, struct msb_err **err)
+{
+	size_t n = strlen(name);
+
+	if (valid_sandbox_name(name))
+		return 0;
+	if (n > SBX_NAME_MAX)
+		return msb_err_set(err, EINVAL,
+				   "invalid sandbox name \"%.40s...\" (at most %d characters)",
+				   name, SBX_NAME_MAX);
+	return msb_err_set(err, EINVAL,
+			   "invalid sandbox name \"%s\" (use letters, digits, '_', '.' and '-', "
+			   "starting with a letter or digit)",
+			   name);
+}
+
+int sbx_script_decode(const char *body, const char *shell, struct sbx_script_src *out)
+{
+	size_t n = strlen(body), o = 0;
+	char *d = malloc(strlen(shell) + n + 5);
+
+	if (!d)
+		return -ENOMEM;
+	o = (size_t)sprintf(d, "#!%s\n", shell);
+	for (size_t i = 0; i < n; i++) {
+		char c = body[i];
+
+		if (c == '\\' && i + 1 < n) {
+			char e = body[i + 1];
+			char dec = e == 'n'    ? '\n'
+				   : e == 't'  ? '\t'
+				   : e == 'r'  ? '\r'
+				   : e == '\\' ? '\\'
+				   : e == '"'  ? '"'
+				   : e == '\'' ? '\''
+					       : 0;
+
+			if (dec) {
+				d[o++] = dec;
+				i++;
+				continue;
+			}
+		}
+		d[o++] = c;
+	}
+	d[o] = '\0';
+	out->body = d;
+	out->len = o;
+	return 0;
+}
+
+int sbx_parse_tmpfs(const char *arg, struct sbx_tmpfs *out)
+{
+	const char *colon = strchr(arg, ':');
+	uint64_t size = 0;
+	char *path;
+
+	if (arg[0] != '/')
+		return -EINVAL;
+	if (colon && (parse_size(colon + 1, 1, &size) < 0 || size == 0))
+		return -EINVAL;
+	path = colon ? strndup(arg, (size_t)(colon - arg)) : strdup(arg);
+	if (!path)
+		return -ENOMEM;
+	if (!strcmp(path, "/") || strstr(path, "/../") || strstr(path, "/./") ||
+	    (strlen(path) >= 3 && !strcmp(path + strlen(path) - 3, "/..")) || strchr(path, ',')) {
+		free(path);
+		return -EINVAL;
+	}
+	out->path = path;
+	out->size = size;
+	return 0;
+}
+
+/* Replaces KEY's entry in @env (or appends it). */
+static int env_set(struct strv *env, const char *kv)
+{
+	size_t klen = (size_t)(strchr(kv, '=') - kv);
+
+	for (size_t i = 0; i < env->n; i++) {
+		if (!strncmp(env->v[i], kv, klen) && env->v[i][klen] == '=') {
+			char *dup = strdup(kv);
+
+			if (!dup)
+				return -1;
+			free(env->v[i]);
+			env->v[i] = dup;
+			return 0;
+		}
+	}
+	return strv_push(env, kv);
+}
+
+/*
+ * What sessions run by default: docker's rules. A command replaces the
+ * image's Cmd and keeps its Entrypoint; --entrypoint replaces the Entrypoint
+ * and drops the Cmd; with neither, the default is empty (a shell is chosen
+ * by whoever runs).
+ */
+static int plan(const struct sbx_create_opts *o, const struct image_config *ic, struct sbx_spec *s)
+{
+	char **entry = ic && !o->entrypoint ? ic->entrypoint : NULL;
+	char **cmd = o->cmd && o->cmd[0] ? o->cmd : NULL;
+	struct strv argv = { 0 }, env = { 0 };
+	int r = 0;
+
+	if (!cmd && ic && !o->entrypoint)
+		cmd = ic->cmd;
+	if (o->entrypoint && *o->entrypoint)
+		r |= strv_push(&argv, o->entrypoint);
+	r |= strv_push_all(&argv, entry);
+	r |= strv_push_all(&argv, cmd);
+	for (char **e = ic ? ic->env : NULL; e && *e; e++)
+		r |= env_set(&env, *e);
+	for (char **e = o->env; e && *e; e++)
+		r |= env_set(&env, *e);
+	s->command = strv_steal(&argv);
+	s->env = strv_steal(&env);
+	s->workdir = o->workdir		 ? strdup(o->workdir)
+		     : ic && ic->workdir ? strdup(ic->workdir)
+					 : NULL;
+	s->user = o->user ? strdup(o->user) : ic && ic->user ? strdup(ic->user) : NULL;
+	strv_free(&argv);
+	strv_free(&env);
+	return r || !s->command || !s->env ? -ENOMEM : 0;
+}
+
+/* Resolves the image, pulling per the policy, and holds its layers. */
+static int resolve_image(const struct sbx_create_opts *o, struct image_record *img,
+			 struct image_config *ic, struct sbx_made *m, struct msb_err **err)
+{
+	struct progress *pr = NULL;
+	struct pull_opts po = { .cancel_fd = o->cancel_fd };
+	struct db *db = NULL;
+	json_t *cfg = NULL;
+	int r;
+
+	if (!o->quiet) {
+		/* stdout belongs to the command: progress goes to stderr */
+		pr = progress_new(stderr);
+		po.progress = progress_event;
+		po.ctx = pr;
+	}
+	r = msbcfg_load(&cfg, err);
+	if (!r)
+		r = db_open(&db, err);
+	if (!r)
+		r = image_get(db, cfg, o->image, o->pull, &po, img, err);
+	if (!r && image_hold_layers(img, &m->held, NULL) < 0) {
+		/* Removed between the lookup and the hold: fetch it again, once. */
+		image_record_free(img);
+		r = image_get(db, cfg, o->image, o->pull == PULL_NEVER ? PULL_NEVER : PULL_ALWAYS,
+			      &po, img, err);
+		if (!r)
+			r = image_hold_layers(img, &m->held, err);
+	}
+	if (!r) {
+		m->nheld = img->nlayers;
+		r = image_config_parse(img->config, strlen(img->config), ic, err);
+	}
+	progress_free(pr);
+	db_close(db);
+	json_decref(cfg);
+	return r < 0 ? -1 : 0;
+}
+
+static int write_scripts(const char *dir, const struct sbx_create_opts *o, struct sbx_spec *s,
+			 struct msb_err **err)
+{
+	_cleanup_free_ char *sdir = path_join(dir, "scripts");
+	struct strv names = { 0 };
+
+	if (!sdir)
+		return msb_err_sys(err, ENOMEM, "scripts");
+	if (o->nscripts && mkdir(sdir, 0700) < 0)
+		return msb_err_sys(err, errno, "%s", sdir);
+	for (size_t i = 0; i < o->nscripts; i++) {
+		const struct sbx_script_src *sc = &o->scripts[i];
+		_cleanup_free_ char *p = path_join(sdir, sc->name);
+		int r;
+
+		if (o->scripts[i].len > PROTO_MAX_STR) {
+			strv_free(&names);
+			return msb_err_set(err, E2BIG, "script %s: larger than %u KiB", sc->name,
+					   PROTO_MAX_STR >> 10);
+		}
+		r = p ? write_file_replace(p, sc->body, sc->len, 0600) : -ENOMEM;
+		if (r < 0 || strv_push(&names, sc->name) < 0) {
+			strv_free(&names);
+			return msb_err_sys(err, r < 0 ? -r : ENOMEM, "script %s", sc->name);
+		}
+	}
+	s->scripts = strv_steal(&names);
+	return s->scripts ? 0 : msb_err_sys(err, ENOMEM, "scripts");
+}
+
+static char *now_rfc3339(void)
+{
+	char ts[40];
+
+	log_timestamp(ts, sizeof(ts));
+	return strdup(ts);
+}
+
+/* Copies what the spec keeps of the options (everything but what plan() sets). */
+static int fill_spec(const struct sbx_create_opts *o, const struct sbx_made *m,
+		     const struct image_record *img, struct sbx_spec *s)
+{
+	struct strv a = { 0 }, e = { 0 };
+	int r = 0;
+
+	s->name = strdup(m->name);
+	s->ephemeral = !o->name;
+	s->cpus = o->cpus;
+	s->mem_mib = o->mem_mib;
+	/* A named sandbox keeps its files across stop and start: on a disk. */
+	s->upper_mib = o->upper_mib ? o->upper_mib : o->name ? SBX_DEFAULT_UPPER_MIB : 0;
+	s->hostname = strdup(o->hostname ? o->hostname : m->name);
+	s->image = img && img->reference ? strdup(img->reference) : NULL;
+	s->image_digest = img && img->manifest_digest ? strdup(img->manifest_digest) : NULL;
+	s->rootfs = o->rootfs ? realpath(o->rootfs, NULL) : NULL;
+	s->log_level = o->log_level;
+	s->created_at = now_rfc3339();
+	s->shell = strdup(o->shell ? o->shell : "/bin/sh");
+	s->init = o->init ? strdup(o->init) : NULL;
+	r |= strv_push_all(&a, o->init_args);
+	r |= strv_push_all(&e, o->init_env);
+	s->init_args = strv_steal(&a);
+	s->init_env = strv_steal(&e);
+	s->max_duration_ms = o->max_duration_ms;
+	s->idle_timeout_ms = o->idle_timeout_ms;
+	s->tmpfs = calloc(o->ntmpfs + 1, sizeof(*s->tmpfs));
+	for (size_t i = 0; s->tmpfs && i < o->ntmpfs; i++) {
+		s->tmpfs[i].path = strdup(o->tmpfs[i].path);
+		s->tmpfs[i].size = o->tmpfs[i].size;
+		s->ntmpfs++;
+		r |= !s->tmpfs[i].path;
+	}
+	return r || !s->name || !s->hostname || !s->created_at || !s->shell || !s->init_args ||
+			       !s->init_env || !s->tmpfs
+		       ? -ENOMEM
+		       : 0;
+}
+
+int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_err **err)
+{
+	_cleanup_free_ char *dir = NULL, *layer = NULL;
+	struct image_record img = { 0 };
+	struct image_config ic = { 0 };
+	struct strv layers = { 0 };
+	struct sbx_spec spec = { 0 };
+	struct db *db = NULL;
+	int r = -1;
+
+	memset(m, 0, sizeof(*m));
+	m->lock = -1;
+	if (o->name) {
+		if (sbx_check_name(o->name, err) < 0)
+			return -1;
+		snprintf(m->name, sizeof(m->name), "%s", o->name);
+	} else {
+		sbx_ephemeral_name(m->name, sizeof(m->name));
+	}
+	if (o->hostname && !sbx_valid_hostname(o->hostname))
+		return msb_err_set(
+			err, EINVAL,
+			"invalid hostname \"%s\" (letters, digits, '-' and '.', at most 64)",
+			o->hostname);
+	if (o->image && resolve_image(o, &img, &ic, m, err) < 0)
+		goto fail;
+	if (plan(o, o->image ? &ic : NULL, &spec) < 0) {
+		msb_err_sys(err, ENOMEM, "sandbox %s", m->name);
+		goto fail;
+	}
+	m->lock = sbx_make_dir(m->name, err);
+	if (m->lock < 0)
+		goto fail;
+	dir = sbx_dir(m->name);
+	if (!dir) {
+		msb_err_sys(err, ENOMEM, "sandbox %s", m->name);
+		goto fail_dir;
+	}
+	if (o->rootfs) {
+		if (rootfs_prepare(o->rootfs, dir, &layer, err) < 0 ||
+		    strv_push(&layers, layer) < 0)
+			goto fail_dir;
+	} else {
+		for (size_t i = 0; i < img.nlayers; i++) {
+			_cleanup_free_ char *f = layer_file(img.layers[i].diff_id);
+
+			if (!f || strv_push(&layers, f) < 0) {
+				msb_err_sys(err, ENOMEM, "sandbox %s", m->name);
+				goto fail_dir;
+			}
+		}
+	}
+	if (fill_spec(o, m, o->image ? &img : NULL, &spec) < 0) {
+		msb_err_sys(err, ENOMEM, "sandbox %s", m->name);
+		goto fail_dir;
+	}
+	spec.layers = strv_steal(&layers);
+	if (!spec.layers || write_scripts(dir, o, &spec, err) < 0)
+		goto fail_dir;
+	if (spec.upper_mib && sbx_make_upper(m->name, spec.upper_mib, err) < 0)
+		goto fail_dir;
+	if (sbx_spec_save(&spec, err) < 0)
+		goto fail_dir;
+	if (db_open(&db, err) < 0 ||
+	    db_sandbox_create(db, m->name, spec.image, spec.image_digest, err) < 0)
+		goto fail_dir;
+	r = 0;
+	goto out;
+fail_dir:
+	rm_rf(dir);
+fail:
+	sbx_made_release(m);
+out:
+	db_close(db);
+	strv_free(&layers);
+	sbx_spec_free(&spec);
+	image_config_free(&ic);
+	image_record_free(&img);
+	return r;
+}
+
+void sbx_made_release(struct sbx_made *m)
+{
+	if (m->held)
+		image_release_layers(m->held, m->nheld);
+	m->held = NULL;
+	m->nheld = 0;
+	if (m->lock >= 0)
+		close(m->lock);
+	m->lock = -1;
+}
+
+void sbx_discard(struct sbx_made *m)
+{
+	_cleanup_free_ char *dir = sbx_dir(m->name);
+
+	if (dir)
+		rm_rf(dir);
+	sbx_forget(m->name);
+	sbx_made_release(m);
+}

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * A persistent sandbox's life: start, stop, remove, and its status as users
+ * see it. The database row says what the supervisor last recorded; the lock
+ * in the sandbox directory says whether a supervisor is alive right now. A
+ * row that says starting or running without a live supervisor is a crash
+ * (kill -9, the host rebooted): it is shown, and recorded, as crashed.
+ */
+#define _GNU_SOURCE
+#include "sandbox/lifecycle.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto/proto.h"
+#include "sandbox/create.h"
+#include "store/db.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+
+/* Beyond the grace: the agent's power-off, QMP quit, SIGKILL (supervisor.c's steps). */
+#define STOP_SLACK_MS 10000
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+bool sbx_alive(const char *name)
+{
+	_cleanup_free_ char *dir = sbx_dir(name);
+	_cleanup_close_ int dfd = dir ? open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+
+	return dfd >= 0 && sbx_lock_held(dfd);
+}
+
+bool sbx_exists(const char *name)
+{
+	_cleanup_free_ char *dir = sbx_dir(name), *cfg = dir ? path_join(dir, "config.json") : NULL;
+
+	return cfg && access(cfg, F_OK) == 0;
+}
+
+/* A row whose supervisor is gone cannot be starting or running. */
+static void correct(struct db *db, struct sandbox_row *r)
+{
+	bool live_status =
+		r->status && (!strcmp(r->status, "starting") || !strcmp(r->status, "running"));
+
+	if (!live_status || sbx_alive(r->name))
+		return;
+	free(r->status);
+	r->status = strdup("crashed");
+	if (!r->reason)
+		r->reason = strdup("crashed");
+	r->pid = 0;
+	db_sandbox_set_status(db, r->name, "crashed", "crashed", NULL);
+}
+
+int sbx_get(const char *name, struct sandbox_row *row, struct msb_err **err)
+{
+	struct db *db = NULL;
+	int r;
+
+	memset(row, 0, sizeof(*row));
+	if (db_open(&db, err) < 0)
+		return -1;
+	r = db_sandbox_get(db, name, row, err);
+	if (r == 0)
+		correct(db, row);
+	db_close(db);
+	if (r == 1 || (r == 0 && !sbx_exists(name))) {
+		sandbox_row_free(row);
+		return msb_err_set(err, ENOENT, "sandbox %s: not found", name);
+	}
+	return r < 0 ? -1 : 0;
+}
+
+int sbx_list(struct sandbox_row **rows, size_t *n, struct msb_err **err)
+{
+	struct db *db = NULL;
+	int r;
+
+	sbx_reap();
+	if (db_open(&db, err) < 0)
+		return -1;
+	r = db_sandbox_list(db, rows, n, err);
+	for (size_t i = 0; r == 0 && i < *n; i++)
+		correct(db, &(*rows)[i]);
+	db_close(db);
+	return r;
+}
+
+int sbx_start(const char *name, unsigned int flags, struct sbx_boot_info *info,
+	      struct msb_err **err)
+{
+	_cleanup_free_ char *dir = sbx_dir(name);
+	_cleanup_close_ int dfd = -1, lock = -1;
+	struct sbx_spec spec;
+	int r;
+
+	if (sbx_check_name(name, err) < 0)
+		return -1;
+	dfd = dir ? open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (dfd < 0 || sbx_spec_load(name, &spec, NULL) < 0)
+		return msb_err_set(err, ENOENT, "sandbox %s: not found", name);
+	sbx_spec_free(&spec);
+	lock = openat(dfd, SBX_LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (lock < 0)
+		return msb_err_sys(err, errno, "sandbox %s: lock", name);
+	r = sbx_lock_take(lock);
+	if (r == -EAGAIN || r == -EACCES)
+		return msb_err_set(err, EBUSY, "sandbox %s is already running or starting", name);
+	if (r < 0)
+		return msb_err_sys(err, -r, "sandbox %s: lock", name);
+	return sbx_boot(name, flags, lock, info, err);
+}
+
+/* Waits until the supervisor let go of the lock. Return: true if it did within @ms. */
+static bool wait_gone(const char *name, uint64_t ms)
+{
+	uint64_t until = mono_ms() + ms;
+
+	while (sbx_alive(name)) {
+		if (mono_ms() >= until)
+			return false;
+		usleep(20000);
+	}
+	return true;
+}
+
+int sbx_stop(const char *name, uint32_t timeout_s, bool force, struct msb_err **err)
+{
+	struct sandbox_row row;
+	struct buf b = { 0 };
+	int fd, r;
+
+	if (sbx_get(name, &row, err) < 0)
+		return -1;
+	if (!sbx_alive(name)) {
+		sandbox_row_free(&row);
+		return msb_err_set(err, EINVAL, "sandbox %s is not running", name);
+	}
+	fd = sbx_connect(name, NULL);
+	r = fd < 0  ? -ENOTCONN
+	    : force ? proto_put_frame(&b, PROTO_KILL, 0, NULL, 0)
+		    : proto_u32_encode(&b, PROTO_SHUTDOWN, 0, timeout_s * 1000);
+	if (!r)
+		r = write_all(fd, buf_head(&b), buf_size(&b));
+	buf_free(&b);
+	/* Still booting (no relay socket yet), or it does not listen: its supervisor is told
+	 * directly. */
+	if (r < 0 && row.pid > 0)
+		kill((pid_t)row.pid, force ? SIGKILL : SIGTERM);
+	if (!wait_gone(name, force ? 5000 : (uint64_t)timeout_s * 1000 + STOP_SLACK_MS)) {
+		if (row.pid > 0)
+			kill((pid_t)row.pid, SIGKILL);
+		if (!wait_gone(name, 5000)) {
+			if (fd >= 0)
+				close(fd);
+			sandbox_row_free(&row);
+			return msb_err_set(err, ETIMEDOUT, "sandbox %s did not stop", name);
+		}
+		/* Killed before it could say so itself. */
+		{
+			struct db *db = NULL;
+
+			if (db_open(&db, NULL) == 0)
+				db_sandbox_set_status(db, name, "stopped", "killed", NULL);
+			db_close(db);
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	sandbox_row_free(&row);
+	return 0;
+}
+
+int sbx_remove(const char *name, bool force, struct msb_err **err)
+{
+	_cleanup_free_ char *dir = sbx_dir(name);
+	_cleanup_close_ int dfd = -1, lock = -1;
+	struct db *db = NULL;
+
+	if (sbx_check_name(name, err) < 0)
+		return -1;
+	if (!dir)
+		return msb_err_sys(err, ENOMEM, "sandbox %s", name);
+	dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		/* No directory: a row may still be left. */
+		struct sandbox_row row;
+		int r;
+
+		if (db_open(&db, err) < 0)
+			return -1;
+		r = db_sandbox_get(db, name, &row, NULL);
+		if (r == 0) {
+			sandbox_row_free(&row);
+			db_sandbox_delete(db, name, NULL);
+		}
+		db_close(db);
+		return r == 0 ? 0 : msb_err_set(err, ENOENT, "sandbox %s: not found", name);
+	}
+	if (sbx_lock_held(dfd)) {
+		if (!force)
+			return msb_err_set(
+				err, EBUSY,
+				"sandbox %s is running (stop it first with 'msb stop %s', or "
+				"use 'msb rm -f %s')",
+				name, name, name);
+		if (sbx_stop(name, 0, true, err) < 0)
+			return -1;
+	}
+	lock = openat(dfd, SBX_LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (lock < 0 || sbx_lock_take(lock) < 0)
+		return msb_err_set(err, EBUSY, "sandbox %s was started again meanwhile", name);
+	rm_rf(dir);
+	sbx_forget(name);
+	return 0;
+}
