@@ -27,15 +27,32 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 int cli_bad_flag(const char *cmd, char *const argv[], const struct option *longopts);
 
-/* A growable NULL-terminated string vector. */
-struct strv {
-	char **v;
-	size_t n;
-};
-int strv_push(struct strv *s, const char *str);
-void strv_free(struct strv *s);
+#include "util/strv.h"
+
+struct json_t;
+
+/*
+ * cli_print_json() - JSON for a terminal: every non-ASCII character escaped
+ * (and DEL), so no string in it can drive the terminal. Return: 0 or -1.
+ */
+int cli_print_json(struct json_t *o);
+/* cli_ago() - "5 minutes ago" for an RFC 3339 time ("-" if unparsable). */
+void cli_ago(const char *rfc3339, char *buf, size_t len);
+/* cli_parse_format() - --format: only "json". Return: 0, or 125 after a one-line error. */
+int cli_parse_format(const char *cmd, const char *arg, bool *json);
 
 int cmd_run(int argc, char **argv);
+int cmd_create(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_shell(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_ps(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_images(int argc, char **argv);

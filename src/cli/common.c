@@ -4,6 +4,11 @@
 #include "cli/cli.h"
 #include "util/text.h"
 
+#include <jansson.h>
+#include <time.h>
+
+#include "util/cleanup.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,25 +67,60 @@ int cli_bad_flag(const char *cmd, char *const argv[], const struct option *longo
 	return cli_error("%s: invalid arguments (see 'msb %s --help')", cmd, cmd);
 }
 
-int strv_push(struct strv *s, const char *str)
+/*
+ * JSON for a terminal: every non-ASCII character escaped (jansson escapes
+ * only C0 controls otherwise, so C1 ones like U+009B would pass), and DEL
+ * too. Return: 0, or -1 on ENOMEM.
+ */
+int cli_print_json(json_t *o)
 {
-	char **nv = realloc(s->v, (s->n + 2) * sizeof(char *));
+	_cleanup_free_ char *s = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 
-	if (!nv)
+	if (!s)
 		return -1;
-	s->v = nv;
-	s->v[s->n] = strdup(str);
-	if (!s->v[s->n])
-		return -1;
-	s->v[++s->n] = NULL;
+	for (const char *p = s; *p; p++) {
+		/* Outside strings JSON is printable ASCII: DEL can only be in one. */
+		if (*p == 0x7f)
+			fputs("\\u007f", stdout);
+		else
+			putchar(*p);
+	}
+	putchar('\n');
 	return 0;
 }
 
-void strv_free(struct strv *s)
+void cli_ago(const char *rfc3339, char *buf, size_t len)
 {
-	for (size_t i = 0; i < s->n; i++)
-		free(s->v[i]);
-	free(s->v);
-	s->v = NULL;
-	s->n = 0;
+	struct tm tm = { 0 };
+	time_t t, now = time(NULL);
+	long d;
+
+	if (!rfc3339 || !strptime(rfc3339, "%Y-%m-%dT%H:%M:%S", &tm)) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	t = timegm(&tm);
+	d = (long)(now - t);
+	if (d < 0)
+		d = 0;
+	if (d < 60)
+		snprintf(buf, len, "%ld seconds ago", d);
+	else if (d < 3600)
+		snprintf(buf, len, "%ld minutes ago", d / 60);
+	else if (d < 86400)
+		snprintf(buf, len, "%ld hours ago", d / 3600);
+	else if (d < 86400L * 60)
+		snprintf(buf, len, "%ld days ago", d / 86400);
+	else if (d < 86400L * 730)
+		snprintf(buf, len, "%ld months ago", d / (86400L * 30));
+	else
+		snprintf(buf, len, "%ld years ago", d / (86400L * 365));
+}
+
+int cli_parse_format(const char *cmd, const char *arg, bool *json)
+{
+	if (strcmp(arg, "json") != 0)
+		return cli_error("%s: unsupported --format \"%s\" (use json)", cmd, arg);
+	*json = true;
+	return 0;
 }

@@ -18,6 +18,18 @@ struct command {
 
 static const struct command commands[] = {
 	{ "run", cmd_run, "Create a sandbox and run a command in it" },
+	{ "create", cmd_create, "Create and boot a named sandbox in the background" },
+	{ "start", cmd_start, "Start stopped sandboxes" },
+	{ "stop", cmd_stop, "Stop running sandboxes" },
+	{ "exec", cmd_exec, "Run a command in a sandbox" },
+	{ "shell", cmd_shell, "Open a shell in a sandbox" },
+	{ "ls", cmd_ls, "List sandboxes" },
+	{ "ps", cmd_ps, "Show running sandboxes with their command and resources" },
+	{ "status", cmd_ps, NULL },
+	{ "inspect", cmd_inspect, "Show a sandbox's configuration and state" },
+	{ "metrics", cmd_metrics, "Show CPU, memory and disk use of running sandboxes" },
+	{ "logs", cmd_logs, "Show a sandbox's captured output" },
+	{ "rm", cmd_rm, "Remove sandboxes" },
 	{ "pull", cmd_pull, "Pull an image into the local cache" },
 	{ "image", cmd_image, "Manage cached images (ls, inspect, rm)" },
 	{ "images", cmd_images, "List cached images" },

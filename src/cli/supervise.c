@@ -9,7 +9,7 @@
 int cmd_supervise(int argc, char **argv)
 {
 	int ready_fd = -1, lock_fd = -1;
-	bool attached = false;
+	bool attached = false, run_main = false;
 	const char *name = NULL;
 
 	for (int i = 1; i < argc; i++) {
@@ -29,10 +29,12 @@ int cmd_supervise(int argc, char **argv)
 			lock_fd = (int)fd;
 		} else if (!strcmp(argv[i], "--attached"))
 			attached = true;
+		else if (!strcmp(argv[i], "--run-main"))
+			run_main = true;
 		else
 			name = argv[i];
 	}
 	if (!name)
 		return cli_error("__supervise: missing sandbox name");
-	return sbx_supervise(name, ready_fd, lock_fd, attached);
+	return sbx_supervise(name, ready_fd, lock_fd, attached, run_main);
 }

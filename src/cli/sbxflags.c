@@ -1,0 +1,512 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The flags `msb run` and `msb create` share. */
+#define _GNU_SOURCE
+#include "cli/sbxflags.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/parse.h"
+
+#define MAX_TMPFS   32
+#define MAX_SCRIPTS 64
+
+enum {
+	OPT_ROOTFS = 256,
+	OPT_TIMEOUT,
+	OPT_LOG_LEVEL,
+	OPT_RLIMIT,
+	OPT_UPPER_SIZE,
+	OPT_ENTRYPOINT,
+	OPT_PULL,
+	OPT_SHELL,
+	OPT_TMPFS,
+	OPT_SCRIPT,
+	OPT_SCRIPT_RAW,
+	OPT_SCRIPT_PATH,
+	OPT_INIT,
+	OPT_INIT_ARG,
+	OPT_INIT_ENV,
+	OPT_MAX_DURATION,
+	OPT_IDLE_TIMEOUT,
+	OPT_REPLACE,
+	OPT_REPLACE_GRACE,
+	OPT_DETACH_KEYS,
+};
+
+static const struct option longopts[] = {
+	{ "name", required_argument, NULL, 'n' },
+	{ "rootfs", required_argument, NULL, OPT_ROOTFS },
+	{ "entrypoint", required_argument, NULL, OPT_ENTRYPOINT },
+	{ "pull", required_argument, NULL, OPT_PULL },
+	{ "env", required_argument, NULL, 'e' },
+	{ "workdir", required_argument, NULL, 'w' },
+	{ "user", required_argument, NULL, 'u' },
+	{ "hostname", required_argument, NULL, 'H' },
+	{ "memory", required_argument, NULL, 'm' },
+	{ "cpus", required_argument, NULL, 'c' },
+	{ "oci-upper-size", required_argument, NULL, OPT_UPPER_SIZE },
+	{ "shell", required_argument, NULL, OPT_SHELL },
+	{ "tmpfs", required_argument, NULL, OPT_TMPFS },
+	{ "script", required_argument, NULL, OPT_SCRIPT },
+	{ "script-raw", required_argument, NULL, OPT_SCRIPT_RAW },
+	{ "script-path", required_argument, NULL, OPT_SCRIPT_PATH },
+	{ "init", required_argument, NULL, OPT_INIT },
+	{ "init-arg", required_argument, NULL, OPT_INIT_ARG },
+	{ "init-env", required_argument, NULL, OPT_INIT_ENV },
+	{ "max-duration", required_argument, NULL, OPT_MAX_DURATION },
+	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+	{ "replace", no_argument, NULL, OPT_REPLACE },
+	{ "replace-with-grace", required_argument, NULL, OPT_REPLACE_GRACE },
+	{ "tty", no_argument, NULL, 't' },
+	{ "detach", no_argument, NULL, 'd' },
+	{ "detach-keys", required_argument, NULL, OPT_DETACH_KEYS },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "rlimit", required_argument, NULL, OPT_RLIMIT },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Flags that only make sense for one command at a time: the rest is shared. */
+static bool run_only(int c)
+{
+	return c == 't' || c == 'd' || c == OPT_TIMEOUT || c == OPT_RLIMIT || c == OPT_DETACH_KEYS;
+}
+
+static void usage(const char *cmd)
+{
+	bool run = !strcmp(cmd, "run");
+
+	if (run)
+		printf("Usage: msb run [OPTIONS] IMAGE [--] [COMMAND [ARG...]]\n"
+		       "       msb run [OPTIONS] --rootfs PATH [--] COMMAND [ARG...]\n\n"
+		       "Create a sandbox and run a command in it. Without --name the sandbox is\n"
+		       "ephemeral and removed when the command ends; with --name it persists.\n"
+		       "With an image, COMMAND replaces the image's Cmd and keeps its Entrypoint;\n"
+		       "with neither, /bin/sh runs.\n\n");
+	else
+		printf("Usage: msb create --name NAME [OPTIONS] IMAGE|--rootfs PATH\n\n"
+		       "Create and boot a sandbox in the background; returns when it is "
+		       "ready.\n\n");
+	printf("Options:\n"
+	       "  -n, --name NAME         Sandbox name%s\n"
+	       "      --rootfs PATH       Root filesystem: a directory or a squashfs image\n"
+	       "      --entrypoint CMD    Override the image's entrypoint (clears its Cmd)\n"
+	       "      --pull POLICY       if-missing (default), always, or never\n"
+	       "  -e, --env KEY=VALUE     Set an environment variable (KEY alone copies it from "
+	       "here)\n"
+	       "  -w, --workdir DIR       Working directory inside the sandbox (created if "
+	       "missing)\n"
+	       "  -u, --user USER         Run as USER (name, UID, or UID:GID)\n"
+	       "  -H, --hostname NAME     Guest hostname (default: the sandbox name)\n"
+	       "  -m, --memory SIZE       Guest memory, e.g. 512M or 1G (default 512M)\n"
+	       "  -c, --cpus N            Virtual CPUs (default 1)\n"
+	       "      --oci-upper-size SIZE  Writable layer on a disk of SIZE (named sandboxes: "
+	       "4G)\n"
+	       "      --shell PATH        Shell for 'msb shell' and --script (default /bin/sh)\n"
+	       "      --tmpfs PATH[:SIZE] Mount a tmpfs at PATH\n"
+	       "      --script NAME=BODY  Script at /.msb/scripts/NAME, on PATH (escapes decoded)\n"
+	       "      --script-raw NAME=BODY  Script with exactly BODY\n"
+	       "      --script-path NAME:PATH Script read from a host file\n"
+	       "      --init PATH         Hand PID 1 to this init after setup\n"
+	       "      --init-arg ARG      Argument for --init (repeatable)\n"
+	       "      --init-env KEY=VALUE  Environment for --init only (repeatable)\n"
+	       "      --max-duration DURATION  Stop the sandbox after this long\n"
+	       "      --idle-timeout DURATION  Stop the sandbox after no session for this long\n"
+	       "      --replace           Replace a sandbox of the same name\n"
+	       "      --replace-with-grace DURATION  Grace for the replaced sandbox's processes "
+	       "(default 10s)\n"
+	       "      --log-level LEVEL   Runtime log level: error, warn, info, debug, trace\n"
+	       "  -q, --quiet             Suppress progress output\n",
+	       run ? " (without it the sandbox is ephemeral)" : "");
+	if (run)
+		printf("  -t, --tty               Allocate a pseudo-terminal\n"
+		       "  -d, --detach            Run in the background and print the sandbox "
+		       "name\n"
+		       "      --detach-keys KEYS  Keys that detach a -t session (default ctrl-])\n"
+		       "      --timeout DURATION  Kill the command after DURATION (e.g. 30s, 5m)\n"
+		       "      --rlimit NAME=N[:M] Set a resource limit (e.g. nofile=1024)\n");
+}
+
+static int parse_memory(const char *s, unsigned int *mib)
+{
+	uint64_t bytes;
+
+	if (parse_size(s, 1 << 20, &bytes) < 0)
+		return cli_error(
+			"invalid memory size \"%s\" (use a number with a unit, e.g. 512M or 1G)",
+			s);
+	if (bytes < (uint64_t)SBX_MIN_MEM_MIB << 20)
+		return cli_error("memory size %s is too small (the minimum is %dM)", s,
+				 SBX_MIN_MEM_MIB);
+	if (bytes > (uint64_t)1 << 40)
+		return cli_error("memory size %s is too large (the maximum is 1T)", s);
+	*mib = (unsigned int)(bytes >> 20);
+	return 0;
+}
+
+static int add_env(struct strv *env, const char *s, const char *flag)
+{
+	if (!strchr(s, '=')) {
+		/* docker's -e KEY: pass this process's value along, if it has one */
+		const char *v = getenv(s);
+		_cleanup_free_ char *kv = NULL;
+
+		if (!*s)
+			return cli_error("invalid %s \"%s\" (use KEY=VALUE)", flag, s);
+		if (!v)
+			return 0;
+		if (asprintf(&kv, "%s=%s", s, v) < 0)
+			return cli_error("out of memory");
+		return strv_push(env, kv) < 0 ? cli_error("out of memory") : 0;
+	}
+	if (!env_has_valid_key(s))
+		return cli_error("invalid %s \"%s\" (use KEY=VALUE)", flag, s);
+	return strv_push(env, s) < 0 ? cli_error("out of memory") : 0;
+}
+
+static int duration(const char *flag, const char *arg, uint64_t *ms, bool zero_ok)
+{
+	uint64_t v;
+
+	if (parse_duration(arg, &v) < 0 || (!zero_ok && v == 0))
+		return cli_error("invalid %s \"%s\" (use a duration like 30s, 5m or 1h)", flag,
+				 arg);
+	*ms = v;
+	return 0;
+}
+
+static bool script_name_ok(const char *n, size_t len)
+{
+	if (!len || len > 64 || n[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = n[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+/* --script NAME=BODY, --script-raw NAME=BODY, --script-path NAME:PATH: the name is checked now. */
+static int add_script(struct sbx_flags *f, int kind, const char *arg)
+{
+	const char *flag = kind == OPT_SCRIPT	    ? "--script"
+			   : kind == OPT_SCRIPT_RAW ? "--script-raw"
+						    : "--script-path";
+	const char *sep = strchr(arg, kind == OPT_SCRIPT_PATH ? ':' : '=');
+	_cleanup_free_ char *item = NULL;
+
+	if (!sep || !script_name_ok(arg, (size_t)(sep - arg)))
+		return cli_error("invalid %s \"%.60s\" (use %s, NAME of letters, digits, '-', '_', "
+				 "'.')",
+				 flag, arg, kind == OPT_SCRIPT_PATH ? "NAME:PATH" : "NAME=BODY");
+	if (f->script_args.n >= MAX_SCRIPTS)
+		return cli_error("too many scripts (at most %d)", MAX_SCRIPTS);
+	if (asprintf(&item, "%d\x1f%.*s\x1f%s", kind, (int)(sep - arg), arg, sep + 1) < 0)
+		return cli_error("out of memory");
+	return strv_push(&f->script_args, item) < 0 ? cli_error("out of memory") : 0;
+}
+
+/* Scripts are decoded once --shell is known, wherever it was on the line. */
+static int build_scripts(struct sbx_flags *f)
+{
+	const char *shell = f->shell_flag ? f->shell_flag : "/bin/sh";
+
+	f->scripts = calloc(f->script_args.n + 1, sizeof(*f->scripts));
+	if (!f->scripts)
+		return cli_error("out of memory");
+	for (size_t i = 0; i < f->script_args.n; i++) {
+		char *kind_s = f->script_args.v[i], *name = strchr(kind_s, '\x1f') + 1;
+		char *value = strchr(name, '\x1f') + 1;
+		int kind = (int)strtol(kind_s, NULL, 10);
+		struct sbx_script_src *s = &f->scripts[i];
+
+		value[-1] = '\0';
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(f->scripts[j].name, name))
+				return cli_error("script %s given twice", name);
+		s->name = name;
+		if (kind == OPT_SCRIPT) {
+			if (sbx_script_decode(value, shell, s) < 0)
+				return cli_error("out of memory");
+		} else if (kind == OPT_SCRIPT_RAW) {
+			s->body = strdup(value);
+			s->len = strlen(value);
+			if (!s->body)
+				return cli_error("out of memory");
+		} else {
+			size_t n = 0;
+			int r = read_file(value, PROTO_MAX_STR + 1, &s->body, &n);
+
+			if (r == -EFBIG || (r == 0 && n > PROTO_MAX_STR))
+				return cli_error("--script-path %s: larger than %u KiB", value,
+						 PROTO_MAX_STR >> 10);
+			if (r < 0)
+				return cli_error("--script-path %s: %s", value, strerror(-r));
+			s->len = n;
+		}
+		f->co.nscripts++;
+	}
+	f->co.scripts = f->scripts;
+	return 0;
+}
+
+static int parse_opt(struct sbx_flags *f, int c, const char *arg)
+{
+	struct sbx_create_opts *o = &f->co;
+	uint64_t v;
+
+	switch (c) {
+	case 'n':
+		o->name = arg;
+		return 0;
+	case OPT_ROOTFS:
+		o->rootfs = arg;
+		return 0;
+	case OPT_ENTRYPOINT:
+		o->entrypoint = arg;
+		return 0;
+	case OPT_PULL:
+		if (!strcmp(arg, "if-missing") || !strcmp(arg, "missing"))
+			o->pull = PULL_IF_MISSING;
+		else if (!strcmp(arg, "always"))
+			o->pull = PULL_ALWAYS;
+		else if (!strcmp(arg, "never"))
+			o->pull = PULL_NEVER;
+		else
+			return cli_error("invalid --pull \"%s\" (use always, if-missing or never)",
+					 arg);
+		return 0;
+	case 'e':
+		return add_env(&f->env, arg, "--env");
+	case 'w':
+		if (arg[0] != '/')
+			return cli_error("invalid --workdir \"%s\" (use an absolute path)", arg);
+		o->workdir = arg;
+		return 0;
+	case 'u':
+		if (!*arg)
+			return cli_error("invalid --user \"\" (use NAME, UID, or UID:GID)");
+		o->user = arg;
+		return 0;
+	case 'H':
+		if (!sbx_valid_hostname(arg))
+			return cli_error("invalid --hostname \"%s\" (letters, digits, '-' and '.', "
+					 "at most 64)",
+					 arg);
+		o->hostname = arg;
+		return 0;
+	case 'm':
+		return parse_memory(arg, &o->mem_mib);
+	case 'c': {
+		char *end;
+		long n = strtol(arg, &end, 10);
+
+		if (*end || end == arg || n < 1 || n > SBX_MAX_CPUS)
+			return cli_error("invalid --cpus \"%s\" (use 1 to %d)", arg, SBX_MAX_CPUS);
+		o->cpus = (unsigned int)n;
+		return 0;
+	}
+	case OPT_UPPER_SIZE:
+		if (parse_size(arg, 1 << 20, &v) < 0 || v < (64ull << 20) || v > (16ull << 40))
+			return cli_error("invalid --oci-upper-size \"%s\" (use a size from 64M to "
+					 "16T, e.g. 4G)",
+					 arg);
+		o->upper_mib = (unsigned int)(v >> 20);
+		return 0;
+	case OPT_SHELL:
+		if (arg[0] != '/')
+			return cli_error("invalid --shell \"%s\" (use an absolute path)", arg);
+		f->shell_flag = arg;
+		o->shell = arg;
+		return 0;
+	case OPT_TMPFS: {
+		struct sbx_tmpfs *t;
+
+		if (o->ntmpfs >= MAX_TMPFS)
+			return cli_error("too many --tmpfs (at most %d)", MAX_TMPFS);
+		t = &f->tmpfs[o->ntmpfs];
+		if (sbx_parse_tmpfs(arg, t) < 0)
+			return cli_error(
+				"invalid --tmpfs \"%s\" (use PATH or PATH:SIZE, an absolute "
+				"path, e.g. /scratch:64M)",
+				arg);
+		o->ntmpfs++;
+		return 0;
+	}
+	case OPT_SCRIPT:
+	case OPT_SCRIPT_RAW:
+	case OPT_SCRIPT_PATH:
+		return add_script(f, c, arg);
+	case OPT_INIT:
+		if (arg[0] != '/')
+			return cli_error("invalid --init \"%s\" (use an absolute path)", arg);
+		o->init = arg;
+		return 0;
+	case OPT_INIT_ARG:
+		return strv_push(&f->init_args, arg) < 0 ? cli_error("out of memory") : 0;
+	case OPT_INIT_ENV:
+		if (!strchr(arg, '='))
+			return cli_error("invalid --init-env \"%s\" (use KEY=VALUE)", arg);
+		return add_env(&f->init_env, arg, "--init-env");
+	case OPT_MAX_DURATION:
+		return duration("--max-duration", arg, &o->max_duration_ms, false);
+	case OPT_IDLE_TIMEOUT:
+		return duration("--idle-timeout", arg, &o->idle_timeout_ms, false);
+	case OPT_REPLACE:
+		f->replace = true;
+		return 0;
+	case OPT_REPLACE_GRACE:
+		f->replace = true;
+		return duration("--replace-with-grace", arg, &f->replace_grace_ms, true);
+	case 't':
+		f->tty = true;
+		return 0;
+	case 'd':
+		f->detach = true;
+		return 0;
+	case OPT_DETACH_KEYS:
+		f->detach_keys = arg;
+		return 0;
+	case OPT_TIMEOUT:
+		return duration("--timeout", arg, &f->timeout_ms, false);
+	case OPT_RLIMIT: {
+		struct proto_rlimit *rl;
+
+		if (f->nrlimits >= PROTO_MAX_RLIMITS)
+			return cli_error("too many --rlimit flags (at most %d)", PROTO_MAX_RLIMITS);
+		rl = &f->rlimits[f->nrlimits];
+		if (parse_rlimit(arg, &rl->resource, &rl->soft, &rl->hard) < 0)
+			return cli_error(
+				"invalid --rlimit \"%s\" (use NAME=SOFT[:HARD], e.g. nofile=1024)",
+				arg);
+		f->nrlimits++;
+		return 0;
+	}
+	case OPT_LOG_LEVEL:
+		if (log_level_parse(arg, &o->log_level) < 0)
+			return cli_error("invalid --log-level \"%s\" (use error, warn, info, debug "
+					 "or trace)",
+					 arg);
+		return 0;
+	case 'q':
+		o->quiet = true;
+		return 0;
+	default:
+		return EXIT_MSB;
+	}
+}
+
+/*
+ * Splits at the first "--": flags and positionals may mix before it and the
+ * command follows it. Without "--", flags stop at the first positional, as
+ * with docker, so "msb run IMG ls -l" passes -l to ls.
+ */
+int sbxflags_parse(const char *cmd, int argc, char **argv, struct sbx_flags *f)
+{
+	bool run = !strcmp(cmd, "run");
+	int sep = argc, c, r;
+
+	memset(f, 0, sizeof(*f));
+	f->co = (struct sbx_create_opts){ .cpus = SBX_DEFAULT_CPUS,
+					  .mem_mib = SBX_DEFAULT_MEM_MIB,
+					  .log_level = LOG_INFO,
+					  .pull = PULL_IF_MISSING,
+					  .cancel_fd = -1 };
+	f->replace_grace_ms = 10000;
+	f->tmpfs = calloc(MAX_TMPFS, sizeof(*f->tmpfs));
+	if (!f->tmpfs)
+		return cli_error("out of memory");
+	f->co.tmpfs = f->tmpfs;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			sep = i;
+			break;
+		}
+	}
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(sep, argv,
+				sep < argc ? "n:e:w:u:H:m:c:tdqh" : "+n:e:w:u:H:m:c:tdqh", longopts,
+				NULL)) != -1) {
+		if (c == 'h') {
+			usage(cmd);
+			return -1;
+		}
+		if (c == '?' || c == ':' || (!run && run_only(c)))
+			return c == '?' || c == ':' ? cli_bad_flag(cmd, argv, longopts)
+						    : cli_error("%s: flag %s is for 'msb run' only",
+								cmd, argv[optind - 1]);
+		r = parse_opt(f, c, optarg);
+		if (r)
+			return r;
+	}
+	for (int i = optind; i < sep; i++)
+		if (strv_push(&f->pos, argv[i]) < 0)
+			return cli_error("out of memory");
+	f->cmd = sep < argc ? argv + sep + 1 : NULL;
+	if (f->init_args.n && !f->co.init)
+		return cli_error("%s: --init-arg needs --init", cmd);
+	if (f->init_env.n && !f->co.init)
+		return cli_error("%s: --init-env needs --init", cmd);
+	if (f->detach_keys && !f->tty)
+		return cli_error("%s: --detach-keys needs -t", cmd);
+	if (f->detach && f->tty)
+		return cli_error("%s: -d and -t cannot be used together", cmd);
+	if (f->replace && !f->co.name)
+		return cli_error("%s: --replace needs --name", cmd);
+	f->co.env = f->env.v;
+	f->co.init_args = f->init_args.v;
+	f->co.init_env = f->init_env.v;
+	return build_scripts(f);
+}
+
+void sbxflags_free(struct sbx_flags *f)
+{
+	for (size_t i = 0; f->tmpfs && i < f->co.ntmpfs; i++)
+		free(f->tmpfs[i].path);
+	free(f->tmpfs);
+	for (size_t i = 0; f->scripts && i < f->co.nscripts; i++)
+		free(f->scripts[i].body);
+	free(f->scripts);
+	strv_free(&f->env);
+	strv_free(&f->init_args);
+	strv_free(&f->init_env);
+	strv_free(&f->pos);
+	strv_free(&f->script_args);
+}
+
+void cli_block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+int cli_cancel_fd(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
