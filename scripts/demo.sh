@@ -31,3 +31,16 @@ echo "== stdin and exit codes"
 set +e
 printf 'print(sum(range(101)))\nraise SystemExit(7)\n' | $msb run "$PLAIN/test/python:3.11" -- python3 -
 echo "exit code: $?" || true
+set -e
+
+echo "== a persistent sandbox: create, exec, stop, start, logs"
+$msb create --name demo -q --script 'hello=echo "hello from $(hostname)"' "$PLAIN/test/python:3.11"
+$msb exec demo -- sh -c 'echo "kept across restarts" > /root/note; hello'
+$msb ls
+$msb stop demo
+$msb start demo
+$msb exec demo -- python3 -c 'print(open("/root/note").read().strip())'
+$msb metrics demo
+$msb logs --show-id demo
+$msb inspect --format json demo | python3 -c 'import json,sys; j=json.load(sys.stdin); print("status:", j["status"], "| accelerator:", j["last_run"]["accelerator"], "(" + j["last_run"]["accelerator_reason"] + ")")'
+$msb rm -f demo
