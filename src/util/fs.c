@@ -243,7 +243,13 @@ char *find_in_path(const char *name)
 
 	if (strchr(name, '/'))
 		return access(name, X_OK) == 0 ? strdup(name) : NULL;
-	dirs = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+	/*
+	 * The sbin directories last: an ordinary user's PATH often lacks them,
+	 * and tools msb runs (mkfs.ext4) live there.
+	 */
+	if (asprintf(&dirs, "%s:/usr/local/sbin:/usr/sbin:/sbin",
+		     path && *path ? path : "/usr/local/bin:/usr/bin:/bin") < 0)
+		dirs = NULL;
 	if (!dirs)
 		return NULL;
 	for (dir = strtok_r(dirs, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {

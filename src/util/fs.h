@@ -43,7 +43,8 @@ int fsync_path(const char *path);
 int write_all(int fd, const void *p, size_t len);
 
 /*
- * find_in_path() - locate an executable like execvp would.
+ * find_in_path() - locate an executable like execvp would, then in the sbin
+ * directories (not on an ordinary user's PATH, but where mkfs and the like live).
  * Return: newly allocated path, or NULL if not found.
  */
 char *find_in_path(const char *name);
