@@ -427,7 +427,8 @@ static int loop(struct xs *s, int sigfd, bool tty, struct msb_err **err)
 {
 	while (!s->abandon && !s->detached && (!s->exited || out_pending(s))) {
 		struct pollfd p[6] = {
-			{ .fd = s->c.fd, .events = s->exited ? 0 : POLLIN },
+			/* Once it exited, only output is left to write: a hang-up is no news. */
+			{ .fd = s->exited ? -1 : s->c.fd, .events = POLLIN },
 			{ .fd = sigfd, .events = POLLIN },
 			{ .fd = s->tfd, .events = POLLIN },
 			{ .fd = (!s->in_done && s->in_inflight < PROTO_WINDOW) ? 0 : -1,
@@ -443,7 +444,7 @@ static int loop(struct xs *s, int sigfd, bool tty, struct msb_err **err)
 		}
 		if (conn_flush(&s->c) < 0 && !s->exited)
 			return msb_err_sys(err, -s->c.error, "sandbox connection");
-		if (buf_size(&s->c.tx))
+		if (buf_size(&s->c.tx) && !s->exited)
 			p[0].events |= POLLOUT;
 		if (poll(p, 6, -1) < 0) {
 			if (errno == EINTR)

@@ -16,7 +16,12 @@ suites=("$@")
 for s in "${suites[@]}"; do
   [ -f "$s" ] || s=$here/test_$s.sh
   name=$(basename "$s" .sh)
-  E2E_SUITE=${name#test_} bash "$s"
+  # A suite that dies before or between its tests (a fixture that did not
+  # start) is a failure, not a smaller count of passes.
+  if ! E2E_SUITE=${name#test_} bash "$s"; then
+    echo "not ok - ${name#test_}: the suite did not finish"
+    echo fail >> "$results"
+  fi
 done
 pass=$(grep -c pass "$results")
 fail=$(grep -c fail "$results")

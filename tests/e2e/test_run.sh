@@ -183,6 +183,17 @@ test_four_concurrent_runs() {
   expect_no_leftovers
 }
 
+# The sandbox is gone before a slow reader took the last output: all of it
+# still arrives, and the exit code with it.
+test_output_outlives_the_sandbox() {
+  "$MSB" run --rootfs "$SQFS" -- sh -c 'head -c 300000 /dev/zero; exit 3' 2> "$TMP/slow.err" |
+    { sleep 3; wc -c; } > "$TMP/slow.out"
+  expect_eq "exit code" "${PIPESTATUS[0]}" 3
+  expect_eq "bytes" "$(tr -d ' ' < "$TMP/slow.out")" 300000
+  expect_eq "stderr" "$(cat "$TMP/slow.err")" ""
+  expect_no_leftovers
+}
+
 test_command_not_found_is_127() {
   msb_capture run --rootfs "$SQFS" -- no-such-command arg
   expect_eq "exit code" "$RC" 127
