@@ -22,12 +22,12 @@ start_sleeper() {
   "$@" run --rootfs "$SQFS_RUN" -- sleep 30 > "$TMP/sleeper.out" 2>&1 &
   RUN_PID=$!
   QEMU_PID=
-  for i in $(seq 150); do
+  for i in $(seq 300); do
     QEMU_PID=$(qemu_of "$MSB_HOME_RUN")
-    [ -n "$QEMU_PID" ] && grep -q "agent ready" "$MSB_HOME_RUN"/sandboxes/*/logs/runtime.log 2>/dev/null && break
+    [ -n "$QEMU_PID" ] && grep -q "sandbox ready" "$MSB_HOME_RUN"/sandboxes/*/logs/runtime.log 2>/dev/null && break
     sleep 0.1
   done
-  [ -n "$QEMU_PID" ] || fail "no QEMU process found"
+  [ -n "$QEMU_PID" ] || { fail "no QEMU process found"; sed 's/^/      /' "$TMP/sleeper.out"; }
 }
 
 # Two Ctrl-Cs to msb itself (runuser does not pass signals on): msb returns at once.
