@@ -95,7 +95,7 @@ void msb_log_rl(struct log_rl *rl, enum log_level lvl, const char *fmt, ...)
 		rl->window_ms = now;
 		rl->count = 0;
 	}
-	if (rl->count >= LOG_RL_BURST) {
+	if (rl->count >= (rl->burst ? rl->burst : LOG_RL_BURST)) {
 		rl->suppressed++;
 		return;
 	}

@@ -36,6 +36,7 @@ struct log_rl {
 	uint64_t window_ms;
 	unsigned int count;
 	unsigned int suppressed;
+	unsigned int burst; /* lines per interval; 0: LOG_RL_BURST */
 };
 #define LOG_RL_BURST	   5
 #define LOG_RL_INTERVAL_MS 10000
@@ -47,6 +48,12 @@ void msb_log_rl(struct log_rl *rl, enum log_level lvl, const char *fmt, ...)
 #define log_rl(lvl, ...)                                                                           \
 	do {                                                                                       \
 		static struct log_rl rl_;                                                          \
+		msb_log_rl(&rl_, lvl, __VA_ARGS__);                                                \
+	} while (0)
+/* The same with its own burst, for call sites where each line is worth more (policy denials). */
+#define log_rl_burst(lvl, n, ...)                                                                  \
+	do {                                                                                       \
+		static struct log_rl rl_ = { .burst = (n) };                                       \
 		msb_log_rl(&rl_, lvl, __VA_ARGS__);                                                \
 	} while (0)
 #define log_warn_rl(...)  log_rl(LOG_WARN, __VA_ARGS__)

@@ -19,6 +19,9 @@ int parse_size(const char *s, uint64_t bare_unit, uint64_t *bytes);
  */
 int parse_duration(const char *s, uint64_t *ms);
 
+/* parse_u64() - a plain decimal number, digits only. Return: 0, -EINVAL or -ERANGE. */
+int parse_u64(const char *s, uint64_t *out);
+
 /* format_size() - "512 B", "3.4 KiB", "12.3 MiB", "1.2 GiB". */
 void format_size(uint64_t bytes, char *buf, unsigned long len);
 
