@@ -32,6 +32,9 @@ bool agent_valid_hostname(const char *s);
  * Return: 0, or -errno with the reason in @why.
  */
 int agent_configure(const struct proto_config *c, char *why, size_t len);
+/* net.c: loopback up; eth0 configured when CONFIG carries a network. */
+int agent_net_setup(const struct proto_config *c, char *why, size_t len);
+
 /* Flushes and quiesces the writable upper before power-off. */
 void mount_quiesce(void);
 

@@ -142,6 +142,114 @@ static int write_script(const struct proto_script *s, char *why, size_t len)
 	return 0;
 }
 
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * The host's CA bundle goes at the end of every bundle the image has (the
+ * Debian, Red Hat and Alpine/BSD places), each file once however many names
+ * it has; an image with none gets the Debian one.
+ */
+static int append_ca_bundle(const struct proto_file *f, char *why, size_t len)
+{
+	static const char *const bundles[] = {
+		"/etc/ssl/certs/ca-certificates.crt",
+		"/etc/pki/tls/certs/ca-bundle.crt",
+		"/etc/ssl/cert.pem",
+	};
+	struct stat seen[3] = { 0 };
+	size_t nseen = 0;
+	const char *path = NULL;
+	int r = 0;
+
+	for (size_t i = 0; i < sizeof(bundles) / sizeof(bundles[0]) && !r; i++) {
+		_cleanup_close_ int fd = -1;
+		struct stat st;
+		bool dup = false;
+
+		if (stat(bundles[i], &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		for (size_t k = 0; k < nseen; k++)
+			dup |= seen[k].st_dev == st.st_dev && seen[k].st_ino == st.st_ino;
+		if (dup)
+			continue;
+		path = bundles[i];
+		/* Opening for writing copies the file up: what it is after that is what counts. */
+		fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &seen[nseen]) < 0) {
+			r = -errno;
+			break;
+		}
+		nseen++;
+		if ((r = write_all(fd, (const uint8_t *)"\n", 1)) == 0)
+			r = write_all(fd, f->data, f->len);
+	}
+	if (!nseen && !r) {
+		_cleanup_close_ int fd = -1;
+
+		path = bundles[0];
+		r = mkdir_parents("/etc/ssl/certs", 0755);
+		if (!r && (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+			r = -errno;
+		if (!r)
+			r = write_all(fd, f->data, f->len);
+	}
+	if (r < 0)
+		snprintf(why, len, "the host's CA bundle into %s: %s", path, strerror(-r));
+	return r;
+}
+
+/* A file the host wrote for this sandbox (/etc/hosts, /etc/resolv.conf): replaces what is there. */
+static int write_config_file(const struct proto_file *f, char *why, size_t len)
+{
+	_cleanup_close_ int fd = -1;
+	char dir[4096];
+	char *slash;
+	struct stat st;
+	int r;
+
+	if (f->flags & PROTO_FILE_CA_BUNDLE)
+		return append_ca_bundle(f, why, len);
+	if (!clean_path(f->path)) {
+		snprintf(why, len, "file path \"%.200s\" is not valid", f->path);
+		return -EINVAL;
+	}
+	snprintf(dir, sizeof(dir), "%s", f->path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if ((r = mkdir_parents(dir, 0755)) < 0) {
+			snprintf(why, len, "%.200s: %s", dir, strerror(-r));
+			return r;
+		}
+	}
+	/* Images often make these links (to systemd-resolved's file): ours replaces the link. */
+	if (lstat(f->path, &st) == 0 && !S_ISREG(st.st_mode) && unlink(f->path) < 0 &&
+	    errno != ENOENT) {
+		snprintf(why, len, "%.200s: %s", f->path, strerror(errno));
+		return -errno;
+	}
+	fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, f->mode & 07777);
+	if (fd < 0 || write_all(fd, f->data, f->len) < 0) {
+		snprintf(why, len, "%.200s: %s", f->path, strerror(errno));
+		return -errno;
+	}
+	fchmod(fd, f->mode & 07777);
+	return 0;
+}
+
 extern char **environ;
 
 /* agentd's environment with @extra (KEY=VALUE) on top. Return: allocated, or environ. */
@@ -225,6 +333,12 @@ int agent_configure(const struct proto_config *c, char *why, size_t len)
 	}
 	if (c->hostname[0] && sethostname(c->hostname, strlen(c->hostname)) < 0)
 		alog("sethostname: %s", strerror(errno));
+	r = agent_net_setup(c, why, len);
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < c->nfiles; i++)
+		if ((r = write_config_file(&c->files[i], why, len)) < 0)
+			return r;
 	for (uint32_t i = 0; i < c->ntmpfs; i++)
 		if ((r = mount_tmpfs(&c->tmpfs[i], why, len)) < 0)
 			return r;

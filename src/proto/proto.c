@@ -69,6 +69,14 @@ static const uint8_t *rd_str(struct rd *r, uint32_t *len)
 	return p;
 }
 
+static void rd_copy(struct rd *r, uint8_t *dst, size_t k)
+{
+	const uint8_t *p = rd_take(r, k);
+
+	if (p)
+		memcpy(dst, p, k);
+}
+
 static bool rd_done(const struct rd *r)
 {
 	return !r->bad && r->off == r->n;
@@ -572,8 +580,11 @@ int proto_config_encode(struct buf *out, const struct proto_config *c)
 	int r;
 
 	if ((c->flags & ~PROTO_CONFIG_FLAGS_ALL) || c->ntmpfs > PROTO_MAX_TMPFS ||
-	    c->nscripts > PROTO_MAX_SCRIPTS)
+	    c->nscripts > PROTO_MAX_SCRIPTS || c->nfiles > PROTO_MAX_FILES)
 		return -EINVAL;
+	for (uint32_t i = 0; i < c->nfiles; i++)
+		if (c->files[i].len > PROTO_MAX_FILE || (c->files[i].flags & ~PROTO_FILE_FLAGS_ALL))
+			return -EINVAL;
 	r = frame_begin(out, PROTO_CONFIG, 0, &start);
 	if (r < 0)
 		return r;
@@ -600,6 +611,31 @@ int proto_config_encode(struct buf *out, const struct proto_config *c)
 		r = wstrv(out, c->init_argv ? c->init_argv : none);
 	if (!r)
 		r = wstrv(out, c->init_env ? c->init_env : none);
+	if (!r)
+		r = buf_append(out, c->net.addr4, 4);
+	if (!r)
+		r = buf_append(out, c->net.gw4, 4);
+	if (!r)
+		r = w32(out, c->net.prefix4);
+	if (!r)
+		r = buf_append(out, c->net.addr6, 16);
+	if (!r)
+		r = buf_append(out, c->net.gw6, 16);
+	if (!r)
+		r = w32(out, c->net.prefix6);
+	if (!r)
+		r = w32(out, c->net.mtu);
+	if (!r)
+		r = w32(out, c->nfiles);
+	for (uint32_t i = 0; !r && i < c->nfiles; i++) {
+		r = wstr(out, c->files[i].path ? c->files[i].path : "");
+		if (!r)
+			r = w32(out, c->files[i].mode);
+		if (!r)
+			r = w32(out, c->files[i].flags);
+		if (!r)
+			r = wblob(out, c->files[i].data, c->files[i].len);
+	}
 	return frame_end(out, start, r);
 }
 
@@ -642,6 +678,44 @@ int proto_config_decode(const uint8_t *p, size_t n, struct proto_config *c)
 	c->init = r.bad ? NULL : rd_strdup(&r);
 	c->init_argv = r.bad ? NULL : rd_strv_dup(&r);
 	c->init_env = r.bad ? NULL : rd_strv_dup(&r);
+	rd_copy(&r, c->net.addr4, 4);
+	rd_copy(&r, c->net.gw4, 4);
+	c->net.prefix4 = rd_u32(&r);
+	rd_copy(&r, c->net.addr6, 16);
+	rd_copy(&r, c->net.gw6, 16);
+	c->net.prefix6 = rd_u32(&r);
+	c->net.mtu = rd_u32(&r);
+	if (!r.bad && (c->net.prefix4 > 32 || c->net.prefix6 > 128))
+		r.bad = true;
+	c->nfiles = r.bad ? 0 : rd_u32(&r);
+	if (!r.bad && c->nfiles > PROTO_MAX_FILES) {
+		c->nfiles = 0;
+		proto_config_free(c);
+		return -E2BIG;
+	}
+	for (uint32_t i = 0; i < c->nfiles && !r.bad; i++) {
+		struct proto_file *f = &c->files[i];
+		const uint8_t *b;
+
+		f->path = rd_strdup(&r);
+		f->mode = rd_u32(&r);
+		f->flags = rd_u32(&r);
+		f->len = rd_u32(&r);
+		if (!r.bad &&
+		    (f->len > PROTO_MAX_FILE || (f->flags & ~PROTO_FILE_FLAGS_ALL) || !f->path ||
+		     (f->path[0] != '/' && !(f->flags & PROTO_FILE_CA_BUNDLE)))) {
+			r.bad = true;
+			break;
+		}
+		b = rd_take(&r, f->len);
+		if (b) {
+			f->data = malloc(f->len ? f->len : 1);
+			if (f->data)
+				memcpy(f->data, b, f->len);
+			else
+				r.bad = true;
+		}
+	}
 	/* Later versions may append fields. */
 	if (r.bad) {
 		proto_config_free(c);
@@ -668,6 +742,10 @@ void proto_config_free(struct proto_config *c)
 	free(c->init);
 	strv_release(c->init_argv);
 	strv_release(c->init_env);
+	for (uint32_t i = 0; i < c->nfiles && i < PROTO_MAX_FILES; i++) {
+		free(c->files[i].path);
+		free(c->files[i].data);
+	}
 	memset(c, 0, sizeof(*c));
 }
 

@@ -109,9 +109,34 @@ int proto_put_frame(struct buf *out, uint16_t type, uint32_t sid, const void *pa
 
 #define PROTO_MAX_TMPFS	  64
 #define PROTO_MAX_SCRIPTS 64
+#define PROTO_MAX_FILES	  16
+#define PROTO_MAX_FILE	  (768u << 10) /* bytes of one file (a CA bundle fits) */
 /* CONFIG flags */
 #define PROTO_CONFIG_UPPER_DISK 0x1u /* the writable layer is ext4 on the second disk */
-#define PROTO_CONFIG_FLAGS_ALL	PROTO_CONFIG_UPPER_DISK
+#define PROTO_CONFIG_NET	0x2u /* eth0 gets the addresses of @net */
+#define PROTO_CONFIG_FLAGS_ALL	(PROTO_CONFIG_UPPER_DISK | PROTO_CONFIG_NET)
+
+/* The guest's interface: addresses in network byte order. */
+struct proto_net {
+	uint8_t addr4[4], gw4[4];
+	uint32_t prefix4;
+	uint8_t addr6[16], gw6[16];
+	uint32_t prefix6;
+	uint32_t mtu;
+};
+
+/* File flags */
+#define PROTO_FILE_CA_BUNDLE 0x1u /* appended to the guest's CA bundles; @path unused */
+#define PROTO_FILE_FLAGS_ALL PROTO_FILE_CA_BUNDLE
+
+/* A file agentd writes into the root once it is assembled (/etc/hosts, ...). */
+struct proto_file {
+	char *path; /* absolute */
+	uint32_t mode;
+	uint32_t flags;
+	uint8_t *data;
+	uint32_t len;
+};
 
 struct proto_tmpfs {
 	char *path;
@@ -137,9 +162,12 @@ struct proto_config {
 	struct proto_tmpfs tmpfs[PROTO_MAX_TMPFS];
 	uint32_t nscripts;
 	struct proto_script scripts[PROTO_MAX_SCRIPTS];
-	char *init;	  /* "" = agentd stays PID 1; else an absolute path */
-	char **init_argv; /* NULL-terminated; empty = { init } */
-	char **init_env;  /* NULL-terminated KEY=VALUE */
+	char *init;	      /* "" = agentd stays PID 1; else an absolute path */
+	char **init_argv;     /* NULL-terminated; empty = { init } */
+	char **init_env;      /* NULL-terminated KEY=VALUE */
+	struct proto_net net; /* with PROTO_CONFIG_NET */
+	uint32_t nfiles;
+	struct proto_file files[PROTO_MAX_FILES];
 };
 
 /* What the agent reports on STATS_REQ. */

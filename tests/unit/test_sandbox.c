@@ -213,12 +213,31 @@ static void test_config_roundtrip(void **state)
 	(void)state;
 	c.tmpfs[0] = (struct proto_tmpfs){ "/t", 4096 };
 	c.scripts[0] = (struct proto_script){ "s", body, sizeof(body) };
+	c.flags |= PROTO_CONFIG_NET;
+	c.net = (struct proto_net){ .addr4 = { 172, 16, 0, 2 },
+				    .gw4 = { 172, 16, 0, 1 },
+				    .prefix4 = 30,
+				    .addr6 = { 0xfd, 0x42, [15] = 2 },
+				    .gw6 = { 0xfd, 0x42, [15] = 1 },
+				    .prefix6 = 64,
+				    .mtu = 65520 };
+	c.nfiles = 2;
+	c.files[0] = (struct proto_file){ "/etc/hosts", 0644, 0, body, sizeof(body) };
+	c.files[1] = (struct proto_file){ NULL, 0644, PROTO_FILE_CA_BUNDLE, body, 2 };
 	assert_int_equal(proto_config_encode(&b, &c), 0);
 	assert_int_equal(proto_parse(&b, &f), 1);
 	assert_int_equal(f.type, PROTO_CONFIG);
 	assert_int_equal(f.sid, 0);
 	assert_int_equal(proto_config_decode(f.payload, f.len, &d), 0);
-	assert_int_equal(d.flags, PROTO_CONFIG_UPPER_DISK);
+	assert_int_equal(d.flags, PROTO_CONFIG_UPPER_DISK | PROTO_CONFIG_NET);
+	assert_memory_equal(&d.net, &c.net, sizeof(d.net));
+	assert_int_equal(d.nfiles, 2);
+	assert_string_equal(d.files[0].path, "/etc/hosts");
+	assert_int_equal(d.files[0].mode, 0644);
+	assert_memory_equal(d.files[0].data, body, sizeof(body));
+	assert_string_equal(d.files[1].path, "");
+	assert_int_equal(d.files[1].flags, PROTO_FILE_CA_BUNDLE);
+	assert_int_equal(d.files[1].len, 2);
 	assert_string_equal(d.hostname, "h");
 	assert_string_equal(d.tmpfs[0].path, "/t");
 	assert_int_equal(d.tmpfs[0].size, 4096);
@@ -234,6 +253,23 @@ static void test_config_roundtrip(void **state)
 	for (uint32_t n = 0; n < f.len; n++)
 		assert_int_equal(proto_config_decode(f.payload, n, &d), -EBADMSG);
 	buf_free(&b);
+	/* A relative path, a prefix over 32 or 128, too many files: refused. */
+	c.files[0].path = "etc/hosts";
+	assert_int_equal(proto_config_encode(&b, &c), 0);
+	assert_int_equal(proto_parse(&b, &f), 1);
+	assert_int_equal(proto_config_decode(f.payload, f.len, &d), -EBADMSG);
+	buf_free(&b);
+	c.files[0].path = "/etc/hosts";
+	c.net.prefix4 = 33;
+	assert_int_equal(proto_config_encode(&b, &c), 0);
+	assert_int_equal(proto_parse(&b, &f), 1);
+	assert_int_equal(proto_config_decode(f.payload, f.len, &d), -EBADMSG);
+	buf_free(&b);
+	c.net.prefix4 = 30;
+	c.nfiles = PROTO_MAX_FILES + 1;
+	assert_int_equal(proto_config_encode(&b, &c), -EINVAL);
+	buf_free(&b);
+	c.nfiles = 2;
 	/* An unknown flag is refused. */
 	c.flags = 0x80;
 	assert_int_equal(proto_config_encode(&b, &c), -EINVAL);
