@@ -153,6 +153,10 @@ static int plan(const struct sbx_create_opts *o, const struct image_config *ic, 
 		     : ic && ic->workdir ? strdup(ic->workdir)
 					 : NULL;
 	s->user = o->user ? strdup(o->user) : ic && ic->user ? strdup(ic->user) : NULL;
+	if (o->net)
+		r |= sbx_net_copy(o->net, &s->net);
+	else
+		sbx_net_init(&s->net);
 	strv_free(&argv);
 	strv_free(&env);
 	return r || !s->command || !s->env ? -ENOMEM : 0;

@@ -44,6 +44,7 @@ struct sbx_create_opts {
 	char **init_args, **init_env;
 	uint64_t max_duration_ms, idle_timeout_ms;
 	enum log_level log_level;
+	const struct sbx_net *net; /* NULL: the defaults */
 };
 
 /*

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "sandbox/netspec.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -56,6 +57,7 @@ struct sbx_spec {
 	/* Limits the supervisor enforces; 0 = none. */
 	uint64_t max_duration_ms;
 	uint64_t idle_timeout_ms;
+	struct sbx_net net;
 };
 
 void sbx_spec_free(struct sbx_spec *s);

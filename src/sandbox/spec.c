@@ -40,6 +40,7 @@ void sbx_spec_free(struct sbx_spec *s)
 	for (size_t i = 0; i < s->ntmpfs; i++)
 		free(s->tmpfs[i].path);
 	free(s->tmpfs);
+	sbx_net_free(&s->net);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -65,18 +66,19 @@ int sbx_spec_save(const struct sbx_spec *s, struct msb_err **err)
 	for (size_t i = 0; i < s->ntmpfs; i++)
 		json_array_append_new(tmpfs, json_pack("{s:s, s:I}", "path", s->tmpfs[i].path,
 						       "size", (json_int_t)s->tmpfs[i].size));
-	o = json_pack(
-		"{s:s, s:b, s:i, s:i, s:i, s:s, s:o, s:s?, s:s?, s:s?, s:s, s:s?,"
-		" s:o, s:o, s:s?, s:s?, s:s?, s:o, s:o, s:s?, s:o, s:o, s:I, s:I}",
-		"name", s->name, "ephemeral", s->ephemeral, "cpus", (int)s->cpus, "memory_mib",
-		(int)s->mem_mib, "upper_mib", (int)s->upper_mib, "hostname", s->hostname, "layers",
-		strv_json(s->layers), "image", s->image, "image_digest", s->image_digest, "rootfs",
-		s->rootfs, "log_level", log_level_name(s->log_level), "created_at", s->created_at,
-		"command", strv_json(s->command), "env", strv_json(s->env), "workdir", s->workdir,
-		"user", s->user, "shell", s->shell, "tmpfs", tmpfs, "scripts",
-		strv_json(s->scripts), "init", s->init, "init_args", strv_json(s->init_args),
-		"init_env", strv_json(s->init_env), "max_duration_ms",
-		(json_int_t)s->max_duration_ms, "idle_timeout_ms", (json_int_t)s->idle_timeout_ms);
+	o = json_pack("{s:s, s:b, s:i, s:i, s:i, s:s, s:o, s:s?, s:s?, s:s?, s:s, s:s?,"
+		      " s:o, s:o, s:s?, s:s?, s:s?, s:o, s:o, s:s?, s:o, s:o, s:I, s:I, s:o}",
+		      "name", s->name, "ephemeral", s->ephemeral, "cpus", (int)s->cpus,
+		      "memory_mib", (int)s->mem_mib, "upper_mib", (int)s->upper_mib, "hostname",
+		      s->hostname, "layers", strv_json(s->layers), "image", s->image,
+		      "image_digest", s->image_digest, "rootfs", s->rootfs, "log_level",
+		      log_level_name(s->log_level), "created_at", s->created_at, "command",
+		      strv_json(s->command), "env", strv_json(s->env), "workdir", s->workdir,
+		      "user", s->user, "shell", s->shell, "tmpfs", tmpfs, "scripts",
+		      strv_json(s->scripts), "init", s->init, "init_args", strv_json(s->init_args),
+		      "init_env", strv_json(s->init_env), "max_duration_ms",
+		      (json_int_t)s->max_duration_ms, "idle_timeout_ms",
+		      (json_int_t)s->idle_timeout_ms, "network", sbx_net_to_json(&s->net));
 	if (!o)
 		return msb_err_set(err, EINVAL, "sandbox %s: cannot encode config", s->name);
 	text = json_dumps(o, JSON_INDENT(2));
@@ -126,6 +128,7 @@ int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
 	json_error_t je;
 	json_t *o, *t, *v;
 	const char *lvl;
+	char why[256] = "";
 	bool bad = false;
 	size_t i;
 
@@ -175,6 +178,12 @@ int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
 		}
 		s->tmpfs[i].size = (uint64_t)json_integer_value(json_object_get(v, "size"));
 		s->ntmpfs++;
+	}
+	if (!bad &&
+	    sbx_net_from_json(json_object_get(o, "network"), &s->net, why, sizeof(why)) < 0) {
+		json_decref(o);
+		sbx_spec_free(s);
+		return msb_err_set(err, EINVAL, "%s: %s", path, why);
 	}
 	json_decref(o);
 	if (bad || !s->name || !s->hostname || !s->layers || !s->layers[0] || !s->command ||

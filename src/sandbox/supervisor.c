@@ -49,7 +49,9 @@
 
 #include <jansson.h>
 
+#include "net/frame.h"
 #include "proto/proto.h"
+#include "sandbox/sbxnet.h"
 #include "store/db.h"
 #include "util/b64.h"
 #include "util/cleanup.h"
@@ -102,10 +104,10 @@
 #define INFO_WAIT_MS 1000
 
 /* epoll payloads: a kind in the high half, a slot in the low half. */
-enum kind { K_SIG = 1, K_LISTEN, K_AGENT, K_TIMER, K_CLIENT, K_CONSOLE, K_VMM_ERR, K_QMP };
+enum kind { K_SIG = 1, K_LISTEN, K_AGENT, K_TIMER, K_CLIENT, K_CONSOLE, K_VMM_ERR, K_QMP, K_NET };
 #define REF(k, i) ((uint64_t)(k) << 32 | (uint32_t)(i))
 
-enum timer { T_STATE, T_OWNER, T_CONSOLE, T_IDLE, T_MAX, T_INFO, T_COUNT };
+enum timer { T_STATE, T_OWNER, T_CONSOLE, T_IDLE, T_MAX, T_INFO, T_NET, T_COUNT };
 
 struct client {
 	struct conn conn;
@@ -172,6 +174,8 @@ struct sv {
 	bool info_busy, stats_wait, disk_wait;
 	struct proto_stats stats;
 	uint64_t disk_rd, disk_wr;
+	struct sbx_netrun net;
+	struct buf exec_line; /* exec.log's line being built */
 };
 
 static void end_because(struct sv *sv, const char *reason);
@@ -210,6 +214,17 @@ static void timer_set(struct sv *sv, enum timer t, uint64_t ms)
 {
 	sv->deadline[t] = ms ? now_ms() + ms : 0;
 	timers_arm(sv);
+}
+
+/* The network's next deadline (absolute), when it moved. */
+static void net_timer_update(struct sv *sv)
+{
+	uint64_t d = sv->net.net ? net_deadline(sv->net.net) : 0;
+
+	if (d != sv->deadline[T_NET]) {
+		sv->deadline[T_NET] = d;
+		timers_arm(sv);
+	}
 }
 
 static void watch_fd(struct sv *sv, int fd, uint64_t ref, uint32_t events)
@@ -745,32 +760,88 @@ static void clients_resume(struct sv *sv)
 /* --- exec.log ------------------------------------------------------------ */
 
 /* One JSON line: {"t":..., "s":..., "d":..., "id":N} (no id for system lines). */
+/* @n bytes of UTF-8 as a JSON string, quotes included. Return: 0 or -ENOMEM. */
+static int json_str_put(struct buf *b, const uint8_t *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t run = 0;
+	int r = buf_append(b, "\"", 1);
+
+	for (size_t i = 0; !r && i < n; i++) {
+		uint8_t c = p[i];
+		char esc[6] = { '\\', 0 };
+		size_t elen = 2;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		r = buf_append(b, p + run, i - run);
+		run = i + 1;
+		switch (c) {
+		case '"':
+		case '\\':
+			esc[1] = (char)c;
+			break;
+		case '\n':
+			esc[1] = 'n';
+			break;
+		case '\r':
+			esc[1] = 'r';
+			break;
+		case '\t':
+			esc[1] = 't';
+			break;
+		default:
+			esc[1] = 'u';
+			esc[2] = '0';
+			esc[3] = '0';
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			elen = 6;
+		}
+		if (!r)
+			r = buf_append(b, esc, elen);
+	}
+	if (!r)
+		r = buf_append(b, p + run, n - run);
+	return r ? r : buf_append(b, "\"", 1);
+}
+
+/*
+ * One exec.log line, built by hand in a buffer kept for the purpose: output
+ * arrives in frames as small as a byte, and a line must not cost a JSON tree.
+ */
 static void exec_log_line(struct sv *sv, const char *stream, uint32_t id, const void *p, size_t n,
 			  bool b64)
 {
-	_cleanup_free_ char *enc = NULL, *line = NULL;
-	char ts[40];
-	json_t *o;
+	_cleanup_free_ char *enc = NULL;
+	struct buf *b = &sv->exec_line;
+	char ts[40], tail[48];
+	int r;
 
 	log_timestamp(ts, sizeof(ts));
 	if (b64 && !(enc = b64_encode(p, n)))
 		return;
-	o = json_pack("{s:s, s:s, s:s%}", "t", ts, "s", stream, "d", enc ? enc : p,
-		      enc ? strlen(enc) : n);
-	if (!o)
-		return;
-	if (id)
-		json_object_set_new(o, "id", json_integer(id));
-	if (b64)
-		json_object_set_new(o, "b64", json_true());
-	line = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (line) {
-		size_t len = strlen(line);
-
-		line[len] = '\n';
-		rotlog_write(&sv->exec_log, line, len + 1);
-	}
+	buf_clear(b);
+	r = buf_append(b, "{\"t\":\"", 6);
+	if (!r)
+		r = buf_append(b, ts, strlen(ts));
+	if (!r)
+		r = buf_append(b, "\",\"s\":\"", 7);
+	if (!r)
+		r = buf_append(b, stream, strlen(stream));
+	if (!r)
+		r = buf_append(b, "\",\"d\":", 6);
+	if (!r)
+		r = json_str_put(b, enc ? (const uint8_t *)enc : p, enc ? strlen(enc) : n);
+	snprintf(tail, sizeof(tail), "%s%.0" PRIu32 "%s}\n", id ? ",\"id\":" : "", id,
+		 b64 ? ",\"b64\":true" : "");
+	if (!r)
+		r = buf_append(b, tail, strlen(tail));
+	if (!r)
+		rotlog_write(&sv->exec_log, buf_head(b), buf_size(b));
+	/* A burst of big chunks may have grown it: do not keep that. */
+	if (b->cap > (256u << 10))
+		buf_free(b);
 }
 
 static void exec_log_system(struct sv *sv, const char *text)
@@ -900,8 +971,16 @@ static int send_config(struct sv *sv)
 		else
 			log_error("script %s: %s", *n, strerror(-r));
 	}
+	if (!r && sv->net.net) {
+		char why[512] = "";
+
+		r = sbx_netrun_config(&sv->spec, &sv->net, &c, why, sizeof(why));
+		if (r < 0)
+			log_error("%s", why);
+	}
 	if (!r)
 		r = proto_config_encode(&sv->agent.tx, &c);
+	sbx_netrun_config_free(&c);
 	for (uint32_t i = 0; i < c.nscripts; i++)
 		free(c.scripts[i].body);
 	if (r < 0)
@@ -1062,6 +1141,20 @@ static void info_reply(struct sv *sv)
 		"disk_write_bytes", (json_int_t)sv->disk_wr, "guest_processes",
 		(int)sv->stats.procs, "memory_mib", (int)sv->spec.mem_mib, "kernel_ms",
 		(double)sv->kernel_ns / 1e6, "ready_ms", (double)sv->configured_ns / 1e6);
+	if (o && sv->net.net) {
+		struct net_stats ns;
+		char a4[IP_STRLEN], a6[IP_STRLEN];
+
+		net_stats(sv->net.net, &ns);
+		ip_format(&sv->net.cfg.guest4, a4, sizeof(a4));
+		ip_format(&sv->net.cfg.guest6, a6, sizeof(a6));
+		json_object_set_new(o, "net",
+				    json_pack("{s:s, s:s, s:I, s:I, s:i, s:i, s:I}", "ipv4", a4,
+					      "ipv6", a6, "rx_bytes", (json_int_t)ns.guest_rx_bytes,
+					      "tx_bytes", (json_int_t)ns.guest_tx_bytes,
+					      "tcp_connections", (int)ns.tcp_flows, "udp_flows",
+					      (int)ns.udp_flows, "denied", (json_int_t)ns.denied));
+	}
 	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	for (int i = 0; i < MAX_CLIENTS; i++) {
@@ -1388,6 +1481,10 @@ static void on_timer(struct sv *sv)
 	}
 	if (fired[T_INFO])
 		info_reply(sv);
+	if (fired[T_NET] && sv->net.net) {
+		net_timer(sv->net.net, now);
+		net_timer_update(sv);
+	}
 	if (fired[T_STATE]) {
 		switch (sv->state) {
 		case ST_BOOTING:
@@ -1527,6 +1624,9 @@ static int setup(struct sv *sv, struct msb_err **err)
 		return -1;
 	disks[0] = (struct vm_disk){ .path = layer_disk, .format = "vmdk", .readonly = true };
 	disks[1] = (struct vm_disk){ .path = "upper.ext4", .format = "raw", .readonly = false };
+	/* Before the VM: a published port already in use fails the start here. */
+	if (sbx_netrun_start(&sv->spec, &sv->net, err) < 0)
+		return -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
 	    pipe2(errp, O_CLOEXEC) < 0) {
@@ -1549,7 +1649,10 @@ static int setup(struct sv *sv, struct msb_err **err)
 		.console_fd = con[1],
 		.agent_fd = agent[1],
 		.stderr_fd = errp[1],
+		.net_fd = sv->net.vmm_fd,
+		.net_mtu = NET_MTU,
 	};
+	memcpy(cfg.net_mac, sv->net.cfg.guest_mac, sizeof(cfg.net_mac));
 	r = vm_start(&cfg, &sv->vm, err);
 	if (r < 0)
 		goto out;
@@ -1558,6 +1661,11 @@ static int setup(struct sv *sv, struct msb_err **err)
 	conn_init(&sv->vmm_err, steal_fd(errp[0]), 0, VMM_ERR_LINE_MAX + READ_BUDGET);
 	log_info("vm started: pid %d, %u vcpu, %u MiB, %zu layer(s)", (int)vm_pid(sv->vm),
 		 sv->spec.cpus, sv->spec.mem_mib, n);
+	/* QEMU has its end now. */
+	close(sv->net.vmm_fd);
+	sv->net.vmm_fd = -1;
+	net_watch(sv->net.net, sv->ep, K_NET);
+	net_timer_update(sv);
 
 	sv->listen_fd = unix_listen_at(sv->dirfd, "relay.sock");
 	if (sv->listen_fd < 0) {
@@ -1600,9 +1708,11 @@ static void teardown(struct sv *sv)
 	conn_close(&sv->agent);
 	conn_close(&sv->console);
 	conn_close(&sv->vmm_err);
+	sbx_netrun_free(&sv->net);
 	rotlog_close(&sv->kernel_log);
 	exec_log_system(sv, "--- sandbox stopped ---");
 	rotlog_close(&sv->exec_log);
+	buf_free(&sv->exec_line);
 	record_end(sv);
 	if (sv->spec.ephemeral) {
 		/* Nothing of an ephemeral sandbox outlives it. */
@@ -1665,6 +1775,12 @@ static void loop(struct sv *sv)
 			case K_QMP:
 				vm_handle(sv->vm);
 				break;
+			case K_NET:
+				if (sv->net.net) {
+					net_handle(sv->net.net, idx, e);
+					net_timer_update(sv);
+				}
+				break;
 			}
 		}
 		if (!conn_tx_full(&sv->agent))
@@ -1693,7 +1809,8 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bo
 			 .vmm_err = { .fd = -1 },
 			 .runtime_log = { .fd = -1 },
 			 .kernel_log = { .fd = -1 },
-			 .exec_log = { .fd = -1 } };
+			 .exec_log = { .fd = -1 },
+			 .net = { .vmm_fd = -1 } };
 
 	/* Our starter gave us /dev/null for stdin and stdout (spawn()); stderr only when attached.
 	 */

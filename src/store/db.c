@@ -12,13 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/log.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 struct db {
 	sqlite3 *h;
@@ -56,7 +58,10 @@ static const char schema[] =
 	"  status TEXT NOT NULL,"
 	"  created_at TEXT NOT NULL,"
 	"  pid INTEGER, run_id INTEGER, started_at TEXT, ended_at TEXT, reason TEXT,"
-	"  exit_code INTEGER, accel TEXT, kernel_ms REAL, ready_ms REAL, accel_reason TEXT);"
+	"  exit_code INTEGER, accel TEXT, kernel_ms REAL, ready_ms REAL, accel_reason TEXT,"
+	"  net4 TEXT, net6 TEXT);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS sandboxes_net4 ON sandboxes(net4);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS sandboxes_net6 ON sandboxes(net6);"
 	"CREATE TABLE IF NOT EXISTS runs("
 	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  sandbox TEXT NOT NULL,"
@@ -78,6 +83,11 @@ static const char migrate_1_2[] = "ALTER TABLE sandboxes ADD COLUMN pid INTEGER;
 				  "ALTER TABLE sandboxes ADD COLUMN ready_ms REAL;"
 				  "ALTER TABLE sandboxes ADD COLUMN accel_reason TEXT;"
 				  "UPDATE meta SET value = '2' WHERE key = 'schema';";
+
+/* Schema 2 -> 3: sandboxes lease their network addresses. */
+static const char migrate_2_3[] = "ALTER TABLE sandboxes ADD COLUMN net4 TEXT;"
+				  "ALTER TABLE sandboxes ADD COLUMN net6 TEXT;"
+				  "UPDATE meta SET value = '3' WHERE key = 'schema';";
 
 static int fail(struct db *db, struct msb_err **err, const char *what)
 {
@@ -115,7 +125,7 @@ static sqlite3_stmt *prep(struct db *db, const char *sql, struct msb_err **err);
 static int migrate(struct db *db, struct msb_err **err)
 {
 	sqlite3_stmt *st;
-	bool fresh = true, v1 = false;
+	bool fresh = true, v1 = false, v2 = false;
 	int r;
 
 	/* Before the schema: a database of version 1 has a sandboxes table without the new columns.
@@ -126,6 +136,7 @@ static int migrate(struct db *db, struct msb_err **err)
 
 		fresh = false;
 		v1 = v && !strcmp(v, "1");
+		v2 = v && !strcmp(v, "2");
 		if (v && strtol(v, NULL, 10) > SCHEMA_VERSION) {
 			sqlite3_finalize(st);
 			return msb_err_set(err, EPROTO,
@@ -138,10 +149,12 @@ static int migrate(struct db *db, struct msb_err **err)
 	r = exec(db, "BEGIN IMMEDIATE;", err);
 	if (!r && v1)
 		r = exec(db, migrate_1_2, err);
+	if (!r && (v1 || v2))
+		r = exec(db, migrate_2_3, err);
 	if (!r)
 		r = exec(db, schema, err);
 	if (!r && fresh)
-		r = exec(db, "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '2');", err);
+		r = exec(db, "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '3');", err);
 	if (!r)
 		r = exec(db, "COMMIT;", err);
 	else
@@ -676,11 +689,13 @@ static void row_read(sqlite3_stmt *st, struct sandbox_row *r)
 	r->kernel_ms = sqlite3_column_double(st, 12);
 	r->ready_ms = sqlite3_column_double(st, 13);
 	r->accel_reason = col_dup(st, 14);
+	r->net4 = col_dup(st, 15);
+	r->net6 = col_dup(st, 16);
 }
 
 #define ROW_COLUMNS                                                                                \
 	"name, image, manifest_digest, status, created_at, pid, run_id, started_at, ended_at,"     \
-	" reason, exit_code, accel, kernel_ms, ready_ms, accel_reason"
+	" reason, exit_code, accel, kernel_ms, ready_ms, accel_reason, net4, net6"
 
 int db_sandbox_get(struct db *db, const char *name, struct sandbox_row *out, struct msb_err **err)
 {
@@ -753,6 +768,8 @@ void sandbox_row_free(struct sandbox_row *r)
 	free(r->reason);
 	free(r->accel);
 	free(r->accel_reason);
+	free(r->net4);
+	free(r->net6);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -824,4 +841,126 @@ int db_sandbox_names(struct db *db, char ***out, struct msb_err **err)
 		return msb_err_sys(err, ENOMEM, "sandboxes");
 	*out = v;
 	return 0;
+}
+
+/* Is @text (a network address as ip_format() writes it) leased in column @col by another sandbox?
+ */
+static int lease_taken(struct db *db, const char *col, const char *text, struct msb_err **err)
+{
+	char sql[96];
+	sqlite3_stmt *st;
+	int rc;
+
+	snprintf(sql, sizeof(sql), "SELECT 1 FROM sandboxes WHERE %s = ?1;", col);
+	st = prep(db, sql, err);
+	if (!st)
+		return -1;
+	bind_text(st, 1, text);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(db, err, "leases");
+	return rc == SQLITE_ROW;
+}
+
+/* The @idx-th subnet of @sub_prefix bits (IPv6 bits) in the pool starting at @pool. */
+static struct ipaddr subnet(const struct ipaddr *pool, unsigned int sub_prefix, uint64_t idx)
+{
+	unsigned int shift = 128 - sub_prefix;
+	uint64_t hi = 0, lo = 0, add_hi, add_lo;
+	struct ipaddr a;
+
+	for (int i = 0; i < 8; i++) {
+		hi = hi << 8 | pool->b[i];
+		lo = lo << 8 | pool->b[8 + i];
+	}
+	if (shift >= 64) {
+		add_hi = idx << (shift - 64);
+		add_lo = 0;
+	} else {
+		add_lo = idx << shift;
+		add_hi = shift ? idx >> (64 - shift) : 0;
+	}
+	lo += add_lo;
+	hi += add_hi + (lo < add_lo);
+	for (int i = 7; i >= 0; i--) {
+		a.b[i] = (uint8_t)hi;
+		a.b[8 + i] = (uint8_t)lo;
+		hi >>= 8;
+		lo >>= 8;
+	}
+	return a;
+}
+
+/* A free subnet of @sub_prefix bits in @pool (@prefix bits), starting the search at random. */
+static int lease_pick(struct db *db, const char *col, const struct ipaddr *pool,
+		      unsigned int prefix, unsigned int sub_prefix, struct ipaddr *out,
+		      struct msb_err **err)
+{
+	unsigned int bits = sub_prefix - prefix;
+	uint64_t n = bits >= 64 ? UINT64_MAX : (uint64_t)1 << bits, start = 0;
+	char text[IP_STRLEN];
+
+	if (getrandom(&start, sizeof(start), GRND_NONBLOCK) != sizeof(start))
+		start = (uint64_t)time(NULL) * 2654435761u;
+	/* Linear probing: never more tries than there are sandboxes, plus one. */
+	for (uint64_t k = 0; k < n && k < (1u << 20); k++) {
+		uint64_t idx = (start + k) % n;
+		int r;
+
+		*out = subnet(pool, sub_prefix, idx);
+		ip_format(out, text, sizeof(text));
+		r = lease_taken(db, col, text, err);
+		if (r < 0)
+			return -1;
+		if (!r)
+			return 0;
+	}
+	return msb_err_set(err, EADDRNOTAVAIL,
+			   "no free %s subnet left in the pool (choose a larger --net-ipv%c-pool)",
+			   sub_prefix == 126 ? "/30" : "/64", sub_prefix == 126 ? '4' : '6');
+}
+
+int db_sandbox_lease(struct db *db, const char *name, const struct ipaddr *pool4,
+		     unsigned int prefix4, const struct ipaddr *pool6, unsigned int prefix6,
+		     struct ipaddr *net4, struct ipaddr *net6, struct msb_err **err)
+{
+	sqlite3_stmt *st;
+	bool have4 = false, have6 = false;
+	char t4[IP_STRLEN], t6[IP_STRLEN];
+	int r;
+
+	if (exec(db, "BEGIN IMMEDIATE;", err) < 0)
+		return -1;
+	st = prep(db, "SELECT net4, net6 FROM sandboxes WHERE name = ?1;", err);
+	r = st ? 0 : -1;
+	if (st) {
+		bind_text(st, 1, name);
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			r = msb_err_set(err, ENOENT, "sandbox %s: not in the database", name);
+		} else {
+			const char *a = (const char *)sqlite3_column_text(st, 0);
+			const char *b = (const char *)sqlite3_column_text(st, 1);
+
+			/* A lease is kept across starts while it still lies in the pool. */
+			have4 = a && ip_parse(a, net4) == 0 && ip_in_prefix(net4, pool4, prefix4);
+			have6 = b && ip_parse(b, net6) == 0 && ip_in_prefix(net6, pool6, prefix6);
+		}
+		sqlite3_finalize(st);
+	}
+	if (!r && !have4)
+		r = lease_pick(db, "net4", pool4, prefix4, 126, net4, err);
+	if (!r && !have6)
+		r = lease_pick(db, "net6", pool6, prefix6, 64, net6, err);
+	if (!r && (!have4 || !have6)) {
+		ip_format(net4, t4, sizeof(t4));
+		ip_format(net6, t6, sizeof(t6));
+		r = run_stmt(db, "UPDATE sandboxes SET net4 = ?2, net6 = ?3 WHERE name = ?1;",
+			     "leases", err, 3, "sss", name, t4, t6);
+	}
+	if (!r)
+		r = exec(db, "COMMIT;", err);
+	else
+		exec(db, "ROLLBACK;", NULL);
+	return r;
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/addr.h"
 #include "util/err.h"
 
 struct db;
@@ -71,6 +72,7 @@ struct sandbox_row {
 	int exit_code;
 	char *accel, *accel_reason;
 	double kernel_ms, ready_ms;
+	char *net4, *net6; /* the leased /30 and /64 (network addresses), NULL before a start */
 };
 
 /* db_sandbox_create() - a new sandbox row with status "created" (replacing a stale one). */
@@ -94,6 +96,15 @@ int db_run_end(struct db *db, const char *name, int64_t run_id, const char *stat
 int db_sandbox_delete(struct db *db, const char *name, struct msb_err **err);
 /* db_sandbox_names() - every sandbox row's name (NULL-terminated, caller frees). */
 int db_sandbox_names(struct db *db, char ***out, struct msb_err **err);
+/*
+ * db_sandbox_lease() - the sandbox's IPv4 /30 (@net4, its network address)
+ * from @pool4 and IPv6 /64 (@net6) from @pool6, prefixes in IPv6 bits: kept
+ * from an earlier start while still in the pools, else newly picked, unique
+ * among all sandboxes. Return: 0 or -1 with @err.
+ */
+int db_sandbox_lease(struct db *db, const char *name, const struct ipaddr *pool4,
+		     unsigned int prefix4, const struct ipaddr *pool6, unsigned int prefix6,
+		     struct ipaddr *net4, struct ipaddr *net6, struct msb_err **err);
 /* db_sandboxes_using() - how many sandboxes use @reference. Return: count or -1. */
 int db_sandboxes_using(struct db *db, const char *reference, struct msb_err **err);
 

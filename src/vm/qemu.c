@@ -27,7 +27,7 @@
 #define VM_TCG_TB_MIB 32
 
 /* Where the VMM finds its sockets (build_argv names them, vm_start places them). */
-enum { VM_FD_AGENT = 3, VM_FD_QMP, VM_FD_CONSOLE };
+enum { VM_FD_AGENT = 3, VM_FD_QMP, VM_FD_CONSOLE, VM_FD_NET };
 
 struct vm {
 	pid_t pid;
@@ -194,6 +194,19 @@ static int build_argv(const struct vm_config *c, const char *qemu, struct argv *
 	arg_add(a, "socket,id=agent,fd=%d", VM_FD_AGENT);
 	arg_add(a, "-device");
 	arg_add(a, "virtserialport,chardev=agent,name=agent");
+	if (c->net_fd >= 0) {
+		/*
+		 * No vnet header on a stream: the guest checksums and segments
+		 * itself, so the card gets a large MTU to keep per-frame costs low.
+		 */
+		arg_add(a, "-netdev");
+		arg_add(a, "stream,id=n0,server=off,addr.type=fd,addr.str=%d", VM_FD_NET);
+		arg_add(a, "-device");
+		arg_add(a,
+			"virtio-net-device,netdev=n0,mac=%02x:%02x:%02x:%02x:%02x:%02x,host_mtu=%u",
+			c->net_mac[0], c->net_mac[1], c->net_mac[2], c->net_mac[3], c->net_mac[4],
+			c->net_mac[5], c->net_mtu ? c->net_mtu : 1500);
+	}
 	arg_add(a, "-chardev");
 	arg_add(a, "socket,id=qmp,fd=%d", VM_FD_QMP);
 	arg_add(a, "-mon");
@@ -506,7 +519,8 @@ int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 	so.fds[VM_FD_AGENT] = c->agent_fd;
 	so.fds[VM_FD_QMP] = qmp[1];
 	so.fds[VM_FD_CONSOLE] = c->console_fd;
-	so.nfds = VM_FD_CONSOLE + 1;
+	so.fds[VM_FD_NET] = c->net_fd;
+	so.nfds = c->net_fd >= 0 ? VM_FD_NET + 1 : VM_FD_CONSOLE + 1;
 	/* The VM must not outlive its supervisor. */
 	so.die_with_parent = true;
 	so.cwd = c->workdir;

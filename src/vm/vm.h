@@ -56,6 +56,13 @@ struct vm_config {
 	int console_fd; /* connected socket; the guest's serial console */
 	int agent_fd;	/* connected socket; becomes the "agent" port */
 	int stderr_fd;	/* where the VMM's own diagnostics go (a pipe the caller drains) */
+	/*
+	 * A connected stream socket for the guest's network card, frames with a
+	 * 4-byte length in front; -1 for none.
+	 */
+	int net_fd;
+	uint8_t net_mac[6];
+	unsigned int net_mtu;
 };
 
 struct vm;

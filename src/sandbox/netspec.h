@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A sandbox's network settings: the policy, DNS, address pools, published ports. */
+#ifndef MSB_SANDBOX_NETSPEC_H
+#define MSB_SANDBOX_NETSPEC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "net/net.h"
+#include "net/policy.h"
+
+#define SBX_NET_POOL4		   "172.16.0.0/12"
+#define SBX_NET_POOL6		   "fd42:6d73:62::/48"
+#define SBX_NET_DNS_TIMEOUT_MS	   5000
+#define SBX_NET_MAX_DNS_TIMEOUT_MS 60000
+
+/*
+ * struct sbx_net - the network part of a sandbox's spec. Owns everything:
+ * sbx_net_free().
+ */
+struct sbx_net {
+	struct net_policy policy;
+	char **nameservers; /* as given ("IP", "IP:PORT", "[IPv6]:PORT"); empty: the host's */
+	uint32_t dns_timeout_ms;
+	bool rebind_protection;
+	struct ipaddr pool4, pool6;		 /* where this sandbox's /30 and /64 come from */
+	unsigned int pool4_prefix, pool6_prefix; /* in IPv6 bits (96 + N for IPv4) */
+	unsigned int max_connections;		 /* 0: no limit */
+	struct net_port *ports;
+	size_t nports;
+	bool trust_host_cas;
+};
+
+/* sbx_net_init() - the defaults: public-only, rebind protection, the default pools. */
+void sbx_net_init(struct sbx_net *n);
+void sbx_net_free(struct sbx_net *n);
+
+/* sbx_net_to_json() - for config.json. Return: a new reference or NULL. */
+json_t *sbx_net_to_json(const struct sbx_net *n);
+/* sbx_net_from_json() - @j may be NULL (an older sandbox): the defaults. Return: 0 or -EINVAL. */
+int sbx_net_from_json(const json_t *j, struct sbx_net *n, char *why, size_t len);
+/* sbx_net_copy() - a deep copy. Return: 0 or -ENOMEM. */
+int sbx_net_copy(const struct sbx_net *from, struct sbx_net *to);
+
+/*
+ * sbx_parse_port() - -p HOST:GUEST, BIND_ADDR:HOST:GUEST, [IPv6]:HOST:GUEST,
+ * each with an optional /tcp or /udp. Return: 0, or -EINVAL with one line in @why.
+ */
+int sbx_parse_port(const char *arg, struct net_port *out, char *why, size_t len);
+/* sbx_net_add_port() - append a port, refusing a second one on the same host address and port. */
+int sbx_net_add_port(struct sbx_net *n, const struct net_port *p, char *why, size_t len);
+/* sbx_format_port() - "127.0.0.1:8080->80/tcp". */
+void sbx_format_port(const struct net_port *p, char *buf, size_t len);
+
+/*
+ * sbx_parse_nameserver() - IP, IP:PORT, [IPv6] or [IPv6]:PORT (a bare IPv6
+ * address too). Return: 0 and @ss, or -EINVAL with @why.
+ */
+int sbx_parse_nameserver(const char *arg, struct sockaddr_storage *ss, char *why, size_t len);
+
+/*
+ * sbx_parse_pool() - --net-ipv4-pool / --net-ipv6-pool: a network with room
+ * for at least one /30 (/64). Return: 0 or -EINVAL with @why.
+ */
+int sbx_parse_pool(const char *arg, bool v6, struct ipaddr *net, unsigned int *prefix, char *why,
+		   size_t len);
+
+/*
+ * sbx_host_nameservers() - the nameservers of the host's /etc/resolv.conf
+ * (at most @max). Return: how many.
+ */
+size_t sbx_host_nameservers(struct sockaddr_storage *out, size_t max);
+
+#endif

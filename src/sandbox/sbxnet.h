@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The supervisor's side of a sandbox's network: lease, stack, and what the guest is told. */
+#ifndef MSB_SANDBOX_SBXNET_H
+#define MSB_SANDBOX_SBXNET_H
+
+#include "net/net.h"
+#include "proto/proto.h"
+#include "sandbox/sandbox.h"
+#include "util/err.h"
+
+/* Where a sandbox's network stands while it runs. */
+struct sbx_netrun {
+	struct net *net;
+	struct net_config cfg;
+	int vmm_fd; /* QEMU's end of the link, until handed over */
+	char *ca;   /* the host's CA bundle (--trust-host-cas), read at start */
+	size_t ca_len;
+};
+
+/*
+ * sbx_netrun_start() - lease the sandbox's addresses, find its nameservers
+ * and make its stack (published ports are bound here, so a port in use is
+ * an error before boot). Return: 0 with @run->vmm_fd for the VMM, or -1
+ * with @err.
+ */
+int sbx_netrun_start(const struct sbx_spec *spec, struct sbx_netrun *run, struct msb_err **err);
+void sbx_netrun_free(struct sbx_netrun *run);
+
+/*
+ * sbx_netrun_config() - put the interface and the files the guest needs
+ * (/etc/hosts, /etc/resolv.conf, the host's CA bundle with --trust-host-cas)
+ * into @c. Release with sbx_netrun_config_free(). Return: 0 or -errno with @why.
+ */
+int sbx_netrun_config(const struct sbx_spec *spec, const struct sbx_netrun *run,
+		      struct proto_config *c, char *why, size_t len);
+void sbx_netrun_config_free(struct proto_config *c);
+
+#endif
