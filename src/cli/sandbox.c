@@ -268,21 +268,37 @@ static int list(bool ps, int argc, char **argv)
 					      "created_at", row->created_at);
 
 			if (e && ps) {
+				json_t *ports = json_array();
+
+				for (size_t k = 0; ports && k < spec.net.nports; k++) {
+					char pt[80];
+
+					sbx_format_port(&spec.net.ports[k], pt, sizeof(pt));
+					json_array_append_new(ports, json_string(pt));
+				}
 				json_object_set_new(e, "command", json_string(cmdl));
 				json_object_set_new(e, "cpus", json_integer(spec.cpus));
 				json_object_set_new(e, "memory_mib", json_integer(spec.mem_mib));
-				json_object_set_new(e, "ports", json_array());
+				json_object_set_new(e, "ports", ports ? ports : json_array());
 			}
 			json_array_append_new(arr, e);
 		} else if (ps) {
-			char mem[32];
+			char mem[32], ports[512] = "-";
+			size_t off = 0;
 
+			for (size_t k = 0; k < spec.net.nports && off < sizeof(ports) - 1; k++) {
+				char pt[80];
+
+				sbx_format_port(&spec.net.ports[k], pt, sizeof(pt));
+				off += (size_t)snprintf(ports + off, sizeof(ports) - off, "%s%s",
+							off ? ", " : "", pt);
+			}
 			cell(name, sizeof(name), row->name, 20);
 			cell(img, sizeof(img), source(&spec, row), 28);
 			cell(cmdc, sizeof(cmdc), cmdl, 24);
 			snprintf(mem, sizeof(mem), "%uM", spec.mem_mib);
 			printf("%-20s %-28s %-24s %-4u %-6s %-10s %s\n", name, img, cmdc, spec.cpus,
-			       mem, row->status, "-");
+			       mem, row->status, ports);
 		} else {
 			cell(name, sizeof(name), row->name, 24);
 			cell(img, sizeof(img), source(&spec, row), 36);
@@ -365,6 +381,45 @@ static json_t *strv_json(char *const *v)
 	return a;
 }
 
+/* "a.b.c.d" of a leased network @text plus @k, with "/@prefix" when @prefix. */
+static json_t *lease_addr(const char *text, uint8_t k, int prefix)
+{
+	struct ipaddr a;
+	char buf[IP_STRLEN + 8];
+
+	if (!text || ip_parse(text, &a) < 0)
+		return json_null();
+	a.b[15] = (uint8_t)(a.b[15] + k);
+	ip_format(&a, buf, IP_STRLEN);
+	if (prefix)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "/%d", prefix);
+	return json_string(buf);
+}
+
+/* Addresses (once leased), published ports and the effective policy, in one place. */
+static json_t *network_json(const struct sandbox_row *row, const struct sbx_spec *s)
+{
+	json_t *ports = json_array(), *rules = json_array(), *pol = policy_to_json(&s->net.policy);
+	char pt[80], rule[NET_MAX_TOKEN + 64];
+
+	for (size_t i = 0; ports && i < s->net.nports; i++) {
+		sbx_format_port(&s->net.ports[i], pt, sizeof(pt));
+		json_array_append_new(ports, json_string(pt));
+	}
+	for (unsigned int i = 0; rules && i < s->net.policy.n; i++) {
+		policy_rule_describe(&s->net.policy, (int)i, rule, sizeof(rule));
+		json_array_append_new(rules, json_string(rule));
+	}
+	if (pol)
+		json_object_set_new(pol, "rules_explained", rules ? rules : json_array());
+	else
+		json_decref(rules);
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "ipv4", lease_addr(row->net4, 2, 30),
+			 "gateway_ipv4", lease_addr(row->net4, 1, 0), "ipv6",
+			 lease_addr(row->net6, 2, 64), "gateway_ipv6", lease_addr(row->net6, 1, 0),
+			 "ports", ports ? ports : json_array(), "policy", pol ? pol : json_null());
+}
+
 static json_t *inspect_json(const struct sandbox_row *row, const struct sbx_spec *s, json_t *live)
 {
 	json_t *o, *cfg, *run, *tmpfs = json_array();
@@ -390,8 +445,11 @@ static json_t *inspect_json(const struct sandbox_row *row, const struct sbx_spec
 	if (run)
 		json_object_set_new(run, "exit_code",
 				    row->has_exit ? json_integer(row->exit_code) : json_null());
-	o = json_pack("{s:s, s:s, s:s?, s:o, s:o}", "name", row->name, "status", row->status,
-		      "created_at", row->created_at, "config", cfg, "last_run", run);
+	if (cfg)
+		json_object_set_new(cfg, "network", sbx_net_to_json(&s->net));
+	o = json_pack("{s:s, s:s, s:s?, s:o, s:o, s:o}", "name", row->name, "status", row->status,
+		      "created_at", row->created_at, "config", cfg, "network", network_json(row, s),
+		      "last_run", run);
 	if (o && live) {
 		json_object_set_new(o, "pid", json_incref(json_object_get(live, "supervisor_pid")));
 		json_object_set_new(o, "vmm_pid", json_incref(json_object_get(live, "vmm_pid")));
@@ -554,7 +612,7 @@ int cmd_metrics(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	wall = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (!o.json)
-		printf("%-24s %-8s %6s %-21s %-21s %-13s %s\n", "NAME", "STATE", "CPU", "MEM",
+		printf("%-24s %-8s %6s %-21s %-21s %-21s %s\n", "NAME", "STATE", "CPU", "MEM",
 		       "DISK R/W", "NET RX/TX", "UPTIME");
 	for (size_t i = 0; i < nsel; i++) {
 		json_t *b = ask_info(sel[i], NULL), *a = first[i];
@@ -563,7 +621,10 @@ int cmd_metrics(int argc, char **argv)
 		uint64_t total = jnum(b, "mem_total_bytes"), avail = jnum(b, "mem_available_bytes");
 		uint64_t used = total > avail ? total - avail : 0;
 		uint64_t limit = jnum(b, "memory_mib") << 20;
+		json_t *net = json_object_get(b, "net");
+		uint64_t nrx = jnum(net, "rx_bytes"), ntx = jnum(net, "tx_bytes");
 		char nm[80], us[32], li[32], rd[32], wr[32], up[32], memc[80], diskc[80];
+		char nr[32], nt[32], netc[80];
 
 		if (!b) {
 			json_decref(a);
@@ -572,16 +633,16 @@ int cmd_metrics(int argc, char **argv)
 		if (o.json) {
 			json_array_append_new(
 				arr,
-				json_pack("{s:s, s:s, s:f, s:I, s:I, s:I, s:I, s:n, s:n, s:I}",
-					  "name", sel[i], "state",
-					  json_string_value(json_object_get(b, "state")),
-					  "cpu_percent", cpu, "memory_bytes", (json_int_t)used,
-					  "memory_limit_bytes", (json_int_t)limit,
-					  "disk_read_bytes", (json_int_t)jnum(b, "disk_read_bytes"),
-					  "disk_write_bytes",
-					  (json_int_t)jnum(b, "disk_write_bytes"), "net_rx_bytes",
-					  "net_tx_bytes", "uptime_secs",
-					  (json_int_t)(jnum(b, "uptime_ms") / 1000)));
+				json_pack(
+					"{s:s, s:s, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+					"name", sel[i], "state",
+					json_string_value(json_object_get(b, "state")),
+					"cpu_percent", cpu, "memory_bytes", (json_int_t)used,
+					"memory_limit_bytes", (json_int_t)limit, "disk_read_bytes",
+					(json_int_t)jnum(b, "disk_read_bytes"), "disk_write_bytes",
+					(json_int_t)jnum(b, "disk_write_bytes"), "net_rx_bytes",
+					(json_int_t)nrx, "net_tx_bytes", (json_int_t)ntx,
+					"uptime_secs", (json_int_t)(jnum(b, "uptime_ms") / 1000)));
 		} else {
 			cell(nm, sizeof(nm), sel[i], 24);
 			format_size(used, us, sizeof(us));
@@ -591,9 +652,12 @@ int cmd_metrics(int argc, char **argv)
 			format_duration(jnum(b, "uptime_ms") / 1000 * 1000, up, sizeof(up));
 			snprintf(memc, sizeof(memc), "%s / %s", us, li);
 			snprintf(diskc, sizeof(diskc), "%s / %s", rd, wr);
-			printf("%-24s %-8s %5.1f%% %-21s %-21s %-13s %s\n", nm,
+			format_size(nrx, nr, sizeof(nr));
+			format_size(ntx, nt, sizeof(nt));
+			snprintf(netc, sizeof(netc), "%s / %s", nr, nt);
+			printf("%-24s %-8s %5.1f%% %-21s %-21s %-21s %s\n", nm,
 			       json_string_value(json_object_get(b, "state")) ?: "?", cpu, memc,
-			       diskc, "-", up);
+			       diskc, net ? netc : "-", up);
 		}
 		json_decref(a);
 		json_decref(b);

@@ -39,6 +39,19 @@ enum {
 	OPT_REPLACE,
 	OPT_REPLACE_GRACE,
 	OPT_DETACH_KEYS,
+	OPT_NO_NET,
+	OPT_NET_RULE,
+	OPT_NET_DEFAULT,
+	OPT_NET_DEFAULT_EGRESS,
+	OPT_NET_DEFAULT_INGRESS,
+	OPT_DNS_BLOCK,
+	OPT_NO_REBIND,
+	OPT_DNS_SERVER,
+	OPT_DNS_TIMEOUT,
+	OPT_POOL4,
+	OPT_POOL6,
+	OPT_MAX_CONN,
+	OPT_TRUST_CAS,
 };
 
 static const struct option longopts[] = {
@@ -71,6 +84,21 @@ static const struct option longopts[] = {
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "rlimit", required_argument, NULL, OPT_RLIMIT },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "port", required_argument, NULL, 'p' },
+	{ "no-net", no_argument, NULL, OPT_NO_NET },
+	{ "no-network", no_argument, NULL, OPT_NO_NET },
+	{ "net-rule", required_argument, NULL, OPT_NET_RULE },
+	{ "net-default", required_argument, NULL, OPT_NET_DEFAULT },
+	{ "net-default-egress", required_argument, NULL, OPT_NET_DEFAULT_EGRESS },
+	{ "net-default-ingress", required_argument, NULL, OPT_NET_DEFAULT_INGRESS },
+	{ "dns-block-domain", required_argument, NULL, OPT_DNS_BLOCK },
+	{ "no-dns-rebind-protection", no_argument, NULL, OPT_NO_REBIND },
+	{ "dns-nameserver", required_argument, NULL, OPT_DNS_SERVER },
+	{ "dns-query-timeout-ms", required_argument, NULL, OPT_DNS_TIMEOUT },
+	{ "net-ipv4-pool", required_argument, NULL, OPT_POOL4 },
+	{ "net-ipv6-pool", required_argument, NULL, OPT_POOL6 },
+	{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
+	{ "trust-host-cas", no_argument, NULL, OPT_TRUST_CAS },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -126,6 +154,22 @@ static void usage(const char *cmd)
 	       "      --replace-with-grace DURATION  Grace for the replaced sandbox's processes "
 	       "(default 10s)\n"
 	       "      --log-level LEVEL   Runtime log level: error, warn, info, debug, trace\n"
+	       "\nNetwork (default: egress to public addresses only; see docs/network.md):\n"
+	       "  -p, --port [BIND:]HOST:GUEST[/udp]  Publish a guest port (BIND default "
+	       "127.0.0.1)\n"
+	       "      --no-net, --no-network  Deny all traffic unless a --net-rule allows it\n"
+	       "      --net-rule RULES    ACTION[:DIRECTION]@TARGET[:PROTO[:PORTS]],... in order\n"
+	       "      --net-default allow|deny  Default for both directions\n"
+	       "      --net-default-egress allow|deny, --net-default-ingress allow|deny\n"
+	       "      --dns-block-domain NAME  Same as --net-rule deny@NAME\n"
+	       "      --dns-nameserver IP[:PORT]  Forward DNS there (repeatable; default: the "
+	       "host's)\n"
+	       "      --dns-query-timeout-ms MS  Per-query DNS timeout (default 5000)\n"
+	       "      --no-dns-rebind-protection  Let names resolve to private addresses\n"
+	       "      --net-ipv4-pool CIDR, --net-ipv6-pool CIDR  Where sandbox subnets come "
+	       "from\n"
+	       "      --max-connections N Concurrent connections at most\n"
+	       "      --trust-host-cas    Add the host's CA certificates to the guest's\n"
 	       "  -q, --quiet             Suppress progress output\n",
 	       run ? " (without it the sandbox is ephemeral)" : "");
 	if (run)
@@ -263,6 +307,112 @@ static int build_scripts(struct sbx_flags *f)
 	return 0;
 }
 
+static int net_default(struct sbx_flags *f, const char *flag, unsigned int dirs, const char *arg)
+{
+	char why[256];
+
+	if (strcmp(arg, "allow") != 0 && strcmp(arg, "deny") != 0)
+		return cli_error("invalid %s \"%s\" (use allow or deny)", flag, arg);
+	if (policy_set_default(&f->net.policy, dirs, !strcmp(arg, "allow"), why, sizeof(why)) < 0)
+		return cli_error("%s", why);
+	return 0;
+}
+
+static int parse_net_opt(struct sbx_flags *f, int c, const char *arg)
+{
+	struct sbx_net *n = &f->net;
+	char why[320];
+	uint64_t v;
+
+	switch (c) {
+	case 'p': {
+		struct net_port port;
+
+		if (sbx_parse_port(arg, &port, why, sizeof(why)) < 0 ||
+		    sbx_net_add_port(n, &port, why, sizeof(why)) < 0)
+			return cli_error("%s", why);
+		return 0;
+	}
+	case OPT_NO_NET:
+		if (policy_set_default(&n->policy, NET_BOTH, false, why, sizeof(why)) < 0)
+			return cli_error("%s", why);
+		return 0;
+	case OPT_NET_RULE:
+		if (policy_add(&n->policy, arg, why, sizeof(why)) < 0)
+			return cli_error("%s", why);
+		return 0;
+	case OPT_NET_DEFAULT:
+		return net_default(f, "--net-default", NET_BOTH, arg);
+	case OPT_NET_DEFAULT_EGRESS:
+		return net_default(f, "--net-default-egress", NET_EGRESS, arg);
+	case OPT_NET_DEFAULT_INGRESS:
+		return net_default(f, "--net-default-ingress", NET_INGRESS, arg);
+	case OPT_DNS_BLOCK: {
+		_cleanup_free_ char *rule = NULL;
+
+		if (!*arg || strchr(arg, ',') || strchr(arg, '@') || strchr(arg, ':'))
+			return cli_error("invalid --dns-block-domain \"%s\" (use a name such as "
+					 "ads.example.com or *.example.com)",
+					 arg);
+		if (asprintf(&rule, "deny@%s", arg) < 0)
+			return cli_error("out of memory");
+		if (policy_add(&n->policy, rule, why, sizeof(why)) < 0)
+			return cli_error("--dns-block-domain %s: %s", arg, why);
+		return 0;
+	}
+	case OPT_NO_REBIND:
+		n->rebind_protection = false;
+		return 0;
+	case OPT_DNS_SERVER: {
+		struct sockaddr_storage ss;
+		size_t k = 0;
+
+		if (sbx_parse_nameserver(arg, &ss, why, sizeof(why)) < 0)
+			return cli_error("%s", why);
+		while (n->nameservers[k])
+			k++;
+		if (k >= NET_MAX_NAMESERVERS)
+			return cli_error("too many --dns-nameserver (at most %d)",
+					 NET_MAX_NAMESERVERS);
+		{
+			char **nv = realloc(n->nameservers, (k + 2) * sizeof(char *));
+
+			if (!nv)
+				return cli_error("out of memory");
+			n->nameservers = nv;
+			nv[k] = strdup(arg);
+			nv[k + 1] = NULL;
+			if (!nv[k])
+				return cli_error("out of memory");
+		}
+		return 0;
+	}
+	case OPT_DNS_TIMEOUT:
+		if (parse_u64(arg, &v) < 0 || v < 1 || v > SBX_NET_MAX_DNS_TIMEOUT_MS)
+			return cli_error("invalid --dns-query-timeout-ms \"%s\" (use 1 to %u)", arg,
+					 SBX_NET_MAX_DNS_TIMEOUT_MS);
+		n->dns_timeout_ms = (uint32_t)v;
+		return 0;
+	case OPT_POOL4:
+	case OPT_POOL6:
+		if (sbx_parse_pool(arg, c == OPT_POOL6, c == OPT_POOL6 ? &n->pool6 : &n->pool4,
+				   c == OPT_POOL6 ? &n->pool6_prefix : &n->pool4_prefix, why,
+				   sizeof(why)) < 0)
+			return cli_error("invalid %s", why);
+		return 0;
+	case OPT_MAX_CONN:
+		if (parse_u64(arg, &v) < 0 || v < 1 || v > 65536)
+			return cli_error("invalid --max-connections \"%s\" (use 1 to 65536)", arg);
+		n->max_connections = (unsigned int)v;
+		return 0;
+	case OPT_TRUST_CAS:
+		n->trust_host_cas = true;
+		return 0;
+	default:
+		return EXIT_MSB;
+	}
+}
+
 static int parse_opt(struct sbx_flags *f, int c, const char *arg)
 {
 	struct sbx_create_opts *o = &f->co;
@@ -395,6 +545,21 @@ static int parse_opt(struct sbx_flags *f, int c, const char *arg)
 		f->nrlimits++;
 		return 0;
 	}
+	case 'p':
+	case OPT_NO_NET:
+	case OPT_NET_RULE:
+	case OPT_NET_DEFAULT:
+	case OPT_NET_DEFAULT_EGRESS:
+	case OPT_NET_DEFAULT_INGRESS:
+	case OPT_DNS_BLOCK:
+	case OPT_NO_REBIND:
+	case OPT_DNS_SERVER:
+	case OPT_DNS_TIMEOUT:
+	case OPT_POOL4:
+	case OPT_POOL6:
+	case OPT_MAX_CONN:
+	case OPT_TRUST_CAS:
+		return parse_net_opt(f, c, arg);
 	case OPT_LOG_LEVEL:
 		if (log_level_parse(arg, &o->log_level) < 0)
 			return cli_error("invalid --log-level \"%s\" (use error, warn, info, debug "
@@ -426,6 +591,10 @@ int sbxflags_parse(const char *cmd, int argc, char **argv, struct sbx_flags *f)
 					  .pull = PULL_IF_MISSING,
 					  .cancel_fd = -1 };
 	f->replace_grace_ms = 10000;
+	sbx_net_init(&f->net);
+	f->co.net = &f->net;
+	if (!f->net.nameservers)
+		return cli_error("out of memory");
 	f->tmpfs = calloc(MAX_TMPFS, sizeof(*f->tmpfs));
 	if (!f->tmpfs)
 		return cli_error("out of memory");
@@ -439,8 +608,8 @@ int sbxflags_parse(const char *cmd, int argc, char **argv, struct sbx_flags *f)
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(sep, argv,
-				sep < argc ? "n:e:w:u:H:m:c:tdqh" : "+n:e:w:u:H:m:c:tdqh", longopts,
-				NULL)) != -1) {
+				sep < argc ? "n:e:w:u:H:m:c:p:tdqh" : "+n:e:w:u:H:m:c:p:tdqh",
+				longopts, NULL)) != -1) {
 		if (c == 'h') {
 			usage(cmd);
 			return -1;
@@ -486,6 +655,7 @@ void sbxflags_free(struct sbx_flags *f)
 	strv_free(&f->init_env);
 	strv_free(&f->pos);
 	strv_free(&f->script_args);
+	sbx_net_free(&f->net);
 }
 
 void cli_block_signals(void)

@@ -28,6 +28,7 @@ struct sbx_flags {
 	char **cmd; /* after "--" (or after the image without it) */
 	/* --script bodies wait for --shell, which may come later on the line */
 	struct strv script_args; /* "kind\x1fNAME\x1fVALUE" */
+	struct sbx_net net;
 };
 
 /*
