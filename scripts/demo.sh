@@ -44,3 +44,6 @@ $msb metrics demo
 $msb logs --show-id demo
 $msb inspect --format json demo | python3 -c 'import json,sys; j=json.load(sys.stdin); print("status:", j["status"], "| accelerator:", j["last_run"]["accelerator"], "(" + j["last_run"]["accelerator_reason"] + ")")'
 $msb rm -f demo
+
+# The network, in a network namespace of its own: no packet leaves this machine.
+scripts/demo-net.sh "$PLAIN/test/python:3.11"

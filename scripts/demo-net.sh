@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The network part of the demo (scripts/demo.sh), in a network namespace of its own
+# (unshare -n), so that no packet can leave this machine: a "public" web server on
+# 198.51.100.10, a "private" one on 10.20.30.40, a DNS server on 127.0.0.1 that knows
+# both names. The image must already be in MSB_HOME's cache (the registry is outside).
+#   scripts/demo-net.sh IMAGE
+set -euo pipefail
+cd "$(dirname "$0")/.."
+img=${1:?usage: scripts/demo-net.sh IMAGE}
+if [ -z "${MSB_DEMO_NETNS:-}" ]; then
+  exec env MSB_DEMO_NETNS=1 unshare -n -- "$0" "$@"
+fi
+msb=build/msb
+ip link set lo up
+ip addr add 198.51.100.10/32 dev lo
+ip addr add 10.20.30.40/32 dev lo
+tmp=$(mktemp -d /tmp/msb-demo-net.XXXXXX)
+pids=()
+cleanup() {
+  $msb rm -f net web > /dev/null 2>&1 || true
+  for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+mkdir -p "$tmp/public" "$tmp/private"
+echo "hello from a public server" > "$tmp/public/index.html"
+echo "an internal secret" > "$tmp/private/index.html"
+(cd "$tmp/public" && exec python3 -m http.server --bind 198.51.100.10 8080 > /dev/null 2>&1) &
+pids+=($!)
+(cd "$tmp/private" && exec python3 -m http.server --bind 10.20.30.40 8080 > /dev/null 2>&1) &
+pids+=($!)
+python3 tests/fixtures/dnsd.py --listen 127.0.0.1:0 --port-file "$tmp/dns.port" --log "$tmp/dns.log" \
+  --record api.demo.test=A:198.51.100.10 --record internal.demo.test=A:10.20.30.40 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$tmp/dns.port" ] && break; sleep 0.05; done
+dns=127.0.0.1:$(cat "$tmp/dns.port")
+for _ in $(seq 100); do
+  python3 -c 'import socket; socket.create_connection(("198.51.100.10", 8080), 1)' 2> /dev/null && break
+  sleep 0.05
+done
+
+fetch='import sys, urllib.request
+for u in sys.argv[1:]:
+    try:
+        print("  %-34s %s" % (u, urllib.request.urlopen(u, timeout=5).read().decode().strip()))
+    except Exception as e:
+        print("  %-34s refused: %s" % (u, getattr(e, "reason", e)))'
+urls=(http://api.demo.test:8080/ http://internal.demo.test:8080/ http://10.20.30.40:8080/)
+
+echo "== the network: the default policy lets a sandbox reach public addresses only"
+$msb create --name net -q --dns-nameserver "$dns" "$img"
+$msb exec net -- python3 -c "$fetch" "${urls[@]}"
+echo "== each denial is logged (destination, rule, reason), never the payload"
+$msb logs --source system net | grep -E 'denied|NXDOMAIN|rebind' | sed 's/^/  /' || true
+$msb rm -f net
+
+echo "== a rule opens one private address and port: --net-rule allow@10.20.30.40:tcp:8080"
+$msb run --dns-nameserver "$dns" --net-rule allow@10.20.30.40:tcp:8080 "$img" -- python3 -c "$fetch" "${urls[@]}"
+echo "== --no-net: nothing at all"
+$msb run --dns-nameserver "$dns" --no-net "$img" -- python3 -c "$fetch" "${urls[0]}"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+echo "== a published port: -p $port:8000 (bound on 127.0.0.1)"
+$msb run -d -q --name web -p "$port:8000" --dns-nameserver "$dns" "$img" -- \
+  sh -c 'mkdir -p /srv && echo "served from inside the sandbox" > /srv/index.html && cd /srv && exec python3 -m http.server 8000'
+for _ in $(seq 100); do
+  out=$(python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$port/', timeout=2).read().decode().strip())" 2> /dev/null) && break
+  sleep 0.2
+done
+echo "  curl http://127.0.0.1:$port/ -> ${out:-nothing}"
+$msb ps
+$msb metrics web
+$msb inspect --format json web | python3 -c '
+import json, sys
+n = json.load(sys.stdin)["network"]
+print("  inspect: ipv4 %s (gateway %s), ipv6 %s, ports %s" % (n["ipv4"], n["gateway_ipv4"], n["ipv6"], ", ".join(n["ports"])))'
+$msb rm -f web
