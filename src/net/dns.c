@@ -67,29 +67,10 @@
 #include <string.h>
 
 #include "net/addr.h"
+#include "util/rd.h"
 
 #define DNS_EDNS_SIZE 1232 /* the payload size msb's own OPT records advertise */
 #define DNS_OPT_LEN   11   /* root name, type, class, TTL, empty RDATA */
-
-/* A read cursor over untrusted bytes: once @bad is set every read fails. */
-struct rd {
-	const uint8_t *p;
-	size_t n, off;
-	bool bad;
-};
-
-static const uint8_t *rd_take(struct rd *r, size_t k)
-{
-	const uint8_t *p;
-
-	if (r->bad || k > r->n - r->off) {
-		r->bad = true;
-		return NULL;
-	}
-	p = r->p + r->off;
-	r->off += k;
-	return p;
-}
 
 static uint8_t rd_u8(struct rd *r)
 {

@@ -2,32 +2,13 @@
 /* Frame parsing and payload codecs; every read goes through a bounds-checked view. */
 #include "proto/proto.h"
 #include "util/le.h"
+#include "util/rd.h"
 #include "util/text.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A read cursor over untrusted bytes: once @bad is set every read fails. */
-struct rd {
-	const uint8_t *p;
-	size_t n, off;
-	bool bad;
-};
-
-static const uint8_t *rd_take(struct rd *r, size_t k)
-{
-	const uint8_t *p;
-
-	if (r->bad || k > r->n - r->off) {
-		r->bad = true;
-		return NULL;
-	}
-	p = r->p + r->off;
-	r->off += k;
-	return p;
-}
 
 static uint16_t rd_u16(struct rd *r)
 {
