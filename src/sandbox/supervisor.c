@@ -849,10 +849,20 @@ static void exec_log_system(struct sv *sv, const char *text)
 	exec_log_line(sv, "system", 0, text, strlen(text), false);
 }
 
+/* Is line @p (@n bytes, the last of a chunk when @last) text? A cut character may end the last. */
+static bool line_is_text(const uint8_t *p, size_t n, bool last)
+{
+	size_t tail = 0;
+
+	return utf8_prefix(p, n, &tail) != (size_t)-1 && (last || !tail);
+}
+
 /*
- * Logs a session's output. Text stays text; a chunk that is not UTF-8 is
- * logged as base64 so that --raw can give the bytes back; a multi-byte
- * character cut at a chunk boundary is carried to the next chunk.
+ * Logs a session's output. Text stays text; lines that are not UTF-8 are
+ * logged as base64 so that --raw can give the bytes back. A chunk becomes one
+ * record per run of lines of one kind (a text line next to a binary one is
+ * not swallowed by it, however the frames fell); a multi-byte character cut
+ * at a chunk boundary is carried to the next chunk.
  */
 static void exec_log_output(struct sv *sv, struct route *r, uint16_t type, const uint8_t *p,
 			    size_t n)
@@ -873,14 +883,30 @@ static void exec_log_output(struct sv *sv, struct route *r, uint16_t type, const
 		len = r->ncarry[k] + n;
 		r->ncarry[k] = 0;
 	}
-	ok = utf8_prefix(d, len, &tail);
-	if (ok == (size_t)-1) {
-		exec_log_line(sv, stream, r->seq, d, len, true);
-	} else {
+	for (size_t start = 0, i; start < len; start = i) {
+		int kind = -1; /* of this run: 1 text, 0 binary */
+
+		for (i = start; i < len;) {
+			const uint8_t *nl = memchr(d + i, '\n', len - i);
+			size_t end = nl ? (size_t)(nl - d) + 1 : len;
+			int text = line_is_text(d + i, end - i, !nl);
+
+			if (kind >= 0 && text != kind)
+				break;
+			kind = text;
+			i = end;
+		}
+		if (!kind) {
+			exec_log_line(sv, stream, r->seq, d + start, i - start, true);
+			continue;
+		}
+		ok = utf8_prefix(d + start, i - start, &tail);
 		if (ok)
-			exec_log_line(sv, stream, r->seq, d, ok, false);
-		memcpy(r->carry[k], d + ok, tail);
-		r->ncarry[k] = (uint8_t)tail;
+			exec_log_line(sv, stream, r->seq, d + start, ok, false);
+		if (i == len) { /* only the last line can end in a cut character */
+			memcpy(r->carry[k], d + start + ok, tail);
+			r->ncarry[k] = (uint8_t)tail;
+		}
 	}
 	free(buf);
 }

@@ -301,7 +301,8 @@ test_logs_flags() {
   sleep 1.1
   t1=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
   sleep 0.1
-  "$MSB" exec lg -- sh -c 'echo two; printf "\377\376raw\n"' > /dev/null 2>&1
+  # One write, one frame: the text line and the binary one still become two records.
+  "$MSB" exec lg -- sh -c 'printf "two\n\377\376raw\n"' > /dev/null 2>&1
   "$MSB" exec -t lg -- sh -c 'echo tty-line' > /dev/null 2>&1 < /dev/null
   expect_eq "default: stdout, stderr, output" "$("$MSB" logs lg 2>&1 | tr -d '\r')" \
     $'one\nerr-one\ntwo\n\xef\xbf\xbd\xef\xbf\xbdraw\ntty-line'
