@@ -418,6 +418,27 @@ static int setup_fds(const struct sbx_exec *x, int *sigfd, int *tfd, struct msb_
 	return 0;
 }
 
+/*
+ * A write to the supervisor failed: it has gone (a guest that broke the
+ * protocol, a stop). What it sent before it went is the news, not the broken
+ * pipe: read that. Return: 1 (the command's exit status came) or -1 with @err.
+ */
+static int hung_up(struct xs *s, struct msb_err **err)
+{
+	int e = s->c.error;
+
+	s->c.error = 0;
+	buf_clear(&s->c.tx);
+	/* Its end is closed: each read gets data or the end, never waits. */
+	for (int i = 0; i < 1024; i++) {
+		int r = read_frames(s, err);
+
+		if (r)
+			return r;
+	}
+	return msb_err_sys(err, -e, "sandbox connection");
+}
+
 static bool out_pending(const struct xs *s)
 {
 	return buf_size(&s->out[0].q) || buf_size(&s->out[1].q);
@@ -442,8 +463,11 @@ static int loop(struct xs *s, int sigfd, bool tty, struct msb_err **err)
 			proto_u32_encode(&s->c.tx, PROTO_ACK, SID, s->ack_owed);
 			s->ack_owed = 0;
 		}
-		if (conn_flush(&s->c) < 0 && !s->exited)
-			return msb_err_sys(err, -s->c.error, "sandbox connection");
+		if (conn_flush(&s->c) < 0 && !s->exited) {
+			if (hung_up(s, err) < 0)
+				return -1;
+			continue;
+		}
 		if (buf_size(&s->c.tx) && !s->exited)
 			p[0].events |= POLLOUT;
 		if (poll(p, 6, -1) < 0) {
