@@ -899,7 +899,7 @@ static int lease_pick(struct db *db, const char *col, const struct ipaddr *pool,
 {
 	unsigned int bits = sub_prefix - prefix;
 	uint64_t n = bits >= 64 ? UINT64_MAX : (uint64_t)1 << bits, start = 0;
-	char text[IP_STRLEN];
+	char text[IP_STRLEN], pooltext[IP_STRLEN + 8];
 
 	if (getrandom(&start, sizeof(start), GRND_NONBLOCK) != sizeof(start))
 		start = (uint64_t)time(NULL) * 2654435761u;
@@ -916,9 +916,12 @@ static int lease_pick(struct db *db, const char *col, const struct ipaddr *pool,
 		if (!r)
 			return 0;
 	}
+	cidr_format(pool, prefix, pooltext, sizeof(pooltext));
 	return msb_err_set(err, EADDRNOTAVAIL,
-			   "no free %s subnet left in the pool (choose a larger --net-ipv%c-pool)",
-			   sub_prefix == 126 ? "/30" : "/64", sub_prefix == 126 ? '4' : '6');
+			   "no free %s subnet left in the pool %s: other sandboxes hold them "
+			   "(remove some, or choose a larger --net-ipv%c-pool)",
+			   sub_prefix == 126 ? "/30" : "/64", pooltext,
+			   sub_prefix == 126 ? '4' : '6');
 }
 
 int db_sandbox_lease(struct db *db, const char *name, const struct ipaddr *pool4,

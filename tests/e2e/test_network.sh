@@ -33,7 +33,7 @@ echo hello-public > "$TMP/www/index.html"
 echo hello-host > "$TMP/host/index.html"
 echo hello-private > "$TMP/private/index.html"
 echo hello-metadata > "$TMP/meta/index.html"
-head -c $((8 << 20)) /dev/urandom > "$TMP/www/big.bin"
+head -c $((100 << 20)) /dev/urandom > "$TMP/www/big.bin"
 BIG_SUM=$(sha256sum < "$TMP/www/big.bin" | cut -d' ' -f1)
 
 serve() { # DIR ADDR PORT
@@ -57,6 +57,7 @@ python3 "$E2E_ROOT/tests/fixtures/dnsd.py" --listen 127.0.0.1:0 --port-file "$TM
   --record good.test=A:198.51.100.10 --record good.test=AAAA:2001:db8::10 \
   --record other.test=A:198.51.100.11 --record alias.test=CNAME:good.test \
   --record private.test=A:10.20.30.40 --record meta.test=A:169.254.169.254 \
+  --record a.b.good.test=A:198.51.100.10 --record bad.test=A:198.51.100.11 \
   --record blocked.test=A:198.51.100.10 --record ads.blocked2.test=A:198.51.100.10 \
   --drop slow.test --big big.test & PIDS+=($!)
 for _ in $(seq 100); do [ -s "$TMP/dns.port" ] && break; sleep 0.05; done
@@ -204,6 +205,31 @@ other-refused"
   expect_no_leftovers
 }
 
+# The issue's allowlist: deny by default, one name; wildcards match the apex and any depth.
+test_deny_default_with_a_name_and_wildcards() {
+  msb_capture run --rootfs "$SQFS" --dns-nameserver "$DNS" --net-default deny \
+    --net-rule 'allow@good.test' -- sh -c '
+    wget -qO- http://good.test:8080/index.html
+    wget -qO- http://bad.test:8080/index.html 2> /dev/null || echo bad-refused
+    wget -qO- http://198.51.100.11:8080/index.html 2> /dev/null || echo ip-refused
+    wget -qO- http://a.b.good.test:8080/index.html 2> /dev/null || echo sub-refused'
+  expect_eq "exit code" "$RC" 0
+  expect_eq "only good.test" "$OUT" "hello-public
+bad-refused
+ip-refused
+sub-refused"
+  msb_capture run --rootfs "$SQFS" --dns-nameserver "$DNS" --net-default deny \
+    --net-rule 'allow@*.good.test' -- sh -c '
+    wget -qO- http://good.test:8080/index.html
+    wget -qO- http://a.b.good.test:8080/index.html
+    wget -qO- http://bad.test:8080/index.html 2> /dev/null || echo bad-refused'
+  expect_eq "exit code" "$RC" 0
+  expect_eq "*.good.test: the apex and any depth" "$OUT" "hello-public
+hello-public
+bad-refused"
+  expect_no_leftovers
+}
+
 test_dns_block_domain_and_deny_rules() {
   : > "$DNS_LOG"
   msb_capture run --rootfs "$SQFS" --dns-nameserver "$DNS" --dns-block-domain blocked.test \
@@ -314,6 +340,33 @@ test_published_ports() {
   expect_no_leftovers
 }
 
+test_bind_address_and_pools() {
+  local p out
+  p=$(free_port)
+  "$MSB" run -d -q --name web --rootfs "$SQFS" --dns-nameserver "$DNS" -p "127.0.0.2:$p:8000" \
+    --net-ipv4-pool 10.99.0.0/30 -- sh -c '
+    mkdir -p /tmp/w && echo hello-guest > /tmp/w/index.html && exec httpd -f -p 8000 -h /tmp/w' > /dev/null
+  out=""
+  for _ in $(seq 50); do
+    out=$(curl -s --max-time 5 "http://127.0.0.2:$p/index.html") && [ -n "$out" ] && break
+    sleep 0.2
+  done
+  expect_eq "the port on its bind address" "$out" "hello-guest"
+  curl -s --max-time 2 "http://127.0.0.1:$p/index.html" > /dev/null
+  expect_eq "not on another address" "$?" 7
+  expect_match "its /30 from the pool" "$("$MSB" inspect web)" "network\.ipv4: 10\.99\.0\.2/30"
+  # An overlapping pool with nothing left: a one-line error and nothing left behind.
+  msb_capture create --name other --rootfs "$SQFS" --dns-nameserver "$DNS" --net-ipv4-pool 10.99.0.0/30
+  expect_eq "exhausted pool: exit code" "$RC" 125
+  expect_one_error_line "$ERR" "no free /30 subnet left in the pool 10\.99\.0\.0/30: other sandboxes hold them"
+  expect_eq "no half-made sandbox" "$("$MSB" ls -q)" "web"
+  # A larger pool that contains the first: the taken /30 is skipped.
+  "$MSB" create --name other --rootfs "$SQFS" --dns-nameserver "$DNS" --net-ipv4-pool 10.99.0.0/29
+  expect_match "the next /30" "$("$MSB" inspect other)" "network\.ipv4: 10\.99\.0\.6/30"
+  "$MSB" rm -f web other > /dev/null
+  expect_no_leftovers
+}
+
 test_python_published_udp_port() {
   local pu out
   python_image || return
@@ -365,7 +418,7 @@ test_python_uploads_udp_tcp_dns_and_truncation() {
   python_image || return
   msb_capture run -q --dns-nameserver "$DNS" "$PY_IMG" -- python3 -c '
 import hashlib, os, socket, struct
-data = os.urandom(6 << 20)
+data = os.urandom(100 << 20)
 s = socket.create_connection(("198.51.100.10", 9000))
 s.sendall(data); s.shutdown(socket.SHUT_WR)
 got = s.makefile().read().split()
@@ -430,6 +483,16 @@ test_bad_network_flags_are_one_line() {
 --dns-query-timeout-ms 0|invalid --dns-query-timeout-ms "0"
 --net-ipv4-pool 10.0.0.0/31|invalid --net-ipv4-pool 10.0.0.0/31
 --max-connections none|invalid --max-connections "none"
+--net-rule allow@suffix=local|invalid --net-rule token "allow@suffix=local": a suffix needs at least two labels
+--net-rule permit@any|invalid --net-rule token "permit@any": unknown action "permit"
+--net-rule allow:sideways@any|invalid --net-rule token "allow:sideways@any": unknown direction "sideways"
+--net-rule allow@any:sctp|invalid --net-rule token "allow@any:sctp": unknown protocol "sctp"
+--net-rule allow@any:tcp:0|invalid --net-rule token "allow@any:tcp:0": port 0 out of range
+--net-rule allow@any:tcp:90-80|invalid --net-rule token "allow@any:tcp:90-80": port range 90-80 is reversed
+--net-rule allow@any:tcp:1-99999|invalid --net-rule token "allow@any:tcp:1-99999": port 99999 out of range
+--net-rule allow@good.test,deny@|invalid --net-rule token "deny@": missing target
+--net-rule allow@[2001:db8::1|invalid --net-rule token "allow@\[2001:db8::1": missing "\]"
+--net-rule allow@10.0.0.0/33|invalid --net-rule token "allow@10\.0\.0\.0/33": invalid prefix length
 EOF
   expect_no_leftovers
 }
