@@ -120,6 +120,8 @@ static void pending_free(struct net *n, struct dns_pending *d)
 	uint32_t gen = d->tcp_gen;
 
 	pending_close_fd(n, d);
+	if (d->used)
+		n->ndns--;
 	memset(d, 0, sizeof(*d));
 	d->fd = -1;
 	/* A TCP client that half-closed waits for its last answer; then our FIN. */
@@ -319,6 +321,7 @@ void dns_query(struct net *n, const uint8_t *q, size_t len, const struct frame_e
 	memset(d, 0, sizeof(*d));
 	d->fd = -1;
 	d->used = true;
+	n->ndns++;
 	d->e = *e;
 	d->via_tcp = tcp >= 0;
 	d->tcp = tcp;
@@ -433,9 +436,13 @@ uint64_t dns_deadline(const struct net *n)
 {
 	uint64_t t = 0;
 
-	for (unsigned int i = 0; i < DNS_MAX_PENDING; i++)
-		if (n->dns[i].used && (!t || n->dns[i].deadline < t))
+	for (unsigned int i = 0, seen = 0; i < DNS_MAX_PENDING && seen < n->ndns; i++) {
+		if (!n->dns[i].used)
+			continue;
+		seen++;
+		if (!t || n->dns[i].deadline < t)
 			t = n->dns[i].deadline;
+	}
 	return t;
 }
 

@@ -124,9 +124,11 @@ struct net {
 	struct udp_flow udp[UDP_MAX_FLOWS];
 	unsigned int nudp;
 	struct icmp_flow icmp[ICMP_MAX_FLOWS];
+	unsigned int nicmp;
 	struct listener listen[NET_MAX_PORTS];
 	size_t nlisten;
 	struct dns_pending dns[DNS_MAX_PENDING];
+	unsigned int ndns; /* slots in use: scans of the tables stop once they have seen them all */
 	struct pins pins;
 	uint8_t frame[NET_FRAME_MAX + 4];
 	struct net_stats stats;

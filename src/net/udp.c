@@ -199,6 +199,7 @@ void icmp_input(struct net *n, const struct pkt *p)
 			return;
 		}
 		c->used = true;
+		n->nicmp++;
 		c->e = e;
 		c->guest_id = p->icmp_id;
 		{
@@ -345,10 +346,14 @@ void listen_event(struct net *n, unsigned int idx, uint32_t events)
 
 void udp_timer(struct net *n)
 {
-	for (unsigned int i = 0; i < UDP_MAX_FLOWS; i++)
-		if (n->udp[i].used && n->now >= n->udp[i].idle_at)
+	for (unsigned int i = 0, seen = 0, all = n->nudp; i < UDP_MAX_FLOWS && seen < all; i++) {
+		if (!n->udp[i].used)
+			continue;
+		seen++;
+		if (n->now >= n->udp[i].idle_at)
 			udp_close(n, &n->udp[i]);
-	for (unsigned int i = 0; i < ICMP_MAX_FLOWS; i++) {
+	}
+	for (unsigned int i = 0; i < ICMP_MAX_FLOWS && n->nicmp; i++) {
 		struct icmp_flow *c = &n->icmp[i];
 
 		if (c->used && n->now >= c->idle_at) {
@@ -356,6 +361,7 @@ void udp_timer(struct net *n)
 			close(c->fd);
 			memset(c, 0, sizeof(*c));
 			c->fd = -1;
+			n->nicmp--;
 		}
 	}
 }
@@ -364,12 +370,21 @@ uint64_t udp_deadline(const struct net *n)
 {
 	uint64_t d = 0;
 
-	for (unsigned int i = 0; i < UDP_MAX_FLOWS; i++)
-		if (n->udp[i].used && (!d || n->udp[i].idle_at < d))
+	/* Called after every event: stop once every flow in use has been seen. */
+	for (unsigned int i = 0, seen = 0; i < UDP_MAX_FLOWS && seen < n->nudp; i++) {
+		if (!n->udp[i].used)
+			continue;
+		seen++;
+		if (!d || n->udp[i].idle_at < d)
 			d = n->udp[i].idle_at;
-	for (unsigned int i = 0; i < ICMP_MAX_FLOWS; i++)
-		if (n->icmp[i].used && (!d || n->icmp[i].idle_at < d))
+	}
+	for (unsigned int i = 0, seen = 0; i < ICMP_MAX_FLOWS && seen < n->nicmp; i++) {
+		if (!n->icmp[i].used)
+			continue;
+		seen++;
+		if (!d || n->icmp[i].idle_at < d)
 			d = n->icmp[i].idle_at;
+	}
 	return d;
 }
 
@@ -381,4 +396,5 @@ void udp_free_all(struct net *n)
 	for (unsigned int i = 0; i < ICMP_MAX_FLOWS; i++)
 		if (n->icmp[i].used)
 			close(n->icmp[i].fd);
+	n->nicmp = 0;
 }
