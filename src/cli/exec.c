@@ -44,8 +44,6 @@ static const struct option exec_longopts[] = {
 
 static int exec_opt(struct exec_opts *o, int c, const char *arg)
 {
-	uint64_t v;
-
 	switch (c) {
 	case 't':
 		o->tty = true;
@@ -54,21 +52,7 @@ static int exec_opt(struct exec_opts *o, int c, const char *arg)
 		o->quiet = true;
 		return 0;
 	case 'e':
-		if (!strchr(arg, '=')) {
-			const char *val = getenv(arg);
-			_cleanup_free_ char *kv = NULL;
-
-			if (!*arg)
-				return cli_error("invalid --env \"\" (use KEY=VALUE)");
-			if (!val)
-				return 0;
-			if (asprintf(&kv, "%s=%s", arg, val) < 0)
-				return cli_error("out of memory");
-			return strv_push(&o->env, kv) < 0 ? cli_error("out of memory") : 0;
-		}
-		if (!env_has_valid_key(arg))
-			return cli_error("invalid --env \"%s\" (use KEY=VALUE)", arg);
-		return strv_push(&o->env, arg) < 0 ? cli_error("out of memory") : 0;
+		return cli_add_env(&o->env, arg, "--env");
 	case 'w':
 		if (arg[0] != '/')
 			return cli_error("invalid --workdir \"%s\" (use an absolute path)", arg);
@@ -80,25 +64,9 @@ static int exec_opt(struct exec_opts *o, int c, const char *arg)
 		o->user = arg;
 		return 0;
 	case OPT_TIMEOUT:
-		if (parse_duration(arg, &v) < 0 || v == 0)
-			return cli_error(
-				"invalid --timeout \"%s\" (use a duration like 30s, 5m or 1h)",
-				arg);
-		o->timeout_ms = v;
-		return 0;
-	case OPT_RLIMIT: {
-		struct proto_rlimit *rl;
-
-		if (o->nrlimits >= PROTO_MAX_RLIMITS)
-			return cli_error("too many --rlimit flags (at most %d)", PROTO_MAX_RLIMITS);
-		rl = &o->rlimits[o->nrlimits];
-		if (parse_rlimit(arg, &rl->resource, &rl->soft, &rl->hard) < 0)
-			return cli_error(
-				"invalid --rlimit \"%s\" (use NAME=SOFT[:HARD], e.g. nofile=1024)",
-				arg);
-		o->nrlimits++;
-		return 0;
-	}
+		return cli_duration("--timeout", arg, &o->timeout_ms, false);
+	case OPT_RLIMIT:
+		return cli_add_rlimit(o->rlimits, &o->nrlimits, arg);
 	case OPT_DETACH_KEYS:
 		o->detach_keys = arg;
 		return 0;

@@ -198,7 +198,7 @@ static int parse_memory(const char *s, unsigned int *mib)
 	return 0;
 }
 
-static int add_env(struct strv *env, const char *s, const char *flag)
+int cli_add_env(struct strv *env, const char *s, const char *flag)
 {
 	if (!strchr(s, '=')) {
 		/* docker's -e KEY: pass this process's value along, if it has one */
@@ -218,7 +218,7 @@ static int add_env(struct strv *env, const char *s, const char *flag)
 	return strv_push(env, s) < 0 ? cli_error("out of memory") : 0;
 }
 
-static int duration(const char *flag, const char *arg, uint64_t *ms, bool zero_ok)
+int cli_duration(const char *flag, const char *arg, uint64_t *ms, bool zero_ok)
 {
 	uint64_t v;
 
@@ -226,6 +226,20 @@ static int duration(const char *flag, const char *arg, uint64_t *ms, bool zero_o
 		return cli_error("invalid %s \"%s\" (use a duration like 30s, 5m or 1h)", flag,
 				 arg);
 	*ms = v;
+	return 0;
+}
+
+int cli_add_rlimit(struct proto_rlimit *rlimits, uint32_t *n, const char *arg)
+{
+	struct proto_rlimit *rl;
+
+	if (*n >= PROTO_MAX_RLIMITS)
+		return cli_error("too many --rlimit flags (at most %d)", PROTO_MAX_RLIMITS);
+	rl = &rlimits[*n];
+	if (parse_rlimit(arg, &rl->resource, &rl->soft, &rl->hard) < 0)
+		return cli_error("invalid --rlimit \"%s\" (use NAME=SOFT[:HARD], e.g. nofile=1024)",
+				 arg);
+	(*n)++;
 	return 0;
 }
 
@@ -440,7 +454,7 @@ static int parse_opt(struct sbx_flags *f, int c, const char *arg)
 					 arg);
 		return 0;
 	case 'e':
-		return add_env(&f->env, arg, "--env");
+		return cli_add_env(&f->env, arg, "--env");
 	case 'w':
 		if (arg[0] != '/')
 			return cli_error("invalid --workdir \"%s\" (use an absolute path)", arg);
@@ -510,17 +524,17 @@ static int parse_opt(struct sbx_flags *f, int c, const char *arg)
 	case OPT_INIT_ENV:
 		if (!strchr(arg, '='))
 			return cli_error("invalid --init-env \"%s\" (use KEY=VALUE)", arg);
-		return add_env(&f->init_env, arg, "--init-env");
+		return cli_add_env(&f->init_env, arg, "--init-env");
 	case OPT_MAX_DURATION:
-		return duration("--max-duration", arg, &o->max_duration_ms, false);
+		return cli_duration("--max-duration", arg, &o->max_duration_ms, false);
 	case OPT_IDLE_TIMEOUT:
-		return duration("--idle-timeout", arg, &o->idle_timeout_ms, false);
+		return cli_duration("--idle-timeout", arg, &o->idle_timeout_ms, false);
 	case OPT_REPLACE:
 		f->replace = true;
 		return 0;
 	case OPT_REPLACE_GRACE:
 		f->replace = true;
-		return duration("--replace-with-grace", arg, &f->replace_grace_ms, true);
+		return cli_duration("--replace-with-grace", arg, &f->replace_grace_ms, true);
 	case 't':
 		f->tty = true;
 		return 0;
@@ -531,20 +545,9 @@ static int parse_opt(struct sbx_flags *f, int c, const char *arg)
 		f->detach_keys = arg;
 		return 0;
 	case OPT_TIMEOUT:
-		return duration("--timeout", arg, &f->timeout_ms, false);
-	case OPT_RLIMIT: {
-		struct proto_rlimit *rl;
-
-		if (f->nrlimits >= PROTO_MAX_RLIMITS)
-			return cli_error("too many --rlimit flags (at most %d)", PROTO_MAX_RLIMITS);
-		rl = &f->rlimits[f->nrlimits];
-		if (parse_rlimit(arg, &rl->resource, &rl->soft, &rl->hard) < 0)
-			return cli_error(
-				"invalid --rlimit \"%s\" (use NAME=SOFT[:HARD], e.g. nofile=1024)",
-				arg);
-		f->nrlimits++;
-		return 0;
-	}
+		return cli_duration("--timeout", arg, &f->timeout_ms, false);
+	case OPT_RLIMIT:
+		return cli_add_rlimit(f->rlimits, &f->nrlimits, arg);
 	case 'p':
 	case OPT_NO_NET:
 	case OPT_NET_RULE:

@@ -39,6 +39,14 @@ struct sbx_flags {
 int sbxflags_parse(const char *cmd, int argc, char **argv, struct sbx_flags *f);
 void sbxflags_free(struct sbx_flags *f);
 
+/* Flags every session has (run, create, exec); each returns 0 or a printed usage error's status. */
+/* -e KEY=VALUE, or KEY alone: this process's value, if it has one. */
+int cli_add_env(struct strv *env, const char *s, const char *flag);
+/* A duration flag (30s, 5m, 1h); 0 only when @zero_ok. */
+int cli_duration(const char *flag, const char *arg, uint64_t *ms, bool zero_ok);
+/* --rlimit NAME=SOFT[:HARD], appended to @rlimits (PROTO_MAX_RLIMITS of them). */
+int cli_add_rlimit(struct proto_rlimit *rlimits, uint32_t *n, const char *arg);
+
 /* The signals a CLI blocks so that a signalfd sees them (SIGINT, SIGTERM, SIGHUP, SIGQUIT). */
 void cli_block_signals(void);
 /* A signalfd for SIGINT, SIGTERM and SIGHUP (blocked already), for cancelling pulls; -1 on failure.
