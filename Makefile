@@ -23,7 +23,7 @@ ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 LIBS        = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lcurl -larchive -lsqlite3 -lssl -lcrypto) -lpthread
 
 # Code shared by msb and agentd (must build with musl too).
-SHARED_SRC := src/proto/proto.c src/util/buf.c src/util/conn.c src/util/text.c
+SHARED_SRC := src/proto/proto.c src/util/buf.c src/util/conn.c src/util/fs.c src/util/text.c
 LIB_SRC    := $(SHARED_SRC) \
               $(foreach d,util vm sandbox image store net,$(wildcard src/$(d)/*.c))
 LIB_SRC    := $(sort $(LIB_SRC))

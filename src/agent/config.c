@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "util/fs.h"
 
 bool agent_valid_hostname(const char *s)
 {
@@ -64,25 +65,6 @@ static bool valid_script_name(const char *s)
 	return true;
 }
 
-static int mkdir_parents(const char *path, mode_t mode)
-{
-	char tmp[1100];
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s", path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static int mount_tmpfs(const struct proto_tmpfs *t, char *why, size_t len)
 {
 	char opts[64];
@@ -92,7 +74,7 @@ static int mount_tmpfs(const struct proto_tmpfs *t, char *why, size_t len)
 		snprintf(why, len, "tmpfs %.200s: not an absolute path", t->path);
 		return -EINVAL;
 	}
-	r = mkdir_parents(t->path, 0755);
+	r = mkdir_p(t->path, 0755);
 	if (r < 0) {
 		snprintf(why, len, "tmpfs %.200s: %s", t->path, strerror(-r));
 		return r;
@@ -142,21 +124,6 @@ static int write_script(const struct proto_script *s, char *why, size_t len)
 	return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * The host's CA bundle goes at the end of every bundle the image has (the
  * Debian, Red Hat and Alpine/BSD places), each file once however many names
@@ -200,7 +167,7 @@ static int append_ca_bundle(const struct proto_file *f, char *why, size_t len)
 		_cleanup_close_ int fd = -1;
 
 		path = bundles[0];
-		r = mkdir_parents("/etc/ssl/certs", 0755);
+		r = mkdir_p("/etc/ssl/certs", 0755);
 		if (!r && (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
 			r = -errno;
 		if (!r)
@@ -230,7 +197,7 @@ static int write_config_file(const struct proto_file *f, char *why, size_t len)
 	slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
 		*slash = '\0';
-		if ((r = mkdir_parents(dir, 0755)) < 0) {
+		if ((r = mkdir_p(dir, 0755)) < 0) {
 			snprintf(why, len, "%.200s: %s", dir, strerror(-r));
 			return r;
 		}
@@ -343,7 +310,7 @@ int agent_configure(const struct proto_config *c, char *why, size_t len)
 		if ((r = mount_tmpfs(&c->tmpfs[i], why, len)) < 0)
 			return r;
 	if (c->nscripts) {
-		r = mkdir_parents(AGENT_SCRIPTS_DIR, 0755);
+		r = mkdir_p(AGENT_SCRIPTS_DIR, 0755);
 		if (r < 0) {
 			snprintf(why, len, AGENT_SCRIPTS_DIR ": %s", strerror(-r));
 			return r;

@@ -27,6 +27,7 @@
 #include "proto/proto.h"
 #include "util/cleanup.h"
 #include "util/conn.h"
+#include "util/fs.h"
 
 #define MAX_SESSIONS 1024
 /* How much one event may read from the agent port. */
@@ -335,25 +336,6 @@ static int resolve_exe(const char *name, const char *path, char *out, size_t len
 	return r;
 }
 
-static int mkdir_p(const char *path)
-{
-	char tmp[4096];
-
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* Runs in the child between fork and exec; reports failure on @errfd. */
 static void __attribute__((noreturn))
 child_exec(const struct proto_exec *e, const struct user_info *u, const char *exe, char **env,
@@ -454,7 +436,7 @@ static void session_start(struct agent *a, uint32_t sid, struct proto_exec *e)
 		return;
 	}
 	if (e->flags & PROTO_EXEC_MKCWD) {
-		r = mkdir_p(cwd);
+		r = mkdir_p(cwd, 0755);
 		if (r < 0) {
 			send_failed(a, sid, PROTO_FAIL_CWD, -r, "workdir %s: %s", cwd,
 				    strerror(-r));
