@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -69,6 +70,8 @@
 #define STOP_EXTRA_MS	     5000
 #define QUIT_WAIT_MS	     3000
 #define SIGNAL_STOP_GRACE_MS 10000
+/* How long the last frames (output, the reason the sandbox ended) may take to reach clients. */
+#define LINGER_MS 2000
 
 #define MAX_CLIENTS 128
 #define MAX_ROUTES  1024
@@ -1719,8 +1722,43 @@ out:
 	return r;
 }
 
+/*
+ * The VM is gone, but clients may still have output and the reason it ended
+ * queued: give them up to LINGER_MS to take it, never waiting on a client that
+ * does not read.
+ */
+static void clients_linger(struct sv *sv)
+{
+	uint64_t deadline = now_ms() + LINGER_MS;
+
+	for (;;) {
+		struct pollfd pfd[MAX_CLIENTS];
+		int idx[MAX_CLIENTS], n = 0;
+		uint64_t now = now_ms();
+
+		for (int i = 0; i < MAX_CLIENTS; i++) {
+			struct client *c = &sv->clients[i];
+
+			if (!c->used || c->dead || !buf_size(&c->conn.tx))
+				continue;
+			if (conn_flush(&c->conn) < 0 || !buf_size(&c->conn.tx))
+				continue;
+			pfd[n] = (struct pollfd){ .fd = c->conn.fd, .events = POLLOUT };
+			idx[n++] = i;
+		}
+		if (!n || now >= deadline)
+			return;
+		if (poll(pfd, (nfds_t)n, (int)(deadline - now)) < 0 && errno != EINTR)
+			return;
+		for (int k = 0; k < n; k++)
+			if (pfd[k].revents & (POLLERR | POLLHUP | POLLNVAL))
+				sv->clients[idx[k]].conn.error = -EPIPE;
+	}
+}
+
 static void teardown(struct sv *sv)
 {
+	clients_linger(sv);
 	for (int i = 0; i < MAX_CLIENTS; i++)
 		if (sv->clients[i].used)
 			client_drop(sv, &sv->clients[i], NULL);
