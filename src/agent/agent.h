@@ -23,6 +23,9 @@ int boot_parse_cmdline(const char *cmdline, struct boot_params *bp);
 int mount_early(void);
 /* Assembles the overlay root (upper on the second disk or tmpfs) and switches into it. */
 int mount_root(bool upper_disk);
+/* mount_find_volume_disk() - the device of volume disk @index (by its serial). Return: 0 or
+ * -ENODEV. */
+int mount_find_volume_disk(uint32_t index, char *dev, size_t len);
 
 /* config.c */
 bool agent_valid_hostname(const char *s);

@@ -92,6 +92,133 @@ static int mount_tmpfs(const struct proto_tmpfs *t, char *why, size_t len)
 	return 0;
 }
 
+#define SHARE_MNT "/.msb/.share"
+
+/* Creates @path as what @src is (a directory, else an empty file), parents included. */
+static int make_mountpoint(const char *path, bool dir)
+{
+	_cleanup_free_ char *parent = strdup(path);
+	struct stat st;
+	int fd, r;
+
+	if (!parent)
+		return -ENOMEM;
+	if (lstat(path, &st) == 0)
+		return S_ISDIR(st.st_mode) == dir ? 0 : dir ? -ENOTDIR : -EISDIR;
+	if (dir)
+		return mkdir_p(path, 0755);
+	*strrchr(parent, '/') = '\0';
+	if (parent[0] && (r = mkdir_p(parent, 0755)) < 0)
+		return r;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+static int path_depth(const char *p)
+{
+	int n = 0;
+
+	for (; *p; p++)
+		n += *p == '/';
+	return n;
+}
+
+/* One volume: a share of the shared-files device bound at its place, or a quota disk. */
+static int mount_volume(const struct proto_mount *m, char *why, size_t len)
+{
+	unsigned long fl = MS_NOSUID | MS_NODEV | (m->flags & PROTO_MOUNT_RO ? MS_RDONLY : 0) |
+			   (m->flags & PROTO_MOUNT_NOEXEC ? MS_NOEXEC : 0);
+	char src[64];
+	struct stat st;
+	bool dir = true;
+	int r;
+
+	if (!clean_path(m->path) || !strcmp(m->path, "/")) {
+		snprintf(why, len, "volume %.200s: not an absolute path", m->path);
+		return -EINVAL;
+	}
+	if (m->flags & PROTO_MOUNT_DISK) {
+		r = mount_find_volume_disk(m->index, src, sizeof(src));
+		if (r < 0) {
+			snprintf(why, len, "volume %.200s: its disk is missing", m->path);
+			return r;
+		}
+	} else {
+		snprintf(src, sizeof(src), SHARE_MNT "/%u", m->index);
+		if (lstat(src, &st) < 0) {
+			r = -errno;
+			snprintf(why, len, "volume %.200s: %s", m->path, strerror(errno));
+			return r;
+		}
+		dir = S_ISDIR(st.st_mode);
+	}
+	r = make_mountpoint(m->path, dir);
+	if (r < 0) {
+		snprintf(why, len, "volume %.200s: %s", m->path,
+			 r == -ENOTDIR	? "exists in the image and is not a directory"
+			 : r == -EISDIR ? "exists in the image as a directory, the source is a file"
+					: strerror(-r));
+		return r;
+	}
+	if (m->flags & PROTO_MOUNT_DISK)
+		r = mount(src, m->path, "ext4", fl, NULL);
+	else if ((r = mount(src, m->path, NULL, MS_BIND, NULL)) == 0)
+		r = mount(NULL, m->path, NULL, MS_REMOUNT | MS_BIND | fl, NULL);
+	if (r < 0) {
+		r = -errno;
+		snprintf(why, len, "volume %.200s: %s", m->path, strerror(errno));
+		return r;
+	}
+	return 0;
+}
+
+/*
+ * Mounts the volumes, parents before children whatever the order given. The
+ * shared-files device is mounted once, out of the way, each share bound
+ * where it belongs, and then the device's own mount is detached: only the
+ * binds remain.
+ */
+static int mount_volumes(const struct proto_config *c, char *why, size_t len)
+{
+	uint32_t order[PROTO_MAX_MOUNTS];
+	bool shares = false;
+	int r = 0;
+
+	for (uint32_t i = 0; i < c->nmounts; i++) {
+		order[i] = i;
+		shares |= !(c->mounts[i].flags & PROTO_MOUNT_DISK);
+	}
+	for (uint32_t i = 1; i < c->nmounts; i++)
+		for (uint32_t k = i; k > 0 && path_depth(c->mounts[order[k - 1]].path) >
+						      path_depth(c->mounts[order[k]].path);
+		     k--) {
+			uint32_t t = order[k];
+
+			order[k] = order[k - 1];
+			order[k - 1] = t;
+		}
+	if (shares) {
+		r = mkdir_p(SHARE_MNT, 0700);
+		if (!r && mount(PROTO_SHARE_TAG, SHARE_MNT, "9p", MS_NOSUID | MS_NODEV,
+				"trans=virtio,version=9p2000.L,msize=512000") < 0)
+			r = -errno;
+		if (r < 0) {
+			snprintf(why, len, "cannot mount the shared directories: %s", strerror(-r));
+			return r;
+		}
+	}
+	for (uint32_t i = 0; !r && i < c->nmounts; i++)
+		r = mount_volume(&c->mounts[order[i]], why, len);
+	if (shares) {
+		umount2(SHARE_MNT, MNT_DETACH);
+		rmdir(SHARE_MNT);
+	}
+	return r;
+}
+
 static int write_script(const struct proto_script *s, char *why, size_t len)
 {
 	char path[128];
@@ -309,6 +436,8 @@ int agent_configure(const struct proto_config *c, char *why, size_t len)
 	for (uint32_t i = 0; i < c->ntmpfs; i++)
 		if ((r = mount_tmpfs(&c->tmpfs[i], why, len)) < 0)
 			return r;
+	if (c->nmounts && (r = mount_volumes(c, why, len)) < 0)
+		return r;
 	if (c->nscripts) {
 		r = mkdir_p(AGENT_SCRIPTS_DIR, 0755);
 		if (r < 0) {

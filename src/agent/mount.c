@@ -89,6 +89,52 @@ _Static_assert(sizeof(struct loop_config_abi) == 304, "loop_config ABI");
 #define LO_FLAGS_READ_ONLY_ABI 1u
 #define LO_FLAGS_DIRECT_IO_ABI 16u
 
+/* Reads /sys/block/@name/serial into @out (empty if none). */
+static void disk_serial(const char *name, char *out, size_t len)
+{
+	char path[128];
+	_cleanup_close_ int fd = -1;
+	ssize_t n;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "/sys/block/%.32s/serial", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, out, len - 1);
+	out[n > 0 ? n : 0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+}
+
+static bool disk_is_volume(const char *name)
+{
+	char serial[32];
+
+	disk_serial(name, serial, sizeof(serial));
+	return !strncmp(serial, PROTO_VOLUME_SERIAL, strlen(PROTO_VOLUME_SERIAL));
+}
+
+int mount_find_volume_disk(uint32_t index, char *dev, size_t len)
+{
+	_cleanup_closedir_ DIR *d = opendir("/sys/block");
+	char want[32], serial[32];
+	struct dirent *de;
+
+	if (!d)
+		return -errno;
+	snprintf(want, sizeof(want), PROTO_VOLUME_SERIAL "%u", index);
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "vd", 2) != 0 || strlen(de->d_name) > 32)
+			continue;
+		disk_serial(de->d_name, serial, sizeof(serial));
+		if (!strcmp(serial, want)) {
+			snprintf(dev, len, "/dev/%.32s", de->d_name);
+			return 0;
+		}
+	}
+	return -ENODEV;
+}
+
 /*
  * Finds the disks: the one starting with the layer table, and (when
  * @upper is set) the other one. Return: 0, or -ENODEV.
@@ -120,7 +166,8 @@ static int find_disks(uint8_t *table, char *layers_dev, char *upper_dev, size_t 
 				continue;
 			}
 		}
-		if (upper_dev && !upper_dev[0])
+		/* A volume's disk is not the upper one, whatever the order. */
+		if (upper_dev && !upper_dev[0] && !disk_is_volume(de->d_name))
 			snprintf(upper_dev, len, "%s", dev);
 	}
 	return found ? 0 : -ENODEV;

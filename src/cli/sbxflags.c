@@ -2,6 +2,7 @@
 /* The flags `msb run` and `msb create` share. */
 #define _GNU_SOURCE
 #include "cli/sbxflags.h"
+#include "sandbox/volume.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -68,6 +69,7 @@ static const struct option longopts[] = {
 	{ "oci-upper-size", required_argument, NULL, OPT_UPPER_SIZE },
 	{ "shell", required_argument, NULL, OPT_SHELL },
 	{ "tmpfs", required_argument, NULL, OPT_TMPFS },
+	{ "volume", required_argument, NULL, 'v' },
 	{ "script", required_argument, NULL, OPT_SCRIPT },
 	{ "script-raw", required_argument, NULL, OPT_SCRIPT_RAW },
 	{ "script-path", required_argument, NULL, OPT_SCRIPT_PATH },
@@ -142,6 +144,9 @@ static void usage(const char *cmd)
 	       "4G)\n"
 	       "      --shell PATH        Shell for 'msb shell' and --script (default /bin/sh)\n"
 	       "      --tmpfs PATH[:SIZE] Mount a tmpfs at PATH\n"
+	       "  -v, --volume SRC:DEST[:OPTS]  Mount a host path (SRC starts with / or .) or a "
+	       "named volume\n"
+	       "                          at DEST; OPTS: ro, rw (default), noexec (repeatable)\n"
 	       "      --script NAME=BODY  Script at /.msb/scripts/NAME, on PATH (escapes decoded)\n"
 	       "      --script-raw NAME=BODY  Script with exactly BODY\n"
 	       "      --script-path NAME:PATH Script read from a host file\n"
@@ -496,6 +501,27 @@ static int parse_opt(struct sbx_flags *f, int c, const char *arg)
 		f->shell_flag = arg;
 		o->shell = arg;
 		return 0;
+	case 'v': {
+		struct msb_err *e = NULL;
+		int rc;
+
+		if (o->nvolumes >= SBX_MAX_VOLUMES)
+			return cli_error("too many -v (at most %d)", SBX_MAX_VOLUMES);
+		if (sbx_parse_volume(arg, &f->volumes[o->nvolumes], &e) < 0) {
+			rc = cli_fail(e);
+			msb_err_free(e);
+			return rc;
+		}
+		for (size_t i = 0; i < o->nvolumes; i++)
+			if (!strcmp(f->volumes[i].dest, f->volumes[o->nvolumes].dest)) {
+				sbx_volume_free(&f->volumes[o->nvolumes]);
+				return cli_error("invalid -v \"%s\": %s is already a mount "
+						 "destination",
+						 arg, f->volumes[i].dest);
+			}
+		o->nvolumes++;
+		return 0;
+	}
 	case OPT_TMPFS: {
 		struct sbx_tmpfs *t;
 
@@ -602,6 +628,10 @@ int sbxflags_parse(const char *cmd, int argc, char **argv, struct sbx_flags *f)
 	if (!f->tmpfs)
 		return cli_error("out of memory");
 	f->co.tmpfs = f->tmpfs;
+	f->volumes = calloc(SBX_MAX_VOLUMES, sizeof(*f->volumes));
+	if (!f->volumes)
+		return cli_error("out of memory");
+	f->co.volumes = f->volumes;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--")) {
 			sep = i;
@@ -611,7 +641,7 @@ int sbxflags_parse(const char *cmd, int argc, char **argv, struct sbx_flags *f)
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(sep, argv,
-				sep < argc ? "n:e:w:u:H:m:c:p:tdqh" : "+n:e:w:u:H:m:c:p:tdqh",
+				sep < argc ? "n:e:w:u:H:m:c:p:v:tdqh" : "+n:e:w:u:H:m:c:p:v:tdqh",
 				longopts, NULL)) != -1) {
 		if (c == 'h') {
 			usage(cmd);
@@ -650,6 +680,9 @@ void sbxflags_free(struct sbx_flags *f)
 	for (size_t i = 0; f->tmpfs && i < f->co.ntmpfs; i++)
 		free(f->tmpfs[i].path);
 	free(f->tmpfs);
+	for (size_t i = 0; f->volumes && i < f->co.nvolumes; i++)
+		sbx_volume_free(&f->volumes[i]);
+	free(f->volumes);
 	for (size_t i = 0; f->scripts && i < f->co.nscripts; i++)
 		free(f->scripts[i].body);
 	free(f->scripts);

@@ -14,6 +14,7 @@ struct sbx_flags {
 	struct sbx_create_opts co; /* pointers into the fields below and argv */
 	struct strv env, init_args, init_env, pos;
 	struct sbx_tmpfs *tmpfs;
+	struct sbx_volume *volumes;
 	struct sbx_script_src *scripts;
 	const char *shell_flag;
 	/* run only */

@@ -561,8 +561,12 @@ int proto_config_encode(struct buf *out, const struct proto_config *c)
 	int r;
 
 	if ((c->flags & ~PROTO_CONFIG_FLAGS_ALL) || c->ntmpfs > PROTO_MAX_TMPFS ||
-	    c->nscripts > PROTO_MAX_SCRIPTS || c->nfiles > PROTO_MAX_FILES)
+	    c->nscripts > PROTO_MAX_SCRIPTS || c->nfiles > PROTO_MAX_FILES ||
+	    c->nmounts > PROTO_MAX_MOUNTS)
 		return -EINVAL;
+	for (uint32_t i = 0; i < c->nmounts; i++)
+		if (!c->mounts[i].path || (c->mounts[i].flags & ~PROTO_MOUNT_FLAGS_ALL))
+			return -EINVAL;
 	for (uint32_t i = 0; i < c->nfiles; i++)
 		if (c->files[i].len > PROTO_MAX_FILE || (c->files[i].flags & ~PROTO_FILE_FLAGS_ALL))
 			return -EINVAL;
@@ -616,6 +620,15 @@ int proto_config_encode(struct buf *out, const struct proto_config *c)
 			r = w32(out, c->files[i].flags);
 		if (!r)
 			r = wblob(out, c->files[i].data, c->files[i].len);
+	}
+	if (!r)
+		r = w32(out, c->nmounts);
+	for (uint32_t i = 0; !r && i < c->nmounts; i++) {
+		r = wstr(out, c->mounts[i].path);
+		if (!r)
+			r = w32(out, c->mounts[i].index);
+		if (!r)
+			r = w32(out, c->mounts[i].flags);
 	}
 	return frame_end(out, start, r);
 }
@@ -697,6 +710,22 @@ int proto_config_decode(const uint8_t *p, size_t n, struct proto_config *c)
 				r.bad = true;
 		}
 	}
+	c->nmounts = r.bad ? 0 : rd_u32(&r);
+	if (!r.bad && c->nmounts > PROTO_MAX_MOUNTS) {
+		c->nmounts = 0;
+		proto_config_free(c);
+		return -E2BIG;
+	}
+	for (uint32_t i = 0; i < c->nmounts && !r.bad; i++) {
+		struct proto_mount *m = &c->mounts[i];
+
+		m->path = rd_strdup(&r);
+		m->index = rd_u32(&r);
+		m->flags = rd_u32(&r);
+		if (!r.bad && (!m->path || m->path[0] != '/' ||
+			       (m->flags & ~PROTO_MOUNT_FLAGS_ALL) || m->index >= PROTO_MAX_MOUNTS))
+			r.bad = true;
+	}
 	/* Later versions may append fields. */
 	if (r.bad) {
 		proto_config_free(c);
@@ -727,6 +756,8 @@ void proto_config_free(struct proto_config *c)
 		free(c->files[i].path);
 		free(c->files[i].data);
 	}
+	for (uint32_t i = 0; i < c->nmounts && i < PROTO_MAX_MOUNTS; i++)
+		free(c->mounts[i].path);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -110,6 +110,7 @@ int proto_put_frame(struct buf *out, uint16_t type, uint32_t sid, const void *pa
 #define PROTO_MAX_TMPFS	  64
 #define PROTO_MAX_SCRIPTS 64
 #define PROTO_MAX_FILES	  16
+#define PROTO_MAX_MOUNTS  64
 #define PROTO_MAX_FILE	  (768u << 10) /* bytes of one file (a CA bundle fits) */
 /* CONFIG flags */
 #define PROTO_CONFIG_UPPER_DISK 0x1u /* the writable layer is ext4 on the second disk */
@@ -143,6 +144,27 @@ struct proto_tmpfs {
 	uint64_t size; /* bytes; 0 = the kernel's default (half the memory) */
 };
 
+/* Mount flags */
+#define PROTO_MOUNT_RO	      0x1u /* read-only (the host enforces it too) */
+#define PROTO_MOUNT_NOEXEC    0x2u
+#define PROTO_MOUNT_DISK      0x4u /* @index is the disk with serial PROTO_VOLUME_SERIAL<index> */
+#define PROTO_MOUNT_FLAGS_ALL (PROTO_MOUNT_RO | PROTO_MOUNT_NOEXEC | PROTO_MOUNT_DISK)
+
+/* The mount tag of the one virtio-9p device that carries every shared host path. */
+#define PROTO_SHARE_TAG "msbshare"
+/* The serial number of a volume's disk, followed by its index: the guest finds it by that. */
+#define PROTO_VOLUME_SERIAL "msbvol"
+
+/*
+ * A volume: share @index of the shared-files device (a directory or a single
+ * file), or with PROTO_MOUNT_DISK an ext4 disk, mounted at @path.
+ */
+struct proto_mount {
+	char *path; /* absolute */
+	uint32_t index;
+	uint32_t flags;
+};
+
 struct proto_script {
 	char *name;
 	uint8_t *body; /* any bytes */
@@ -168,6 +190,8 @@ struct proto_config {
 	struct proto_net net; /* with PROTO_CONFIG_NET */
 	uint32_t nfiles;
 	struct proto_file files[PROTO_MAX_FILES];
+	uint32_t nmounts;
+	struct proto_mount mounts[PROTO_MAX_MOUNTS];
 };
 
 /* What the agent reports on STATS_REQ. */

@@ -273,8 +273,16 @@ static int fill_spec(const struct sbx_create_opts *o, const struct sbx_made *m,
 		s->ntmpfs++;
 		r |= !s->tmpfs[i].path;
 	}
-	return r || !s->name || !s->hostname || !s->created_at || !s->shell || !s->init_args ||
-			       !s->init_env || !s->tmpfs
+	s->volumes = calloc(o->nvolumes + 1, sizeof(*s->volumes));
+	for (size_t i = 0; s->volumes && i < o->nvolumes; i++) {
+		s->volumes[i] = o->volumes[i];
+		s->volumes[i].source = strdup(o->volumes[i].source);
+		s->volumes[i].dest = strdup(o->volumes[i].dest);
+		s->nvolumes++;
+		r |= !s->volumes[i].source || !s->volumes[i].dest;
+	}
+	return r || !s->volumes || !s->name || !s->hostname || !s->created_at || !s->shell ||
+			       !s->init_args || !s->init_env || !s->tmpfs
 		       ? -ENOMEM
 		       : 0;
 }

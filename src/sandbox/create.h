@@ -38,6 +38,8 @@ struct sbx_create_opts {
 	const char *workdir, *user, *shell;
 	struct sbx_tmpfs *tmpfs;
 	size_t ntmpfs;
+	const struct sbx_volume *volumes; /* parsed by sbx_parse_volume() */
+	size_t nvolumes;
 	struct sbx_script_src *scripts;
 	size_t nscripts;
 	const char *init;

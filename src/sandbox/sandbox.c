@@ -228,18 +228,15 @@ void sbx_ephemeral_name(char *buf, size_t len)
 	snprintf(buf, len, "msb-%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
 }
 
-int sbx_make_upper(const char *name, unsigned int mib, struct msb_err **err)
+int sbx_make_ext4(const char *path, uint64_t bytes, const char *label, struct msb_err **err)
 {
-	_cleanup_free_ char *dir = sbx_dir(name), *path = NULL;
 	char size[32];
 	int fd;
 
-	if (!dir || !(path = path_join(dir, "upper.ext4")))
-		return msb_err_sys(err, ENOMEM, "sandbox %s", name);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return msb_err_sys(err, errno, "%s", path);
-	if (ftruncate(fd, (off_t)mib << 20) < 0) {
+	if (ftruncate(fd, (off_t)bytes) < 0) {
 		int e = errno;
 
 		close(fd);
@@ -247,7 +244,7 @@ int sbx_make_upper(const char *name, unsigned int mib, struct msb_err **err)
 		return msb_err_sys(err, e, "%s", path);
 	}
 	close(fd);
-	snprintf(size, sizeof(size), "%uM", mib);
+	snprintf(size, sizeof(size), "%lluk", (unsigned long long)(bytes >> 10));
 	{
 		/* Sparse, lazily initialised: creating a big disk costs almost nothing. */
 		char *argv[] = { "mkfs.ext4",
@@ -258,16 +255,27 @@ int sbx_make_upper(const char *name, unsigned int mib, struct msb_err **err)
 				 "-E",
 				 "root_owner=0:0,lazy_itable_init=1,lazy_journal_init=1,nodiscard",
 				 "-L",
-				 "msb-upper",
-				 path,
+				 (char *)label,
+				 (char *)path,
 				 size,
 				 NULL };
 
 		if (run_tool(argv, -1, err) < 0) {
 			unlink(path);
-			return msb_err_prefix(err, "sandbox %s: writable disk", name);
+			return -1;
 		}
 	}
+	return 0;
+}
+
+int sbx_make_upper(const char *name, unsigned int mib, struct msb_err **err)
+{
+	_cleanup_free_ char *dir = sbx_dir(name), *path = NULL;
+
+	if (!dir || !(path = path_join(dir, "upper.ext4")))
+		return msb_err_sys(err, ENOMEM, "sandbox %s", name);
+	if (sbx_make_ext4(path, (uint64_t)mib << 20, "msb-upper", err) < 0)
+		return msb_err_prefix(err, "sandbox %s: writable disk", name);
 	return 0;
 }
 

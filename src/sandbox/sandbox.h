@@ -16,6 +16,21 @@
 #define SBX_MIN_MEM_MIB	    64
 #define SBX_MAX_CPUS	    64
 
+/*
+ * A volume of the sandbox (-v SOURCE:DEST[:OPTIONS]): a host directory or
+ * file (@source absolute, symlinks resolved when it was given) or a named
+ * volume (@source its name).
+ */
+struct sbx_volume {
+	char *source;
+	char *dest; /* absolute, clean */
+	bool named;
+	bool readonly;
+	bool noexec;
+};
+
+#define SBX_MAX_VOLUMES 64
+
 /* A tmpfs mount of the sandbox (--tmpfs PATH[:SIZE]). */
 struct sbx_tmpfs {
 	char *path;
@@ -50,6 +65,8 @@ struct sbx_spec {
 	/* Sent to the guest as CONFIG. */
 	struct sbx_tmpfs *tmpfs;
 	size_t ntmpfs;
+	struct sbx_volume *volumes;
+	size_t nvolumes;
 	char **scripts; /* names, NULL-terminated */
 	char *init;	/* --init, or NULL */
 	char **init_args;
@@ -103,6 +120,12 @@ int sbx_spec_save(const struct sbx_spec *s, struct msb_err **err);
  * image of @mib MiB at <sandbox-dir>/upper.ext4. Return: 0 or -1 with @err.
  */
 int sbx_make_upper(const char *name, unsigned int mib, struct msb_err **err);
+
+/*
+ * sbx_make_ext4() - create @path (must not exist) as a sparse ext4 image of
+ * @bytes with label @label. Nothing is left on failure. Return: 0 or -1 with @err.
+ */
+int sbx_make_ext4(const char *path, uint64_t bytes, const char *label, struct msb_err **err);
 int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err);
 
 /* Boot timings the guest reported. */

@@ -40,6 +40,11 @@ void sbx_spec_free(struct sbx_spec *s)
 	for (size_t i = 0; i < s->ntmpfs; i++)
 		free(s->tmpfs[i].path);
 	free(s->tmpfs);
+	for (size_t i = 0; i < s->nvolumes; i++) {
+		free(s->volumes[i].source);
+		free(s->volumes[i].dest);
+	}
+	free(s->volumes);
 	sbx_net_free(&s->net);
 	memset(s, 0, sizeof(*s));
 }
@@ -56,28 +61,37 @@ static json_t *strv_json(char *const *v)
 int sbx_spec_save(const struct sbx_spec *s, struct msb_err **err)
 {
 	_cleanup_free_ char *dir = sbx_dir(s->name), *path = NULL, *text = NULL;
-	json_t *o, *tmpfs = json_array();
+	json_t *o, *tmpfs = json_array(), *vols = json_array();
 	int r;
 
-	if (!dir || !(path = path_join(dir, "config.json")) || !tmpfs) {
+	if (!dir || !(path = path_join(dir, "config.json")) || !tmpfs || !vols) {
 		json_decref(tmpfs);
+		json_decref(vols);
 		return msb_err_sys(err, ENOMEM, "sandbox %s", s->name);
+	}
+	for (size_t i = 0; i < s->nvolumes; i++) {
+		const struct sbx_volume *v = &s->volumes[i];
+
+		json_array_append_new(vols, json_pack("{s:s, s:s, s:s, s:b, s:b}", "type",
+						      v->named ? "volume" : "bind", "source",
+						      v->source, "target", v->dest, "readonly",
+						      v->readonly, "noexec", v->noexec));
 	}
 	for (size_t i = 0; i < s->ntmpfs; i++)
 		json_array_append_new(tmpfs, json_pack("{s:s, s:I}", "path", s->tmpfs[i].path,
 						       "size", (json_int_t)s->tmpfs[i].size));
 	o = json_pack("{s:s, s:b, s:i, s:i, s:i, s:s, s:o, s:s?, s:s?, s:s?, s:s, s:s?,"
-		      " s:o, s:o, s:s?, s:s?, s:s?, s:o, s:o, s:s?, s:o, s:o, s:I, s:I, s:o}",
+		      " s:o, s:o, s:s?, s:s?, s:s?, s:o, s:o, s:o, s:s?, s:o, s:o, s:I, s:I, s:o}",
 		      "name", s->name, "ephemeral", s->ephemeral, "cpus", (int)s->cpus,
 		      "memory_mib", (int)s->mem_mib, "upper_mib", (int)s->upper_mib, "hostname",
 		      s->hostname, "layers", strv_json(s->layers), "image", s->image,
 		      "image_digest", s->image_digest, "rootfs", s->rootfs, "log_level",
 		      log_level_name(s->log_level), "created_at", s->created_at, "command",
 		      strv_json(s->command), "env", strv_json(s->env), "workdir", s->workdir,
-		      "user", s->user, "shell", s->shell, "tmpfs", tmpfs, "scripts",
-		      strv_json(s->scripts), "init", s->init, "init_args", strv_json(s->init_args),
-		      "init_env", strv_json(s->init_env), "max_duration_ms",
-		      (json_int_t)s->max_duration_ms, "idle_timeout_ms",
+		      "user", s->user, "shell", s->shell, "tmpfs", tmpfs, "volumes", vols,
+		      "scripts", strv_json(s->scripts), "init", s->init, "init_args",
+		      strv_json(s->init_args), "init_env", strv_json(s->init_env),
+		      "max_duration_ms", (json_int_t)s->max_duration_ms, "idle_timeout_ms",
 		      (json_int_t)s->idle_timeout_ms, "network", sbx_net_to_json(&s->net));
 	if (!o)
 		return msb_err_set(err, EINVAL, "sandbox %s: cannot encode config", s->name);
@@ -179,6 +193,30 @@ int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
 		s->tmpfs[i].size = (uint64_t)json_integer_value(json_object_get(v, "size"));
 		s->ntmpfs++;
 	}
+	t = json_object_get(o, "volumes");
+	s->volumes = calloc(json_array_size(t) + 1, sizeof(*s->volumes));
+	json_array_foreach(t, i, v)
+	{
+		const char *type = json_string_value(json_object_get(v, "type"));
+		const char *src = json_string_value(json_object_get(v, "source"));
+		const char *dst = json_string_value(json_object_get(v, "target"));
+		struct sbx_volume *vol = s->volumes ? &s->volumes[i] : NULL;
+
+		if (bad || !vol || !type || !src || !dst || i >= SBX_MAX_VOLUMES ||
+		    (strcmp(type, "bind") && strcmp(type, "volume")) ||
+		    !(vol->source = strdup(src)) || !(vol->dest = strdup(dst))) {
+			if (vol) {
+				free(vol->source);
+				vol->source = NULL;
+			}
+			bad = true;
+			break;
+		}
+		vol->named = !strcmp(type, "volume");
+		vol->readonly = json_is_true(json_object_get(v, "readonly"));
+		vol->noexec = json_is_true(json_object_get(v, "noexec"));
+		s->nvolumes++;
+	}
 	if (!bad &&
 	    sbx_net_from_json(json_object_get(o, "network"), &s->net, why, sizeof(why)) < 0) {
 		json_decref(o);
@@ -187,8 +225,8 @@ int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
 	}
 	json_decref(o);
 	if (bad || !s->name || !s->hostname || !s->layers || !s->layers[0] || !s->command ||
-	    !s->env || !s->scripts || !s->init_args || !s->init_env || !s->tmpfs || s->cpus < 1 ||
-	    s->cpus > SBX_MAX_CPUS || s->mem_mib < SBX_MIN_MEM_MIB) {
+	    !s->env || !s->scripts || !s->init_args || !s->init_env || !s->tmpfs || !s->volumes ||
+	    s->cpus < 1 || s->cpus > SBX_MAX_CPUS || s->mem_mib < SBX_MIN_MEM_MIB) {
 		sbx_spec_free(s);
 		return msb_err_set(err, EINVAL, "%s: incomplete or invalid sandbox config", path);
 	}

@@ -53,6 +53,7 @@
 #include "net/frame.h"
 #include "proto/proto.h"
 #include "sandbox/sbxnet.h"
+#include "sandbox/volume.h"
 #include "store/db.h"
 #include "util/b64.h"
 #include "util/cleanup.h"
@@ -178,6 +179,7 @@ struct sv {
 	struct proto_stats stats;
 	uint64_t disk_rd, disk_wr;
 	struct sbx_netrun net;
+	struct vol_plan vols; /* volumes: shares, quota disks and their locks, for the run */
 	struct buf exec_line; /* exec.log's line being built */
 };
 
@@ -993,6 +995,16 @@ static int send_config(struct sv *sv)
 		c.tmpfs[i].size = sv->spec.tmpfs[i].size;
 		c.ntmpfs++;
 	}
+	for (size_t i = 0; i < sv->spec.nvolumes && i < PROTO_MAX_MOUNTS; i++) {
+		const struct sbx_volume *v = &sv->spec.volumes[i];
+		struct proto_mount *m = &c.mounts[c.nmounts++];
+
+		m->path = v->dest;
+		m->index = sv->vols.index[i];
+		m->flags = (v->readonly ? PROTO_MOUNT_RO : 0) |
+			   (v->noexec ? PROTO_MOUNT_NOEXEC : 0) |
+			   (sv->vols.is_disk[i] ? PROTO_MOUNT_DISK : 0);
+	}
 	for (char **n = sv->spec.scripts; !r && *n && c.nscripts < PROTO_MAX_SCRIPTS; n++) {
 		r = script_body(sv, *n, &c.scripts[c.nscripts]);
 		if (!r)
@@ -1627,8 +1639,11 @@ static int setup(struct sv *sv, struct msb_err **err)
 {
 	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *layer_disk = NULL;
 	_cleanup_strv_ char **extents = NULL;
-	struct vm_disk disks[2];
+	struct vm_disk disks[2 + SBX_MAX_VOLUMES];
+	struct vm_share shares[SBX_MAX_VOLUMES];
+	char serials[SBX_MAX_VOLUMES][16];
 	struct vm_config cfg = { 0 };
+	size_t ndisks;
 	enum vm_accel accel;
 	char *why = sv->accel_why;
 	size_t n = 0;
@@ -1653,6 +1668,26 @@ static int setup(struct sv *sv, struct msb_err **err)
 		return -1;
 	disks[0] = (struct vm_disk){ .path = layer_disk, .format = "vmdk", .readonly = true };
 	disks[1] = (struct vm_disk){ .path = "upper.ext4", .format = "raw", .readonly = false };
+	ndisks = sv->spec.upper_mib ? 2 : 1;
+	if (vol_plan(&sv->spec, &sv->vols, err) < 0)
+		return -1;
+	/* microvm has 8 virtio-mmio slots: rng, the disks, the agent port, shares, network. */
+	if (VM_MMIO_SLOTS - 3 - ndisks - (sv->vols.nshares ? 1 : 0) < sv->vols.ndisks)
+		return msb_err_set(err, E2BIG,
+				   "sandbox %s: too many volumes with a size quota (%zu; this "
+				   "sandbox has room for %zu)",
+				   sv->spec.name, sv->vols.ndisks,
+				   VM_MMIO_SLOTS - 3 - ndisks - (sv->vols.nshares ? 1 : 0));
+	for (size_t i = 0; i < sv->vols.ndisks; i++) {
+		snprintf(serials[i], sizeof(serials[i]), PROTO_VOLUME_SERIAL "%zu", i);
+		disks[ndisks++] = (struct vm_disk){ .path = sv->vols.disk[i],
+						    .format = "raw",
+						    .serial = serials[i],
+						    .readonly = sv->vols.disk_ro[i] };
+	}
+	for (size_t i = 0; i < sv->vols.nshares; i++)
+		shares[i] = (struct vm_share){ .path = sv->vols.share[i],
+					       .readonly = sv->vols.share_ro[i] };
 	/* Before the VM: a published port already in use fails the start here. */
 	if (sbx_netrun_start(&sv->spec, &sv->net, err) < 0)
 		return -1;
@@ -1671,7 +1706,9 @@ static int setup(struct sv *sv, struct msb_err **err)
 		/* Nothing about the sandbox on the command line: it comes with CONFIG. */
 		.cmdline_extra = NULL,
 		.disks = disks,
-		.ndisks = sv->spec.upper_mib ? 2 : 1,
+		.ndisks = ndisks,
+		.shares = shares,
+		.nshares = sv->vols.nshares,
 		.workdir = sv->dir,
 		.files = (const char *const *)extents,
 		.jail_root = "jail",
@@ -1773,6 +1810,7 @@ static void teardown(struct sv *sv)
 	conn_close(&sv->console);
 	conn_close(&sv->vmm_err);
 	sbx_netrun_free(&sv->net);
+	vol_plan_free(&sv->vols);
 	rotlog_close(&sv->kernel_log);
 	exec_log_system(sv, "--- sandbox stopped ---");
 	rotlog_close(&sv->exec_log);

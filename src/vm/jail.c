@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -174,6 +175,8 @@ void jail_free(struct jail *j)
 		free(j->paths[i].path);
 		free(j->paths[i].link);
 	}
+	for (size_t i = 0; i < j->nshares; i++)
+		free(j->shares[i].path);
 	free(j->root);
 	free(j->cwd);
 	memset(j, 0, sizeof(*j));
@@ -228,8 +231,9 @@ static int make_dirs(const char *root, const char *path)
 	return 0;
 }
 
-/* Creates what @src will be bound on: a directory or an empty file, parents included. */
-static int make_target(const char *root, const char *src, char *dst, size_t len)
+/* Creates what @src will be bound on, @at below @root: a directory or an empty file, parents
+ * included. */
+static int make_target(const char *root, const char *src, const char *at, char *dst, size_t len)
 {
 	struct stat st;
 	char parent[PATH_MAX];
@@ -238,13 +242,13 @@ static int make_target(const char *root, const char *src, char *dst, size_t len)
 
 	if (stat(src, &st) < 0)
 		return -1;
-	if ((size_t)snprintf(dst, len, "%s%s", root, src) >= len) {
+	if ((size_t)snprintf(dst, len, "%s%s", root, at) >= len) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
 	if (S_ISDIR(st.st_mode))
-		return make_dirs(root, src);
-	snprintf(parent, sizeof(parent), "%s", src);
+		return make_dirs(root, at);
+	snprintf(parent, sizeof(parent), "%s", at);
 	slash = strrchr(parent, '/');
 	if (slash && slash != parent) {
 		*slash = '\0';
@@ -259,17 +263,18 @@ static int make_target(const char *root, const char *src, char *dst, size_t len)
 }
 
 /*
- * Binds @src at the same path under @root, then remounts it read-only. A
- * bind keeps the flags of its source mount, and inside a user namespace those
- * (nosuid, nodev, noexec, atime) are locked: the remount must repeat them.
+ * Binds @src at @at under @root (NULL: at the same path), then remounts it
+ * read-only unless @rw. A bind keeps the flags of its source mount, and inside
+ * a user namespace those (nosuid, nodev, noexec, atime) are locked: the
+ * remount must repeat them.
  */
-static int bind(const char *root, const char *src, bool rw, bool dev)
+static int bind(const char *root, const char *src, const char *at, bool rw, bool dev)
 {
 	char dst[PATH_MAX];
 	struct statvfs sv;
 	unsigned long fl = MS_REMOUNT | MS_BIND | MS_NOSUID | (dev ? 0 : MS_NODEV);
 
-	if (make_target(root, src, dst, sizeof(dst)) < 0)
+	if (make_target(root, src, at ? at : src, dst, sizeof(dst)) < 0)
 		return fail("create", src);
 	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return fail("bind", src);
@@ -302,7 +307,7 @@ static int system_path(const char *root, const char *path)
 	if (lstat(path, &st) < 0)
 		return 0; /* not on this host */
 	if (!S_ISLNK(st.st_mode))
-		return bind(root, path, false, false);
+		return bind(root, path, NULL, false, false);
 	n = readlink(path, target, sizeof(target) - 1);
 	if (n < 0)
 		return fail("readlink", path);
@@ -338,7 +343,7 @@ static int dev_node(const struct jail *j, const char *path)
 	struct stat st;
 
 	if (j->userns)
-		return bind(j->root, path, true, true);
+		return bind(j->root, path, NULL, true, true);
 	/* As root: a private node owned by the VMM's uid, whatever the host's permissions. */
 	if (stat(path, &st) < 0)
 		return fail("stat", path);
@@ -361,6 +366,45 @@ static int set_limits(const struct jail *j)
 	if (setrlimit(RLIMIT_CORE, &core) < 0 || setrlimit(RLIMIT_NOFILE, &nofile) < 0 ||
 	    setrlimit(RLIMIT_FSIZE, &fsize) < 0)
 		return fail("setrlimit", NULL);
+	return 0;
+}
+
+/*
+ * As root with shared directories, the VMM keeps uid 0 so that it can serve
+ * files of any owner as the user who ran msb could, but no capability beyond
+ * those of file ownership and access: no mounts, no devices, no network
+ * administration, no ptrace, no module loading.
+ */
+static int keep_fs_caps(void)
+{
+	static const int keep[] = { CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER,
+				    CAP_FSETID };
+
+	for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) {
+		bool kept = false;
+
+		for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
+			kept |= keep[k] == cap;
+		if (!kept && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+			return fail("drop capabilities", NULL);
+	}
+	if (setgroups(0, NULL) < 0)
+		return fail("drop groups", NULL);
+	return 0;
+}
+
+int jail_add_share(struct jail *j, const char *path, bool rw)
+{
+	char *real;
+
+	if (j->nshares >= JAIL_MAX_SHARES)
+		return -E2BIG;
+	real = realpath(path, NULL);
+	if (!real)
+		return -errno;
+	j->shares[j->nshares].path = real;
+	j->shares[j->nshares].rw = rw;
+	j->nshares++;
 	return 0;
 }
 
@@ -402,10 +446,32 @@ int jail_enter(void *arg)
 	for (size_t i = 0; i < j->n; i++) {
 		const struct jail_path *p = &j->paths[i];
 
-		if ((r = bind(j->root, p->path, p->rw, false)) < 0)
+		if ((r = bind(j->root, p->path, NULL, p->rw, false)) < 0)
 			return r;
 		if (p->link && (r = add_link(j->root, p->link, p->path)) < 0)
 			return r;
+	}
+	for (size_t i = 0; i < j->nshares; i++) {
+		char at[32];
+
+		snprintf(at, sizeof(at), JAIL_SHARE_DIR "/%zu", i);
+		if ((r = bind(j->root, j->shares[i].path, at, j->shares[i].rw, false)) < 0)
+			return r;
+	}
+	if (j->nshares && make_dirs(j->root, JAIL_SHARE_DIR) < 0)
+		return fail("create", JAIL_SHARE_DIR);
+	/*
+	 * QEMU's 9p server changes modes through /proc/self/fd. This is the
+	 * jail's own PID namespace, and subset=pid shows nothing but processes:
+	 * no /proc/sys, no kernel files.
+	 */
+	if (j->nshares) {
+		char proc[PATH_MAX];
+
+		snprintf(proc, sizeof(proc), "%s/proc", j->root);
+		if (make_dirs(j->root, "/proc") < 0 ||
+		    mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid") < 0)
+			return fail("mount proc on", proc);
 	}
 	if (make_dirs(j->root, j->cwd) < 0)
 		return fail("create", j->cwd);
@@ -422,7 +488,10 @@ int jail_enter(void *arg)
 		return fail("chdir", j->cwd);
 	if ((r = set_limits(j)) < 0)
 		return r;
-	if (!j->userns) {
+	if (j->keep_root) {
+		if ((r = keep_fs_caps()) < 0)
+			return r;
+	} else if (!j->userns) {
 		if (setgroups(0, NULL) < 0 || setresgid(j->gid, j->gid, j->gid) < 0 ||
 		    setresuid(j->uid, j->uid, j->uid) < 0)
 			return fail("drop to the VMM's uid", NULL);

@@ -16,7 +16,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define JAIL_MAX_PATHS 80
+#define JAIL_MAX_PATHS	80
+#define JAIL_MAX_SHARES 64
+/* Where the directories and files shared with the guest are bound inside: <dir>/<index>. */
+#define JAIL_SHARE_DIR "/msb-share"
 
 struct jail_path {
 	char *path; /* absolute, symlinks resolved: what is bound */
@@ -29,6 +32,9 @@ struct jail {
 	char *cwd;  /* the VMM's working directory inside (also created there) */
 	struct jail_path paths[JAIL_MAX_PATHS];
 	size_t n;
+	struct jail_path shares[JAIL_MAX_SHARES]; /* bound at JAIL_SHARE_DIR/<index> */
+	size_t nshares;
+	bool keep_root; /* as root: stay uid 0 with only the file capabilities */
 	bool kvm;	/* expose /dev/kvm */
 	uint64_t fsize; /* RLIMIT_FSIZE: the largest file the VMM may write */
 	bool userns;	/* an ordinary user: build the jail in a new user namespace */
@@ -53,6 +59,13 @@ int jail_init(struct jail *j, const char *root, const char *cwd);
  * Return: 0 or -errno.
  */
 int jail_add(struct jail *j, const char *path, bool rw);
+
+/*
+ * jail_add_share() - make the directory or file @path (symlinks resolved)
+ * visible inside at JAIL_SHARE_DIR/<its index>, read-only unless @rw.
+ * Return: 0 or -errno.
+ */
+int jail_add_share(struct jail *j, const char *path, bool rw);
 
 /*
  * jail_readable() - can the VMM read @path when it runs as another uid

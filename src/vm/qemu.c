@@ -13,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "proto/proto.h"
 #include "util/cleanup.h"
 #include "util/conn.h"
 #include "util/fs.h"
@@ -186,7 +188,10 @@ static int build_argv(const struct vm_config *c, const char *qemu, struct argv *
 			c->disks[i].readonly ? "on" : "off",
 			c->disks[i].readonly ? "" : ",discard=unmap");
 		arg_add(a, "-device");
-		arg_add(a, "virtio-blk-device,drive=d%zu", i);
+		if (c->disks[i].serial)
+			arg_add(a, "virtio-blk-device,drive=d%zu,serial=%s", i, c->disks[i].serial);
+		else
+			arg_add(a, "virtio-blk-device,drive=d%zu", i);
 	}
 	arg_add(a, "-device");
 	arg_add(a, "virtio-serial-device,max_ports=2");
@@ -194,6 +199,17 @@ static int build_argv(const struct vm_config *c, const char *qemu, struct argv *
 	arg_add(a, "socket,id=agent,fd=%d", VM_FD_AGENT);
 	arg_add(a, "-device");
 	arg_add(a, "virtserialport,chardev=agent,name=agent");
+	if (c->nshares) {
+		/*
+		 * The export is the jail's directory of binds; remap keeps inode
+		 * numbers from different host filesystems apart in the guest.
+		 */
+		arg_add(a, "-fsdev");
+		arg_add(a, "local,id=share,path=%s,security_model=none,multidevs=remap",
+			JAIL_SHARE_DIR);
+		arg_add(a, "-device");
+		arg_add(a, "virtio-9p-device,fsdev=share,mount_tag=%s", PROTO_SHARE_TAG);
+	}
 	if (c->net_fd >= 0) {
 		/*
 		 * No vnet header on a stream: the guest checksums and segments
@@ -463,7 +479,17 @@ static int jail_setup(const struct vm_config *c, struct jail *j, struct msb_err 
 
 	if (r < 0)
 		return msb_err_sys(err, -r, "confining the VMM: %s", c->jail_root);
+	if (c->nshares && !j->userns) {
+		j->keep_root = true;
+		j->uid = 0;
+		j->gid = 0;
+	}
 	r = jail_file(j, c->kernel, false, err);
+	for (size_t i = 0; !r && i < c->nshares; i++) {
+		r = jail_add_share(j, c->shares[i].path, !c->shares[i].readonly);
+		if (r < 0)
+			r = msb_err_sys(err, -r, "sharing %s with the guest", c->shares[i].path);
+	}
 	if (!r)
 		r = jail_file(j, c->initrd, false, err);
 	for (size_t i = 0; !r && i < c->ndisks; i++)
@@ -471,7 +497,8 @@ static int jail_setup(const struct vm_config *c, struct jail *j, struct msb_err 
 	for (const char *const *f = c->files; !r && f && *f; f++)
 		r = jail_file(j, *f, false, err);
 	j->kvm = c->accel == VM_ACCEL_KVM;
-	j->fsize = largest_writable(c);
+	/* The guest writes files of any size into shared directories. */
+	j->fsize = c->nshares ? RLIM_INFINITY : largest_writable(c);
 	return r;
 }
 
@@ -527,16 +554,18 @@ int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 	so.pre_exec = jail_enter;
 	so.ctx = &jail;
 	if (c->jail_root && jail_wanted()) {
-		if (jail_setup(c, &jail, err) < 0) {
-			jail_free(&jail);
-			close(qmp[0]);
-			close(qmp[1]);
-			argv_free(&a);
-			return -1;
-		}
+		if (jail_setup(c, &jail, err) < 0)
+			goto fail;
 		so.clone_flags = jail_clone_flags(&jail);
 		so.cwd = NULL; /* the jail enters it, inside */
 		r = spawn(&so, &pid);
+		if (c->nshares && r < 0) {
+			r = msb_err_sys(
+				err, -r,
+				"sharing directories with the guest needs the VMM's own mount "
+				"namespace, which cannot be had here");
+			goto fail;
+		}
 		if (r == -EPERM || r == -EACCES || r == -EINVAL || r == -ENOSPC || r == -EUSERS) {
 			/* No namespaces for this user here (a sysctl, an LSM): limits only. */
 			log_warn("cannot confine the VMM in namespaces (%s); it runs with seccomp, "
@@ -547,10 +576,16 @@ int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 			so.cwd = c->workdir;
 			r = spawn(&so, &pid);
 		} else if (r == 0) {
-			log_info("vmm confined: own namespaces, %zu file(s) visible, running as "
-				 "uid %u",
-				 jail.n, (unsigned int)jail.uid);
+			log_info("vmm confined: own namespaces, %zu file(s) and %zu share(s) "
+				 "visible, running as uid %u%s",
+				 jail.n, jail.nshares, (unsigned int)jail.uid,
+				 jail.keep_root ? " with file capabilities only" : "");
 		}
+	} else if (c->nshares) {
+		r = msb_err_set(
+			err, EPERM,
+			"volumes need the VMM's own namespaces: unset MSB_JAIL=0 to use -v");
+		goto fail;
 	} else {
 		log_warn("the VMM runs without its namespaces (MSB_JAIL=0)");
 		jail.bare = true;
@@ -579,6 +614,12 @@ int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 	qmp_send(vm, "qmp_capabilities");
 	*out = vm;
 	return 0;
+fail:
+	jail_free(&jail);
+	close(qmp[0]);
+	close(qmp[1]);
+	argv_free(&a);
+	return -1;
 }
 
 pid_t vm_pid(const struct vm *vm)

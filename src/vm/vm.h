@@ -33,8 +33,18 @@ void vm_accel_warn(enum vm_accel accel, const char *why);
 struct vm_disk {
 	const char *path;
 	const char *format; /* "raw", or "vmdk" for the layer disk descriptor */
+	const char *serial; /* what the guest reads in /sys/block/vdX/serial, or NULL */
 	bool readonly;
 };
+
+/* A host directory or file the guest reaches through the shared-files device. */
+struct vm_share {
+	const char *path;
+	bool readonly;
+};
+
+/* microvm's virtio-mmio transports: every device of a VM takes one. */
+#define VM_MMIO_SLOTS 8
 
 struct vm_config {
 	enum vm_accel accel;
@@ -53,6 +63,13 @@ struct vm_config {
 	 * unconfined (MSB_JAIL=0 does the same).
 	 */
 	const char *jail_root;
+	/*
+	 * Shared host paths: one virtio-9p device exports them all, the guest
+	 * sees share i as directory or file "<i>" at the root of PROTO_SHARE_TAG.
+	 * Needs the jail (each is bound into its export directory).
+	 */
+	const struct vm_share *shares;
+	size_t nshares;
 	int console_fd; /* connected socket; the guest's serial console */
 	int agent_fd;	/* connected socket; becomes the "agent" port */
 	int stderr_fd;	/* where the VMM's own diagnostics go (a pipe the caller drains) */

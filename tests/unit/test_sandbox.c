@@ -224,6 +224,9 @@ static void test_config_roundtrip(void **state)
 	c.nfiles = 2;
 	c.files[0] = (struct proto_file){ "/etc/hosts", 0644, 0, body, sizeof(body) };
 	c.files[1] = (struct proto_file){ NULL, 0644, PROTO_FILE_CA_BUNDLE, body, 2 };
+	c.nmounts = 2;
+	c.mounts[0] = (struct proto_mount){ "/app", 0, 0 };
+	c.mounts[1] = (struct proto_mount){ "/data", 3, PROTO_MOUNT_RO | PROTO_MOUNT_NOEXEC };
 	assert_int_equal(proto_config_encode(&b, &c), 0);
 	assert_int_equal(proto_parse(&b, &f), 1);
 	assert_int_equal(f.type, PROTO_CONFIG);
@@ -238,6 +241,11 @@ static void test_config_roundtrip(void **state)
 	assert_string_equal(d.files[1].path, "");
 	assert_int_equal(d.files[1].flags, PROTO_FILE_CA_BUNDLE);
 	assert_int_equal(d.files[1].len, 2);
+	assert_int_equal(d.nmounts, 2);
+	assert_string_equal(d.mounts[0].path, "/app");
+	assert_string_equal(d.mounts[1].path, "/data");
+	assert_int_equal(d.mounts[1].index, 3);
+	assert_int_equal(d.mounts[1].flags, PROTO_MOUNT_RO | PROTO_MOUNT_NOEXEC);
 	assert_string_equal(d.hostname, "h");
 	assert_string_equal(d.tmpfs[0].path, "/t");
 	assert_int_equal(d.tmpfs[0].size, 4096);
@@ -270,6 +278,27 @@ static void test_config_roundtrip(void **state)
 	assert_int_equal(proto_config_encode(&b, &c), -EINVAL);
 	buf_free(&b);
 	c.nfiles = 2;
+	/* A relative mount path, a share index out of range, an unknown mount flag: refused. */
+	c.mounts[1].path = "data";
+	assert_int_equal(proto_config_encode(&b, &c), 0);
+	assert_int_equal(proto_parse(&b, &f), 1);
+	assert_int_equal(proto_config_decode(f.payload, f.len, &d), -EBADMSG);
+	buf_free(&b);
+	c.mounts[1].path = "/data";
+	c.mounts[1].index = PROTO_MAX_MOUNTS;
+	assert_int_equal(proto_config_encode(&b, &c), 0);
+	assert_int_equal(proto_parse(&b, &f), 1);
+	assert_int_equal(proto_config_decode(f.payload, f.len, &d), -EBADMSG);
+	buf_free(&b);
+	c.mounts[1].index = 3;
+	c.mounts[1].flags = 0x80;
+	assert_int_equal(proto_config_encode(&b, &c), -EINVAL);
+	buf_free(&b);
+	c.mounts[1].flags = 0;
+	c.nmounts = PROTO_MAX_MOUNTS + 1;
+	assert_int_equal(proto_config_encode(&b, &c), -EINVAL);
+	buf_free(&b);
+	c.nmounts = 2;
 	/* An unknown flag is refused. */
 	c.flags = 0x80;
 	assert_int_equal(proto_config_encode(&b, &c), -EINVAL);
