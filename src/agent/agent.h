@@ -40,6 +40,8 @@ int agent_net_setup(const struct proto_config *c, char *why, size_t len);
 
 /* Flushes and quiesces the writable upper before power-off. */
 void mount_quiesce(void);
+/* mount_track_volume() - a volume disk mounted at @path: mount_quiesce() makes it clean too. */
+void mount_track_volume(const char *path);
 
 /* session.c */
 /* Serves the host on the agent port until SHUTDOWN. Return: only on fatal error. */

@@ -163,9 +163,15 @@ static int mount_volume(const struct proto_mount *m, char *why, size_t len)
 					: strerror(-r));
 		return r;
 	}
-	if (m->flags & PROTO_MOUNT_DISK)
+	if (m->flags & PROTO_MOUNT_DISK) {
 		r = mount(src, m->path, "ext4", fl, NULL);
-	else if ((r = mount(src, m->path, NULL, MS_BIND, NULL)) == 0)
+		/* A writer that crashed left a journal a reader cannot replay: read what was
+		 * committed. */
+		if (r < 0 && errno == EROFS && (fl & MS_RDONLY))
+			r = mount(src, m->path, "ext4", fl, "noload");
+		if (r == 0 && !(fl & MS_RDONLY))
+			mount_track_volume(m->path);
+	} else if ((r = mount(src, m->path, NULL, MS_BIND, NULL)) == 0)
 		r = mount(NULL, m->path, NULL, MS_REMOUNT | MS_BIND | fl, NULL);
 	if (r < 0) {
 		r = -errno;

@@ -21,6 +21,9 @@
 
 /* The upper filesystem's root, kept so shutdown can remount it read-only. */
 static int upper_fd = -1;
+/* The volumes on disks, remounted read-only with the upper before power-off. */
+static int volume_fds[PROTO_MAX_MOUNTS];
+static unsigned int nvolume_fds;
 
 int boot_parse_cmdline(const char *cmdline, struct boot_params *bp)
 {
@@ -356,11 +359,26 @@ int mount_root(bool upper_disk)
 	return 0;
 }
 
+void mount_track_volume(const char *path)
+{
+	int fd;
+
+	if (nvolume_fds >= PROTO_MAX_MOUNTS)
+		return;
+	fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		volume_fds[nvolume_fds++] = fd;
+}
+
 void mount_quiesce(void)
 {
 	char path[64];
 
 	sync();
+	for (unsigned int i = 0; i < nvolume_fds; i++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", volume_fds[i]);
+		(void)mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY, NULL);
+	}
 	if (upper_fd < 0)
 		return;
 	/* A read-only upper is clean on disk; failure just means a journal replay. */

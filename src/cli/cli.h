@@ -56,6 +56,7 @@ int cmd_logs(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_images(int argc, char **argv);
+int cmd_volume(int argc, char **argv);
 int cmd_rmi(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
 int cmd_supervise(int argc, char **argv);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "sandbox/volume.h"
 #include "cli/sbxflags.h"
 #include "proto/proto.h"
 #include "sandbox/lifecycle.h"
@@ -420,6 +421,33 @@ static json_t *network_json(const struct sandbox_row *row, const struct sbx_spec
 			 "ports", ports ? ports : json_array(), "policy", pol ? pol : json_null());
 }
 
+/* Every mount a user asked for, docker's "Mounts": volumes then tmpfs. */
+static json_t *mounts_json(const struct sbx_spec *s)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < s->nvolumes; i++) {
+		const struct sbx_volume *v = &s->volumes[i];
+		struct vol_info vi;
+		struct msb_err *e = NULL;
+		_cleanup_free_ char *path = NULL;
+
+		if (v->named && vol_load(v->source, &vi, &e) == 0)
+			path = vol_data(&vi);
+		msb_err_free(e);
+		json_array_append_new(
+			a, json_pack("{s:s, s:s, s:s?, s:s, s:b, s:b}", "type",
+				     v->named ? "volume" : "bind", "source", v->source, "host_path",
+				     v->named ? path : v->source, "destination", v->dest,
+				     "readonly", v->readonly, "noexec", v->noexec));
+	}
+	for (size_t i = 0; a && i < s->ntmpfs; i++)
+		json_array_append_new(a, json_pack("{s:s, s:s, s:I}", "type", "tmpfs",
+						   "destination", s->tmpfs[i].path, "size_bytes",
+						   (json_int_t)s->tmpfs[i].size));
+	return a ? a : json_array();
+}
+
 static json_t *inspect_json(const struct sandbox_row *row, const struct sbx_spec *s, json_t *live)
 {
 	json_t *o, *cfg, *run, *tmpfs = json_array();
@@ -447,9 +475,9 @@ static json_t *inspect_json(const struct sandbox_row *row, const struct sbx_spec
 				    row->has_exit ? json_integer(row->exit_code) : json_null());
 	if (cfg)
 		json_object_set_new(cfg, "network", sbx_net_to_json(&s->net));
-	o = json_pack("{s:s, s:s, s:s?, s:o, s:o, s:o}", "name", row->name, "status", row->status,
-		      "created_at", row->created_at, "config", cfg, "network", network_json(row, s),
-		      "last_run", run);
+	o = json_pack("{s:s, s:s, s:s?, s:o, s:o, s:o, s:o}", "name", row->name, "status",
+		      row->status, "created_at", row->created_at, "config", cfg, "mounts",
+		      mounts_json(s), "network", network_json(row, s), "last_run", run);
 	if (o && live) {
 		json_object_set_new(o, "pid", json_incref(json_object_get(live, "supervisor_pid")));
 		json_object_set_new(o, "vmm_pid", json_incref(json_object_get(live, "vmm_pid")));

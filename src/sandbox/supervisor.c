@@ -397,9 +397,10 @@ static void stop(struct sv *sv, uint32_t grace_ms, const char *reason)
 		return;
 	/*
 	 * An ephemeral sandbox's writable layer is tmpfs and is thrown away:
-	 * there is nothing to flush, so a graceful power-off only costs time.
+	 * there is nothing to flush, so a graceful power-off only costs time;
+	 * unless it writes a volume's disk, which must be left clean.
 	 */
-	if (sv->spec.ephemeral && grace_ms == 0) {
+	if (sv->spec.ephemeral && grace_ms == 0 && !sv->vols.ndisks) {
 		log_info("stopping: ephemeral sandbox, ending the VM now");
 		vm_kill(sv->vm);
 		sv->state = ST_KILLING;

@@ -253,6 +253,11 @@ uint64_t vol_usage(const struct vol_info *v)
 	return p ? usage_at(AT_FDCWD, p, 0) : 0;
 }
 
+static int by_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 char **vol_users(const char *name)
 {
 	_cleanup_free_ char *root = path_join(msb_home(), "sandboxes");
@@ -278,6 +283,8 @@ char **vol_users(const char *name)
 	}
 	if (d)
 		closedir(d);
+	if (users.n > 1)
+		qsort(users.v, users.n, sizeof(char *), by_str);
 	return strv_steal(&users);
 }
 
