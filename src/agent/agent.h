@@ -40,6 +40,8 @@ int agent_net_setup(const struct proto_config *c, char *why, size_t len);
 
 /* Flushes and quiesces the writable upper before power-off. */
 void mount_quiesce(void);
+/* agent_cp_main() - agentd run as PROTO_CP_TOOL: "out PATH" or "in DEST". Return: exit status. */
+int agent_cp_main(int argc, char **argv);
 /* mount_track_volume() - a volume disk mounted at @path: mount_quiesce() makes it clean too. */
 void mount_track_volume(const char *path);
 

@@ -100,7 +100,7 @@ static int open_agent_port(void)
 	return -ENODEV;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct boot_params bp;
 	struct timespec ts;
@@ -108,6 +108,9 @@ int main(void)
 	char cmdline[4096];
 	int r, port;
 
+	/* Run again by a session as msb cp's guest half: a tool, not PID 1. */
+	if (argc > 0 && !strcmp(argv[0], PROTO_CP_TOOL))
+		return agent_cp_main(argc, argv);
 	clock_gettime(CLOCK_BOOTTIME, &ts);
 	kernel_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 

@@ -321,6 +321,11 @@ static int resolve_exe(const char *name, const char *path, char *out, size_t len
 		snprintf(out, len, "%s", name);
 		return 0;
 	}
+	/* msb cp: agentd itself, whatever the image has. */
+	if (!strcmp(name, PROTO_CP_TOOL)) {
+		snprintf(out, len, "/proc/self/exe");
+		return 0;
+	}
 	snprintf(dirs, sizeof(dirs), "%s", path);
 	for (dir = strtok_r(dirs, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
 		struct stat st;

@@ -57,6 +57,16 @@ int cmd_pull(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_images(int argc, char **argv);
 int cmd_volume(int argc, char **argv);
+int cmd_cp(int argc, char **argv);
+
+/*
+ * cli_sandbox_up() - make sure @name runs, starting a stopped sandbox (a
+ * crashed one is an error: the user should look first); *@started says
+ * whether it was started here. cli_sandbox_down() stops it again if so and
+ * returns @r, or -1 with @err if that stop failed while @r was 0.
+ */
+int cli_sandbox_up(const char *name, bool *started, struct msb_err **err);
+int cli_sandbox_down(const char *name, bool started, int r, struct msb_err **err);
 int cmd_rmi(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
 int cmd_supervise(int argc, char **argv);

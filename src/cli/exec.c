@@ -90,6 +90,44 @@ static int merge_env(char **base, const struct strv *extra, struct strv *out)
 	return strv_push_all(out, extra->v);
 }
 
+int cli_sandbox_up(const char *name, bool *started, struct msb_err **err)
+{
+	struct sbx_boot_info info;
+	struct sandbox_row row;
+	bool crashed;
+
+	*started = false;
+	if (sbx_alive(name))
+		return 0;
+	if (sbx_get(name, &row, err) < 0)
+		return -1;
+	crashed = !strcmp(row.status, "crashed");
+	sandbox_row_free(&row);
+	/* Not started behind the user's back: they should know it crashed. */
+	if (crashed)
+		return msb_err_set(err, EIO,
+				   "sandbox %s crashed (see 'msb logs --source system %s'; "
+				   "start it again with 'msb start %s')",
+				   name, name, name);
+	if (sbx_start(name, 0, &info, err) < 0)
+		return -1;
+	*started = true;
+	return 0;
+}
+
+int cli_sandbox_down(const char *name, bool started, int r, struct msb_err **err)
+{
+	_cleanup_err_ struct msb_err *stop_err = NULL;
+
+	if (!started)
+		return r;
+	if (sbx_stop(name, EXEC_STOP_GRACE_S, false, &stop_err) < 0 && r == 0) {
+		*err = steal_ptr(stop_err);
+		return -1;
+	}
+	return r;
+}
+
 /*
  * Runs @argv in @name. A stopped sandbox is started for the command and
  * stopped again afterwards, as `msb exec` promises.
@@ -104,30 +142,9 @@ static int exec_in(const char *name, char **argv, const struct exec_opts *o, int
 
 	if (sbx_spec_load(name, &spec, err) < 0)
 		return -1;
-	if (!sbx_alive(name)) {
-		struct sbx_boot_info info;
-		struct sandbox_row row;
-		bool crashed;
-
-		if (sbx_get(name, &row, err) < 0) {
-			sbx_spec_free(&spec);
-			return -1;
-		}
-		crashed = !strcmp(row.status, "crashed");
-		sandbox_row_free(&row);
-		if (crashed) {
-			sbx_spec_free(&spec);
-			/* Not started behind the user's back: they should know it crashed. */
-			return msb_err_set(err, EIO,
-					   "sandbox %s crashed (see 'msb logs --source system %s'; "
-					   "start it again with 'msb start %s')",
-					   name, name, name);
-		}
-		if (sbx_start(name, 0, &info, err) < 0) {
-			sbx_spec_free(&spec);
-			return -1;
-		}
-		started = true;
+	if (cli_sandbox_up(name, &started, err) < 0) {
+		sbx_spec_free(&spec);
+		return -1;
 	}
 	fd = sbx_connect(name, err);
 	if (fd < 0 || merge_env(spec.env, &o->env, &env) < 0) {
@@ -173,14 +190,7 @@ static int exec_in(const char *name, char **argv, const struct exec_opts *o, int
 		started = false; /* the command goes on: so does the sandbox */
 	}
 out:
-	if (started) {
-		_cleanup_err_ struct msb_err *stop_err = NULL;
-
-		if (sbx_stop(name, EXEC_STOP_GRACE_S, false, &stop_err) < 0 && r == 0) {
-			*err = steal_ptr(stop_err);
-			r = -1;
-		}
-	}
+	r = cli_sandbox_down(name, started, r, err);
 	strv_free(&env);
 	sbx_spec_free(&spec);
 	return r;

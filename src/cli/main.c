@@ -34,6 +34,7 @@ static const struct command commands[] = {
 	{ "image", cmd_image, "Manage cached images (ls, inspect, rm)" },
 	{ "images", cmd_images, "List cached images" },
 	{ "rmi", cmd_rmi, "Remove cached images" },
+	{ "cp", cmd_cp, "Copy files between the host and a sandbox" },
 	{ "volume", cmd_volume, "Manage named volumes (create, ls, inspect, rm)" },
 	{ "volumes", cmd_volume, NULL },
 	{ "registry", cmd_registry, "Manage registry credentials (login, logout, ls)" },

@@ -150,6 +150,8 @@ struct proto_tmpfs {
 #define PROTO_MOUNT_DISK      0x4u /* @index is the disk with serial PROTO_VOLUME_SERIAL<index> */
 #define PROTO_MOUNT_FLAGS_ALL (PROTO_MOUNT_RO | PROTO_MOUNT_NOEXEC | PROTO_MOUNT_DISK)
 
+/* argv[0] of an exec that runs agentd itself as msb cp's guest half (src/agent/cp.c). */
+#define PROTO_CP_TOOL "__msb-cp"
 /* The mount tag of the one virtio-9p device that carries every shared host path. */
 #define PROTO_SHARE_TAG "msbshare"
 /* The serial number of a volume's disk, followed by its index: the guest finds it by that. */
