@@ -7,12 +7,12 @@ build_pkgs=(
   make gcc libc6-dev pkg-config musl-tools
   libcurl4-openssl-dev libjansson-dev libarchive-dev libssl-dev libsqlite3-dev
   libslirp-dev libsquashfs-dev squashfs-tools-ng e2fsprogs libcmocka-dev
-  qemu-system-x86
+  qemu-system-x86 qemu-utils
   linux-source-6.1 bc bison flex libelf-dev cpio xz-utils
 )
 test_pkgs=(
   docker-registry skopeo busybox-static debootstrap openssl apache2-utils
-  tmux procps clang libclang-rt-14-dev curl python3 libarchive-tools zstd tar
+  xfsprogs tmux procps clang libclang-rt-14-dev curl python3 libarchive-tools zstd tar
   clang-format clang-tidy cppcheck
   gnome-keyring libsecret-tools dbus-daemon
 )

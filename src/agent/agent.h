@@ -22,7 +22,7 @@ void alog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int boot_parse_cmdline(const char *cmdline, struct boot_params *bp);
 int mount_early(void);
 /* Assembles the overlay root (upper on the second disk or tmpfs) and switches into it. */
-int mount_root(bool upper_disk);
+int mount_root(uint32_t flags); /* PROTO_CONFIG_UPPER_DISK, PROTO_CONFIG_DISK_ROOT */
 /* mount_find_volume_disk() - the device of volume disk @index (by its serial). Return: 0 or
  * -ENODEV. */
 int mount_find_volume_disk(uint32_t index, char *dev, size_t len);

@@ -426,7 +426,7 @@ int agent_configure(const struct proto_config *c, char *why, size_t len)
 		snprintf(why, len, "hostname \"%.64s\" is not valid", c->hostname);
 		return -EINVAL;
 	}
-	r = mount_root(c->flags & PROTO_CONFIG_UPPER_DISK);
+	r = mount_root(c->flags);
 	if (r < 0) {
 		snprintf(why, len, "cannot assemble the root filesystem: %s", strerror(-r));
 		return r;

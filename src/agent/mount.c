@@ -117,15 +117,15 @@ static bool disk_is_volume(const char *name)
 	return !strncmp(serial, PROTO_VOLUME_SERIAL, strlen(PROTO_VOLUME_SERIAL));
 }
 
-int mount_find_volume_disk(uint32_t index, char *dev, size_t len)
+/* The disk whose serial is @want. Return: 0 with /dev/vdX in @dev, or -ENODEV. */
+static int find_disk_by_serial(const char *want, char *dev, size_t len)
 {
 	_cleanup_closedir_ DIR *d = opendir("/sys/block");
-	char want[32], serial[32];
+	char serial[32];
 	struct dirent *de;
 
 	if (!d)
 		return -errno;
-	snprintf(want, sizeof(want), PROTO_VOLUME_SERIAL "%u", index);
 	while ((de = readdir(d))) {
 		if (strncmp(de->d_name, "vd", 2) != 0 || strlen(de->d_name) > 32)
 			continue;
@@ -136,6 +136,73 @@ int mount_find_volume_disk(uint32_t index, char *dev, size_t len)
 		}
 	}
 	return -ENODEV;
+}
+
+int mount_find_volume_disk(uint32_t index, char *dev, size_t len)
+{
+	char want[32];
+
+	snprintf(want, sizeof(want), PROTO_VOLUME_SERIAL "%u", index);
+	return find_disk_by_serial(want, dev, len);
+}
+
+/* The filesystem on @dev, by its superblock: "ext4" (ext2/3/4), "xfs", or NULL. */
+static const char *probe_fs(const char *dev)
+{
+	_cleanup_close_ int fd = open(dev, O_RDONLY | O_CLOEXEC);
+	uint8_t sb[2048];
+
+	if (fd < 0 || pread(fd, sb, sizeof(sb), 0) != (ssize_t)sizeof(sb))
+		return NULL;
+	if (!memcmp(sb, "XFSB", 4))
+		return "xfs";
+	if (sb[1024 + 56] == 0x53 && sb[1024 + 57] == 0xef)
+		return "ext4";
+	return NULL;
+}
+
+/*
+ * A disk image as the root: its first partition holding ext4 or xfs, else
+ * the whole disk; mounted read-write at /newroot as it is, nothing added.
+ */
+static int mount_disk_root(void)
+{
+	char disk[64], dev[80];
+	const char *fs = NULL, *name;
+	int r = find_disk_by_serial(PROTO_ROOT_SERIAL, disk, sizeof(disk));
+
+	if (r < 0) {
+		alog("root disk not found");
+		return r;
+	}
+	name = disk + 5;
+	for (unsigned int i = 1; i <= 128 && !fs; i++) {
+		struct stat st;
+
+		snprintf(dev, sizeof(dev), "%s%u", disk, i);
+		if (stat(dev, &st) < 0) {
+			char sys[160];
+
+			snprintf(sys, sizeof(sys), "/sys/block/%s/%s%u", name, name, i);
+			if (access(sys, F_OK) < 0)
+				break;
+			continue;
+		}
+		fs = probe_fs(dev);
+	}
+	if (!fs) {
+		snprintf(dev, sizeof(dev), "%s", disk);
+		fs = probe_fs(dev);
+	}
+	if (!fs) {
+		alog("the disk image has no ext4 or xfs filesystem (on its partitions or whole)");
+		return -EINVAL;
+	}
+	r = mount_fs(dev, "/newroot", fs, 0, NULL);
+	if (r < 0)
+		return r;
+	upper_fd = open("/newroot", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return 0;
 }
 
 /*
@@ -299,7 +366,7 @@ static void dev_links(void)
 		(void)symlink(links[i][0], links[i][1]);
 }
 
-int mount_root(bool upper_disk)
+static int mount_layered_root(bool upper_disk)
 {
 	char lower[LAYERS_MAX * 24], opts[sizeof(lower) + 128];
 	char layers_dev[64] = "", upper_dev[64] = "";
@@ -328,7 +395,15 @@ int mount_root(bool upper_disk)
 	snprintf(opts, sizeof(opts),
 		 "lowerdir=%s,upperdir=" RUN_DIR "/upper/root,workdir=" RUN_DIR "/upper/work",
 		 lower);
-	r = mount_fs("overlay", "/newroot", "overlay", 0, opts);
+	return mount_fs("overlay", "/newroot", "overlay", 0, opts);
+}
+
+int mount_root(uint32_t flags)
+{
+	int r = flags & PROTO_CONFIG_DISK_ROOT
+			? mount_disk_root()
+			: mount_layered_root(flags & PROTO_CONFIG_UPPER_DISK);
+
 	if (r < 0)
 		return r;
 

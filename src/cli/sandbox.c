@@ -475,6 +475,10 @@ static json_t *inspect_json(const struct sandbox_row *row, const struct sbx_spec
 				    row->has_exit ? json_integer(row->exit_code) : json_null());
 	if (cfg)
 		json_object_set_new(cfg, "network", sbx_net_to_json(&s->net));
+	if (cfg && s->disk_image)
+		json_object_set_new(cfg, "disk",
+				    json_pack("{s:s, s:s?, s:b}", "image", s->disk_image, "format",
+					      s->disk_format, "snapshot", s->disk_snapshot));
 	o = json_pack("{s:s, s:s, s:s?, s:o, s:o, s:o, s:o}", "name", row->name, "status",
 		      row->status, "created_at", row->created_at, "config", cfg, "mounts",
 		      mounts_json(s), "network", network_json(row, s), "last_run", run);

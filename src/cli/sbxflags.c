@@ -53,6 +53,7 @@ enum {
 	OPT_POOL6,
 	OPT_MAX_CONN,
 	OPT_TRUST_CAS,
+	OPT_DISK_SNAPSHOT,
 };
 
 static const struct option longopts[] = {
@@ -101,6 +102,7 @@ static const struct option longopts[] = {
 	{ "net-ipv6-pool", required_argument, NULL, OPT_POOL6 },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
 	{ "trust-host-cas", no_argument, NULL, OPT_TRUST_CAS },
+	{ "disk-snapshot", no_argument, NULL, OPT_DISK_SNAPSHOT },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -130,6 +132,8 @@ static void usage(const char *cmd)
 	printf("Options:\n"
 	       "  -n, --name NAME         Sandbox name%s\n"
 	       "      --rootfs PATH       Root filesystem: a directory or a squashfs image\n"
+	       "                          (IMAGE may also be a qcow2, vmdk or raw disk image)\n"
+	       "      --disk-snapshot     Write to an overlay of the disk image, never the image\n"
 	       "      --entrypoint CMD    Override the image's entrypoint (clears its Cmd)\n"
 	       "      --pull POLICY       if-missing (default), always, or never\n"
 	       "  -e, --env KEY=VALUE     Set an environment variable (KEY alone copies it from "
@@ -443,6 +447,9 @@ static int parse_opt(struct sbx_flags *f, int c, const char *arg)
 		return 0;
 	case OPT_ROOTFS:
 		o->rootfs = arg;
+		return 0;
+	case OPT_DISK_SNAPSHOT:
+		o->disk_snapshot = true;
 		return 0;
 	case OPT_ENTRYPOINT:
 		o->entrypoint = arg;

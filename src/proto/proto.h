@@ -115,7 +115,10 @@ int proto_put_frame(struct buf *out, uint16_t type, uint32_t sid, const void *pa
 /* CONFIG flags */
 #define PROTO_CONFIG_UPPER_DISK 0x1u /* the writable layer is ext4 on the second disk */
 #define PROTO_CONFIG_NET	0x2u /* eth0 gets the addresses of @net */
-#define PROTO_CONFIG_FLAGS_ALL	(PROTO_CONFIG_UPPER_DISK | PROTO_CONFIG_NET)
+/* The root is the disk with serial PROTO_ROOT_SERIAL (a user's disk image), not layers. */
+#define PROTO_CONFIG_DISK_ROOT 0x4u
+#define PROTO_CONFIG_FLAGS_ALL (PROTO_CONFIG_UPPER_DISK | PROTO_CONFIG_NET | PROTO_CONFIG_DISK_ROOT)
+#define PROTO_ROOT_SERIAL      "msbroot"
 
 /* The guest's interface: addresses in network byte order. */
 struct proto_net {

@@ -287,9 +287,64 @@ static int fill_spec(const struct sbx_create_opts *o, const struct sbx_made *m,
 		       : 0;
 }
 
+/*
+ * Is the sandbox's root a disk image (IMAGE given as a path to one, or
+ * --rootfs naming one)? Return: 1 with its resolved path and format, 0 if
+ * not, -1 with @err for a path that is no bootable disk.
+ */
+static int disk_source(const struct sbx_create_opts *o, char **path, const char **fmt,
+		       struct msb_err **err)
+{
+	const char *p = o->image ? o->image : o->rootfs;
+	bool named_as_path;
+	struct stat st;
+	int r;
+
+	if (!p)
+		return 0;
+	named_as_path = p[0] == '/' || p[0] == '.';
+	if (o->rootfs && (stat(p, &st) < 0 || !S_ISREG(st.st_mode)))
+		return 0; /* a directory: rootfs_prepare() */
+	if (o->image && !named_as_path && access(p, F_OK) < 0)
+		return 0; /* an image reference */
+	r = disk_image_probe(p, fmt);
+	if (r < 0)
+		return msb_err_set(err, -r, "%s: %s", p, strerror(-r));
+	if (r == 0) {
+		if (o->rootfs || !named_as_path)
+			return 0; /* squashfs, or a reference that happens to name a file */
+		return msb_err_set(err, EINVAL,
+				   "%s is not a disk image msb can boot (qcow2, vmdk, or raw with "
+				   "a partition table or an ext4/xfs filesystem)",
+				   p);
+	}
+	*path = realpath(p, NULL);
+	return *path ? 1 : msb_err_sys(err, errno, "%s", p);
+}
+
+/* With --disk-snapshot, the sandbox writes to a qcow2 overlay of the image in its directory. */
+static int disk_attach(const char *dir, const char *image, const char *fmt, bool snapshot,
+		       struct msb_err **err)
+{
+	_cleanup_free_ char *overlay = path_join(dir, "disk.qcow2");
+	char *argv[] = { "qemu-img",  "create", "-q",	       "-f",	"qcow2", "-F",
+			 (char *)fmt, "-b",	(char *)image, overlay, NULL };
+
+	if (!snapshot)
+		return 0;
+	if (!overlay)
+		return msb_err_sys(err, ENOMEM, "disk snapshot");
+	if (run_tool(argv, -1, err) < 0)
+		return msb_err_prefix(err, "creating the disk snapshot (is qemu-img installed? "
+					   "apt-get install qemu-utils)");
+	return 0;
+}
+
 int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_err **err)
 {
-	_cleanup_free_ char *dir = NULL, *layer = NULL;
+	_cleanup_free_ char *dir = NULL, *layer = NULL, *disk_path = NULL;
+	const char *disk_fmt = NULL;
+	int disk;
 	struct image_record img = { 0 };
 	struct image_config ic = { 0 };
 	struct strv layers = { 0 };
@@ -311,9 +366,17 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 			err, EINVAL,
 			"invalid hostname \"%s\" (letters, digits, '-' and '.', at most 64)",
 			o->hostname);
-	if (o->image && resolve_image(o, &img, &ic, m, err) < 0)
+	disk = disk_source(o, &disk_path, &disk_fmt, err);
+	if (disk < 0)
 		goto fail;
-	if (plan(o, o->image ? &ic : NULL, &spec) < 0) {
+	if (o->disk_snapshot && !disk) {
+		msb_err_set(err, EINVAL,
+			    "--disk-snapshot needs a disk image (msb run IMAGE.qcow2|.raw|.vmdk)");
+		goto fail;
+	}
+	if (!disk && o->image && resolve_image(o, &img, &ic, m, err) < 0)
+		goto fail;
+	if (plan(o, o->image && !disk ? &ic : NULL, &spec) < 0) {
 		msb_err_sys(err, ENOMEM, "sandbox %s", m->name);
 		goto fail;
 	}
@@ -325,7 +388,10 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 		msb_err_sys(err, ENOMEM, "sandbox %s", m->name);
 		goto fail_dir;
 	}
-	if (o->rootfs) {
+	if (disk) {
+		if (disk_attach(dir, disk_path, disk_fmt, o->disk_snapshot, err) < 0)
+			goto fail_dir;
+	} else if (o->rootfs) {
 		if (rootfs_prepare(o->rootfs, dir, &layer, err) < 0 ||
 		    strv_push(&layers, layer) < 0)
 			goto fail_dir;
@@ -344,6 +410,18 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 		goto fail_dir;
 	}
 	spec.layers = strv_steal(&layers);
+	if (disk) {
+		free(spec.rootfs);
+		spec.rootfs = NULL;
+		spec.upper_mib = 0; /* the disk is the writable root */
+		spec.disk_image = steal_ptr(disk_path);
+		spec.disk_format = strdup(disk_fmt);
+		spec.disk_snapshot = o->disk_snapshot;
+		if (!spec.disk_format) {
+			msb_err_sys(err, ENOMEM, "sandbox %s", m->name);
+			goto fail_dir;
+		}
+	}
 	if (!spec.layers || write_scripts(dir, o, &spec, err) < 0)
 		goto fail_dir;
 	if (spec.upper_mib && sbx_make_upper(m->name, spec.upper_mib, err) < 0)

@@ -31,6 +31,80 @@ int is_squashfs(const char *path)
 	return memcmp(magic, "hsqs", 4) == 0;
 }
 
+int disk_image_probe(const char *path, const char **format)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint8_t b[2048];
+	struct stat st;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return 0;
+	if (pread(fd, b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		return 0;
+	if (!memcmp(b, "QFI\xfb", 4)) {
+		*format = "qcow2";
+		return 1;
+	}
+	if (!memcmp(b, "KDMV", 4)) {
+		*format = "vmdk";
+		return 1;
+	}
+	/* Raw: a partition table (MBR or GPT) or a filesystem msb boots from. */
+	if ((b[510] == 0x55 && b[511] == 0xaa) || !memcmp(b + 512, "EFI PART", 8) ||
+	    !memcmp(b, "XFSB", 4) || (b[1024 + 56] == 0x53 && b[1024 + 57] == 0xef)) {
+		*format = "raw";
+		return 1;
+	}
+	return 0;
+}
+
+int qcow2_backing(const char *path, char *out, size_t len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint8_t h[20];
+	uint64_t off;
+	uint32_t n;
+
+	out[0] = '\0';
+	if (fd < 0)
+		return -errno;
+	if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) || memcmp(h, "QFI\xfb", 4))
+		return 0;
+	off = (uint64_t)h[8] << 56 | (uint64_t)h[9] << 48 | (uint64_t)h[10] << 40 |
+	      (uint64_t)h[11] << 32 | (uint64_t)h[12] << 24 | (uint64_t)h[13] << 16 |
+	      (uint64_t)h[14] << 8 | h[15];
+	n = (uint32_t)h[16] << 24 | (uint32_t)h[17] << 16 | (uint32_t)h[18] << 8 | h[19];
+	if (!off)
+		return 0;
+	if (n == 0 || n >= len || n > 1023)
+		return -EINVAL;
+	if (pread(fd, out, n, (off_t)off) != (ssize_t)n)
+		return -EIO;
+	out[n] = '\0';
+	if (memchr(out, '\0', n))
+		return -EINVAL;
+	/* Relative to the image's own directory, as QEMU reads it. */
+	if (out[0] != '/') {
+		_cleanup_free_ char *copy = strdup(path), *joined = NULL;
+		char *slash = copy ? strrchr(copy, '/') : NULL;
+
+		if (!copy)
+			return -ENOMEM;
+		if (slash)
+			*slash = '\0';
+		if (asprintf(&joined, "%s/%s", slash ? copy : ".", out) < 0)
+			return -ENOMEM;
+		if (strlen(joined) >= len)
+			return -ENAMETOOLONG;
+		strcpy(out, joined);
+	}
+	return 1;
+}
+
 int run_tool(char *const argv[], int in_fd, struct msb_err **err)
 {
 	struct spawn_opts so;

@@ -3,6 +3,8 @@
 #ifndef MSB_SANDBOX_ROOTFS_H
 #define MSB_SANDBOX_ROOTFS_H
 
+#include <stddef.h>
+
 #include "util/err.h"
 
 /*
@@ -15,6 +17,20 @@ int rootfs_prepare(const char *path, const char *workdir, char **layer, struct m
 
 /* is_squashfs() - does @path start with the squashfs magic? */
 int is_squashfs(const char *path);
+
+/*
+ * disk_image_probe() - is @path a disk image msb boots (by content, not by
+ * name)? qcow2, vmdk (monolithic sparse), or raw with a partition table or
+ * an ext4/xfs filesystem. Sets *@format ("qcow2", "vmdk", "raw").
+ * Return: 1 yes, 0 no, -errno if it cannot be read.
+ */
+int disk_image_probe(const char *path, const char **format);
+
+/*
+ * qcow2_backing() - the backing file a qcow2 image names (resolved against
+ * the image's directory) into @out. Return: 1 if it has one, 0 if not, -errno.
+ */
+int qcow2_backing(const char *path, char *out, size_t len);
 
 /*
  * run_tool() - run a helper program, stdin from /dev/null (or @in_fd), and

@@ -54,6 +54,14 @@ struct sbx_spec {
 	char *image;		/* image reference it was made from, or NULL */
 	char *image_digest;	/* manifest digest pinned at creation, or NULL */
 	char *rootfs;		/* the --rootfs it was made from, or NULL */
+	/*
+	 * A disk image booted as the root instead of layers (absolute path), its
+	 * format, and whether the sandbox writes to its own qcow2 overlay
+	 * (<sandbox-dir>/disk.qcow2) rather than to the image.
+	 */
+	char *disk_image;
+	char *disk_format;
+	bool disk_snapshot;
 	enum log_level log_level;
 	char *created_at; /* RFC 3339 */
 	/* What sessions get unless they say otherwise. */

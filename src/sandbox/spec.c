@@ -45,6 +45,8 @@ void sbx_spec_free(struct sbx_spec *s)
 		free(s->volumes[i].dest);
 	}
 	free(s->volumes);
+	free(s->disk_image);
+	free(s->disk_format);
 	sbx_net_free(&s->net);
 	memset(s, 0, sizeof(*s));
 }
@@ -93,6 +95,11 @@ int sbx_spec_save(const struct sbx_spec *s, struct msb_err **err)
 		      strv_json(s->init_args), "init_env", strv_json(s->init_env),
 		      "max_duration_ms", (json_int_t)s->max_duration_ms, "idle_timeout_ms",
 		      (json_int_t)s->idle_timeout_ms, "network", sbx_net_to_json(&s->net));
+	if (o && s->disk_image)
+		json_object_set_new(o, "disk",
+				    json_pack("{s:s, s:s, s:b}", "image", s->disk_image, "format",
+					      s->disk_format ? s->disk_format : "raw", "snapshot",
+					      s->disk_snapshot));
 	if (!o)
 		return msb_err_set(err, EINVAL, "sandbox %s: cannot encode config", s->name);
 	text = json_dumps(o, JSON_INDENT(2));
@@ -175,6 +182,15 @@ int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
 	if (!lvl || log_level_parse(lvl, &s->log_level) < 0)
 		s->log_level = LOG_INFO;
 	s->layers = json_strv(o, "layers");
+	t = json_object_get(o, "disk");
+	if (t) {
+		s->disk_image = json_strdup(t, "image");
+		s->disk_format = json_strdup(t, "format");
+		s->disk_snapshot = json_is_true(json_object_get(t, "snapshot"));
+		bad |= !s->disk_image || !s->disk_format ||
+		       (strcmp(s->disk_format, "raw") && strcmp(s->disk_format, "qcow2") &&
+			strcmp(s->disk_format, "vmdk"));
+	}
 	s->command = json_strv(o, "command");
 	s->env = json_strv(o, "env");
 	s->scripts = json_strv(o, "scripts");
@@ -224,9 +240,9 @@ int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
 		return msb_err_set(err, EINVAL, "%s: %s", path, why);
 	}
 	json_decref(o);
-	if (bad || !s->name || !s->hostname || !s->layers || !s->layers[0] || !s->command ||
-	    !s->env || !s->scripts || !s->init_args || !s->init_env || !s->tmpfs || !s->volumes ||
-	    s->cpus < 1 || s->cpus > SBX_MAX_CPUS || s->mem_mib < SBX_MIN_MEM_MIB) {
+	if (bad || !s->name || !s->hostname || !s->layers || (!s->layers[0] && !s->disk_image) ||
+	    !s->command || !s->env || !s->scripts || !s->init_args || !s->init_env || !s->tmpfs ||
+	    !s->volumes || s->cpus < 1 || s->cpus > SBX_MAX_CPUS || s->mem_mib < SBX_MIN_MEM_MIB) {
 		sbx_spec_free(s);
 		return msb_err_set(err, EINVAL, "%s: incomplete or invalid sandbox config", path);
 	}

@@ -40,6 +40,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -52,6 +53,7 @@
 
 #include "net/frame.h"
 #include "proto/proto.h"
+#include "sandbox/rootfs.h"
 #include "sandbox/sbxnet.h"
 #include "sandbox/volume.h"
 #include "store/db.h"
@@ -62,6 +64,7 @@
 #include "util/le.h"
 #include "util/rotlog.h"
 #include "util/sock.h"
+#include "util/strv.h"
 #include "util/text.h"
 #include "vm/layers.h"
 #include "vm/vm.h"
@@ -180,6 +183,7 @@ struct sv {
 	uint64_t disk_rd, disk_wr;
 	struct sbx_netrun net;
 	struct vol_plan vols; /* volumes: shares, quota disks and their locks, for the run */
+	int disk_lock;	      /* a disk image root's lock, held for the run */
 	struct buf exec_line; /* exec.log's line being built */
 };
 
@@ -991,6 +995,8 @@ static int send_config(struct sv *sv)
 
 	if (sv->spec.upper_mib)
 		c.flags |= PROTO_CONFIG_UPPER_DISK;
+	if (sv->spec.disk_image)
+		c.flags |= PROTO_CONFIG_DISK_ROOT;
 	for (size_t i = 0; i < sv->spec.ntmpfs && i < PROTO_MAX_TMPFS; i++) {
 		c.tmpfs[i].path = sv->spec.tmpfs[i].path;
 		c.tmpfs[i].size = sv->spec.tmpfs[i].size;
@@ -1636,6 +1642,51 @@ static int setup_signals(struct sv *sv, struct msb_err **err)
 	return 0;
 }
 
+/*
+ * A disk image as the root: the image itself (locked for this one writer) or,
+ * with --disk-snapshot, the sandbox's qcow2 overlay of it (the image then only
+ * read, by any number of sandboxes). The overlay's backing chain goes into
+ * @files, for the VMM's jail.
+ */
+static int disk_root(struct sv *sv, struct vm_disk *d, char ***files, struct msb_err **err)
+{
+	const char *img = sv->spec.disk_image;
+	char backing[1024], top[1024];
+	struct strv chain = { 0 };
+	bool snap = sv->spec.disk_snapshot;
+	int r;
+
+	sv->disk_lock = open(img, O_RDONLY | O_CLOEXEC);
+	if (sv->disk_lock < 0)
+		return msb_err_set(err, errno, "sandbox %s: disk image %s: %s", sv->spec.name, img,
+				   strerror(errno));
+	if (flock(sv->disk_lock, (snap ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0)
+		return msb_err_set(err, EBUSY,
+				   "sandbox %s: disk image %s is in use by another sandbox (give "
+				   "each sandbox its own copy, or use --disk-snapshot)",
+				   sv->spec.name, img);
+	*d = (struct vm_disk){ .path = snap ? "disk.qcow2" : img,
+			       .format = snap ? "qcow2" : sv->spec.disk_format,
+			       .serial = PROTO_ROOT_SERIAL,
+			       .readonly = false };
+	snprintf(top, sizeof(top), "%s", d->path);
+	for (int depth = 0; depth < 16; depth++) {
+		r = qcow2_backing(top, backing, sizeof(backing));
+		if (r < 0)
+			return msb_err_set(err, -r, "sandbox %s: %s: unreadable backing file name",
+					   sv->spec.name, top);
+		if (r == 0)
+			break;
+		if (strv_push(&chain, backing) < 0) {
+			strv_free(&chain);
+			return msb_err_sys(err, ENOMEM, "disk");
+		}
+		snprintf(top, sizeof(top), "%s", backing);
+	}
+	*files = strv_steal(&chain);
+	return *files ? 0 : msb_err_sys(err, ENOMEM, "disk");
+}
+
 static int setup(struct sv *sv, struct msb_err **err)
 {
 	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *layer_disk = NULL;
@@ -1663,13 +1714,22 @@ static int setup(struct sv *sv, struct msb_err **err)
 	if (r < 0)
 		return -1;
 
-	while (sv->spec.layers[n])
-		n++;
-	if (vm_layers_disk(".", sv->spec.layers, n, &layer_disk, &extents, err) < 0)
-		return -1;
-	disks[0] = (struct vm_disk){ .path = layer_disk, .format = "vmdk", .readonly = true };
-	disks[1] = (struct vm_disk){ .path = "upper.ext4", .format = "raw", .readonly = false };
-	ndisks = sv->spec.upper_mib ? 2 : 1;
+	if (sv->spec.disk_image) {
+		if (disk_root(sv, &disks[0], &extents, err) < 0)
+			return -1;
+		ndisks = 1;
+	} else {
+		while (sv->spec.layers[n])
+			n++;
+		if (vm_layers_disk(".", sv->spec.layers, n, &layer_disk, &extents, err) < 0)
+			return -1;
+		disks[0] =
+			(struct vm_disk){ .path = layer_disk, .format = "vmdk", .readonly = true };
+		disks[1] = (struct vm_disk){ .path = "upper.ext4",
+					     .format = "raw",
+					     .readonly = false };
+		ndisks = sv->spec.upper_mib ? 2 : 1;
+	}
 	if (vol_plan(&sv->spec, &sv->vols, err) < 0)
 		return -1;
 	/* microvm has 8 virtio-mmio slots: rng, the disks, the agent port, shares, network. */
@@ -1710,6 +1770,7 @@ static int setup(struct sv *sv, struct msb_err **err)
 		.ndisks = ndisks,
 		.shares = shares,
 		.nshares = sv->vols.nshares,
+		.user_files = sv->vols.nshares || sv->spec.disk_image,
 		.workdir = sv->dir,
 		.files = (const char *const *)extents,
 		.jail_root = "jail",
@@ -1812,6 +1873,8 @@ static void teardown(struct sv *sv)
 	conn_close(&sv->vmm_err);
 	sbx_netrun_free(&sv->net);
 	vol_plan_free(&sv->vols);
+	if (sv->disk_lock >= 0)
+		close(sv->disk_lock);
 	rotlog_close(&sv->kernel_log);
 	exec_log_system(sv, "--- sandbox stopped ---");
 	rotlog_close(&sv->exec_log);
@@ -1913,6 +1976,7 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bo
 			 .runtime_log = { .fd = -1 },
 			 .kernel_log = { .fd = -1 },
 			 .exec_log = { .fd = -1 },
+			 .disk_lock = -1,
 			 .net = { .vmm_fd = -1 } };
 
 	/* Our starter gave us /dev/null for stdin and stdout (spawn()); stderr only when attached.

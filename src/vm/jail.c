@@ -138,7 +138,8 @@ int jail_add(struct jail *j, const char *path, bool rw)
 	 * own (one link: the writable disk, the layer table). A shared file it
 	 * cannot read (a 0600 rootfs image) is refused rather than chowned.
 	 */
-	if (!j->userns && stat(p.path, &st) == 0 && (rw || !(st.st_mode & S_IROTH))) {
+	if (!j->userns && !j->keep_root && stat(p.path, &st) == 0 &&
+	    (rw || !(st.st_mode & S_IROTH))) {
 		int e = st.st_nlink != 1 ? EACCES : chown(p.path, j->uid, j->gid) < 0 ? errno : 0;
 
 		if (e) {

@@ -479,7 +479,7 @@ static int jail_setup(const struct vm_config *c, struct jail *j, struct msb_err 
 
 	if (r < 0)
 		return msb_err_sys(err, -r, "confining the VMM: %s", c->jail_root);
-	if (c->nshares && !j->userns) {
+	if (c->user_files && !j->userns) {
 		j->keep_root = true;
 		j->uid = 0;
 		j->gid = 0;
@@ -497,8 +497,8 @@ static int jail_setup(const struct vm_config *c, struct jail *j, struct msb_err 
 	for (const char *const *f = c->files; !r && f && *f; f++)
 		r = jail_file(j, *f, false, err);
 	j->kvm = c->accel == VM_ACCEL_KVM;
-	/* The guest writes files of any size into shared directories. */
-	j->fsize = c->nshares ? RLIM_INFINITY : largest_writable(c);
+	/* The guest writes files of any size into shared directories, overlays grow. */
+	j->fsize = c->user_files ? RLIM_INFINITY : largest_writable(c);
 	return r;
 }
 

@@ -70,6 +70,13 @@ struct vm_config {
 	 */
 	const struct vm_share *shares;
 	size_t nshares;
+	/*
+	 * The VMM reads and writes the user's own files (shares, a disk image):
+	 * as root it keeps uid 0 with only the file capabilities, rather than
+	 * running as another uid those files would have to be handed to; and no
+	 * file size limit applies.
+	 */
+	bool user_files;
 	int console_fd; /* connected socket; the guest's serial console */
 	int agent_fd;	/* connected socket; becomes the "agent" port */
 	int stderr_fd;	/* where the VMM's own diagnostics go (a pipe the caller drains) */
