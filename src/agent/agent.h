@@ -22,7 +22,21 @@ void alog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int boot_parse_cmdline(const char *cmdline, struct boot_params *bp);
 int mount_early(void);
 /* Assembles the overlay root (upper on the second disk or tmpfs) and switches into it. */
-int mount_root(uint32_t flags); /* PROTO_CONFIG_UPPER_DISK, PROTO_CONFIG_DISK_ROOT */
+/* mount_root() - assemble the root @c asks for (layers, a disk, or a live share) and enter it. */
+int mount_root(const struct proto_config *c);
+/* mount_share_source() - a path to share @index, usable after the root changed. */
+int mount_share_source(uint32_t index, char *out, size_t len);
+/* mount_shares_done() - every share is bound: drop the device's own mount. */
+void mount_shares_done(void);
+/*
+ * mount_shadow() - with a live host directory as the root, put a private
+ * copy of @path over it, so that what agentd writes there (/etc/hosts, CA
+ * bundles) never reaches the host. Return: 0 (also when there is no live
+ * root), -ENOENT if @path is missing, -EINVAL if not a regular file, -errno.
+ */
+int mount_shadow(const char *path);
+/* mount_live_root() - is the root a live host directory (--rootfs-bind)? */
+bool mount_live_root(void);
 /* mount_find_volume_disk() - the device of volume disk @index (by its serial). Return: 0 or
  * -ENODEV. */
 int mount_find_volume_disk(uint32_t index, char *dev, size_t len);

@@ -92,8 +92,6 @@ static int mount_tmpfs(const struct proto_tmpfs *t, char *why, size_t len)
 	return 0;
 }
 
-#define SHARE_MNT "/.msb/.share"
-
 /* Creates @path as what @src is (a directory, else an empty file), parents included. */
 static int make_mountpoint(const char *path, bool dir)
 {
@@ -147,8 +145,7 @@ static int mount_volume(const struct proto_mount *m, char *why, size_t len)
 			return r;
 		}
 	} else {
-		snprintf(src, sizeof(src), SHARE_MNT "/%u", m->index);
-		if (lstat(src, &st) < 0) {
+		if (mount_share_source(m->index, src, sizeof(src)) < 0 || lstat(src, &st) < 0) {
 			r = -errno;
 			snprintf(why, len, "volume %.200s: %s", m->path, strerror(errno));
 			return r;
@@ -190,13 +187,10 @@ static int mount_volume(const struct proto_mount *m, char *why, size_t len)
 static int mount_volumes(const struct proto_config *c, char *why, size_t len)
 {
 	uint32_t order[PROTO_MAX_MOUNTS];
-	bool shares = false;
 	int r = 0;
 
-	for (uint32_t i = 0; i < c->nmounts; i++) {
+	for (uint32_t i = 0; i < c->nmounts; i++)
 		order[i] = i;
-		shares |= !(c->mounts[i].flags & PROTO_MOUNT_DISK);
-	}
 	for (uint32_t i = 1; i < c->nmounts; i++)
 		for (uint32_t k = i; k > 0 && path_depth(c->mounts[order[k - 1]].path) >
 						      path_depth(c->mounts[order[k]].path);
@@ -206,22 +200,8 @@ static int mount_volumes(const struct proto_config *c, char *why, size_t len)
 			order[k] = order[k - 1];
 			order[k - 1] = t;
 		}
-	if (shares) {
-		r = mkdir_p(SHARE_MNT, 0700);
-		if (!r && mount(PROTO_SHARE_TAG, SHARE_MNT, "9p", MS_NOSUID | MS_NODEV,
-				"trans=virtio,version=9p2000.L,msize=512000") < 0)
-			r = -errno;
-		if (r < 0) {
-			snprintf(why, len, "cannot mount the shared directories: %s", strerror(-r));
-			return r;
-		}
-	}
 	for (uint32_t i = 0; !r && i < c->nmounts; i++)
 		r = mount_volume(&c->mounts[order[i]], why, len);
-	if (shares) {
-		umount2(SHARE_MNT, MNT_DETACH);
-		rmdir(SHARE_MNT);
-	}
 	return r;
 }
 
@@ -286,6 +266,13 @@ static int append_ca_bundle(const struct proto_file *f, char *why, size_t len)
 		if (dup)
 			continue;
 		path = bundles[i];
+		r = mount_shadow(path);
+		if (r == -EINVAL || r == -ENOENT) {
+			r = 0; /* a link, with a live root: its target is covered on its own */
+			continue;
+		}
+		if (r < 0)
+			break;
 		/* Opening for writing copies the file up: what it is after that is what counts. */
 		fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
 		if (fd < 0 || fstat(fd, &seen[nseen]) < 0) {
@@ -296,7 +283,7 @@ static int append_ca_bundle(const struct proto_file *f, char *why, size_t len)
 		if ((r = write_all(fd, (const uint8_t *)"\n", 1)) == 0)
 			r = write_all(fd, f->data, f->len);
 	}
-	if (!nseen && !r) {
+	if (!nseen && !r && !mount_live_root()) {
 		_cleanup_close_ int fd = -1;
 
 		path = bundles[0];
@@ -325,6 +312,18 @@ static int write_config_file(const struct proto_file *f, char *why, size_t len)
 	if (!clean_path(f->path)) {
 		snprintf(why, len, "file path \"%.200s\" is not valid", f->path);
 		return -EINVAL;
+	}
+	/* A live host directory as the root: a private copy takes the write, or it is skipped. */
+	if (mount_live_root()) {
+		r = mount_shadow(f->path);
+		if (r == -ENOENT || r == -EINVAL) {
+			alog("%s: not a file in the root directory; left alone", f->path);
+			return 0;
+		}
+		if (r < 0) {
+			snprintf(why, len, "%.200s: %s", f->path, strerror(-r));
+			return r;
+		}
 	}
 	snprintf(dir, sizeof(dir), "%s", f->path);
 	slash = strrchr(dir, '/');
@@ -426,7 +425,7 @@ int agent_configure(const struct proto_config *c, char *why, size_t len)
 		snprintf(why, len, "hostname \"%.64s\" is not valid", c->hostname);
 		return -EINVAL;
 	}
-	r = mount_root(c->flags);
+	r = mount_root(c);
 	if (r < 0) {
 		snprintf(why, len, "cannot assemble the root filesystem: %s", strerror(-r));
 		return r;
@@ -442,7 +441,9 @@ int agent_configure(const struct proto_config *c, char *why, size_t len)
 	for (uint32_t i = 0; i < c->ntmpfs; i++)
 		if ((r = mount_tmpfs(&c->tmpfs[i], why, len)) < 0)
 			return r;
-	if (c->nmounts && (r = mount_volumes(c, why, len)) < 0)
+	r = c->nmounts ? mount_volumes(c, why, len) : 0;
+	mount_shares_done();
+	if (r < 0)
 		return r;
 	if (c->nscripts) {
 		r = mkdir_p(AGENT_SCRIPTS_DIR, 0755);

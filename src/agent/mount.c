@@ -15,12 +15,19 @@
 
 #include "proto/layers.h"
 #include "util/cleanup.h"
+#include "util/fs.h"
 #include "util/le.h"
 
 #define RUN_DIR "/run/msb"
 
 /* The upper filesystem's root, kept so shutdown can remount it read-only. */
 static int upper_fd = -1;
+/* The shared-files device, mounted before the switch of root; kept as an fd after it. */
+static int share_fd = -1;
+/* Where files the host writes go when the root is a live host directory (shadows). */
+static int shadow_fd = -1;
+#define SHARE_DIR  RUN_DIR "/share"
+#define SHADOW_DIR RUN_DIR "/shadow"
 /* The volumes on disks, remounted read-only with the upper before power-off. */
 static int volume_fds[PROTO_MAX_MOUNTS];
 static unsigned int nvolume_fds;
@@ -380,12 +387,7 @@ static int mount_layered_root(bool upper_disk)
 		alog("no layer disk found");
 		return r;
 	}
-	r = mount_fs("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
-	if (r < 0)
-		return r;
-	r = mkdir_one(RUN_DIR, 0700);
-	if (!r)
-		r = mkdir_one(RUN_DIR "/layers", 0700);
+	r = mkdir_one(RUN_DIR "/layers", 0700);
 	if (!r)
 		r = mount_layers(layers_dev, table, lower, sizeof(lower));
 	if (!r)
@@ -398,12 +400,119 @@ static int mount_layered_root(bool upper_disk)
 	return mount_fs("overlay", "/newroot", "overlay", 0, opts);
 }
 
-int mount_root(uint32_t flags)
+/* Mounts the shared-files device at SHARE_DIR, before the root changes. */
+static int mount_shares(void)
 {
-	int r = flags & PROTO_CONFIG_DISK_ROOT
-			? mount_disk_root()
-			: mount_layered_root(flags & PROTO_CONFIG_UPPER_DISK);
+	int r = mkdir_one(SHARE_DIR, 0700);
 
+	if (r < 0)
+		return r;
+	r = mount_fs(PROTO_SHARE_TAG, SHARE_DIR, "9p", MS_NOSUID | MS_NODEV,
+		     "trans=virtio,version=9p2000.L,msize=512000");
+	if (r < 0)
+		return r;
+	share_fd = open(SHARE_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return share_fd < 0 ? -errno : 0;
+}
+
+/* --rootfs-bind: share 0 is the root, as it is on the host; host-written files are shadowed. */
+static int mount_share_root(void)
+{
+	int r = mount(SHARE_DIR "/0", "/newroot", NULL, MS_BIND | MS_REC, NULL) < 0 ? -errno : 0;
+
+	if (r < 0) {
+		alog("bind the root directory: %s", strerror(-r));
+		return r;
+	}
+	r = mkdir_one(SHADOW_DIR, 0700);
+	if (r < 0)
+		return r;
+	shadow_fd = open(SHADOW_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	upper_fd = open("/newroot", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return shadow_fd < 0 ? -errno : 0;
+}
+
+int mount_share_source(uint32_t index, char *out, size_t len)
+{
+	if (share_fd < 0)
+		return -ENODEV;
+	snprintf(out, len, "/proc/self/fd/%d/%u", share_fd, index);
+	return 0;
+}
+
+void mount_shares_done(void)
+{
+	char path[64];
+
+	if (share_fd < 0)
+		return;
+	/* The binds keep what they need; the device's own mount goes. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", share_fd);
+	umount2(path, MNT_DETACH);
+	close(share_fd);
+	share_fd = -1;
+}
+
+bool mount_live_root(void)
+{
+	return shadow_fd >= 0;
+}
+
+int mount_shadow(const char *path)
+{
+	char name[32], src[64];
+	static unsigned int n;
+	_cleanup_close_ int in = -1, out = -1;
+	struct stat st;
+
+	if (shadow_fd < 0)
+		return 0;
+	if (lstat(path, &st) < 0)
+		return -ENOENT;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	in = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	snprintf(name, sizeof(name), "%u", n++);
+	out = openat(shadow_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
+	if (in < 0 || out < 0)
+		return -errno;
+	for (;;) {
+		char buf[16384];
+		ssize_t k = read(in, buf, sizeof(buf));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			break;
+		if (write_all(out, buf, (size_t)k) < 0)
+			return -errno;
+	}
+	snprintf(src, sizeof(src), "/proc/self/fd/%d", out);
+	return mount(src, path, NULL, MS_BIND, NULL) < 0 ? -errno : 0;
+}
+
+int mount_root(const struct proto_config *c)
+{
+	bool shares = c->flags & PROTO_CONFIG_SHARE_ROOT;
+	int r;
+
+	for (uint32_t i = 0; i < c->nmounts; i++)
+		shares |= !(c->mounts[i].flags & PROTO_MOUNT_DISK);
+	r = mount_fs("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+	if (!r)
+		r = mkdir_one(RUN_DIR, 0700);
+	if (!r && shares && (r = mount_shares()) < 0)
+		alog("cannot mount the shared directories: %s", strerror(-r));
+	if (r < 0)
+		return r;
+	if (c->flags & PROTO_CONFIG_SHARE_ROOT)
+		r = mount_share_root();
+	else if (c->flags & PROTO_CONFIG_DISK_ROOT)
+		r = mount_disk_root();
+	else
+		r = mount_layered_root(c->flags & PROTO_CONFIG_UPPER_DISK);
 	if (r < 0)
 		return r;
 

@@ -54,6 +54,7 @@ enum {
 	OPT_MAX_CONN,
 	OPT_TRUST_CAS,
 	OPT_DISK_SNAPSHOT,
+	OPT_ROOTFS_BIND,
 };
 
 static const struct option longopts[] = {
@@ -103,6 +104,7 @@ static const struct option longopts[] = {
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
 	{ "trust-host-cas", no_argument, NULL, OPT_TRUST_CAS },
 	{ "disk-snapshot", no_argument, NULL, OPT_DISK_SNAPSHOT },
+	{ "rootfs-bind", no_argument, NULL, OPT_ROOTFS_BIND },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -133,6 +135,8 @@ static void usage(const char *cmd)
 	       "  -n, --name NAME         Sandbox name%s\n"
 	       "      --rootfs PATH       Root filesystem: a directory or a squashfs image\n"
 	       "                          (IMAGE may also be a qcow2, vmdk or raw disk image)\n"
+	       "      --rootfs-bind       With --rootfs DIR: DIR itself is the root, live (not a "
+	       "copy)\n"
 	       "      --disk-snapshot     Write to an overlay of the disk image, never the image\n"
 	       "      --entrypoint CMD    Override the image's entrypoint (clears its Cmd)\n"
 	       "      --pull POLICY       if-missing (default), always, or never\n"
@@ -450,6 +454,9 @@ static int parse_opt(struct sbx_flags *f, int c, const char *arg)
 		return 0;
 	case OPT_DISK_SNAPSHOT:
 		o->disk_snapshot = true;
+		return 0;
+	case OPT_ROOTFS_BIND:
+		o->rootfs_bind = true;
 		return 0;
 	case OPT_ENTRYPOINT:
 		o->entrypoint = arg;

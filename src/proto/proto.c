@@ -723,7 +723,7 @@ int proto_config_decode(const uint8_t *p, size_t n, struct proto_config *c)
 		m->index = rd_u32(&r);
 		m->flags = rd_u32(&r);
 		if (!r.bad && (!m->path || m->path[0] != '/' ||
-			       (m->flags & ~PROTO_MOUNT_FLAGS_ALL) || m->index >= PROTO_MAX_MOUNTS))
+			       (m->flags & ~PROTO_MOUNT_FLAGS_ALL) || m->index > PROTO_MAX_MOUNTS))
 			r.bad = true;
 	}
 	/* Later versions may append fields. */

@@ -117,8 +117,12 @@ int proto_put_frame(struct buf *out, uint16_t type, uint32_t sid, const void *pa
 #define PROTO_CONFIG_NET	0x2u /* eth0 gets the addresses of @net */
 /* The root is the disk with serial PROTO_ROOT_SERIAL (a user's disk image), not layers. */
 #define PROTO_CONFIG_DISK_ROOT 0x4u
-#define PROTO_CONFIG_FLAGS_ALL (PROTO_CONFIG_UPPER_DISK | PROTO_CONFIG_NET | PROTO_CONFIG_DISK_ROOT)
-#define PROTO_ROOT_SERIAL      "msbroot"
+/* The root is share 0 of the shared-files device: a host directory, live (--rootfs-bind). */
+#define PROTO_CONFIG_SHARE_ROOT 0x8u
+#define PROTO_CONFIG_FLAGS_ALL                                                                     \
+	(PROTO_CONFIG_UPPER_DISK | PROTO_CONFIG_NET | PROTO_CONFIG_DISK_ROOT |                     \
+	 PROTO_CONFIG_SHARE_ROOT)
+#define PROTO_ROOT_SERIAL "msbroot"
 
 /* The guest's interface: addresses in network byte order. */
 struct proto_net {

@@ -369,6 +369,14 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 	disk = disk_source(o, &disk_path, &disk_fmt, err);
 	if (disk < 0)
 		goto fail;
+	if (o->rootfs_bind) {
+		struct stat st;
+
+		if (!o->rootfs || disk || stat(o->rootfs, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			msb_err_set(err, EINVAL, "--rootfs-bind needs --rootfs DIR (a directory)");
+			goto fail;
+		}
+	}
 	if (o->disk_snapshot && !disk) {
 		msb_err_set(err, EINVAL,
 			    "--disk-snapshot needs a disk image (msb run IMAGE.qcow2|.raw|.vmdk)");
@@ -391,6 +399,8 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 	if (disk) {
 		if (disk_attach(dir, disk_path, disk_fmt, o->disk_snapshot, err) < 0)
 			goto fail_dir;
+	} else if (o->rootfs_bind) {
+		/* Nothing to prepare: the directory is shared as it is. */
 	} else if (o->rootfs) {
 		if (rootfs_prepare(o->rootfs, dir, &layer, err) < 0 ||
 		    strv_push(&layers, layer) < 0)
@@ -410,6 +420,10 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 		goto fail_dir;
 	}
 	spec.layers = strv_steal(&layers);
+	if (o->rootfs_bind) {
+		spec.rootfs_bind = true;
+		spec.upper_mib = 0; /* the directory is the writable root */
+	}
 	if (disk) {
 		free(spec.rootfs);
 		spec.rootfs = NULL;

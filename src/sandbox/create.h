@@ -28,6 +28,7 @@ struct sbx_create_opts {
 	const char *image;
 	const char *rootfs; /* instead of an image */
 	bool disk_snapshot; /* a disk image root: write to a qcow2 overlay, not the image */
+	bool rootfs_bind;   /* --rootfs DIR is the guest's root itself, not a snapshot of it */
 	enum pull_policy pull;
 	bool quiet;    /* no pull progress */
 	int cancel_fd; /* a readable fd stops a pull (-1: none) */

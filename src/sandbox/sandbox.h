@@ -54,6 +54,7 @@ struct sbx_spec {
 	char *image;		/* image reference it was made from, or NULL */
 	char *image_digest;	/* manifest digest pinned at creation, or NULL */
 	char *rootfs;		/* the --rootfs it was made from, or NULL */
+	bool rootfs_bind;	/* --rootfs-bind: @rootfs itself is the guest's root, live */
 	/*
 	 * A disk image booted as the root instead of layers (absolute path), its
 	 * format, and whether the sandbox writes to its own qcow2 overlay

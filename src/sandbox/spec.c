@@ -95,6 +95,8 @@ int sbx_spec_save(const struct sbx_spec *s, struct msb_err **err)
 		      strv_json(s->init_args), "init_env", strv_json(s->init_env),
 		      "max_duration_ms", (json_int_t)s->max_duration_ms, "idle_timeout_ms",
 		      (json_int_t)s->idle_timeout_ms, "network", sbx_net_to_json(&s->net));
+	if (o && s->rootfs_bind)
+		json_object_set_new(o, "rootfs_bind", json_true());
 	if (o && s->disk_image)
 		json_object_set_new(o, "disk",
 				    json_pack("{s:s, s:s, s:b}", "image", s->disk_image, "format",
@@ -182,6 +184,7 @@ int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
 	if (!lvl || log_level_parse(lvl, &s->log_level) < 0)
 		s->log_level = LOG_INFO;
 	s->layers = json_strv(o, "layers");
+	s->rootfs_bind = json_is_true(json_object_get(o, "rootfs_bind"));
 	t = json_object_get(o, "disk");
 	if (t) {
 		s->disk_image = json_strdup(t, "image");
@@ -240,9 +243,10 @@ int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
 		return msb_err_set(err, EINVAL, "%s: %s", path, why);
 	}
 	json_decref(o);
-	if (bad || !s->name || !s->hostname || !s->layers || (!s->layers[0] && !s->disk_image) ||
-	    !s->command || !s->env || !s->scripts || !s->init_args || !s->init_env || !s->tmpfs ||
-	    !s->volumes || s->cpus < 1 || s->cpus > SBX_MAX_CPUS || s->mem_mib < SBX_MIN_MEM_MIB) {
+	if (bad || !s->name || !s->hostname || !s->layers ||
+	    (!s->layers[0] && !s->disk_image && !(s->rootfs_bind && s->rootfs)) || !s->command ||
+	    !s->env || !s->scripts || !s->init_args || !s->init_env || !s->tmpfs || !s->volumes ||
+	    s->cpus < 1 || s->cpus > SBX_MAX_CPUS || s->mem_mib < SBX_MIN_MEM_MIB) {
 		sbx_spec_free(s);
 		return msb_err_set(err, EINVAL, "%s: incomplete or invalid sandbox config", path);
 	}

@@ -997,6 +997,8 @@ static int send_config(struct sv *sv)
 		c.flags |= PROTO_CONFIG_UPPER_DISK;
 	if (sv->spec.disk_image)
 		c.flags |= PROTO_CONFIG_DISK_ROOT;
+	if (sv->spec.rootfs_bind)
+		c.flags |= PROTO_CONFIG_SHARE_ROOT;
 	for (size_t i = 0; i < sv->spec.ntmpfs && i < PROTO_MAX_TMPFS; i++) {
 		c.tmpfs[i].path = sv->spec.tmpfs[i].path;
 		c.tmpfs[i].size = sv->spec.tmpfs[i].size;
@@ -1692,7 +1694,7 @@ static int setup(struct sv *sv, struct msb_err **err)
 	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *layer_disk = NULL;
 	_cleanup_strv_ char **extents = NULL;
 	struct vm_disk disks[2 + SBX_MAX_VOLUMES];
-	struct vm_share shares[SBX_MAX_VOLUMES];
+	struct vm_share shares[SBX_MAX_VOLUMES + 1];
 	char serials[SBX_MAX_VOLUMES][16];
 	struct vm_config cfg = { 0 };
 	size_t ndisks;
@@ -1718,6 +1720,8 @@ static int setup(struct sv *sv, struct msb_err **err)
 		if (disk_root(sv, &disks[0], &extents, err) < 0)
 			return -1;
 		ndisks = 1;
+	} else if (sv->spec.rootfs_bind) {
+		ndisks = 0; /* the root is share 0 (vol_plan()) */
 	} else {
 		while (sv->spec.layers[n])
 			n++;

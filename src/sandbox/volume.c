@@ -485,6 +485,19 @@ static int lock_quota(const struct vol_info *vi, bool ro, const char *sandbox, s
 int vol_plan(const struct sbx_spec *s, struct vol_plan *p, struct msb_err **err)
 {
 	memset(p, 0, sizeof(*p));
+	/* A live root directory is share 0. */
+	if (s->rootfs_bind && s->rootfs) {
+		struct stat st;
+
+		if (stat(s->rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
+			return msb_err_set(err, ENOENT, "sandbox %s: root directory %s: %s",
+					   s->name, s->rootfs,
+					   errno ? strerror(errno) : "not a directory");
+		p->share[0] = strdup(s->rootfs);
+		if (!p->share[0])
+			return msb_err_sys(err, ENOMEM, "sandbox %s", s->name);
+		p->nshares = 1;
+	}
 	for (size_t i = 0; i < s->nvolumes && i < SBX_MAX_VOLUMES; i++) {
 		const struct sbx_volume *v = &s->volumes[i];
 		struct vol_info vi;

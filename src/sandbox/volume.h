@@ -73,8 +73,8 @@ void sbx_volume_free(struct sbx_volume *v);
  * the locks that keep a quota volume to one writer.
  */
 struct vol_plan {
-	const char *share[SBX_MAX_VOLUMES]; /* host paths, owned */
-	bool share_ro[SBX_MAX_VOLUMES];
+	const char *share[SBX_MAX_VOLUMES + 1]; /* host paths, owned; [0] a live root */
+	bool share_ro[SBX_MAX_VOLUMES + 1];
 	size_t nshares;
 	char *disk[SBX_MAX_VOLUMES]; /* image paths */
 	bool disk_ro[SBX_MAX_VOLUMES];

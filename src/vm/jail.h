@@ -17,7 +17,7 @@
 #include <sys/types.h>
 
 #define JAIL_MAX_PATHS	80
-#define JAIL_MAX_SHARES 64
+#define JAIL_MAX_SHARES 65 /* every volume and a live root */
 /* Where the directories and files shared with the guest are bound inside: <dir>/<index>. */
 #define JAIL_SHARE_DIR "/msb-share"
 

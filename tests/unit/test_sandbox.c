@@ -285,7 +285,7 @@ static void test_config_roundtrip(void **state)
 	assert_int_equal(proto_config_decode(f.payload, f.len, &d), -EBADMSG);
 	buf_free(&b);
 	c.mounts[1].path = "/data";
-	c.mounts[1].index = PROTO_MAX_MOUNTS;
+	c.mounts[1].index = PROTO_MAX_MOUNTS + 1;
 	assert_int_equal(proto_config_encode(&b, &c), 0);
 	assert_int_equal(proto_parse(&b, &f), 1);
 	assert_int_equal(proto_config_decode(f.payload, f.len, &d), -EBADMSG);
