@@ -203,7 +203,7 @@ static int out_at(int at, const char *entry, const char *name, int depth)
 	int r;
 
 	if (fstatat(at, entry, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		complain("msb cp: %s: %s", name, strerror(errno));
+		complain("msb: cp: %s: %s", name, strerror(errno));
 		return -errno;
 	}
 	if (S_ISLNK(st.st_mode)) {
@@ -218,7 +218,7 @@ static int out_at(int at, const char *entry, const char *name, int depth)
 		_cleanup_close_ int fd = openat(at, entry, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 
 		if (fd < 0) {
-			complain("msb cp: %s: %s", name, strerror(errno));
+			complain("msb: cp: %s: %s", name, strerror(errno));
 			return -errno;
 		}
 		r = put_entry(name, &st, NULL);
@@ -227,7 +227,7 @@ static int out_at(int at, const char *entry, const char *name, int depth)
 	if (!S_ISDIR(st.st_mode))
 		return 0; /* devices, fifos, sockets: not copied */
 	if (depth > MAX_DEPTH) {
-		complain("msb cp: %s: nested too deep", name);
+		complain("msb: cp: %s: nested too deep", name);
 		return -ELOOP;
 	}
 	r = put_entry(name, &st, NULL);
@@ -241,7 +241,7 @@ static int out_at(int at, const char *entry, const char *name, int depth)
 		if (!d) {
 			if (fd >= 0)
 				close(fd);
-			complain("msb cp: %s: %s", name, strerror(errno));
+			complain("msb: cp: %s: %s", name, strerror(errno));
 			return -errno;
 		}
 		while ((de = readdir(d))) {
@@ -281,7 +281,11 @@ static int cp_out(const char *path)
 		base = ".";
 	dfd = open(*dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
-		complain("msb cp: %s: %s", path, strerror(errno));
+		complain("msb: cp: %s: %s", path, strerror(errno));
+		return 1;
+	}
+	if (faccessat(dfd, base, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		complain("msb: cp: %s: %s", path, strerror(errno));
 		return 1;
 	}
 	r = out_at(dfd, base, !strcmp(base, ".") ? "root" : base, 0);
@@ -526,7 +530,7 @@ static int cp_in(const char *dest)
 		root = open(*copy ? copy : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
 	if (root < 0 || (!into && (!target || !*target))) {
-		complain("msb cp: %s: %s", dest, root < 0 ? strerror(errno) : "not a valid name");
+		complain("msb: cp: %s: %s", dest, root < 0 ? strerror(errno) : "not a valid name");
 		return 1;
 	}
 	for (;;) {
@@ -539,13 +543,13 @@ static int cp_in(const char *dest)
 		int r;
 
 		if (read_full(&h, BLOCK) < 0) {
-			complain("msb cp: the archive ended early");
+			complain("msb: cp: the archive ended early");
 			return 1;
 		}
 		if (!h.name[0])
 			break; /* the end blocks */
 		if (!header_ok(&h) || !parse_octal(h.size, sizeof(h.size), &size)) {
-			complain("msb cp: a damaged archive header");
+			complain("msb: cp: a damaged archive header");
 			return 1;
 		}
 		if (h.type == 'x' || h.type == 'g') {
@@ -556,7 +560,7 @@ static int cp_in(const char *dest)
 			    skip((BLOCK - size % BLOCK) % BLOCK) < 0 ||
 			    (h.type == 'x' &&
 			     parse_pax(buf, (size_t)size, &pax_path, &pax_link, &pax_size) < 0)) {
-				complain("msb cp: a damaged pax header");
+				complain("msb: cp: a damaged pax header");
 				return 1;
 			}
 			continue;
@@ -587,7 +591,7 @@ static int cp_in(const char *dest)
 		if (!top && !(top = strndup(n, tl)))
 			return 1;
 		if (!safe_name(n) || strncmp(n, top, tl) || strlen(top) != tl) {
-			complain("msb cp: refusing \"%s\" (outside the copied tree)", name);
+			complain("msb: cp: refusing \"%s\" (outside the copied tree)", name);
 			return 1;
 		}
 		/* The top name becomes the target's when copying "as" a new name. */
@@ -601,11 +605,11 @@ static int cp_in(const char *dest)
 		}
 		r = extract(root, mapped, &h, h.type == '5' || h.type == '2' ? 0 : size, l);
 		if (r == -EIO) {
-			complain("msb cp: the archive ended early");
+			complain("msb: cp: the archive ended early");
 			return 1;
 		}
 		if (r < 0) {
-			complain("msb cp: %s: %s", mapped, strerror(-r));
+			complain("msb: cp: %s: %s", mapped, strerror(-r));
 			rc = 1;
 		}
 	}

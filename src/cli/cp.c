@@ -26,6 +26,9 @@
 #include "util/cleanup.h"
 #include "util/parse.h"
 
+/* A failure the guest's half already described on stderr. */
+#define REPORTED (-2)
+
 /* "NAME:PATH" with a valid sandbox name before the first ':' (and no '/' in it). */
 static bool split_remote(const char *arg, char *name, size_t cap, const char **path)
 {
@@ -146,12 +149,11 @@ static int copy_out(const char *name, const char *gpath, const char *dest, bool 
 	r = sbx_cp_extract(p[0], target, &n, err);
 	close(p[0]);
 	rc = wait_tool(pid);
-	if (r < 0) {
-		kill(pid, SIGTERM);
-		return -1;
-	}
+	/* The guest's half said what went wrong, in one line, already. */
 	if (rc)
-		return msb_err_set(err, EIO, "copying %s:%s failed (see above)", name, gpath);
+		return REPORTED;
+	if (r < 0)
+		return -1;
 	if (!quiet) {
 		char size[32];
 
@@ -184,8 +186,7 @@ static int copy_in(const char *src, const char *name, const char *gpath, bool qu
 	if (r < 0)
 		return -1;
 	if (rc)
-		return msb_err_set(err, EIO, "copying %s to %s:%s failed (see above)", src, name,
-				   gpath);
+		return REPORTED;
 	if (!quiet) {
 		char size[32];
 
@@ -243,6 +244,10 @@ int cmd_cp(int argc, char **argv)
 		return cli_fail(err);
 	r = from ? copy_out(name, gpath, argv[optind + 1], quiet, &err)
 		 : copy_in(argv[optind], name, gpath, quiet, &err);
+	if (r == REPORTED) {
+		cli_sandbox_down(name, started, 0, &err);
+		return EXIT_MSB;
+	}
 	r = cli_sandbox_down(name, started, r, &err);
 	return r < 0 ? cli_fail(err) : 0;
 }

@@ -260,4 +260,140 @@ test_an_ordinary_user_binds_a_directory() {
   rm -rf "$udir"
 }
 
+# --- msb cp -------------------------------------------------------------------
+
+test_cp_both_ways_on_running_and_stopped_sandboxes() {
+  rm -rf "$TMP/tree" "$TMP/back"
+  mkdir -p "$TMP/tree/sub" "$TMP/back"
+  echo one > "$TMP/tree/a"
+  printf '#!/bin/sh\necho ran\n' > "$TMP/tree/sub/run.sh"
+  chmod 750 "$TMP/tree/sub/run.sh"
+  ln -s a "$TMP/tree/link"
+  msb_capture create --name cpbox --rootfs "$SQFS"
+  msb_capture cp "$TMP/tree" cpbox:/root/
+  expect_eq "cp in (running)" "$RC" 0
+  msb_capture exec cpbox -- sh -c 'cat /root/tree/a; /root/tree/sub/run.sh; stat -c %a /root/tree/sub/run.sh; readlink /root/tree/link'
+  expect_eq "tree, modes and links inside" "$OUT" $'one\nran\n750\na'
+  msb_capture exec cpbox -- sh -c 'echo made-inside > /root/tree/new; chmod 640 /root/tree/new'
+  msb_capture stop cpbox
+  msb_capture cp cpbox:/root/tree "$TMP/back/copy"
+  expect_eq "cp out (stopped: started and stopped again)" "$RC" 0
+  expect_eq "new file came out" "$(cat "$TMP/back/copy/new")" made-inside
+  expect_eq "its mode" "$(stat -c %a "$TMP/back/copy/new")" 640
+  expect_eq "exec bit kept" "$(stat -c %a "$TMP/back/copy/sub/run.sh")" 750
+  expect_eq "link kept" "$(readlink "$TMP/back/copy/link")" a
+  msb_capture ls --format json
+  expect_match "the stopped sandbox is stopped again" "$OUT" '"status": "stopped"'
+  msb_capture cp cpbox:/root/tree/a "$TMP/back/"
+  expect_eq "a single file into a directory" "$(cat "$TMP/back/a")" one
+  msb_capture cp "$TMP/tree/a" cpbox:/root/renamed
+  msb_capture exec cpbox -- cat /root/renamed
+  expect_eq "a single file as a new name" "$OUT" one
+  msb_capture cp cpbox:/root/../etc/passwd "$TMP/back/"
+  expect_eq "a path with .. is refused" "$RC" 125
+  expect_one_error_line "$ERR" "cp: cpbox:/root/../etc/passwd: use an absolute path inside the sandbox, without '..'"
+  msb_capture cp cpbox:/nonexistent "$TMP/back/"
+  expect_eq "missing source" "$RC" 125
+  expect_one_error_line "$ERR" "cp: /nonexistent: No such file or directory"
+  msb_capture cp "$TMP/tree" "$TMP/elsewhere"
+  expect_one_error_line "$ERR" "cp: exactly one of SRC and DEST must be SANDBOX:PATH"
+  msb_capture rm -f cpbox
+  expect_no_leftovers
+}
+
+# --- root filesystems: disk images and a live directory --------------------------
+
+# make_disk OUT: a raw disk with an MBR and one ext4 partition holding the fixture rootfs.
+make_disk() {
+  truncate -s 64M "$1"
+  python3 - "$1" << 'PY'
+import struct, sys
+with open(sys.argv[1], 'r+b') as f:
+    mbr = bytearray(512)
+    start = 2048
+    size = 64 * 1024 * 1024 // 512 - start
+    mbr[446:462] = bytes([0, 0xfe, 0xff, 0xff, 0x83, 0xfe, 0xff, 0xff]) + struct.pack('<II', start, size)
+    mbr[510:512] = b'\x55\xaa'
+    f.write(mbr)
+PY
+  mkfs.ext4 -q -F -E offset=1048576 -d "$FIX/rootfs" "$1" 63M
+}
+
+test_disk_images_boot_write_stop_start() {
+  local fmt img
+  make_disk "$TMP/disk.raw" || { fail "cannot build the disk image"; return; }
+  qemu-img convert -O qcow2 "$TMP/disk.raw" "$TMP/disk.qcow2"
+  for fmt in raw qcow2; do
+    img=$TMP/disk.$fmt
+    msb_capture create --name "d$fmt" "$img"
+    expect_eq "$fmt: create" "$RC" 0
+    msb_capture exec "d$fmt" -- sh -c "grep ' / ' /proc/mounts | cut -d' ' -f1,3; echo kept-$fmt > /root/mark"
+    expect_eq "$fmt: the first partition is the root" "$OUT" "/dev/vda1 ext4"
+    msb_capture run "$img" -- true
+    expect_eq "$fmt: a second writer is refused" "$RC" 125
+    expect_match "$fmt: with the way out" "$ERR" "is in use by another sandbox \\(give each sandbox its own copy, or use --disk-snapshot\\)"
+    msb_capture stop "d$fmt"
+    msb_capture start "d$fmt"
+    msb_capture exec "d$fmt" -- cat /root/mark
+    expect_eq "$fmt: written, stopped, started" "$OUT" "kept-$fmt"
+    msb_capture rm -f "d$fmt"
+  done
+  expect_match "the image itself holds the write" "$(debugfs -R 'cat /root/mark' "$TMP/disk.raw?offset=1048576" 2>/dev/null || true)" "kept-raw|^$"
+  rm -f "$TMP/disk.raw"
+  expect_no_leftovers
+}
+
+test_disk_snapshot_keeps_the_image_untouched() {
+  make_disk "$TMP/snap.raw" || { fail "cannot build the disk image"; return; }
+  qemu-img convert -O vmdk "$TMP/snap.raw" "$TMP/snap.vmdk"
+  local before
+  before=$(md5sum < "$TMP/snap.vmdk")
+  msb_capture run --disk-snapshot "$TMP/snap.vmdk" -- sh -c 'echo scratch > /root/x; cat /root/x'
+  expect_eq "vmdk boots, the snapshot takes writes" "$OUT" scratch
+  msb_capture run --disk-snapshot "$TMP/snap.vmdk" -- sh -c 'cat /root/x 2>/dev/null || echo fresh'
+  expect_eq "each snapshot starts from the image" "$OUT" fresh
+  expect_eq "the image is untouched" "$(md5sum < "$TMP/snap.vmdk")" "$before"
+  msb_capture run "$TMP/snap.raw" --disk-snapshot -- true
+  msb_capture run --disk-snapshot --rootfs "$SQFS" -- true
+  expect_one_error_line "$ERR" "--disk-snapshot needs a disk image"
+  echo "not a disk" > "$TMP/bogus.img"
+  msb_capture run "$TMP/bogus.img" -- true
+  expect_one_error_line "$ERR" ".*bogus.img is not a disk image msb can boot"
+  rm -f "$TMP/snap.raw" "$TMP/snap.vmdk"
+  expect_no_leftovers
+}
+
+test_xfs_disk_image() {
+  command -v mkfs.xfs > /dev/null || { fail "mkfs.xfs missing (xfsprogs)"; return; }
+  printf '/dev/null\n0 0\nd--755 0 0\nbin d--755 0 0\nbusybox ---755 0 0 %s\nsh l--777 0 0 busybox\ncat l--777 0 0 busybox\ngrep l--777 0 0 busybox\n$\n$\n' \
+    "$FIX/rootfs/bin/busybox" > "$TMP/proto"
+  truncate -s 300M "$TMP/xfs.img"
+  mkfs.xfs -q -f -p "$TMP/proto" "$TMP/xfs.img" || { fail "mkfs.xfs"; return; }
+  msb_capture run "$TMP/xfs.img" -- sh -c "echo on-xfs > /f; cat /f; grep ' / ' /proc/mounts | cut -d' ' -f3"
+  expect_eq "an xfs disk (no partition table) boots" "$OUT" $'on-xfs\nxfs'
+  rm -f "$TMP/xfs.img"
+  expect_no_leftovers
+}
+
+test_rootfs_bind_is_live_and_keeps_host_files() {
+  rm -rf "$TMP/live"
+  cp -a "$FIX/rootfs" "$TMP/live"
+  echo "127.0.0.1 mine" > "$TMP/live/etc/hosts"
+  msb_capture create --name livebox --rootfs "$TMP/live" --rootfs-bind
+  expect_eq "create" "$RC" 0
+  msb_capture exec livebox -- sh -c 'echo from-guest > /root/g; grep -c mine /etc/hosts; grep -c livebox /etc/hosts'
+  expect_match "the guest gets its own /etc/hosts" "$OUT" $'^0\n[1-9]$'
+  expect_eq "the guest's write is in the directory" "$(cat "$TMP/live/root/g")" from-guest
+  expect_eq "the host's /etc/hosts is untouched" "$(cat "$TMP/live/etc/hosts")" "127.0.0.1 mine"
+  echo from-host > "$TMP/live/root/h"
+  msb_capture exec livebox -- cat /root/h
+  expect_eq "a host write is seen at once" "$OUT" from-host
+  [ ! -e "$TMP/live/init" ] && [ ! -e "$TMP/live/agentd" ] || fail "agentd was copied into the directory"
+  msb_capture rm -f livebox
+  [ -d "$TMP/live/bin" ] || fail "rm touched the root directory"
+  msb_capture run --rootfs-bind --rootfs "$SQFS" -- true
+  expect_one_error_line "$ERR" "--rootfs-bind needs --rootfs DIR \\(a directory\\)"
+  expect_no_leftovers
+}
+
 run_tests
