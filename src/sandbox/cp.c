@@ -56,8 +56,9 @@ char *sbx_cp_target(const char *dest, const char *top, struct msb_err **err)
 		return NULL;
 	}
 	parent = realpath(dirname(copy), NULL);
-	if (!parent) {
-		msb_err_set(err, errno, "%s: its parent directory: %s", dest, strerror(errno));
+	if (!parent || stat(parent, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		msb_err_set(err, parent ? ENOTDIR : errno, "%s: its parent directory: %s", dest,
+			    strerror(parent ? ENOTDIR : errno));
 		return NULL;
 	}
 	strcpy(copy, dest);
@@ -141,6 +142,8 @@ int sbx_cp_extract(int fd, const char *target, uint64_t *nbytes, struct msb_err 
 		goto out;
 	}
 	archive_read_support_format_tar(in);
+	/* Nothing at all (the guest's half failed first) is "nothing sent", not a bad format. */
+	archive_read_support_format_empty(in);
 	archive_write_disk_set_options(
 		out, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
 			     ARCHIVE_EXTRACT_SECURE_NODOTDOT |
