@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # The main job, end to end: install dependencies, build the kernel, agent and CLI,
 # build OCI images from Debian packages, serve them from a local OCI registry,
-# then pull one and run real commands in a microVM made from it.
+# then pull one and run real commands in a microVM made from it; a persistent
+# sandbox, volumes and msb cp, and the network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
@@ -44,6 +45,24 @@ $msb metrics demo
 $msb logs --show-id demo
 $msb inspect --format json demo | python3 -c 'import json,sys; j=json.load(sys.stdin); print("status:", j["status"], "| accelerator:", j["last_run"]["accelerator"], "(" + j["last_run"]["accelerator_reason"] + ")")'
 $msb rm -f demo
+
+echo "== volumes: a host directory, a named volume shared by two sandboxes, msb cp"
+work=$(mktemp -d /tmp/msb-demo-project.XXXXXX)
+printf 'import os\nprint("script from the host, sees", sorted(os.listdir("/app")))\nopen("/app/result.txt", "w").write("written in the VM\\n")\n' > "$work/script.py"
+$msb run -v "$work:/app" "$PLAIN/test/python:3.11" -- python3 /app/script.py
+echo "on the host: $(cat "$work/result.txt")"
+$msb volume create demo-data
+$msb run -v demo-data:/data "$PLAIN/test/python:3.11" -- sh -c 'echo "kept in a named volume" > /data/note'
+$msb run -v demo-data:/data:ro "$PLAIN/test/python:3.11" -- cat /data/note
+$msb volume ls
+$msb create --name cpdemo -q "$PLAIN/test/python:3.11"
+$msb cp "$work/script.py" cpdemo:/root/
+$msb exec cpdemo -- sh -c 'wc -l /root/script.py; python3 -c "print(2**100)" > /root/big.txt'
+$msb cp cpdemo:/root/big.txt "$work/"
+echo "copied out: $(cat "$work/big.txt")"
+$msb rm -f cpdemo
+$msb volume rm demo-data
+rm -rf "$work"
 
 # The network, in a network namespace of its own: no packet leaves this machine.
 scripts/demo-net.sh "$PLAIN/test/python:3.11"

@@ -419,6 +419,7 @@ static int open_parent(int root, const char *rel, const char **last)
 	char *c, *slash;
 	int fd;
 
+	*last = rel;
 	if (!copy)
 		return -ENOMEM;
 	fd = dup(root);
@@ -429,7 +430,7 @@ static int open_parent(int root, const char *rel, const char **last)
 		int next;
 
 		*slash = '\0';
-		if (*c && strcmp(c, ".")) {
+		if (*c && strcmp(c, ".") != 0) {
 			next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			close(fd);
 			if (next < 0)
@@ -446,7 +447,7 @@ static int extract(int root, const char *rel, const struct tar_hdr *h, unsigned 
 		   const char *link)
 {
 	unsigned long long mode = 0644, mtime = 0;
-	const char *last = NULL;
+	const char *last = rel;
 	_cleanup_close_ int dir = open_parent(root, rel, &last);
 	int r = 0;
 
@@ -461,9 +462,10 @@ static int extract(int root, const char *rel, const struct tar_hdr *h, unsigned 
 	parse_octal(h->mtime, sizeof(h->mtime), &mtime);
 	mode &= 07777;
 	if (h->type == '5') {
-		if (*last && strcmp(last, ".") && mkdirat(dir, last, 0700) < 0 && errno != EEXIST)
+		if (*last && strcmp(last, ".") != 0 && mkdirat(dir, last, 0700) < 0 &&
+		    errno != EEXIST)
 			return -errno;
-		if (*last && strcmp(last, ".")) {
+		if (*last && strcmp(last, ".") != 0) {
 			_cleanup_close_ int d =
 				openat(dir, last, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
@@ -590,7 +592,7 @@ static int cp_in(const char *dest)
 		tl = strcspn(n, "/");
 		if (!top && !(top = strndup(n, tl)))
 			return 1;
-		if (!safe_name(n) || strncmp(n, top, tl) || strlen(top) != tl) {
+		if (!safe_name(n) || strncmp(n, top, tl) != 0 || strlen(top) != tl) {
 			complain("msb: cp: refusing \"%s\" (outside the copied tree)", name);
 			return 1;
 		}

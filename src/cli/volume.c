@@ -194,8 +194,12 @@ static int volume_inspect(int argc, char **argv)
 			if (v.quota)
 				printf("Quota:       %s\n", quota);
 			printf("Created:     %s\nSandboxes:  ", v.created_at);
-			json_array_foreach(json_object_get(o, "sandboxes"), k, u)
+			json_t *users = json_object_get(o, "sandboxes");
+
+			json_array_foreach(users, k, u)
+			{
 				printf(" %s", json_string_value(u));
+			}
 			printf("%s\n",
 			       json_array_size(json_object_get(o, "sandboxes")) ? "" : " -");
 		}

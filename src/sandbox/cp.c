@@ -61,8 +61,10 @@ char *sbx_cp_target(const char *dest, const char *top, struct msb_err **err)
 			    strerror(parent ? ENOTDIR : errno));
 		return NULL;
 	}
-	strcpy(copy, dest);
-	if (asprintf(&out, "%s/%s", strcmp(parent, "/") ? parent : "", basename(copy)) < 0) {
+	free(copy);
+	copy = strdup(dest); /* dirname() wrote into the first copy */
+	if (!copy ||
+	    asprintf(&out, "%s/%s", strcmp(parent, "/") ? parent : "", basename(copy)) < 0) {
 		msb_err_sys(err, ENOMEM, "cp");
 		return NULL;
 	}
@@ -107,7 +109,7 @@ static int vet(struct archive_entry *e, char **top, const char *tname, struct ms
 	tl = strcspn(p, "/");
 	if (!*top && !(*top = strndup(p, tl)))
 		return msb_err_sys(err, ENOMEM, "cp");
-	if (!safe_rel(p) || strlen(*top) != tl || strncmp(p, *top, tl))
+	if (!safe_rel(p) || strlen(*top) != tl || strncmp(p, *top, tl) != 0)
 		return msb_err_set(
 			err, EPERM,
 			"the sandbox sent \"%.200s\", outside the copied tree; copy stopped", p);

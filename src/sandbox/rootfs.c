@@ -72,7 +72,7 @@ int qcow2_backing(const char *path, char *out, size_t len)
 	out[0] = '\0';
 	if (fd < 0)
 		return -errno;
-	if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) || memcmp(h, "QFI\xfb", 4))
+	if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) || memcmp(h, "QFI\xfb", 4) != 0)
 		return 0;
 	off = (uint64_t)h[8] << 56 | (uint64_t)h[9] << 48 | (uint64_t)h[10] << 40 |
 	      (uint64_t)h[11] << 32 | (uint64_t)h[12] << 24 | (uint64_t)h[13] << 16 |
@@ -98,9 +98,8 @@ int qcow2_backing(const char *path, char *out, size_t len)
 			*slash = '\0';
 		if (asprintf(&joined, "%s/%s", slash ? copy : ".", out) < 0)
 			return -ENOMEM;
-		if (strlen(joined) >= len)
+		if ((size_t)snprintf(out, len, "%s", joined) >= len)
 			return -ENAMETOOLONG;
-		strcpy(out, joined);
 	}
 	return 1;
 }

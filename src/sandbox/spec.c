@@ -191,8 +191,9 @@ int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
 		s->disk_format = json_strdup(t, "format");
 		s->disk_snapshot = json_is_true(json_object_get(t, "snapshot"));
 		bad |= !s->disk_image || !s->disk_format ||
-		       (strcmp(s->disk_format, "raw") && strcmp(s->disk_format, "qcow2") &&
-			strcmp(s->disk_format, "vmdk"));
+		       (strcmp(s->disk_format, "raw") != 0 &&
+			strcmp(s->disk_format, "qcow2") != 0 &&
+			strcmp(s->disk_format, "vmdk") != 0);
 	}
 	s->command = json_strv(o, "command");
 	s->env = json_strv(o, "env");
@@ -222,7 +223,7 @@ int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
 		struct sbx_volume *vol = s->volumes ? &s->volumes[i] : NULL;
 
 		if (bad || !vol || !type || !src || !dst || i >= SBX_MAX_VOLUMES ||
-		    (strcmp(type, "bind") && strcmp(type, "volume")) ||
+		    (strcmp(type, "bind") != 0 && strcmp(type, "volume") != 0) ||
 		    !(vol->source = strdup(src)) || !(vol->dest = strdup(dst))) {
 			if (vol) {
 				free(vol->source);

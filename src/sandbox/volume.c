@@ -157,7 +157,7 @@ int vol_load(const char *name, struct vol_info *out, struct msb_err **err)
 	snprintf(out->created_at, sizeof(out->created_at), "%s", ts ? ts : "");
 	out->quota = kind && !strcmp(kind, "quota");
 	out->size = (uint64_t)json_integer_value(json_object_get(o, "size"));
-	if (!kind || (strcmp(kind, "dir") && strcmp(kind, "quota")) ||
+	if (!kind || (strcmp(kind, "dir") != 0 && strcmp(kind, "quota") != 0) ||
 	    !json_is_true(json_object_get(o, "created_by_msb")) || (out->quota && !out->size)) {
 		json_decref(o);
 		return msb_err_set(err, EINVAL, "%s: not a volume msb made", meta);
@@ -240,7 +240,7 @@ static uint64_t usage_at(int at, const char *name, int depth)
 		return sum;
 	}
 	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 			sum += usage_at(dirfd(d), de->d_name, depth + 1);
 	closedir(d);
 	return sum;

@@ -559,11 +559,11 @@ int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 		so.clone_flags = jail_clone_flags(&jail);
 		so.cwd = NULL; /* the jail enters it, inside */
 		r = spawn(&so, &pid);
-		if (c->nshares && r < 0) {
-			r = msb_err_sys(
-				err, -r,
-				"sharing directories with the guest needs the VMM's own mount "
-				"namespace, which cannot be had here");
+		if (c->nshares &&
+		    (r == -EPERM || r == -EACCES || r == -EINVAL || r == -ENOSPC || r == -EUSERS)) {
+			msb_err_sys(err, -r,
+				    "sharing directories with the guest needs the VMM's own mount "
+				    "namespace, which cannot be had here");
 			goto fail;
 		}
 		if (r == -EPERM || r == -EACCES || r == -EINVAL || r == -ENOSPC || r == -EUSERS) {
@@ -582,9 +582,8 @@ int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 				 jail.keep_root ? " with file capabilities only" : "");
 		}
 	} else if (c->nshares) {
-		r = msb_err_set(
-			err, EPERM,
-			"volumes need the VMM's own namespaces: unset MSB_JAIL=0 to use -v");
+		msb_err_set(err, EPERM,
+			    "volumes need the VMM's own namespaces: unset MSB_JAIL=0 to use -v");
 		goto fail;
 	} else {
 		log_warn("the VMM runs without its namespaces (MSB_JAIL=0)");
