@@ -12,7 +12,7 @@ build_pkgs=(
 )
 test_pkgs=(
   docker-registry skopeo busybox-static debootstrap openssl apache2-utils
-  xfsprogs tmux procps clang libclang-rt-14-dev curl python3 libarchive-tools zstd tar
+  xfsprogs git tmux procps clang libclang-rt-14-dev curl python3 libarchive-tools zstd tar
   clang-format clang-tidy cppcheck
   gnome-keyring libsecret-tools dbus-daemon
 )
