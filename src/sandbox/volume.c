@@ -383,6 +383,10 @@ static int host_source(const char *src, const char *arg, struct sbx_volume *v, s
 			err, EINVAL,
 			"invalid -v \"%s\": %s is neither a directory nor a regular file", arg,
 			src);
+	/* The VMM serves it as this user: say so now rather than fail inside the guest. */
+	if (access(src, S_ISDIR(st.st_mode) ? R_OK | X_OK : R_OK) < 0)
+		return msb_err_set(err, errno, "invalid -v \"%s\": %s: %s (msb runs as uid %u)",
+				   arg, src, strerror(errno), (unsigned int)getuid());
 	v->source = realpath(src, NULL);
 	if (!v->source)
 		return msb_err_sys(err, errno, "%s", src);

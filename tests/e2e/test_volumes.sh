@@ -257,6 +257,12 @@ test_an_ordinary_user_binds_a_directory() {
   expect_eq "mode kept" "$(stat -c %a "$udir/src/f")" 755
   expect_eq "sticky directory" "$(stat -c %a "$udir/src/sticky")" 1777
   expect_eq "outside untouched" "$(cat "$udir/outside/secret")" untouched
+  mkdir -p "$udir/private" && chmod 700 "$udir/private"
+  OUT=$(runuser -u "$USER_NAME" -- env -i PATH=/usr/bin:/bin HOME="/home/$USER_NAME" \
+    MSB_HOME="$udir/home" MSB_LIB_DIR="$udir" "$udir/msb" run --rootfs "$udir/rootfs.sqfs" \
+    -v "$udir/private:/p" -- true 2>&1)
+  expect_match "a source the user cannot read is refused up front" "$OUT" \
+    "^msb: invalid -v .*private: Permission denied \(msb runs as uid [0-9]+\)$"
   rm -rf "$udir"
 }
 
