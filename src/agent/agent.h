@@ -3,6 +3,7 @@
 #ifndef MSB_AGENT_AGENT_H
 #define MSB_AGENT_AGENT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -17,6 +18,9 @@ struct boot_params {
 };
 
 void alog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* agent_vline() - one line on stderr, after @prefix (or none). */
+void agent_vline(const char *prefix, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 /* mount.c */
 int boot_parse_cmdline(const char *cmdline, struct boot_params *bp);

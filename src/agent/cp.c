@@ -62,21 +62,14 @@ _Static_assert(sizeof(struct tar_hdr) == BLOCK, "tar header is one block");
 
 static void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* One line on stderr: what the user reads (the host passes it on as msb's own). */
 static void complain(const char *fmt, ...)
 {
-	char line[768];
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	agent_vline(NULL, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	(void)write_all(2, line, (size_t)n);
 }
 
 /* --- out ---------------------------------------------------------------- */
@@ -392,20 +385,10 @@ static int parse_pax(char *p, size_t n, char **path, char **link, unsigned long 
 	return 0;
 }
 
-/* No "..", no absolute name, no empty component; at most PATH_MAX. */
+/* No "..", no absolute name, not empty; at most PATH_MAX. */
 static bool safe_name(const char *n)
 {
-	if (!*n || n[0] == '/' || strlen(n) >= PATH_MAX)
-		return false;
-	for (const char *c = n; *c;) {
-		const char *e = strchrnul(c, '/');
-		size_t k = (size_t)(e - c);
-
-		if (k == 2 && c[0] == '.' && c[1] == '.')
-			return false;
-		c = *e ? e + 1 : e;
-	}
-	return true;
+	return *n && n[0] != '/' && strlen(n) < PATH_MAX && !path_has_dotdot(n);
 }
 
 /*

@@ -15,22 +15,28 @@
 
 #include "util/cleanup.h"
 
-void alog(const char *fmt, ...)
+void agent_vline(const char *prefix, const char *fmt, va_list ap)
 {
-	char line[512];
-	va_list ap;
-	int n;
+	char line[768];
+	int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
 
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-	va_end(ap);
 	if (n < 0)
 		return;
 	if ((size_t)n > sizeof(line) - 2)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
-	(void)!write(2, "agentd: ", 8);
+	if (prefix)
+		(void)!write(2, prefix, strlen(prefix));
 	(void)!write(2, line, (size_t)n);
+}
+
+void alog(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	agent_vline("agentd: ", fmt, ap);
+	va_end(ap);
 }
 
 void agent_poweroff(void)

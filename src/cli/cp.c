@@ -24,6 +24,7 @@
 #include "sandbox/exec.h"
 #include "sandbox/sandbox.h"
 #include "util/cleanup.h"
+#include "util/fs.h"
 #include "util/parse.h"
 
 /* A failure the guest's half already described on stderr. */
@@ -51,16 +52,7 @@ static bool split_remote(const char *arg, char *name, size_t cap, const char **p
 /* An absolute guest path with no ".." component: nothing that leaves the guest's root. */
 static bool guest_path_ok(const char *p)
 {
-	if (p[0] != '/' || strlen(p) > 4000)
-		return false;
-	for (const char *c = p; *c;) {
-		const char *e = strchrnul(c, '/');
-
-		if (e - c == 2 && c[0] == '.' && c[1] == '.')
-			return false;
-		c = *e ? e + 1 : e;
-	}
-	return true;
+	return p[0] == '/' && strlen(p) <= 4000 && !path_has_dotdot(p);
 }
 
 /* The top name agentd gives the stream for @path: its last component ("root" for /). */

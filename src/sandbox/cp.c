@@ -74,16 +74,7 @@ char *sbx_cp_target(const char *dest, const char *top, struct msb_err **err)
 /* No "..", not absolute, not empty. */
 static bool safe_rel(const char *p)
 {
-	if (!*p || *p == '/')
-		return false;
-	for (const char *c = p; *c;) {
-		const char *e = strchrnul(c, '/');
-
-		if (e - c == 2 && c[0] == '.' && c[1] == '.')
-			return false;
-		c = *e ? e + 1 : e;
-	}
-	return true;
+	return *p && *p != '/' && !path_has_dotdot(p);
 }
 
 static void drain(int fd)

@@ -297,3 +297,15 @@ int random_bytes(void *p, size_t n)
 	}
 	return 0;
 }
+
+bool path_has_dotdot(const char *p)
+{
+	for (const char *c = p; *c;) {
+		const char *e = strchrnul(c, '/');
+
+		if (e - c == 2 && c[0] == '.' && c[1] == '.')
+			return true;
+		c = *e ? e + 1 : e;
+	}
+	return false;
+}

@@ -42,6 +42,9 @@ int fsync_path(const char *path);
 /* write_all() - write everything, retrying on EINTR/short writes. Return: 0 or -errno. */
 int write_all(int fd, const void *p, size_t len);
 
+/* path_has_dotdot() - does @p have a ".." component (a way out of wherever it is resolved)? */
+bool path_has_dotdot(const char *p);
+
 /*
  * find_in_path() - locate an executable like execvp would, then in the sbin
  * directories (not on an ordinary user's PATH, but where mkfs and the like live).
