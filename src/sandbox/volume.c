@@ -27,6 +27,7 @@
 
 #include <jansson.h>
 
+#include "sandbox/lifecycle.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -298,6 +299,13 @@ int vol_remove(const char *name, bool force, struct msb_err **err)
 	if (vol_load(name, &v, err) < 0)
 		return -1;
 	users = vol_users(name);
+	/* Not even -f takes a volume from under a running sandbox. */
+	for (char **u = users; u && *u; u++)
+		if (sbx_alive(*u))
+			return msb_err_set(err, EBUSY,
+					   "volume %s is in use by running sandbox %s (stop it "
+					   "first)",
+					   name, *u);
 	if (users && users[0] && !force)
 		return msb_err_set(err, EBUSY,
 				   "volume %s is in use by sandbox %s%s (remove the sandbox first, "

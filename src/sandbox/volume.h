@@ -51,8 +51,9 @@ uint64_t vol_usage(const struct vol_info *v);
 char **vol_users(const char *name);
 
 /*
- * vol_remove() - delete a volume msb created. One used by a sandbox is
- * refused unless @force. Return: 0 or -1 with @err.
+ * vol_remove() - delete a volume msb created. One a stopped sandbox names is
+ * refused unless @force; one a running sandbox uses, always.
+ * Return: 0 or -1 with @err.
  */
 int vol_remove(const char *name, bool force, struct msb_err **err);
 

@@ -197,6 +197,11 @@ test_named_volume_shared_and_outlives_its_sandboxes() {
   expect_match "inspect names both users" "$(echo $OUT)" '"sandboxes": \[ "va", "vb" \]'
   msb_capture volume rm shared
   expect_eq "rm of a volume in use" "$RC" 125
+  expect_one_error_line "$ERR" "volume shared is in use by running sandbox va \\(stop it first\\)"
+  msb_capture volume rm -f shared
+  expect_one_error_line "$ERR" "volume shared is in use by running sandbox va \\(stop it first\\)"
+  msb_capture stop va vb
+  msb_capture volume rm shared
   expect_one_error_line "$ERR" "volume shared is in use by sandbox va and others \\(remove the sandbox first, or use -f\\)"
   msb_capture rm -f va vb
   msb_capture run --rootfs "$SQFS" -v shared:/d -- cat /d/a.txt
