@@ -256,11 +256,13 @@ test_an_ordinary_user_binds_a_directory() {
   chown "$USER_NAME" "$udir/home" "$udir/src"
   OUT=$(runuser -u "$USER_NAME" -- env -i PATH=/usr/bin:/bin HOME="/home/$USER_NAME" \
     MSB_HOME="$udir/home" MSB_LIB_DIR="$udir" "$udir/msb" run --rootfs "$udir/rootfs.sqfs" \
-    -v "$udir/src:/app" -- sh -c 'id -u; echo hi > /app/f; chmod 755 /app/f; mkdir /app/sticky; chmod 1777 /app/sticky; ln -s ../outside /app/l; { echo pwned > /app/l/secret; } 2>/dev/null; true' 2>&1)
+    -v "$udir/src:/app" -- sh -c 'id -u; echo hi > /app/f; chmod 755 /app/f; mkdir /app/sticky; chmod 1777 /app/sticky; mkdir /app/sg; chmod 2775 /app/sg; mkdir /app/sg/inner; ln -s ../outside /app/l; { echo pwned > /app/l/secret; } 2>/dev/null; true' 2>&1)
   expect_eq "guest root writes" "$OUT" 0
   expect_eq "owned by the ordinary user" "$(stat -c %U "$udir/src/f")" "$USER_NAME"
   expect_eq "mode kept" "$(stat -c %a "$udir/src/f")" 755
   expect_eq "sticky directory" "$(stat -c %a "$udir/src/sticky")" 1777
+  expect_eq "setgid directory" "$(stat -c %a "$udir/src/sg")" 2775
+  expect_eq "setgid passed on to a new directory" "$(stat -c %a "$udir/src/sg/inner")" 2755
   expect_eq "outside untouched" "$(cat "$udir/outside/secret")" untouched
   mkdir -p "$udir/private" && chmod 700 "$udir/private"
   OUT=$(runuser -u "$USER_NAME" -- env -i PATH=/usr/bin:/bin HOME="/home/$USER_NAME" \
