@@ -1695,7 +1695,7 @@ static int setup(struct sv *sv, struct msb_err **err)
 	_cleanup_strv_ char **extents = NULL;
 	struct vm_disk disks[2 + SBX_MAX_VOLUMES];
 	struct vm_share shares[SBX_MAX_VOLUMES + 1];
-	char serials[SBX_MAX_VOLUMES][16];
+	char serials[SBX_MAX_VOLUMES][32];
 	struct vm_config cfg = { 0 };
 	size_t ndisks;
 	enum vm_accel accel;
