@@ -140,7 +140,10 @@ test_stopping_the_sandbox_is_graceful() {
     > "$TMP/stop.out" 2>&1 &
   local pid=$! i sv
   for i in $(seq 100); do grep -q up "$TMP/stop.out" && break; sleep 0.1; done
-  sv=$(pgrep -f "msb __supervise .*--attached" | head -n 1)
+  # This test's own supervisor: the one working in this suite's MSB_HOME.
+  for i in $(pgrep -f "msb __supervise .*--attached"); do
+    case "$(readlink "/proc/$i/cwd")" in "$MSB_HOME"/*) sv=$i ;; esac
+  done
   [ -n "$sv" ] || fail "no supervisor found"
   kill -TERM "$sv"
   wait $pid
