@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -416,11 +418,42 @@ static int hand_off_pid1(const struct proto_config *c, char *why, size_t len)
 	agent_poweroff();
 }
 
+/*
+ * What a restored guest shares with every other guest of its template: the
+ * kernel's RNG state and its clock. The host's entropy goes in (credited) and
+ * the CRNG reseeds from it at once; the wall clock becomes the host's.
+ */
+/* <linux/random.h>, which musl does not ship: the ioctls and their argument. */
+#define RNDADDENTROPY_ABI _IOW('R', 0x03, int[2])
+#define RNDRESEEDCRNG_ABI _IO('R', 0x07)
+
+static void make_unique(const struct proto_config *c)
+{
+	struct {
+		int entropy_count; /* bits credited */
+		int buf_size;	   /* bytes */
+		uint8_t bytes[PROTO_SEED_SIZE];
+	} pool;
+	_cleanup_close_ int fd = open("/dev/urandom", O_RDWR | O_CLOEXEC);
+	struct timespec ts = { (time_t)(c->wall_ns / 1000000000ull),
+			       (long)(c->wall_ns % 1000000000ull) };
+
+	pool.entropy_count = PROTO_SEED_SIZE * 8;
+	pool.buf_size = PROTO_SEED_SIZE;
+	memcpy(pool.bytes, c->seed, PROTO_SEED_SIZE);
+	if (fd < 0 || ioctl(fd, RNDADDENTROPY_ABI, &pool) < 0 || ioctl(fd, RNDRESEEDCRNG_ABI) < 0)
+		alog("reseeding the RNG: %s", strerror(errno));
+	explicit_bzero(&pool, sizeof(pool));
+	if (c->wall_ns && clock_settime(CLOCK_REALTIME, &ts) < 0)
+		alog("setting the clock: %s", strerror(errno));
+}
+
 int agent_configure(const struct proto_config *c, char *why, size_t len)
 {
 	int r;
 
 	why[0] = '\0';
+	make_unique(c);
 	if (c->hostname[0] && !agent_valid_hostname(c->hostname)) {
 		snprintf(why, len, "hostname \"%.64s\" is not valid", c->hostname);
 		return -EINVAL;

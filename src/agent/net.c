@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <net/route.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -128,6 +129,17 @@ int agent_net_setup(const struct proto_config *c, char *why, size_t len)
 	sysctl_set("/proc/sys/net/ipv6/conf/" NET_IF "/accept_dad", "0");
 	sysctl_set("/proc/sys/net/ipv6/conf/" NET_IF "/accept_ra", "0");
 	sysctl_set("/proc/sys/net/ipv6/conf/" NET_IF "/autoconf", "0");
+	/* A guest restored from a template still has the template's address. */
+	{
+		struct ifreq ifr = { 0 };
+		static const uint8_t none[6];
+
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", NET_IF);
+		ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+		memcpy(ifr.ifr_hwaddr.sa_data, c->net.mac, 6);
+		if (memcmp(c->net.mac, none, 6) != 0 && ioctl(fd4, SIOCSIFHWADDR, &ifr) < 0)
+			alog("network: " NET_IF " address: %s", strerror(errno));
+	}
 	r = if_up(fd4, NET_IF, c->net.mtu);
 	if (r < 0) {
 		snprintf(why, len, "network: " NET_IF ": %s", strerror(-r));

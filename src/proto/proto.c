@@ -597,6 +597,8 @@ int proto_config_encode(struct buf *out, const struct proto_config *c)
 	if (!r)
 		r = wstrv(out, c->init_env ? c->init_env : none);
 	if (!r)
+		r = buf_append(out, c->net.mac, 6);
+	if (!r)
 		r = buf_append(out, c->net.addr4, 4);
 	if (!r)
 		r = buf_append(out, c->net.gw4, 4);
@@ -630,6 +632,10 @@ int proto_config_encode(struct buf *out, const struct proto_config *c)
 		if (!r)
 			r = w32(out, c->mounts[i].flags);
 	}
+	if (!r)
+		r = buf_append(out, c->seed, sizeof(c->seed));
+	if (!r)
+		r = w64(out, c->wall_ns);
 	return frame_end(out, start, r);
 }
 
@@ -672,6 +678,7 @@ int proto_config_decode(const uint8_t *p, size_t n, struct proto_config *c)
 	c->init = r.bad ? NULL : rd_strdup(&r);
 	c->init_argv = r.bad ? NULL : rd_strv_dup(&r);
 	c->init_env = r.bad ? NULL : rd_strv_dup(&r);
+	rd_copy(&r, c->net.mac, 6);
 	rd_copy(&r, c->net.addr4, 4);
 	rd_copy(&r, c->net.gw4, 4);
 	c->net.prefix4 = rd_u32(&r);
@@ -726,6 +733,8 @@ int proto_config_decode(const uint8_t *p, size_t n, struct proto_config *c)
 			       (m->flags & ~PROTO_MOUNT_FLAGS_ALL) || m->index > PROTO_MAX_MOUNTS))
 			r.bad = true;
 	}
+	rd_copy(&r, c->seed, sizeof(c->seed));
+	c->wall_ns = rd_u64(&r);
 	/* Later versions may append fields. */
 	if (r.bad) {
 		proto_config_free(c);

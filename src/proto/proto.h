@@ -111,6 +111,7 @@ int proto_put_frame(struct buf *out, uint16_t type, uint32_t sid, const void *pa
 #define PROTO_MAX_SCRIPTS 64
 #define PROTO_MAX_FILES	  16
 #define PROTO_MAX_MOUNTS  64
+#define PROTO_SEED_SIZE	  64
 #define PROTO_MAX_FILE	  (768u << 10) /* bytes of one file (a CA bundle fits) */
 /* CONFIG flags */
 #define PROTO_CONFIG_UPPER_DISK 0x1u /* the writable layer is ext4 on the second disk */
@@ -126,6 +127,7 @@ int proto_put_frame(struct buf *out, uint16_t type, uint32_t sid, const void *pa
 
 /* The guest's interface: addresses in network byte order. */
 struct proto_net {
+	uint8_t mac[6]; /* eth0's address (a restored guest still has its template's) */
 	uint8_t addr4[4], gw4[4];
 	uint32_t prefix4;
 	uint8_t addr6[16], gw6[16];
@@ -201,6 +203,13 @@ struct proto_config {
 	struct proto_file files[PROTO_MAX_FILES];
 	uint32_t nmounts;
 	struct proto_mount mounts[PROTO_MAX_MOUNTS];
+	/*
+	 * What makes this guest unique even when it was restored from a
+	 * template: host entropy to mix in and reseed the kernel's RNG with, and
+	 * the host's wall clock (ns since the epoch) when CONFIG was sent.
+	 */
+	uint8_t seed[PROTO_SEED_SIZE];
+	uint64_t wall_ns;
 };
 
 /* What the agent reports on STATS_REQ. */

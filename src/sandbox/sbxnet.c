@@ -194,6 +194,7 @@ int sbx_netrun_config(const struct sbx_spec *spec, const struct sbx_netrun *run,
 	int r;
 
 	c->flags |= PROTO_CONFIG_NET;
+	memcpy(c->net.mac, nc->guest_mac, 6);
 	memcpy(c->net.addr4, nc->guest4.b + 12, 4);
 	memcpy(c->net.gw4, nc->gw4.b + 12, 4);
 	c->net.prefix4 = nc->prefix4;

@@ -1028,8 +1028,17 @@ static int send_config(struct sv *sv)
 		if (r < 0)
 			log_error("%s", why);
 	}
-	if (!r)
+	/* The same for a cold boot and a restored template: the guest's own entropy and time. */
+	if (!r && random_bytes(c.seed, sizeof(c.seed)) < 0)
+		r = -EIO;
+	if (!r) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		c.wall_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 		r = proto_config_encode(&sv->agent.tx, &c);
+	}
+	explicit_bzero(c.seed, sizeof(c.seed));
 	sbx_netrun_config_free(&c);
 	for (uint32_t i = 0; i < c.nscripts; i++)
 		free(c.scripts[i].body);

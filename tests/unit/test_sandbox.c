@@ -224,6 +224,10 @@ static void test_config_roundtrip(void **state)
 	c.nfiles = 2;
 	c.files[0] = (struct proto_file){ "/etc/hosts", 0644, 0, body, sizeof(body) };
 	c.files[1] = (struct proto_file){ NULL, 0644, PROTO_FILE_CA_BUNDLE, body, 2 };
+	memcpy(c.net.mac, (uint8_t[]){ 0x02, 0x6d, 0x73, 1, 2, 3 }, 6);
+	for (size_t i = 0; i < sizeof(c.seed); i++)
+		c.seed[i] = (uint8_t)(i * 7 + 1);
+	c.wall_ns = 1796000000123456789ull;
 	c.nmounts = 2;
 	c.mounts[0] = (struct proto_mount){ "/app", 0, 0 };
 	c.mounts[1] = (struct proto_mount){ "/data", 3, PROTO_MOUNT_RO | PROTO_MOUNT_NOEXEC };
@@ -241,6 +245,8 @@ static void test_config_roundtrip(void **state)
 	assert_string_equal(d.files[1].path, "");
 	assert_int_equal(d.files[1].flags, PROTO_FILE_CA_BUNDLE);
 	assert_int_equal(d.files[1].len, 2);
+	assert_memory_equal(d.seed, c.seed, sizeof(c.seed));
+	assert_true(d.wall_ns == c.wall_ns);
 	assert_int_equal(d.nmounts, 2);
 	assert_string_equal(d.mounts[0].path, "/app");
 	assert_string_equal(d.mounts[1].path, "/data");
