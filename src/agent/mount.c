@@ -493,11 +493,35 @@ int mount_shadow(const char *path)
 	return mount(src, path, NULL, MS_BIND, NULL) < 0 ? -errno : 0;
 }
 
+/*
+ * Forgets what the kernel cached of every disk. A guest restored from a
+ * template read its template's disks when it booted (partition scans read
+ * their first pages); this sandbox's disks have other contents.
+ */
+static void flush_disks(void)
+{
+	_cleanup_closedir_ DIR *d = opendir("/sys/block");
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		char dev[64];
+		_cleanup_close_ int fd = -1;
+
+		if (strncmp(de->d_name, "vd", 2) != 0 || strlen(de->d_name) > 32)
+			continue;
+		snprintf(dev, sizeof(dev), "/dev/%.32s", de->d_name);
+		fd = open(dev, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || ioctl(fd, BLKFLSBUF, 0) < 0)
+			alog("%s: dropping its cache: %s", dev, strerror(errno));
+	}
+}
+
 int mount_root(const struct proto_config *c)
 {
 	bool shares = c->flags & PROTO_CONFIG_SHARE_ROOT;
 	int r;
 
+	flush_disks();
 	for (uint32_t i = 0; i < c->nmounts; i++)
 		shares |= !(c->mounts[i].flags & PROTO_MOUNT_DISK);
 	r = mount_fs("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");

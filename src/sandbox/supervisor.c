@@ -56,6 +56,7 @@
 #include "sandbox/rootfs.h"
 #include "sandbox/sbxnet.h"
 #include "sandbox/volume.h"
+#include "sandbox/warm.h"
 #include "store/db.h"
 #include "util/b64.h"
 #include "util/cleanup.h"
@@ -74,6 +75,8 @@
 #define STOP_EXTRA_MS	     5000
 #define QUIT_WAIT_MS	     3000
 #define SIGNAL_STOP_GRACE_MS 10000
+/* A template restore takes well under a second; past this it is given up for a cold boot. */
+#define RESTORE_TIMEOUT_MS 10000
 /* How long the last frames (output, the reason the sandbox ended) may take to reach clients. */
 #define LINGER_MS 2000
 
@@ -184,6 +187,9 @@ struct sv {
 	struct sbx_netrun net;
 	struct vol_plan vols; /* volumes: shares, quota disks and their locks, for the run */
 	int disk_lock;	      /* a disk image root's lock, held for the run */
+	/* Warm start: this shape's template key ("" for none), and how this start went. */
+	char warm_key[WARM_KEY_LEN];
+	bool restored; /* the guest came from the template: no READY will come */
 	struct buf exec_line; /* exec.log's line being built */
 };
 
@@ -1048,10 +1054,23 @@ static int send_config(struct sv *sv)
 	return 0;
 }
 
+/* The guest is up and waiting (booted, or restored from a template): make it this sandbox. */
+static void configure_guest(struct sv *sv)
+{
+	int r = send_config(sv);
+
+	if (r < 0) {
+		ready_report(sv, "err 125 sandbox %s: cannot send its configuration: %s",
+			     sv->spec.name, strerror(-r));
+		kill_now(sv, "crashed");
+		return;
+	}
+	sv->state = ST_CONFIGURING;
+}
+
 static void on_ready(struct sv *sv, const struct proto_frame *f)
 {
 	struct proto_ready rd = { 0 };
-	int r;
 
 	if (sv->state != ST_BOOTING) {
 		log_warn_rl("agent sent READY again; ignored");
@@ -1070,14 +1089,7 @@ static void on_ready(struct sv *sv, const struct proto_frame *f)
 	sv->kernel_ns = rd.kernel_ns;
 	log_info("agent up: kernel %.1f ms, agent %.1f ms after guest boot",
 		 (double)rd.kernel_ns / 1e6, (double)rd.ready_ns / 1e6);
-	r = send_config(sv);
-	if (r < 0) {
-		ready_report(sv, "err 125 sandbox %s: cannot send its configuration: %s",
-			     sv->spec.name, strerror(-r));
-		kill_now(sv, "crashed");
-		return;
-	}
-	sv->state = ST_CONFIGURING;
+	configure_guest(sv);
 }
 
 static void start_main(struct sv *sv);
@@ -1654,6 +1666,68 @@ static int setup_signals(struct sv *sv, struct msb_err **err)
 }
 
 /*
+ * Starts the VM from this shape's template (sv->vm set, sv->restored),
+ * making the template first if there is none; else leaves sv->vm NULL for a
+ * cold boot. A template that fails is a line in runtime.log and a cold boot,
+ * never a failed start.
+ */
+static void warm_start(struct sv *sv, struct vm_config *cfg)
+{
+	_cleanup_free_ char *qemu = vmm_binary();
+	uint64_t t0 = now_ms();
+	char why[512];
+	int fd, r;
+
+	sv->warm_key[0] = '\0';
+	if (!qemu || !warm_wanted(cfg) || warm_key(cfg, qemu, sv->warm_key) < 0) {
+		sv->warm_key[0] = '\0';
+		return;
+	}
+	fd = warm_open(sv->warm_key, why, sizeof(why));
+	if (fd == -EBADMSG)
+		log_warn("warm start: %s; making it again", why);
+	if (fd == -ENOENT || fd == -EBADMSG) {
+		/* The first start of this shape makes its template: a boot, and a save. */
+		r = warm_make(cfg, sv->warm_key, why, sizeof(why));
+		if (r < 0) {
+			log_warn("warm start: making template %s failed (%s); booting cold",
+				 sv->warm_key, why);
+			return;
+		}
+		log_info("warm start: template %s made in %" PRIu64 " ms", sv->warm_key,
+			 now_ms() - t0);
+		fd = warm_open(sv->warm_key, why, sizeof(why));
+	}
+	if (fd < 0) {
+		log_warn("warm start: %s; booting cold", *why ? why : strerror(-fd));
+		return;
+	}
+	cfg->incoming = true;
+	{
+		struct msb_err *e = NULL;
+
+		r = vm_start(cfg, &sv->vm, &e);
+		if (r < 0)
+			snprintf(why, sizeof(why), "%s", e ? e->msg : "cannot start the VMM");
+		msb_err_free(e);
+	}
+	if (r == 0)
+		r = vm_restore_wait(sv->vm, fd, RESTORE_TIMEOUT_MS, why, sizeof(why));
+	close(fd);
+	cfg->incoming = false;
+	if (r < 0) {
+		log_warn("warm start: restoring template %s failed (%s); booting cold",
+			 sv->warm_key, why);
+		vm_free(sv->vm);
+		sv->vm = NULL;
+		return;
+	}
+	sv->restored = true;
+	log_info("warm start: restored template %s in %" PRIu64 " ms", sv->warm_key,
+		 now_ms() - t0);
+}
+
+/*
  * A disk image as the root: the image itself (locked for this one writer) or,
  * with --disk-snapshot, the sandbox's qcow2 overlay of it (the image then only
  * read, by any number of sandboxes). The overlay's backing chain goes into
@@ -1794,7 +1868,8 @@ static int setup(struct sv *sv, struct msb_err **err)
 		.net_mtu = NET_MTU,
 	};
 	memcpy(cfg.net_mac, sv->net.cfg.guest_mac, sizeof(cfg.net_mac));
-	r = vm_start(&cfg, &sv->vm, err);
+	warm_start(sv, &cfg);
+	r = sv->vm ? 0 : vm_start(&cfg, &sv->vm, err);
 	if (r < 0)
 		goto out;
 	conn_init(&sv->agent, steal_fd(agent[0]), AGENT_TX_HWM, RX_MAX);
@@ -1821,6 +1896,9 @@ static int setup(struct sv *sv, struct msb_err **err)
 	conn_watch(&sv->console, sv->ep, REF(K_CONSOLE, 0), true);
 	conn_watch(&sv->vmm_err, sv->ep, REF(K_VMM_ERR, 0), true);
 	timer_set(sv, T_STATE, BOOT_TIMEOUT_MS);
+	/* A restored guest said READY to its template's supervisor, long ago: configure it now. */
+	if (sv->restored)
+		configure_guest(sv);
 	r = 0;
 out:
 	for (int i = 0; i < 2; i++) {

@@ -90,6 +90,13 @@ int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out, c
 		fprintf(desc, "RW %llu FLAT \"%s\" 0\n", (unsigned long long)sectors, name);
 		off += sectors * 512;
 	}
+	/*
+	 * Every layer disk is the same size to the guest, whatever the image:
+	 * a guest saved with one disk is restored with another (warm start), and
+	 * its kernel read the size when it booted.
+	 */
+	if (off < VM_LAYER_DISK_BYTES)
+		fprintf(desc, "RW %llu ZERO\n", (unsigned long long)((VM_LAYER_DISK_BYTES - off) / 512));
 	if (fclose(steal_ptr(desc)) != 0)
 		return msb_err_sys(err, ENOMEM, "layer disk");
 	r = write_file_replace(tpath, table, LAYERS_TABLE_SIZE, 0600);

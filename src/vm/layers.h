@@ -3,6 +3,9 @@
 #ifndef MSB_VM_LAYERS_H
 #define MSB_VM_LAYERS_H
 
+/* The size the guest sees of every layer disk (images past it get their own). */
+#define VM_LAYER_DISK_BYTES (64ull << 30)
+
 #include <stddef.h>
 
 #include "util/err.h"

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,7 +16,9 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proto/proto.h"
@@ -45,6 +48,15 @@ struct vm {
 		vm_disk_stats_fn cb;
 		void *ctx;
 	} pending[8];
+	/* A state save or restore in progress (vm_save(), vm_restore()). */
+	struct {
+		enum { JOB_NONE, JOB_SAVE, JOB_RESTORE } kind;
+		int step;	   /* which command of the job's sequence was sent */
+		unsigned int id;   /* its QMP id */
+		int fd;		   /* the state file, until QEMU has it */
+		vm_state_fn cb;
+		void *ctx;
+	} job;
 };
 
 /* A growing argv. Allocation failures are remembered and reported once at the end. */
@@ -223,6 +235,11 @@ static int build_argv(const struct vm_config *c, const char *qemu, struct argv *
 			c->net_mac[0], c->net_mac[1], c->net_mac[2], c->net_mac[3], c->net_mac[4],
 			c->net_mac[5], c->net_mtu ? c->net_mtu : 1500);
 	}
+	if (c->incoming) {
+		/* The guest's state comes later, through vm_restore(). */
+		arg_add(a, "-incoming");
+		arg_add(a, "defer");
+	}
 	arg_add(a, "-chardev");
 	arg_add(a, "socket,id=qmp,fd=%d", VM_FD_QMP);
 	arg_add(a, "-mon");
@@ -358,6 +375,240 @@ static int qmp_send(struct vm *vm, const char *cmd)
 	return vm->qmp.error;
 }
 
+/* A command with arguments (a JSON object's text, or NULL). Return: its id, or -errno. */
+static int qmp_exec(struct vm *vm, const char *cmd, const char *args)
+{
+	_cleanup_free_ char *line = NULL;
+	int n;
+
+	if (vm->qmp.fd < 0 || vm->qmp.error)
+		return -EPIPE;
+	n = asprintf(&line, "{\"execute\":\"%s\",%s%s%s\"id\":%u}\n", cmd,
+		     args ? "\"arguments\":" : "", args ? args : "", args ? "," : "", ++vm->next_id);
+	if (n < 0) {
+		line = NULL;
+		return -ENOMEM;
+	}
+	if (buf_append(&vm->qmp.tx, line, (size_t)n) < 0)
+		return -ENOMEM;
+	conn_flush(&vm->qmp);
+	qmp_rearm(vm);
+	return vm->qmp.error ? vm->qmp.error : (int)vm->next_id;
+}
+
+/*
+ * Hands @fd to QEMU: one byte carrying it (SCM_RIGHTS), which QEMU keeps for
+ * the next getfd. Everything queued before goes first.
+ */
+static int qmp_pass_fd(struct vm *vm, int fd)
+{
+	char byte = ' ', ctl[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { &byte, 1 };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = ctl,
+			     .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+	conn_flush(&vm->qmp);
+	if (buf_size(&vm->qmp.tx))
+		return -EAGAIN;
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	while (sendmsg(vm->qmp.fd, &mh, MSG_NOSIGNAL) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
+static void job_end(struct vm *vm, bool ok, const char *why)
+{
+	vm_state_fn cb = vm->job.cb;
+
+	if (vm->job.fd >= 0)
+		close(vm->job.fd);
+	vm->job.fd = -1;
+	vm->job.kind = JOB_NONE;
+	vm->job.cb = NULL;
+	if (cb)
+		cb(vm->job.ctx, ok, why);
+}
+
+/*
+ * The next command of a save (events on, getfd, stop, migrate, [MIGRATION
+ * completed], cont) or a restore (events on, getfd, migrate-incoming,
+ * [MIGRATION completed], cont).
+ */
+static void job_next(struct vm *vm)
+{
+	static const char *const events = "{\"capabilities\":[{\"capability\":\"events\","
+					  "\"state\":true}]}";
+	bool save = vm->job.kind == JOB_SAVE;
+	int id = 0;
+
+	switch (vm->job.step++) {
+	case 0:
+		id = qmp_exec(vm, "migrate-set-capabilities", events);
+		break;
+	case 1:
+		id = qmp_pass_fd(vm, vm->job.fd);
+		if (id == 0)
+			id = qmp_exec(vm, "getfd", "{\"fdname\":\"msbstate\"}");
+		close(vm->job.fd);
+		vm->job.fd = -1;
+		break;
+	case 2:
+		id = save ? qmp_exec(vm, "stop", NULL)
+			  : qmp_exec(vm, "migrate-incoming", "{\"uri\":\"fd:msbstate\"}");
+		break;
+	case 3:
+		if (!save)
+			return; /* the MIGRATION event ends it */
+		id = qmp_exec(vm, "migrate", "{\"uri\":\"fd:msbstate\"}");
+		break;
+	case 4:
+		return; /* the MIGRATION event */
+	case 5:
+		id = qmp_exec(vm, "cont", NULL);
+		break;
+	default:
+		job_end(vm, true, NULL);
+		return;
+	}
+	if (id < 0) {
+		job_end(vm, false, strerror(-id));
+		return;
+	}
+	vm->job.id = (unsigned int)id;
+}
+
+static void job_answer(struct vm *vm, json_t *o)
+{
+	json_t *e = json_object_get(o, "error");
+
+	if (e) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", json_string_value(json_object_get(e, "desc")) ?: "?");
+		job_end(vm, false, why);
+		return;
+	}
+	job_next(vm);
+}
+
+static void job_event(struct vm *vm, json_t *o)
+{
+	const char *st = json_string_value(json_object_get(json_object_get(o, "data"), "status"));
+
+	if (!st)
+		return;
+	if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) {
+		job_end(vm, false, "the VMM's migration failed");
+		return;
+	}
+	if (strcmp(st, "completed") != 0)
+		return;
+	/* Saved paused (a single pass), so restored paused: both go on with cont. */
+	vm->job.step = 5;
+	job_next(vm);
+}
+
+static int job_begin(struct vm *vm, int kind, int fd, vm_state_fn cb, void *ctx)
+{
+	if (vm->job.kind != JOB_NONE)
+		return -EBUSY;
+	vm->job.fd = dup(fd);
+	if (vm->job.fd < 0)
+		return -errno;
+	vm->job.kind = kind;
+	vm->job.step = 0;
+	vm->job.cb = cb;
+	vm->job.ctx = ctx;
+	job_next(vm);
+	return 0;
+}
+
+int vm_save(struct vm *vm, int fd, vm_state_fn cb, void *ctx)
+{
+	return job_begin(vm, JOB_SAVE, fd, cb, ctx);
+}
+
+int vm_restore(struct vm *vm, int fd, vm_state_fn cb, void *ctx)
+{
+	return job_begin(vm, JOB_RESTORE, fd, cb, ctx);
+}
+
+struct sync_job {
+	bool done, ok;
+	char *why;
+	size_t len;
+};
+
+static void sync_done(void *ctx, bool ok, const char *why)
+{
+	struct sync_job *j = ctx;
+
+	j->done = true;
+	j->ok = ok;
+	if (!ok)
+		snprintf(j->why, j->len, "%s", why ? why : "failed");
+}
+
+static int job_wait(struct vm *vm, int kind, int fd, unsigned int timeout_ms, char *why,
+		    size_t len)
+{
+	struct sync_job j = { .why = why, .len = len };
+	uint64_t end;
+	struct timespec ts;
+	int r = job_begin(vm, kind, fd, sync_done, &j);
+
+	if (r < 0) {
+		snprintf(why, len, "%s", strerror(-r));
+		return r;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	end = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + timeout_ms;
+	while (!j.done) {
+		struct pollfd p = { .fd = vm->qmp.fd, .events = POLLIN };
+		uint64_t now;
+
+		if (vm->qmp.fd < 0)
+			break;
+		if (buf_size(&vm->qmp.tx))
+			p.events |= POLLOUT;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+		if (now >= end) {
+			vm->job.cb = NULL;
+			job_end(vm, false, NULL);
+			snprintf(why, len, "no answer from the VMM within %u ms", timeout_ms);
+			return -ETIMEDOUT;
+		}
+		if (poll(&p, 1, (int)(end - now)) < 0 && errno != EINTR)
+			break;
+		vm_handle(vm);
+	}
+	if (!j.done) {
+		vm->job.cb = NULL;
+		job_end(vm, false, NULL);
+		snprintf(why, len, "the VMM went away");
+		return -EPIPE;
+	}
+	return j.ok ? 0 : -EIO;
+}
+
+int vm_restore_wait(struct vm *vm, int fd, unsigned int timeout_ms, char *why, size_t len)
+{
+	return job_wait(vm, JOB_RESTORE, fd, timeout_ms, why, len);
+}
+
+int vm_save_wait(struct vm *vm, int fd, unsigned int timeout_ms, char *why, size_t len)
+{
+	return job_wait(vm, JOB_SAVE, fd, timeout_ms, why, len);
+}
+
 static void qmp_line(struct vm *vm, const char *line, size_t n)
 {
 	json_t *o = json_loadb(line, n, 0, NULL), *e;
@@ -368,6 +619,16 @@ static void qmp_line(struct vm *vm, const char *line, size_t n)
 		return;
 	}
 	id = json_integer_value(json_object_get(o, "id"));
+	if (vm->job.kind != JOB_NONE) {
+		if (id > 0 && (unsigned int)id == vm->job.id) {
+			job_answer(vm, o);
+			json_decref(o);
+			return;
+		}
+		e = json_object_get(o, "event");
+		if (e && !strcmp(json_string_value(e) ?: "", "MIGRATION"))
+			job_event(vm, o);
+	}
 	for (size_t i = 0; id > 0 && i < ARRAY_SIZE(vm->pending); i++) {
 		struct json_t *ret = json_object_get(o, "return");
 		uint64_t rd = 0, wr = 0;
@@ -393,6 +654,8 @@ static void qmp_line(struct vm *vm, const char *line, size_t n)
 static void qmp_drop(struct vm *vm, const char *why)
 {
 	log_warn("qmp: %s; the control channel is closed", why);
+	if (vm->job.kind != JOB_NONE)
+		job_end(vm, false, why);
 	if (vm->ep >= 0 && vm->qmp.ev)
 		epoll_ctl(vm->ep, EPOLL_CTL_DEL, vm->qmp.fd, NULL);
 	conn_close(&vm->qmp);
@@ -428,6 +691,8 @@ void vm_handle(struct vm *vm)
 		conn_close(&vm->qmp);
 		vm->qmp.error = -EPIPE;
 		pending_fail_all(vm);
+		if (vm->job.kind != JOB_NONE)
+			job_end(vm, false, "the VMM exited");
 		return;
 	}
 	qmp_rearm(vm);
@@ -608,6 +873,7 @@ int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 	vm->pid = pid;
 	vm->running = true;
 	vm->ep = -1;
+	vm->job.fd = -1;
 	conn_init(&vm->qmp, qmp[0], QMP_TX_HWM, QMP_LINE_MAX);
 	/* Negotiate now, so later commands are answered at once. */
 	qmp_send(vm, "qmp_capabilities");
@@ -659,6 +925,8 @@ void vm_free(struct vm *vm)
 		spawn_wait(vm->pid, NULL);
 	}
 	conn_close(&vm->qmp);
+	if (vm->job.fd >= 0)
+		close(vm->job.fd);
 	/* No callbacks from here: the owner is tearing down. */
 	free(vm);
 }

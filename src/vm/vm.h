@@ -77,6 +77,8 @@ struct vm_config {
 	 * file size limit applies.
 	 */
 	bool user_files;
+	/* Start paused, waiting for a saved state (vm_restore()) instead of booting. */
+	bool incoming;
 	int console_fd; /* connected socket; the guest's serial console */
 	int agent_fd;	/* connected socket; becomes the "agent" port */
 	int stderr_fd;	/* where the VMM's own diagnostics go (a pipe the caller drains) */
@@ -121,6 +123,24 @@ void vm_kill(struct vm *vm);
  */
 typedef void (*vm_disk_stats_fn)(void *ctx, bool ok, uint64_t rd_bytes, uint64_t wr_bytes);
 int vm_disk_stats(struct vm *vm, vm_disk_stats_fn cb, void *ctx);
+
+/*
+ * vm_save() - pause the guest, write its whole state (a migration stream) to
+ * @fd, and let it run again; vm_restore() - load a state written so into a
+ * VM started with @incoming, which then runs. @cb runs from vm_handle() when
+ * it is over (ok false with a reason if not). One at a time. The VMM gets its
+ * own copy of @fd. Return: 0, or -errno (then @cb never runs).
+ */
+typedef void (*vm_state_fn)(void *ctx, bool ok, const char *why);
+int vm_save(struct vm *vm, int fd, vm_state_fn cb, void *ctx);
+int vm_restore(struct vm *vm, int fd, vm_state_fn cb, void *ctx);
+/*
+ * vm_restore_wait() - vm_restore() and wait for it (at most @timeout_ms),
+ * before the VM is watched by an event loop. Return: 0, or -errno with @why.
+ */
+int vm_restore_wait(struct vm *vm, int fd, unsigned int timeout_ms, char *why, size_t len);
+/* vm_save_wait() - the same for vm_save(). */
+int vm_save_wait(struct vm *vm, int fd, unsigned int timeout_ms, char *why, size_t len);
 
 /* vm_cpu_ns() - CPU time the VMM process has used, all threads. Return: ns, or 0. */
 uint64_t vm_cpu_ns(const struct vm *vm);

@@ -1,0 +1,435 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Warm-start templates (see warm.h).
+ *
+ * DOC: Theory of Operation
+ * A template of shape K is <MSB_HOME>/templates/K/<sha256>.state: the file's
+ * name is its own checksum, so publishing is one rename (no checksum file to
+ * keep in step with it) and verifying is hashing the file and comparing the
+ * name. A template that fails the comparison is deleted and the start boots
+ * cold; a concurrent maker of the same shape may publish a second copy,
+ * which is harmless (the first valid one is used; each publication removes
+ * older copies).
+ */
+#define _GNU_SOURCE
+#include "sandbox/warm.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "image/digest.h"
+#include "proto/proto.h"
+#include "util/buf.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+#define STATE_SUFFIX ".state"
+#define HASH_HEX     64
+#define WARM_BOOT_TIMEOUT_MS 60000
+#define WARM_SAVE_TIMEOUT_MS 30000
+
+/* What identifies @path's content: its path, device, inode, size and modification time. */
+static int identity(FILE *f, const char *what, const char *path)
+{
+	struct stat st;
+
+	if (!path)
+		return -ENOENT;
+	if (stat(path, &st) < 0)
+		return -errno;
+	fprintf(f, "%s=%s dev=%llu ino=%llu size=%lld mtime=%lld.%09ld\n", what, path,
+		(unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (long long)st.st_size,
+		(long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	return 0;
+}
+
+/* The size the guest sees of a disk: a raw file's size, a VMDK descriptor's extents. */
+static int disk_size(const struct vm_disk *d, unsigned long long *out)
+{
+	struct stat st;
+
+	*out = 0;
+	if (!strcmp(d->format ? d->format : "raw", "vmdk")) {
+		_cleanup_fclose_ FILE *f = fopen(d->path, "re");
+		char line[512];
+
+		if (!f)
+			return -errno;
+		while (fgets(line, sizeof(line), f)) {
+			unsigned long long sectors;
+
+			if (sscanf(line, "RW %llu", &sectors) == 1)
+				*out += sectors * 512;
+		}
+		return 0;
+	}
+	if (strcmp(d->format ? d->format : "raw", "raw") != 0)
+		return -EOPNOTSUPP; /* qcow2: its own size lives inside; not a warm shape */
+	if (stat(d->path, &st) < 0)
+		return -errno;
+	*out = (unsigned long long)st.st_size;
+	return 0;
+}
+
+static int shape_text(const struct vm_config *c, const char *qemu, char **out)
+{
+	size_t len = 0;
+	FILE *f = open_memstream(out, &len);
+	int r;
+
+	if (!f)
+		return -ENOMEM;
+	fprintf(f, "msb template v1\naccel=%d cpus=%u memory_mib=%u\n", (int)c->accel, c->cpus,
+		c->mem_mib);
+	r = identity(f, "vmm", qemu);
+	if (!r)
+		r = identity(f, "kernel", c->kernel);
+	if (!r)
+		r = identity(f, "initrd", c->initrd);
+	for (size_t i = 0; !r && i < c->ndisks; i++) {
+		unsigned long long size;
+
+		r = disk_size(&c->disks[i], &size);
+		if (!r)
+			fprintf(f, "disk%zu format=%s size=%llu readonly=%d serial=%s\n", i,
+				c->disks[i].format ? c->disks[i].format : "raw", size,
+				(int)c->disks[i].readonly,
+				c->disks[i].serial ? c->disks[i].serial : "-");
+	}
+	fprintf(f, "shares=%d net=%d mtu=%u\n", c->nshares > 0, c->net_fd >= 0, c->net_mtu);
+	if (fclose(f) != 0 && !r)
+		r = -ENOMEM;
+	if (r < 0) {
+		free(*out);
+		*out = NULL;
+	}
+	return r;
+}
+
+int warm_key(const struct vm_config *c, const char *qemu, char key[WARM_KEY_LEN])
+{
+	_cleanup_free_ char *text = NULL;
+	char digest[DIGEST_LEN];
+	int r = shape_text(c, qemu, &text);
+
+	if (r < 0)
+		return r;
+	if (sha256_digest(text, strlen(text), digest) < 0)
+		return -ENOMEM;
+	/* "sha256:" then hex: 64 bits of it name the shape. */
+	snprintf(key, WARM_KEY_LEN, "%.16s", digest + 7);
+	return 0;
+}
+
+bool warm_wanted(const struct vm_config *c)
+{
+	const char *v = getenv("MSB_WARM");
+
+	if (v && !strcmp(v, "0"))
+		return false;
+	for (size_t i = 0; i < c->ndisks; i++) {
+		unsigned long long size;
+
+		if (disk_size(&c->disks[i], &size) < 0)
+			return false;
+	}
+	return true;
+}
+
+static char *key_dir(const char *key)
+{
+	_cleanup_free_ char *root = path_join(msb_home(), "templates");
+
+	return root ? path_join(root, key) : NULL;
+}
+
+/* The sha256 of @fd's whole content, in hex. */
+static int hash_fd(int fd, char hex[HASH_HEX + 1])
+{
+	struct sha256 h;
+	char digest[DIGEST_LEN];
+	static char buf[1 << 20];
+	off_t off = 0;
+
+	if (sha256_init(&h) < 0)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = pread(fd, buf, sizeof(buf), off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+
+			sha256_free(&h);
+			return -e;
+		}
+		if (n == 0)
+			break;
+		sha256_update(&h, buf, (size_t)n);
+		off += n;
+	}
+	sha256_final(&h, digest);
+	snprintf(hex, HASH_HEX + 1, "%s", digest + 7);
+	return 0;
+}
+
+int warm_open(const char *key, char *why, size_t len)
+{
+	_cleanup_free_ char *dir = key_dir(key);
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+
+	why[0] = '\0';
+	if (!dir)
+		return -ENOMEM;
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? -ENOENT : -errno;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		char hex[HASH_HEX + 1];
+		int fd, r;
+
+		if (de->d_name[0] == '.' || n != HASH_HEX + strlen(STATE_SUFFIX) ||
+		    strcmp(de->d_name + HASH_HEX, STATE_SUFFIX) != 0)
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		r = hash_fd(fd, hex);
+		if (r == 0 && !strncmp(hex, de->d_name, HASH_HEX))
+			return fd;
+		close(fd);
+		snprintf(why, len, "template %s/%s does not match its checksum%s", dir, de->d_name,
+			 r < 0 ? " (unreadable)" : "; removed");
+		unlinkat(dirfd(d), de->d_name, 0);
+		return -EBADMSG;
+	}
+	return -ENOENT;
+}
+
+int warm_create(const char *key)
+{
+	_cleanup_free_ char *dir = key_dir(key);
+	int fd, r;
+
+	if (!dir)
+		return -ENOMEM;
+	r = mkdir_p(dir, 0700);
+	if (r < 0)
+		return r;
+	/* Unnamed until published: nothing half-written is ever a template. */
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
+int warm_commit(const char *key, int fd)
+{
+	_cleanup_free_ char *dir = key_dir(key), *path = NULL;
+	_cleanup_closedir_ DIR *d = NULL;
+	char hex[HASH_HEX + 1], proc[64];
+	struct dirent *de;
+	int r = dir ? hash_fd(fd, hex) : -ENOMEM;
+
+	if (!r && fsync(fd) < 0)
+		r = -errno;
+	if (!r && asprintf(&path, "%s/%s" STATE_SUFFIX, dir, hex) < 0) {
+		path = NULL;
+		r = -ENOMEM;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (!r && linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0 && errno != EEXIST)
+		r = -errno;
+	close(fd);
+	if (r < 0)
+		return r;
+	/* Older copies of this shape go. */
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+
+		if (de->d_name[0] != '.' && n > strlen(STATE_SUFFIX) &&
+		    !strcmp(de->d_name + n - strlen(STATE_SUFFIX), STATE_SUFFIX) &&
+		    strncmp(de->d_name, hex, HASH_HEX) != 0)
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	return 0;
+}
+
+/* Reads the agent's socket until READY (every other byte is boot noise). Return: 0 or -errno. */
+static int wait_ready(int agent, int console, int net, unsigned int timeout_ms)
+{
+	struct buf rx = { 0 };
+	uint64_t waited = 0;
+	int r = -ETIMEDOUT;
+
+	while (waited < timeout_ms) {
+		struct pollfd p[3] = { { agent, POLLIN, 0 }, { console, POLLIN, 0 }, { net, POLLIN, 0 } };
+		struct proto_frame f;
+		uint8_t junk[4096];
+		int n = poll(p, net >= 0 ? 3 : 2, 100);
+
+		waited += 100;
+		if (n < 0 && errno != EINTR) {
+			r = -errno;
+			break;
+		}
+		for (int i = 1; i < 3; i++)
+			if (p[i].fd >= 0 && (p[i].revents & POLLIN))
+				(void)!read(p[i].fd, junk, sizeof(junk));
+		if (!(p[0].revents & (POLLIN | POLLHUP)))
+			continue;
+		{
+			uint8_t *tail = buf_tail(&rx, 4096);
+			ssize_t k = tail ? read(agent, tail, 4096) : -1;
+
+			if (k <= 0) {
+				r = k == 0 ? -EPIPE : -errno;
+				break;
+			}
+			buf_commit(&rx, (size_t)k);
+		}
+		while ((n = proto_parse(&rx, &f)) > 0) {
+			struct proto_ready rd;
+
+			if (f.type == PROTO_READY) {
+				r = proto_ready_decode(f.payload, f.len, &rd) == 0 &&
+						    rd.version == PROTO_VERSION
+					    ? 0
+					    : -EPROTO;
+				buf_free(&rx);
+				return r;
+			}
+			buf_consume(&rx, PROTO_HDR_SIZE + f.len);
+		}
+		if (n < 0 || buf_size(&rx) > (1u << 20)) {
+			r = -EPROTO;
+			break;
+		}
+	}
+	buf_free(&rx);
+	return r;
+}
+
+int warm_make(const struct vm_config *real, const char *key, char *why, size_t len)
+{
+	_cleanup_free_ char *dir = key_dir(key), *share = NULL;
+	struct vm_disk disks[VM_MMIO_SLOTS];
+	char paths[VM_MMIO_SLOTS][512];
+	struct vm_share sh = { 0 };
+	struct vm_config c = *real;
+	int agent[2] = { -1, -1 }, con[2] = { -1, -1 }, net[2] = { -1, -1 }, fd = -1, r;
+	struct vm *vm = NULL;
+	struct msb_err *e = NULL;
+
+	why[0] = '\0';
+	if (!dir || real->ndisks > VM_MMIO_SLOTS)
+		return -ENOMEM;
+	r = mkdir_p(dir, 0700);
+	if (r < 0) {
+		snprintf(why, len, "%s: %s", dir, strerror(-r));
+		return r;
+	}
+	/* Disks of the same sizes and kinds, with nothing of any sandbox on them. */
+	for (size_t i = 0; i < real->ndisks; i++) {
+		unsigned long long size;
+		_cleanup_close_ int dfd = -1;
+
+		r = disk_size(&real->disks[i], &size);
+		snprintf(paths[i], sizeof(paths[i]), "%s/disk%zu.raw", dir, i);
+		(void)dfd;
+		if (r == 0) {
+			_cleanup_close_ int f = open(paths[i], O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+			if (f < 0 || ftruncate(f, (off_t)size) < 0)
+				r = -errno;
+		}
+		if (r < 0) {
+			snprintf(why, len, "placeholder disk %zu: %s", i, strerror(-r));
+			return r;
+		}
+		disks[i] = real->disks[i];
+		disks[i].path = paths[i];
+		disks[i].format = "raw";
+	}
+	c.disks = disks;
+	if (real->nshares) {
+		share = path_join(dir, "share");
+		if (!share || ((r = mkdir_p(share, 0700)) < 0)) {
+			snprintf(why, len, "placeholder share: %s", strerror(share ? -r : ENOMEM));
+			return share ? r : -ENOMEM;
+		}
+		sh.path = share;
+		c.shares = &sh;
+		c.nshares = 1;
+	}
+	c.files = NULL;
+	c.workdir = dir;
+	c.jail_root = real->jail_root ? "jail" : NULL;
+	c.incoming = false;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
+	    (real->net_fd >= 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, net) < 0)) {
+		r = -errno;
+		snprintf(why, len, "socketpair: %s", strerror(errno));
+		goto out;
+	}
+	c.agent_fd = agent[1];
+	c.console_fd = con[1];
+	c.net_fd = net[1];
+	c.stderr_fd = -1;
+	if (vm_start(&c, &vm, &e) < 0) {
+		snprintf(why, len, "%s", e ? e->msg : "cannot start the VMM");
+		msb_err_free(e);
+		r = -EIO;
+		goto out;
+	}
+	r = wait_ready(agent[0], con[0], net[0], WARM_BOOT_TIMEOUT_MS);
+	if (r < 0) {
+		snprintf(why, len, "the template's guest did not come up: %s", strerror(-r));
+		goto out;
+	}
+	fd = warm_create(key);
+	if (fd < 0) {
+		r = fd;
+		snprintf(why, len, "%s: %s", dir, strerror(-r));
+		goto out;
+	}
+	r = vm_save_wait(vm, fd, WARM_SAVE_TIMEOUT_MS, why, len);
+	if (r == 0) {
+		r = warm_commit(key, fd);
+		fd = -1;
+		if (r < 0)
+			snprintf(why, len, "publishing the template: %s", strerror(-r));
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	vm_free(vm);
+	for (int i = 0; i < 2; i++) {
+		if (agent[i] >= 0)
+			close(agent[i]);
+		if (con[i] >= 0)
+			close(con[i]);
+		if (net[i] >= 0)
+			close(net[i]);
+	}
+	return r;
+}
+
+void warm_abandon(const char *key, int fd)
+{
+	(void)key;
+	if (fd >= 0)
+		close(fd);
+}

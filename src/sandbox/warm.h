@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Warm start: templates of booted guests, one per machine shape, under
+ * <MSB_HOME>/templates/. A template is a guest saved as soon as agentd is
+ * up and waiting for its configuration, before anything of a sandbox reached
+ * it; every later start of the same shape restores it and then configures
+ * it as a cold boot would. See docs/snapshots.md.
+ */
+#ifndef MSB_SANDBOX_WARM_H
+#define MSB_SANDBOX_WARM_H
+
+#include <stdbool.h>
+
+#include "vm/vm.h"
+
+#define WARM_KEY_LEN 17 /* 16 hex digits and a NUL */
+
+/*
+ * warm_key() - the shape of the VM @c would start with VMM @qemu: the VMM,
+ * kernel and initramfs (by identity: path, inode, size, time), accelerator,
+ * vCPUs, memory, and every device with what the guest learns of it at boot
+ * (a disk's size, format, mode and serial; shares; network and MTU).
+ * Return: 0, or -errno (a file could not be examined: no warm start).
+ */
+int warm_key(const struct vm_config *c, const char *qemu, char key[WARM_KEY_LEN]);
+
+/* warm_wanted() - neither MSB_WARM=0 nor a shape warm start cannot serve (a disk image root). */
+bool warm_wanted(const struct vm_config *c);
+
+/*
+ * warm_open() - the template for @key, verified against its recorded
+ * checksum. Return: an fd at its start, -ENOENT when there is none, or
+ * another -errno with @why (a damaged template, which is removed).
+ */
+int warm_open(const char *key, char *why, size_t len);
+
+/* warm_create() - a new, hidden template file for @key. Return: fd (write the state), or -errno. */
+int warm_create(const char *key);
+
+/*
+ * warm_commit() - checksum the state written to @fd and publish it as @key's
+ * template (atomically; a concurrent one of the same key may win). Closes @fd.
+ * Return: 0 or -errno (the partial file is removed).
+ */
+int warm_commit(const char *key, int fd);
+
+/*
+ * warm_make() - make @key's template for a VM like @real: boot one with
+ * placeholder disks of the same sizes (and an empty share), wait for
+ * agentd's READY, save it, publish it. Nothing of the sandbox reaches it.
+ * Return: 0, or -errno with @why.
+ */
+int warm_make(const struct vm_config *real, const char *key, char *why, size_t len);
+
+/* warm_abandon() - drop a template being made. Closes @fd. */
+void warm_abandon(const char *key, int fd);
+
+#endif
