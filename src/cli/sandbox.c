@@ -80,6 +80,9 @@ static int simple_opt(int c, const char *arg, void *ctx)
 	case 'S':
 		o->stopped = true;
 		return 0;
+	case 'C':
+		setenv("MSB_WARM", "0", 1); /* the supervisor boots instead of restoring */
+		return 0;
 	default:
 		return EXIT_MSB;
 	}
@@ -88,13 +91,14 @@ static int simple_opt(int c, const char *arg, void *ctx)
 int cmd_start(int argc, char **argv)
 {
 	static const struct option lo[] = { { "quiet", no_argument, NULL, 'q' },
+					    { "cold", no_argument, NULL, 'C' },
 					    { "help", no_argument, NULL, 'h' },
 					    { NULL, 0, NULL, 0 } };
 	struct simple_opts o = { 0 };
 	int r = getopts(
 		    "start", argc, argv, "qh", lo,
-		    "Usage: msb start [-q] NAME...\n\nBoot stopped sandboxes; returns when they "
-		    "are ready.\n",
+		    "Usage: msb start [-q] [--cold] NAME...\n\nStart stopped sandboxes (from the "
+		    "warm template of their shape unless --cold); returns when they are ready.\n",
 		    simple_opt, &o),
 	    rc = 0;
 

@@ -55,6 +55,7 @@ enum {
 	OPT_TRUST_CAS,
 	OPT_DISK_SNAPSHOT,
 	OPT_ROOTFS_BIND,
+	OPT_COLD,
 };
 
 static const struct option longopts[] = {
@@ -105,6 +106,7 @@ static const struct option longopts[] = {
 	{ "trust-host-cas", no_argument, NULL, OPT_TRUST_CAS },
 	{ "disk-snapshot", no_argument, NULL, OPT_DISK_SNAPSHOT },
 	{ "rootfs-bind", no_argument, NULL, OPT_ROOTFS_BIND },
+	{ "cold", no_argument, NULL, OPT_COLD },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -138,6 +140,7 @@ static void usage(const char *cmd)
 	       "      --rootfs-bind       With --rootfs DIR: DIR itself is the root, live (not a "
 	       "copy)\n"
 	       "      --disk-snapshot     Write to an overlay of the disk image, never the image\n"
+	       "      --cold              Boot the guest; do not restore the warm template\n"
 	       "      --entrypoint CMD    Override the image's entrypoint (clears its Cmd)\n"
 	       "      --pull POLICY       if-missing (default), always, or never\n"
 	       "  -e, --env KEY=VALUE     Set an environment variable (KEY alone copies it from "
@@ -457,6 +460,10 @@ static int parse_opt(struct sbx_flags *f, int c, const char *arg)
 		return 0;
 	case OPT_ROOTFS_BIND:
 		o->rootfs_bind = true;
+		return 0;
+	case OPT_COLD:
+		/* The supervisor inherits it: this start boots, not restores. */
+		setenv("MSB_WARM", "0", 1);
 		return 0;
 	case OPT_ENTRYPOINT:
 		o->entrypoint = arg;

@@ -1684,9 +1684,12 @@ static void warm_start(struct sv *sv, struct vm_config *cfg)
 		return;
 	}
 	fd = warm_open(sv->warm_key, why, sizeof(why));
-	if (fd == -EBADMSG)
-		log_warn("warm start: %s; making it again", why);
-	if (fd == -ENOENT || fd == -EBADMSG) {
+	if (fd == -EBADMSG) {
+		/* Removed: the next start makes it again. */
+		log_warn("warm start: %s; booting cold", why);
+		return;
+	}
+	if (fd == -ENOENT) {
 		/* The first start of this shape makes its template: a boot, and a save. */
 		r = warm_make(cfg, sv->warm_key, why, sizeof(why));
 		if (r < 0) {
