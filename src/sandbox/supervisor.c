@@ -189,7 +189,7 @@ struct sv {
 	int disk_lock;	      /* a disk image root's lock, held for the run */
 	/* Warm start: this shape's template key ("" for none), and how this start went. */
 	char warm_key[WARM_KEY_LEN];
-	bool restored; /* the guest came from the template: no READY will come */
+	bool restored;	      /* the guest came from the template: no READY will come */
 	struct buf exec_line; /* exec.log's line being built */
 };
 
@@ -1726,8 +1726,7 @@ static void warm_start(struct sv *sv, struct vm_config *cfg)
 		return;
 	}
 	sv->restored = true;
-	log_info("warm start: restored template %s in %" PRIu64 " ms", sv->warm_key,
-		 now_ms() - t0);
+	log_info("warm start: restored template %s in %" PRIu64 " ms", sv->warm_key, now_ms() - t0);
 }
 
 /*

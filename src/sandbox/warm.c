@@ -32,8 +32,8 @@
 #include "util/fs.h"
 #include "util/log.h"
 
-#define STATE_SUFFIX ".state"
-#define HASH_HEX     64
+#define STATE_SUFFIX	     ".state"
+#define HASH_HEX	     64
 #define WARM_BOOT_TIMEOUT_MS 60000
 #define WARM_SAVE_TIMEOUT_MS 30000
 
@@ -274,7 +274,9 @@ static int wait_ready(int agent, int console, int net, unsigned int timeout_ms)
 	int r = -ETIMEDOUT;
 
 	while (waited < timeout_ms) {
-		struct pollfd p[3] = { { agent, POLLIN, 0 }, { console, POLLIN, 0 }, { net, POLLIN, 0 } };
+		struct pollfd p[3] = { { agent, POLLIN, 0 },
+				       { console, POLLIN, 0 },
+				       { net, POLLIN, 0 } };
 		struct proto_frame f;
 		uint8_t junk[4096];
 		int n = poll(p, net >= 0 ? 3 : 2, 100);

@@ -96,7 +96,8 @@ int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out, c
 	 * its kernel read the size when it booted.
 	 */
 	if (off < VM_LAYER_DISK_BYTES)
-		fprintf(desc, "RW %llu ZERO\n", (unsigned long long)((VM_LAYER_DISK_BYTES - off) / 512));
+		fprintf(desc, "RW %llu ZERO\n",
+			(unsigned long long)((VM_LAYER_DISK_BYTES - off) / 512));
 	if (fclose(steal_ptr(desc)) != 0)
 		return msb_err_sys(err, ENOMEM, "layer disk");
 	r = write_file_replace(tpath, table, LAYERS_TABLE_SIZE, 0600);

@@ -51,9 +51,9 @@ struct vm {
 	/* A state save or restore in progress (vm_save(), vm_restore()). */
 	struct {
 		enum { JOB_NONE, JOB_SAVE, JOB_RESTORE } kind;
-		int step;	   /* which command of the job's sequence was sent */
-		unsigned int id;   /* its QMP id */
-		int fd;		   /* the state file, until QEMU has it */
+		int step;	 /* which command of the job's sequence was sent */
+		unsigned int id; /* its QMP id */
+		int fd;		 /* the state file, until QEMU has it */
 		vm_state_fn cb;
 		void *ctx;
 	} job;
@@ -384,7 +384,8 @@ static int qmp_exec(struct vm *vm, const char *cmd, const char *args)
 	if (vm->qmp.fd < 0 || vm->qmp.error)
 		return -EPIPE;
 	n = asprintf(&line, "{\"execute\":\"%s\",%s%s%s\"id\":%u}\n", cmd,
-		     args ? "\"arguments\":" : "", args ? args : "", args ? "," : "", ++vm->next_id);
+		     args ? "\"arguments\":" : "", args ? args : "", args ? "," : "",
+		     ++vm->next_id);
 	if (n < 0) {
 		line = NULL;
 		return -ENOMEM;
@@ -404,10 +405,9 @@ static int qmp_pass_fd(struct vm *vm, int fd)
 {
 	char byte = ' ', ctl[CMSG_SPACE(sizeof(int))] = { 0 };
 	struct iovec iov = { &byte, 1 };
-	struct msghdr mh = { .msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = ctl,
-			     .msg_controllen = sizeof(ctl) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)
+	};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 
 	conn_flush(&vm->qmp);
@@ -491,7 +491,8 @@ static void job_answer(struct vm *vm, json_t *o)
 	if (e) {
 		char why[256];
 
-		snprintf(why, sizeof(why), "%s", json_string_value(json_object_get(e, "desc")) ?: "?");
+		snprintf(why, sizeof(why), "%s",
+			 json_string_value(json_object_get(e, "desc")) ?: "?");
 		job_end(vm, false, why);
 		return;
 	}
@@ -556,8 +557,7 @@ static void sync_done(void *ctx, bool ok, const char *why)
 		snprintf(j->why, j->len, "%s", why ? why : "failed");
 }
 
-static int job_wait(struct vm *vm, int kind, int fd, unsigned int timeout_ms, char *why,
-		    size_t len)
+static int job_wait(struct vm *vm, int kind, int fd, unsigned int timeout_ms, char *why, size_t len)
 {
 	struct sync_job j = { .why = why, .len = len };
 	uint64_t end;
