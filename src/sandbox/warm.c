@@ -65,10 +65,16 @@ static int disk_size(const struct vm_disk *d, unsigned long long *out)
 		if (!f)
 			return -errno;
 		while (fgets(line, sizeof(line), f)) {
+			char *end;
 			unsigned long long sectors;
 
-			if (sscanf(line, "RW %llu", &sectors) == 1)
-				*out += sectors * 512;
+			if (strncmp(line, "RW ", 3) != 0)
+				continue;
+			errno = 0;
+			sectors = strtoull(line + 3, &end, 10);
+			if (errno || end == line + 3)
+				return -EINVAL;
+			*out += sectors * 512;
 		}
 		return 0;
 	}
