@@ -1705,6 +1705,7 @@ static void warm_start(struct sv *sv, struct vm_config *cfg)
 		log_warn("warm start: %s; booting cold", *why ? why : strerror(-fd));
 		return;
 	}
+	t0 = now_ms();
 	cfg->incoming = true;
 	{
 		struct msb_err *e = NULL;

@@ -396,6 +396,7 @@ int warm_make(const struct vm_config *real, const char *key, char *why, size_t l
 	c.console_fd = con[1];
 	c.net_fd = net[1];
 	c.stderr_fd = -1;
+	c.saves_state = true;
 	if (vm_start(&c, &vm, &e) < 0) {
 		snprintf(why, len, "%s", e ? e->msg : "cannot start the VMM");
 		msb_err_free(e);

@@ -423,6 +423,9 @@ static int qmp_pass_fd(struct vm *vm, int fd)
 	return 0;
 }
 
+/* The job's step while it waits for query-migrate to say why a migration failed. */
+#define JOB_STEP_WHY 100
+
 static void job_end(struct vm *vm, bool ok, const char *why)
 {
 	vm_state_fn cb = vm->job.cb;
@@ -488,6 +491,16 @@ static void job_answer(struct vm *vm, json_t *o)
 {
 	json_t *e = json_object_get(o, "error");
 
+	if (vm->job.step == JOB_STEP_WHY) {
+		char why[256];
+		const char *d = json_string_value(
+			json_object_get(json_object_get(o, "return"), "error-desc"));
+
+		snprintf(why, sizeof(why), "the VMM's migration failed: %s",
+			 d ? d : "no reason given");
+		job_end(vm, false, why);
+		return;
+	}
 	if (e) {
 		char why[256];
 
@@ -506,7 +519,15 @@ static void job_event(struct vm *vm, json_t *o)
 	if (!st)
 		return;
 	if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) {
-		job_end(vm, false, "the VMM's migration failed");
+		/* Ask why: query-migrate's answer ends the job (job_answer()). */
+		int id = qmp_exec(vm, "query-migrate", NULL);
+
+		if (id < 0) {
+			job_end(vm, false, "the VMM's migration failed");
+			return;
+		}
+		vm->job.id = (unsigned int)id;
+		vm->job.step = JOB_STEP_WHY;
 		return;
 	}
 	if (strcmp(st, "completed") != 0)
@@ -764,6 +785,9 @@ static int jail_setup(const struct vm_config *c, struct jail *j, struct msb_err 
 	j->kvm = c->accel == VM_ACCEL_KVM;
 	/* The guest writes files of any size into shared directories, overlays grow. */
 	j->fsize = c->user_files ? RLIM_INFINITY : largest_writable(c);
+	/* A saved state is the guest's memory at most, and the devices' few KiB. */
+	if (c->saves_state && j->fsize < ((uint64_t)c->mem_mib + 64) << 20)
+		j->fsize = ((uint64_t)c->mem_mib + 64) << 20;
 	return r;
 }
 

@@ -79,6 +79,8 @@ struct vm_config {
 	bool user_files;
 	/* Start paused, waiting for a saved state (vm_restore()) instead of booting. */
 	bool incoming;
+	/* The VMM will write its state out (vm_save()): its file size limit makes room. */
+	bool saves_state;
 	int console_fd; /* connected socket; the guest's serial console */
 	int agent_fd;	/* connected socket; becomes the "agent" port */
 	int stderr_fd;	/* where the VMM's own diagnostics go (a pipe the caller drains) */

@@ -72,7 +72,8 @@ test_changed_kernel_or_initramfs_makes_a_new_template() {
 
 test_a_damaged_template_boots_cold() {
   local t
-  msb_capture run --rootfs "$SQFS" -- true
+  rm -rf "$MSB_HOME/templates"
+  msb_capture run --name dmg0 --rootfs "$SQFS" -- true # the shape of the named sandboxes below
   t=$(templates | head -n 1)
   [ -n "$t" ] || { fail "no template"; return; }
   printf 'damage' | dd of="$t" bs=1 seek=4096 conv=notrunc 2> /dev/null
@@ -83,7 +84,7 @@ test_a_damaged_template_boots_cold() {
   [ ! -e "$t" ] || fail "the damaged template was kept"
   msb_capture run --name dmg2 --rootfs "$SQFS" -- true
   expect_match "the next start makes it again" "$(rlog dmg2)" "template [0-9a-f]{16} made"
-  msb_capture rm -f dmg dmg2
+  msb_capture rm -f dmg0 dmg dmg2
   expect_no_leftovers
 }
 
