@@ -145,6 +145,9 @@ bool warm_wanted(const struct vm_config *c)
 	for (size_t i = 0; i < c->ndisks; i++) {
 		unsigned long long size;
 
+		/* A disk image root: its partitions are read at boot, from the placeholder. */
+		if (c->disks[i].serial && !strcmp(c->disks[i].serial, PROTO_ROOT_SERIAL))
+			return false;
 		if (disk_size(&c->disks[i], &size) < 0)
 			return false;
 	}
