@@ -227,7 +227,8 @@ int warm_open(const char *key, char *why, size_t len)
 	return -ENOENT;
 }
 
-int warm_create(const char *key)
+/* A new, unnamed template file for @key. Return: fd (write the state into it), or -errno. */
+static int warm_create(const char *key)
 {
 	_cleanup_free_ char *dir = key_dir(key);
 	int fd, r;
@@ -242,7 +243,12 @@ int warm_create(const char *key)
 	return fd < 0 ? -errno : fd;
 }
 
-int warm_commit(const char *key, int fd)
+/*
+ * Checksums the state written to @fd and publishes it as @key's template
+ * (atomically; a concurrent one of the same key may win). Closes @fd.
+ * Return: 0 or -errno.
+ */
+static int warm_commit(const char *key, int fd)
 {
 	_cleanup_free_ char *dir = key_dir(key), *path = NULL;
 	_cleanup_closedir_ DIR *d = NULL;
@@ -354,11 +360,9 @@ int warm_make(const struct vm_config *real, const char *key, char *why, size_t l
 	/* Disks of the same sizes and kinds, with nothing of any sandbox on them. */
 	for (size_t i = 0; i < real->ndisks; i++) {
 		unsigned long long size;
-		_cleanup_close_ int dfd = -1;
 
 		r = disk_size(&real->disks[i], &size);
 		snprintf(paths[i], sizeof(paths[i]), "%s/disk%zu.raw", dir, i);
-		(void)dfd;
 		if (r == 0) {
 			_cleanup_close_ int f = open(paths[i], O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
@@ -437,11 +441,4 @@ out:
 			close(net[i]);
 	}
 	return r;
-}
-
-void warm_abandon(const char *key, int fd)
-{
-	(void)key;
-	if (fd >= 0)
-		close(fd);
 }

@@ -34,16 +34,6 @@ bool warm_wanted(const struct vm_config *c);
  */
 int warm_open(const char *key, char *why, size_t len);
 
-/* warm_create() - a new, hidden template file for @key. Return: fd (write the state), or -errno. */
-int warm_create(const char *key);
-
-/*
- * warm_commit() - checksum the state written to @fd and publish it as @key's
- * template (atomically; a concurrent one of the same key may win). Closes @fd.
- * Return: 0 or -errno (the partial file is removed).
- */
-int warm_commit(const char *key, int fd);
-
 /*
  * warm_make() - make @key's template for a VM like @real: boot one with
  * placeholder disks of the same sizes (and an empty share), wait for
@@ -51,8 +41,5 @@ int warm_commit(const char *key, int fd);
  * Return: 0, or -errno with @why.
  */
 int warm_make(const struct vm_config *real, const char *key, char *why, size_t len);
-
-/* warm_abandon() - drop a template being made. Closes @fd. */
-void warm_abandon(const char *key, int fd);
 
 #endif
