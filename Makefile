@@ -40,7 +40,7 @@ all: deps $(BUILD)/msb $(BUILD)/initrd.cpio $(BUILD)/vmlinux
 deps:
 	@scripts/deps.sh
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -52,7 +52,7 @@ $(BUILD)/msb: $(CLI_OBJ) $(BUILD)/libmsb.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libmsb.a $(LIBS)
 
 # agentd: static musl binary, PID 1 of every guest.
-$(BUILD)/agent-obj/%.o: %.c
+$(BUILD)/agent-obj/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(MUSL_CC) -std=gnu11 $(WARN) -Os -g0 -fstack-protector-strong -Isrc -MMD -MP -c $< -o $@
 
@@ -63,7 +63,7 @@ $(BUILD)/initrd.cpio: $(BUILD)/agentd scripts/mkinitrd.sh
 	scripts/mkinitrd.sh $(BUILD)/agentd $@
 
 # The kernel build is cached outside the tree (kernel/build.sh); this only copies it.
-$(BUILD)/vmlinux: kernel/msb.config kernel/build.sh
+$(BUILD)/vmlinux: kernel/msb.config kernel/build.sh | deps
 	kernel/build.sh $(BUILD)
 kernel: $(BUILD)/vmlinux
 
