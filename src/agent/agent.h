@@ -55,6 +55,14 @@ bool agent_valid_hostname(const char *s);
 int agent_configure(const struct proto_config *c, char *why, size_t len);
 /* net.c: loopback up; eth0 configured when CONFIG carries a network. */
 int agent_net_setup(const struct proto_config *c, char *why, size_t len);
+/* agent_net_down() - take eth0 down: its IPv4 routes and IPv6 addresses go with it. */
+void agent_net_down(void);
+/*
+ * agent_refresh() - a configured guest restored from a saved state becomes
+ * the sandbox @c describes: new entropy, clock, hostname, network and files
+ * (PROTO_CONFIG_REFRESH); its root and mounts stay. Return: 0 or -errno with @why.
+ */
+int agent_refresh(const struct proto_config *c, char *why, size_t len);
 
 /* Flushes and quiesces the writable upper before power-off. */
 void mount_quiesce(void);

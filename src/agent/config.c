@@ -301,7 +301,7 @@ static int append_ca_bundle(const struct proto_file *f, char *why, size_t len)
 }
 
 /* A file the host wrote for this sandbox (/etc/hosts, /etc/resolv.conf): replaces what is there. */
-static int write_config_file(const struct proto_file *f, char *why, size_t len)
+static int write_config_file(const struct proto_file *f, bool refresh, char *why, size_t len)
 {
 	_cleanup_close_ int fd = -1;
 	char dir[4096];
@@ -310,13 +310,13 @@ static int write_config_file(const struct proto_file *f, char *why, size_t len)
 	int r;
 
 	if (f->flags & PROTO_FILE_CA_BUNDLE)
-		return append_ca_bundle(f, why, len);
+		return refresh ? 0 : append_ca_bundle(f, why, len); /* it is there already */
 	if (!clean_path(f->path)) {
 		snprintf(why, len, "file path \"%.200s\" is not valid", f->path);
 		return -EINVAL;
 	}
 	/* A live host directory as the root: a private copy takes the write, or it is skipped. */
-	if (mount_live_root()) {
+	if (mount_live_root() && !refresh) {
 		r = mount_shadow(f->path);
 		if (r == -ENOENT || r == -EINVAL) {
 			alog("%s: not a file in the root directory; left alone", f->path);
@@ -469,7 +469,7 @@ int agent_configure(const struct proto_config *c, char *why, size_t len)
 	if (r < 0)
 		return r;
 	for (uint32_t i = 0; i < c->nfiles; i++)
-		if ((r = write_config_file(&c->files[i], why, len)) < 0)
+		if ((r = write_config_file(&c->files[i], false, why, len)) < 0)
 			return r;
 	for (uint32_t i = 0; i < c->ntmpfs; i++)
 		if ((r = mount_tmpfs(&c->tmpfs[i], why, len)) < 0)
@@ -490,5 +490,29 @@ int agent_configure(const struct proto_config *c, char *why, size_t len)
 	}
 	if (c->init && c->init[0])
 		return hand_off_pid1(c, why, len);
+	return 0;
+}
+
+int agent_refresh(const struct proto_config *c, char *why, size_t len)
+{
+	int r;
+
+	why[0] = '\0';
+	make_unique(c);
+	if (c->hostname[0] && !agent_valid_hostname(c->hostname)) {
+		snprintf(why, len, "hostname \"%.64s\" is not valid", c->hostname);
+		return -EINVAL;
+	}
+	if (c->hostname[0] && sethostname(c->hostname, strlen(c->hostname)) < 0)
+		alog("sethostname: %s", strerror(errno));
+	if (c->flags & PROTO_CONFIG_NET) {
+		agent_net_down();
+		r = agent_net_setup(c, why, len);
+		if (r < 0)
+			return r;
+	}
+	for (uint32_t i = 0; i < c->nfiles; i++)
+		if ((r = write_config_file(&c->files[i], true, why, len)) < 0)
+			return r;
 	return 0;
 }

@@ -49,6 +49,19 @@ static int if_up(int fd, const char *name, unsigned int mtu)
 	return ioctl(fd, SIOCSIFFLAGS, &ifr) < 0 ? -errno : 0;
 }
 
+void agent_net_down(void)
+{
+	_cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = { 0 };
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", NET_IF);
+	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		return;
+	ifr.ifr_flags &= ~IFF_UP;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		alog(NET_IF ": down: %s", strerror(errno));
+}
+
 /* Best effort: a sysctl of the guest kernel. */
 static void sysctl_set(const char *path, const char *value)
 {

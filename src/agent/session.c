@@ -50,6 +50,8 @@ struct session {
 	bool in_eof;
 	uint32_t out_inflight;
 	bool exited;
+	/* Its host went away (the guest was restored elsewhere): output is drained, unsent. */
+	bool orphan;
 	struct proto_exited status;
 	struct session *next;
 };
@@ -74,6 +76,14 @@ static uint8_t chunk[PROTO_DATA_CHUNK];
 static uint64_t key(uint32_t sid, enum tag t)
 {
 	return (uint64_t)sid << 8 | t;
+}
+
+/* An orphaned session's fds are told apart from a live one's of the same id. */
+#define KEY_ORPHAN ((uint64_t)1 << 48)
+
+static uint64_t skey(const struct session *s, enum tag t)
+{
+	return (s->orphan ? KEY_ORPHAN : 0) | key(s->sid, t);
 }
 
 /* Keeps an fd's epoll interest equal to @want (0 = not watched). */
@@ -106,10 +116,11 @@ static void port_flush(struct agent *a)
 		alog("epoll_ctl agent port: %s", strerror(errno));
 }
 
-static struct session *session_find(struct agent *a, uint32_t sid)
+/* The session @sid of the host (an orphan with @orphan: its id is no longer the host's). */
+static struct session *session_find(struct agent *a, uint32_t sid, bool orphan)
 {
 	for (struct session *s = a->sessions; s; s = s->next)
-		if (s->sid == sid)
+		if (s->sid == sid && s->orphan == orphan)
 			return s;
 	return NULL;
 }
@@ -125,20 +136,20 @@ static void close_fd(struct agent *a, int *fd, uint32_t *ev, uint64_t k)
 /* Recomputes what each of the session's fds should be watched for. */
 static void session_rewatch(struct agent *a, struct session *s)
 {
-	bool room = s->out_inflight < PROTO_WINDOW;
+	bool room = s->orphan || s->out_inflight < PROTO_WINDOW;
 
-	watch(a, s->in_fd, key(s->sid, TAG_IN), buf_size(&s->in_q) ? EPOLLOUT : 0, &s->in_ev);
-	watch(a, s->out_fd, key(s->sid, TAG_OUT), room ? EPOLLIN : 0, &s->out_ev);
-	watch(a, s->err_fd, key(s->sid, TAG_ERR), room ? EPOLLIN : 0, &s->err_ev);
+	watch(a, s->in_fd, skey(s, TAG_IN), buf_size(&s->in_q) ? EPOLLOUT : 0, &s->in_ev);
+	watch(a, s->out_fd, skey(s, TAG_OUT), room ? EPOLLIN : 0, &s->out_ev);
+	watch(a, s->err_fd, skey(s, TAG_ERR), room ? EPOLLIN : 0, &s->err_ev);
 }
 
 static void session_free(struct agent *a, struct session *s)
 {
 	struct session **pp;
 
-	close_fd(a, &s->in_fd, &s->in_ev, key(s->sid, TAG_IN));
-	close_fd(a, &s->out_fd, &s->out_ev, key(s->sid, TAG_OUT));
-	close_fd(a, &s->err_fd, &s->err_ev, key(s->sid, TAG_ERR));
+	close_fd(a, &s->in_fd, &s->in_ev, skey(s, TAG_IN));
+	close_fd(a, &s->out_fd, &s->out_ev, skey(s, TAG_OUT));
+	close_fd(a, &s->err_fd, &s->err_ev, skey(s, TAG_ERR));
 	buf_free(&s->in_q);
 	for (pp = &a->sessions; *pp; pp = &(*pp)->next) {
 		if (*pp == s) {
@@ -159,24 +170,26 @@ static bool pump_out(struct agent *a, struct session *s, int *fd, uint32_t *ev, 
 {
 	uint16_t type = (t == TAG_ERR) ? PROTO_STDERR : PROTO_STDOUT;
 
-	while (*fd >= 0 && s->out_inflight < PROTO_WINDOW) {
-		size_t room = PROTO_WINDOW - s->out_inflight;
+	while (*fd >= 0 && (s->orphan || s->out_inflight < PROTO_WINDOW)) {
+		size_t room = s->orphan ? sizeof(chunk) : PROTO_WINDOW - s->out_inflight;
 		ssize_t n = read(*fd, chunk, room < sizeof(chunk) ? room : sizeof(chunk));
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
 			if (s->exited)
-				close_fd(a, fd, ev, key(s->sid, t));
+				close_fd(a, fd, ev, skey(s, t));
 			break;
 		}
 		if (n <= 0) { /* EOF, or EIO from a pty whose other side closed */
-			close_fd(a, fd, ev, key(s->sid, t));
+			close_fd(a, fd, ev, skey(s, t));
 			break;
 		}
+		if (s->orphan)
+			continue;
 		if (proto_put_frame(&a->port.tx, type, s->sid, chunk, (size_t)n) < 0) {
 			alog("out of memory queueing output");
-			close_fd(a, fd, ev, key(s->sid, t));
+			close_fd(a, fd, ev, skey(s, t));
 			break;
 		}
 		s->out_inflight += (uint32_t)n;
@@ -191,7 +204,8 @@ static void session_progress(struct agent *a, struct session *s)
 	bool err_done = pump_out(a, s, &s->err_fd, &s->err_ev, TAG_ERR);
 
 	if (s->exited && out_done && err_done) {
-		proto_exited_encode(&a->port.tx, s->sid, &s->status);
+		if (!s->orphan)
+			proto_exited_encode(&a->port.tx, s->sid, &s->status);
 		session_free(a, s);
 	} else {
 		session_rewatch(a, s);
@@ -213,7 +227,7 @@ static void pump_in(struct agent *a, struct session *s)
 		if (n < 0) { /* the reader is gone: drop what it will never read */
 			done += buf_size(&s->in_q);
 			buf_clear(&s->in_q);
-			close_fd(a, &s->in_fd, &s->in_ev, key(s->sid, TAG_IN));
+			close_fd(a, &s->in_fd, &s->in_ev, skey(s, TAG_IN));
 			break;
 		}
 		buf_consume(&s->in_q, (size_t)n);
@@ -236,7 +250,7 @@ static void pump_in(struct agent *a, struct session *s)
 			}
 			(void)!write(s->in_fd, &eof, 1);
 		}
-		close_fd(a, &s->in_fd, &s->in_ev, key(s->sid, TAG_IN));
+		close_fd(a, &s->in_fd, &s->in_ev, skey(s, TAG_IN));
 	}
 	if (done)
 		proto_u32_encode(&a->port.tx, PROTO_ACK, s->sid, (uint32_t)done);
@@ -428,7 +442,7 @@ static void session_start(struct agent *a, uint32_t sid, struct proto_exec *e)
 		return;
 	}
 #endif
-	if (session_find(a, sid) || a->nsessions >= MAX_SESSIONS) {
+	if (session_find(a, sid, false) || a->nsessions >= MAX_SESSIONS) {
 		send_failed(a, sid, PROTO_FAIL_INVALID, 0,
 			    "session %u: already in use or too many sessions", sid);
 		return;
@@ -675,6 +689,45 @@ static int shutdown_step(struct agent *a)
 
 static uint64_t boottime_ns(void);
 
+/*
+ * CONFIG with PROTO_CONFIG_REFRESH: this guest was restored from a saved
+ * state into a new sandbox. Its sessions belong to the old host: their
+ * processes run on, their input ends, their output is drained unsent. The
+ * resync marker goes after everything queued before, then CONFIGURED.
+ */
+static void refresh(struct agent *a, const struct proto_config *c)
+{
+	char why[320];
+	int r;
+
+	for (struct session *s = a->sessions; s; s = s->next) {
+		if (s->orphan)
+			continue;
+		/* Watched again under orphan keys: the host may reuse the id. */
+		watch(a, s->out_fd, skey(s, TAG_OUT), 0, &s->out_ev);
+		watch(a, s->err_fd, skey(s, TAG_ERR), 0, &s->err_ev);
+		close_fd(a, &s->in_fd, &s->in_ev, skey(s, TAG_IN));
+		s->orphan = true;
+		buf_clear(&s->in_q);
+		s->in_eof = true;
+		session_rewatch(a, s);
+	}
+	r = agent_refresh(c, why, sizeof(why));
+	if (buf_append(&a->port.tx, c->resync, sizeof(c->resync)) < 0)
+		alog("out of memory queueing the resync marker");
+	if (r < 0) {
+		char msg[400];
+
+		snprintf(msg, sizeof(msg), "config: %s", why);
+		alog("%s", msg);
+		proto_error_encode(&a->port.tx, 0, msg);
+		return;
+	}
+	if (c->hostname[0])
+		snprintf(a->hostname, sizeof(a->hostname), "%s", c->hostname);
+	proto_u64_encode(&a->port.tx, PROTO_CONFIGURED, 0, boottime_ns());
+}
+
 /* CONFIG: becomes the sandbox, then says so (CONFIGURED) or why not (ERROR). */
 static void configure(struct agent *a, const struct proto_frame *f)
 {
@@ -682,14 +735,21 @@ static void configure(struct agent *a, const struct proto_frame *f)
 	char why[320];
 	int r;
 
-	if (a->configured) {
-		proto_error_encode(&a->port.tx, 0, "config: already configured");
-		port_flush(a);
-		return;
-	}
 	r = proto_config_decode(f->payload, f->len, &c);
 	if (r < 0) {
 		proto_error_encode(&a->port.tx, 0, "config: malformed");
+		port_flush(a);
+		return;
+	}
+	if (a->configured && (c.flags & PROTO_CONFIG_REFRESH)) {
+		refresh(a, &c);
+		proto_config_free(&c);
+		port_flush(a);
+		return;
+	}
+	if (a->configured) {
+		proto_config_free(&c);
+		proto_error_encode(&a->port.tx, 0, "config: already configured");
 		port_flush(a);
 		return;
 	}
@@ -756,7 +816,7 @@ static void send_stats(struct agent *a)
 
 static void on_frame(struct agent *a, const struct proto_frame *f)
 {
-	struct session *s = f->sid ? session_find(a, f->sid) : NULL;
+	struct session *s = f->sid ? session_find(a, f->sid, false) : NULL;
 	uint32_t v;
 	uint16_t rows, cols;
 	int r;
@@ -819,6 +879,12 @@ static void on_frame(struct agent *a, const struct proto_frame *f)
 		return;
 	case PROTO_STATS_REQ:
 		send_stats(a);
+		return;
+	case PROTO_QUIESCE:
+		/* What is written reaches the disks before the host copies them. */
+		sync();
+		proto_put_frame(&a->port.tx, PROTO_QUIESCED, 0, NULL, 0);
+		port_flush(a);
 		return;
 	default:
 		proto_error_encode(&a->port.tx, f->sid, "unexpected frame type");
@@ -890,6 +956,7 @@ int agent_serve(int port_fd, uint64_t kernel_ns)
 			return -errno;
 		for (int i = 0; i < n; i++) {
 			uint32_t sid = (uint32_t)(evs[i].data.u64 >> 8);
+			bool orphan = evs[i].data.u64 & KEY_ORPHAN;
 			enum tag t = (enum tag)(evs[i].data.u64 & 0xff);
 			struct session *s;
 
@@ -908,7 +975,7 @@ int agent_serve(int port_fd, uint64_t kernel_ns)
 					port_read(&a);
 				continue;
 			}
-			s = session_find(&a, sid);
+			s = session_find(&a, sid, orphan);
 			if (!s)
 				continue;
 			if (t == TAG_IN)

@@ -57,6 +57,10 @@ int cmd_pull(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_images(int argc, char **argv);
 int cmd_volume(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_branch(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
 
 /*

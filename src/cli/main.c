@@ -37,6 +37,11 @@ static const struct command commands[] = {
 	{ "cp", cmd_cp, "Copy files between the host and a sandbox" },
 	{ "volume", cmd_volume, "Manage named volumes (create, ls, inspect, rm)" },
 	{ "volumes", cmd_volume, NULL },
+	{ "snapshot", cmd_snapshot, "Manage snapshots of sandboxes (create, ls, inspect, rm)" },
+	{ "snapshots", cmd_snapshot, NULL },
+	{ "branch", cmd_branch, "Fork a running sandbox into a new one" },
+	{ "pause", cmd_pause, "Suspend running sandboxes in place" },
+	{ "resume", cmd_resume, "Continue paused sandboxes" },
 	{ "registry", cmd_registry, "Manage registry credentials (login, logout, ls)" },
 	{ "__supervise", cmd_supervise, NULL },
 };

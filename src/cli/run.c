@@ -54,6 +54,18 @@ static int split_positionals(const char *cmd, struct sbx_flags *f, bool need_cmd
 {
 	size_t first = 0;
 
+	if (f->co.from_snapshot) {
+		/* IMAGE is optional (a check of the snapshot's base): only before "--". */
+		if (f->cmd && f->pos.n > 1)
+			return cli_error("%s: unexpected argument \"%s\" before \"--\"", cmd,
+					 f->pos.v[1]);
+		if (f->cmd && f->pos.n == 1)
+			f->co.image = f->pos.v[0];
+		else if (!f->cmd)
+			f->cmd = f->pos.v;
+		f->co.cmd = f->cmd;
+		return 0;
+	}
 	if (!f->co.rootfs) {
 		if (!f->pos.n)
 			return cli_error(

@@ -181,7 +181,8 @@ int cmd_rm(int argc, char **argv)
 
 static bool is_running(const struct sandbox_row *r)
 {
-	return !strcmp(r->status, "running") || !strcmp(r->status, "starting");
+	return !strcmp(r->status, "running") || !strcmp(r->status, "starting") ||
+	       !strcmp(r->status, "paused");
 }
 
 /* What the sandbox was made from, for a column. */
@@ -335,44 +336,9 @@ int cmd_ps(int argc, char **argv)
 /* Return: the supervisor's INFO answer, or NULL with @err. */
 static json_t *ask_info(const char *name, struct msb_err **err)
 {
-	_cleanup_close_ int fd = sbx_connect(name, err);
-	struct buf rx = { 0 }, tx = { 0 };
 	json_t *o = NULL;
 
-	if (fd < 0)
-		return NULL;
-	if (proto_put_frame(&tx, PROTO_INFO, 0, NULL, 0) < 0 ||
-	    write_all(fd, buf_head(&tx), buf_size(&tx)) < 0) {
-		buf_free(&tx);
-		msb_err_set(err, EIO, "sandbox %s: not answering", name);
-		return NULL;
-	}
-	buf_free(&tx);
-	for (;;) {
-		struct proto_frame f;
-		uint8_t *p = buf_tail(&rx, 65536);
-		ssize_t k;
-		int r;
-
-		if (!p)
-			break;
-		k = read(fd, p, 65536);
-		if (k <= 0)
-			break;
-		buf_commit(&rx, (size_t)k);
-		r = proto_parse(&rx, &f);
-		if (r < 0)
-			break;
-		if (r == 0)
-			continue;
-		if (f.type == PROTO_INFO)
-			o = json_loadb((const char *)f.payload, f.len, 0, NULL);
-		break;
-	}
-	buf_free(&rx);
-	if (!o)
-		msb_err_set(err, EIO, "sandbox %s: not answering", name);
-	return o;
+	return sbx_ask(name, PROTO_INFO, NULL, &o, err) < 0 ? NULL : o;
 }
 
 /* --- inspect ------------------------------------------------------------------ */

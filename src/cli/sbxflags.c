@@ -56,6 +56,7 @@ enum {
 	OPT_DISK_SNAPSHOT,
 	OPT_ROOTFS_BIND,
 	OPT_COLD,
+	OPT_FROM_SNAPSHOT,
 };
 
 static const struct option longopts[] = {
@@ -107,10 +108,54 @@ static const struct option longopts[] = {
 	{ "disk-snapshot", no_argument, NULL, OPT_DISK_SNAPSHOT },
 	{ "rootfs-bind", no_argument, NULL, OPT_ROOTFS_BIND },
 	{ "cold", no_argument, NULL, OPT_COLD },
+	{ "from-snapshot", required_argument, NULL, OPT_FROM_SNAPSHOT },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
+
+/*
+ * What a snapshot fixes: its sandbox's shape and settings. With
+ * --from-snapshot only the name, hostname, environment, command and how to run
+ * it may be given.
+ */
+static bool snapshot_allows(int c)
+{
+	switch (c) {
+	case 'n':
+	case 'H':
+	case 'e':
+	case 'q':
+	case 't':
+	case 'd':
+	case OPT_TIMEOUT:
+	case OPT_RLIMIT:
+	case OPT_DETACH_KEYS:
+	case OPT_PULL:
+	case OPT_COLD:
+	case OPT_FROM_SNAPSHOT:
+	case OPT_REPLACE:
+	case OPT_REPLACE_GRACE:
+	case OPT_LOG_LEVEL:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* "--cpus" for 'c': how a flag is named in messages. */
+static const char *flag_name(int c)
+{
+	static char buf[64];
+
+	for (const struct option *o = longopts; o->name; o++) {
+		if (o->val == c) {
+			snprintf(buf, sizeof(buf), "--%s", o->name);
+			return buf;
+		}
+	}
+	return "a flag";
+}
 
 /* Flags that only make sense for one command at a time: the rest is shared. */
 static bool run_only(int c)
@@ -141,6 +186,8 @@ static void usage(const char *cmd)
 	       "copy)\n"
 	       "      --disk-snapshot     Write to an overlay of the disk image, never the image\n"
 	       "      --cold              Boot the guest; do not restore the warm template\n"
+	       "      --from-snapshot NAME  Make the sandbox from a snapshot (IMAGE, before --, "
+	       "checks its base)\n"
 	       "      --entrypoint CMD    Override the image's entrypoint (clears its Cmd)\n"
 	       "      --pull POLICY       if-missing (default), always, or never\n"
 	       "  -e, --env KEY=VALUE     Set an environment variable (KEY alone copies it from "
@@ -461,6 +508,9 @@ static int parse_opt(struct sbx_flags *f, int c, const char *arg)
 	case OPT_ROOTFS_BIND:
 		o->rootfs_bind = true;
 		return 0;
+	case OPT_FROM_SNAPSHOT:
+		o->from_snapshot = arg;
+		return 0;
 	case OPT_COLD:
 		/* The supervisor inherits it: this start boots, not restores. */
 		setenv("MSB_WARM", "0", 1);
@@ -672,10 +722,17 @@ int sbxflags_parse(const char *cmd, int argc, char **argv, struct sbx_flags *f)
 			return c == '?' || c == ':' ? cli_bad_flag(cmd, argv, longopts)
 						    : cli_error("%s: flag %s is for 'msb run' only",
 								cmd, argv[optind - 1]);
+		if (!snapshot_allows(c) && !f->shape_flag)
+			f->shape_flag = flag_name(c);
 		r = parse_opt(f, c, optarg);
 		if (r)
 			return r;
 	}
+	if (f->co.from_snapshot && f->shape_flag)
+		return cli_error(
+			"%s: %s cannot be used with --from-snapshot (the snapshot keeps its "
+			"sandbox's settings)",
+			cmd, f->shape_flag);
 	for (int i = optind; i < sep; i++)
 		if (strv_push(&f->pos, argv[i]) < 0)
 			return cli_error("out of memory");

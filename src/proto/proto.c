@@ -76,6 +76,9 @@ bool proto_type_is_control(uint16_t type)
 	case PROTO_STATS:
 	case PROTO_INFO:
 	case PROTO_KILL:
+	case PROTO_QUIESCE:
+	case PROTO_QUIESCED:
+	case PROTO_CTL:
 		return true;
 	default:
 		return false;
@@ -636,6 +639,8 @@ int proto_config_encode(struct buf *out, const struct proto_config *c)
 		r = buf_append(out, c->seed, sizeof(c->seed));
 	if (!r)
 		r = w64(out, c->wall_ns);
+	if (!r)
+		r = buf_append(out, c->resync, sizeof(c->resync));
 	return frame_end(out, start, r);
 }
 
@@ -735,6 +740,7 @@ int proto_config_decode(const uint8_t *p, size_t n, struct proto_config *c)
 	}
 	rd_copy(&r, c->seed, sizeof(c->seed));
 	c->wall_ns = rd_u64(&r);
+	rd_copy(&r, c->resync, sizeof(c->resync));
 	/* Later versions may append fields. */
 	if (r.bad) {
 		proto_config_free(c);
@@ -838,6 +844,9 @@ const char *proto_type_name(uint16_t type)
 		[PROTO_STATS] = "STATS",
 		[PROTO_INFO] = "INFO",
 		[PROTO_KILL] = "KILL",
+		[PROTO_QUIESCE] = "QUIESCE",
+		[PROTO_QUIESCED] = "QUIESCED",
+		[PROTO_CTL] = "CTL",
 		[PROTO_DETACH] = "DETACH",
 	};
 

@@ -12,7 +12,7 @@
 
 #include "util/buf.h"
 
-#define PROTO_VERSION 2
+#define PROTO_VERSION 3
 
 /* Every frame: this header, little-endian, then @len payload bytes. */
 struct proto_wire_hdr {
@@ -56,6 +56,14 @@ enum proto_type {
 	PROTO_INFO,   /* client <-> supervisor only, sid 0: ask / answer (JSON) about the sandbox */
 	PROTO_KILL,   /* client -> supervisor only, sid 0: stop the VM now */
 	PROTO_DETACH, /* client -> supervisor only: leave the session running without this client */
+	/*
+	 * host -> agent, sid 0: a snapshot is about to be taken; flush the
+	 * disks and answer QUIESCED. The host sends nothing more until it is done.
+	 */
+	PROTO_QUIESCE,
+	PROTO_QUIESCED, /* agent -> host, sid 0 */
+	/* client <-> supervisor only, sid 0: a request (JSON {"op":...}) and its answer (JSON) */
+	PROTO_CTL,
 	PROTO_TYPE_MAX
 };
 
@@ -120,9 +128,18 @@ int proto_put_frame(struct buf *out, uint16_t type, uint32_t sid, const void *pa
 #define PROTO_CONFIG_DISK_ROOT 0x4u
 /* The root is share 0 of the shared-files device: a host directory, live (--rootfs-bind). */
 #define PROTO_CONFIG_SHARE_ROOT 0x8u
+/*
+ * The guest is a configured sandbox restored from a saved state (a snapshot,
+ * a branch): it takes the new identity only (entropy, clock, hostname,
+ * network, files), leaves its sessions' processes running unattended, and
+ * writes @resync raw before its CONFIGURED, so the host can skip whatever
+ * the saved guest had half-sent.
+ */
+#define PROTO_CONFIG_REFRESH 0x10u
 #define PROTO_CONFIG_FLAGS_ALL                                                                     \
 	(PROTO_CONFIG_UPPER_DISK | PROTO_CONFIG_NET | PROTO_CONFIG_DISK_ROOT |                     \
-	 PROTO_CONFIG_SHARE_ROOT)
+	 PROTO_CONFIG_SHARE_ROOT | PROTO_CONFIG_REFRESH)
+#define PROTO_RESYNC_SIZE 16
 #define PROTO_ROOT_SERIAL "msbroot"
 
 /* The guest's interface: addresses in network byte order. */
@@ -210,6 +227,7 @@ struct proto_config {
 	 */
 	uint8_t seed[PROTO_SEED_SIZE];
 	uint64_t wall_ns;
+	uint8_t resync[PROTO_RESYNC_SIZE]; /* with PROTO_CONFIG_REFRESH */
 };
 
 /* What the agent reports on STATS_REQ. */

@@ -25,6 +25,7 @@
 #include "image/regconfig.h"
 #include "image/store.h"
 #include "sandbox/rootfs.h"
+#include "sandbox/snapshot.h"
 #include "store/db.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -340,6 +341,150 @@ static int disk_attach(const char *dir, const char *image, const char *fmt, bool
 	return 0;
 }
 
+/*
+ * A sandbox from a snapshot: the snapshot's settings, layers (its own links)
+ * and writable disk, each copied; with a full snapshot, its memory is restored
+ * at the first start. The new sandbox shares nothing with the snapshot but
+ * read-only layers, so either may be removed.
+ */
+static int create_from_snapshot(const struct sbx_create_opts *o, struct sbx_made *m,
+				struct msb_err **err)
+{
+	_cleanup_free_ char *sdir = NULL, *cfgp = NULL, *dir = NULL;
+	_cleanup_close_ int sfd = -1, dfd = -1;
+	struct sbx_spec spec = { 0 };
+	struct image_record img = { 0 };
+	struct image_config ic = { 0 };
+	struct strv layers = { 0 }, env = { 0 };
+	json_t *meta = NULL;
+	const char *digest;
+	struct db *db = NULL;
+	bool full;
+	int r = -1, k;
+
+	sdir = o->from_snapshot_dir ? strdup(o->from_snapshot_dir) : snap_dir(o->from_snapshot);
+	if (!sdir)
+		return msb_err_sys(err, ENOMEM, "snapshot %s", o->from_snapshot);
+	if (o->from_snapshot_dir ? snap_info_at(o->from_snapshot, sdir, &meta, err) < 0
+				 : snap_info(o->from_snapshot, &meta, err) < 0)
+		return -1;
+	digest = json_string_value(json_object_get(meta, "image_digest"));
+	full = !strcmp(json_string_value(json_object_get(meta, "kind")) ?: "", "full");
+	cfgp = sdir ? path_join(sdir, "config.json") : NULL;
+	if (!cfgp) {
+		msb_err_sys(err, ENOMEM, "snapshot %s", o->from_snapshot);
+		goto fail;
+	}
+	if (o->image) {
+		if (resolve_image(o, &img, &ic, m, err) < 0)
+			goto fail;
+		if (!digest || !img.manifest_digest || strcmp(digest, img.manifest_digest) != 0) {
+			msb_err_set(err, EINVAL,
+				    "snapshot %s was taken of %s (%s), not of %s (%s): a snapshot "
+				    "restores only onto its own image",
+				    o->from_snapshot,
+				    json_string_value(json_object_get(meta, "image")) ?: "a rootfs",
+				    digest ? digest : "no image", o->image,
+				    img.manifest_digest ? img.manifest_digest : "?");
+			goto fail;
+		}
+	}
+	if (sbx_spec_read(cfgp, &spec, err) < 0)
+		goto fail;
+	m->lock = sbx_make_dir(m->name, err);
+	if (m->lock < 0)
+		goto fail;
+	dir = sbx_dir(m->name);
+	sfd = open(sdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (sfd < 0 || dfd < 0) {
+		msb_err_sys(err, errno, "snapshot %s", o->from_snapshot);
+		goto fail_dir;
+	}
+	/* This sandbox's own identity and defaults over the snapshot's. */
+	free(spec.name);
+	spec.name = strdup(m->name);
+	spec.ephemeral = !o->name;
+	free(spec.hostname);
+	spec.hostname = strdup(o->hostname ? o->hostname : m->name);
+	free(spec.created_at);
+	spec.created_at = now_rfc3339();
+	/* The sandbox's own links to the layers: it outlives the snapshot. */
+	if (mkdirat(dfd, "base", 0700) < 0) {
+		msb_err_sys(err, errno, "sandbox %s", m->name);
+		goto fail_dir;
+	}
+	for (size_t i = 0; spec.layers[i]; i++) {
+		char name[32], to[32];
+		_cleanup_free_ char *lp = NULL;
+
+		snprintf(name, sizeof(name), "layers/%zu", i);
+		snprintf(to, sizeof(to), "base/%zu", i);
+		k = copy_at(sfd, name, dfd, to, true);
+		if (k < 0) {
+			msb_err_sys(err, -k, "snapshot %s: %s", o->from_snapshot, name);
+			goto fail_dir;
+		}
+		lp = path_join(dir, to);
+		if (!lp || strv_push(&layers, lp) < 0) {
+			msb_err_sys(err, ENOMEM, "sandbox %s", m->name);
+			goto fail_dir;
+		}
+	}
+	cleanup_strvp(&spec.layers);
+	spec.layers = strv_steal(&layers);
+	if (o->cmd && o->cmd[0]) {
+		struct strv cmd = { 0 };
+
+		if (strv_push_all(&cmd, o->cmd) < 0) {
+			msb_err_sys(err, ENOMEM, "sandbox %s", m->name);
+			goto fail_dir;
+		}
+		cleanup_strvp(&spec.command);
+		spec.command = strv_steal(&cmd);
+	}
+	k = strv_push_all(&env, spec.env);
+	for (char **e = o->env; !k && e && *e; e++)
+		k = env_set(&env, *e);
+	cleanup_strvp(&spec.env);
+	spec.env = strv_steal(&env);
+	if (k < 0 || !spec.name || !spec.hostname || !spec.created_at || !spec.layers ||
+	    !spec.env) {
+		msb_err_sys(err, ENOMEM, "sandbox %s", m->name);
+		goto fail_dir;
+	}
+	k = copy_dir_files_at(sfd, "scripts", dfd);
+	if (!k && spec.upper_mib)
+		k = copy_at(sfd, "upper.ext4", dfd, "upper.ext4", false);
+	/* The memory is only read, once: a link costs nothing. */
+	if (!k && full)
+		k = copy_at(sfd, "memory.state", dfd, "restore.state", true);
+	if (k < 0) {
+		msb_err_sys(err, -k, "sandbox %s from snapshot %s", m->name, o->from_snapshot);
+		goto fail_dir;
+	}
+	if (sbx_spec_save(&spec, err) < 0)
+		goto fail_dir;
+	if (db_open(&db, err) < 0 ||
+	    db_sandbox_create(db, m->name, spec.image, spec.image_digest, err) < 0)
+		goto fail_dir;
+	r = 0;
+	goto out;
+fail_dir:
+	rm_rf(dir);
+fail:
+	sbx_made_release(m);
+out:
+	db_close(db);
+	json_decref(meta);
+	strv_free(&layers);
+	strv_free(&env);
+	sbx_spec_free(&spec);
+	image_config_free(&ic);
+	image_record_free(&img);
+	return r;
+}
+
 int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_err **err)
 {
 	_cleanup_free_ char *dir = NULL, *layer = NULL, *disk_path = NULL;
@@ -366,6 +511,8 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 			err, EINVAL,
 			"invalid hostname \"%s\" (letters, digits, '-' and '.', at most 64)",
 			o->hostname);
+	if (o->from_snapshot)
+		return create_from_snapshot(o, m, err);
 	disk = disk_source(o, &disk_path, &disk_fmt, err);
 	if (disk < 0)
 		goto fail;

@@ -49,6 +49,12 @@ struct sbx_create_opts {
 	uint64_t max_duration_ms, idle_timeout_ms;
 	enum log_level log_level;
 	const struct sbx_net *net; /* NULL: the defaults */
+	/*
+	 * Made from this snapshot (its settings, layers, disk, and with a full
+	 * one its memory); @image, if given, must be the snapshot's image.
+	 */
+	const char *from_snapshot;
+	const char *from_snapshot_dir; /* where it is, if not among the snapshots (a branch) */
 };
 
 /*

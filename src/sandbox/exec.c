@@ -223,7 +223,9 @@ static int on_frame(struct xs *s, const struct proto_frame *f, struct msb_err **
 	case PROTO_ERROR:
 		if (proto_error_decode(f->payload, f->len, msg, sizeof(msg)) < 0)
 			snprintf(msg, sizeof(msg), "unspecified error");
-		return msb_err_set(err, EIO, "sandbox: %s", msg);
+		/* The supervisor's own sentences name the sandbox already. */
+		return msb_err_set(err, EIO, "%s%s", strncmp(msg, "sandbox ", 8) ? "sandbox: " : "",
+				   msg);
 	default:
 		return msb_err_set(err, EPROTO, "unexpected %s frame from the sandbox",
 				   proto_type_name(f->type));

@@ -21,6 +21,7 @@
 #include "proto/proto.h"
 #include "sandbox/create.h"
 #include "store/db.h"
+#include "util/buf.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 
@@ -54,7 +55,8 @@ bool sbx_exists(const char *name)
 static void correct(struct db *db, struct sandbox_row *r)
 {
 	bool live_status =
-		r->status && (!strcmp(r->status, "starting") || !strcmp(r->status, "running"));
+		r->status && (!strcmp(r->status, "starting") || !strcmp(r->status, "running") ||
+			      !strcmp(r->status, "paused"));
 
 	if (!live_status || sbx_alive(r->name))
 		return;
@@ -227,4 +229,88 @@ int sbx_remove(const char *name, bool force, struct msb_err **err)
 	rm_rf(dir);
 	sbx_forget(name);
 	return 0;
+}
+
+int sbx_ask(const char *name, uint16_t type, const char *payload, json_t **out,
+	    struct msb_err **err)
+{
+	_cleanup_close_ int fd = -1;
+	struct buf rx = { 0 }, tx = { 0 };
+	json_t *o = NULL;
+	char msg[512] = "";
+	int r;
+
+	*out = NULL;
+	if (!sbx_alive(name))
+		return msb_err_set(err, EINVAL, "sandbox %s is not running", name);
+	fd = sbx_connect(name, err);
+	if (fd < 0)
+		return -1;
+	r = proto_put_frame(&tx, type, 0, payload, payload ? strlen(payload) : 0);
+	if (!r)
+		r = write_all(fd, buf_head(&tx), buf_size(&tx));
+	buf_free(&tx);
+	if (r < 0)
+		return msb_err_set(err, EIO, "sandbox %s: not answering", name);
+	for (;;) {
+		struct proto_frame f;
+		uint8_t *p = buf_tail(&rx, 65536);
+		ssize_t k;
+
+		if (!p)
+			break;
+		k = read(fd, p, 65536);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		buf_commit(&rx, (size_t)k);
+		r = proto_parse(&rx, &f);
+		if (r < 0)
+			break;
+		if (r == 0)
+			continue;
+		if (f.type == type)
+			o = json_loadb((const char *)f.payload, f.len, 0, NULL);
+		else if (f.type == PROTO_ERROR)
+			proto_error_decode(f.payload, f.len, msg, sizeof(msg));
+		break;
+	}
+	buf_free(&rx);
+	if (!o)
+		return msb_err_set(err, EIO, "sandbox %s: %s", name, *msg ? msg : "not answering");
+	if (json_is_string(json_object_get(o, "error"))) {
+		msb_err_set(err, EINVAL, "%s", json_string_value(json_object_get(o, "error")));
+		json_decref(o);
+		return -1;
+	}
+	*out = o;
+	return 0;
+}
+
+static int ctl_simple(const char *name, const char *op, struct msb_err **err)
+{
+	_cleanup_free_ char *req = NULL;
+	json_t *o = json_pack("{s:s}", "op", op), *reply = NULL;
+	int r;
+
+	req = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!req)
+		return msb_err_sys(err, ENOMEM, "sandbox %s", name);
+	if (!sbx_exists(name))
+		return msb_err_set(err, ENOENT, "sandbox %s: not found", name);
+	r = sbx_ask(name, PROTO_CTL, req, &reply, err);
+	json_decref(reply);
+	return r;
+}
+
+int sbx_pause(const char *name, struct msb_err **err)
+{
+	return ctl_simple(name, "pause", err);
+}
+
+int sbx_resume(const char *name, struct msb_err **err)
+{
+	return ctl_simple(name, "resume", err);
 }

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "sandbox/sandbox.h"
 #include "store/db.h"
 #include "util/err.h"
@@ -48,5 +50,18 @@ int sbx_stop(const char *name, uint32_t timeout_s, bool force, struct msb_err **
  * one is refused unless @force, which kills it first.
  */
 int sbx_remove(const char *name, bool force, struct msb_err **err);
+
+/*
+ * sbx_ask() - send a running sandbox's supervisor one request (INFO: no
+ * payload; CTL: a JSON object's text) and wait for its JSON answer. A CTL
+ * answer with "error" becomes @err.
+ * Return: 0 and a new reference in *@out, or -1 with @err.
+ */
+int sbx_ask(const char *name, uint16_t type, const char *payload, json_t **out,
+	    struct msb_err **err);
+
+/* sbx_pause(), sbx_resume() - stop a running sandbox's vCPUs in place, and let them go on. */
+int sbx_pause(const char *name, struct msb_err **err);
+int sbx_resume(const char *name, struct msb_err **err);
 
 #endif

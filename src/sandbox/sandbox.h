@@ -136,6 +136,8 @@ int sbx_make_upper(const char *name, unsigned int mib, struct msb_err **err);
  */
 int sbx_make_ext4(const char *path, uint64_t bytes, const char *label, struct msb_err **err);
 int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err);
+/* sbx_spec_read() - a spec from the config.json at @path (a sandbox's, a snapshot's). */
+int sbx_spec_read(const char *path, struct sbx_spec *s, struct msb_err **err);
 
 /* Boot timings the guest reported. */
 struct sbx_boot_info {

@@ -148,6 +148,17 @@ static char **json_strv(json_t *o, const char *key)
 int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
 {
 	_cleanup_free_ char *dir = sbx_dir(name), *path = NULL;
+
+	memset(s, 0, sizeof(*s));
+	if (!dir || !(path = path_join(dir, "config.json")))
+		return msb_err_sys(err, ENOMEM, "sandbox %s", name);
+	if (access(path, F_OK) < 0)
+		return msb_err_set(err, ENOENT, "sandbox %s: not found", name);
+	return sbx_spec_read(path, s, err);
+}
+
+int sbx_spec_read(const char *path, struct sbx_spec *s, struct msb_err **err)
+{
 	json_error_t je;
 	json_t *o, *t, *v;
 	const char *lvl;
@@ -156,14 +167,9 @@ int sbx_spec_load(const char *name, struct sbx_spec *s, struct msb_err **err)
 	size_t i;
 
 	memset(s, 0, sizeof(*s));
-	if (!dir || !(path = path_join(dir, "config.json")))
-		return msb_err_sys(err, ENOMEM, "sandbox %s", name);
 	o = json_load_file(path, 0, &je);
-	if (!o) {
-		if (access(path, F_OK) < 0)
-			return msb_err_set(err, ENOENT, "sandbox %s: not found", name);
+	if (!o)
 		return msb_err_set(err, EINVAL, "%s: %s (line %d)", path, je.text, je.line);
-	}
 	s->name = json_strdup(o, "name");
 	s->hostname = json_strdup(o, "hostname");
 	s->image = json_strdup(o, "image");

@@ -79,6 +79,16 @@
 #define RESTORE_TIMEOUT_MS 10000
 /* How long the last frames (output, the reason the sandbox ended) may take to reach clients. */
 #define LINGER_MS 2000
+/* pause, resume: QMP answers at once; a guest that does not quiesce for a snapshot in this long is
+ * refused. */
+#define CTL_VMM_MS	 5000
+#define QUIESCE_MS	 10000
+#define SNAP_SAVE_MS	 120000
+#define STATE_RESTORE_MS 60000
+/* A restored guest's stream is skipped up to the resync marker, but not further than this. */
+#define RESYNC_MAX ((uint64_t)64 << 20)
+/* A snapshot's memory, in the sandbox directory, restored at the next start. */
+#define RESTORE_STATE "restore.state"
 
 #define MAX_CLIENTS 128
 #define MAX_ROUTES  1024
@@ -117,7 +127,7 @@
 enum kind { K_SIG = 1, K_LISTEN, K_AGENT, K_TIMER, K_CLIENT, K_CONSOLE, K_VMM_ERR, K_QMP, K_NET };
 #define REF(k, i) ((uint64_t)(k) << 32 | (uint32_t)(i))
 
-enum timer { T_STATE, T_OWNER, T_CONSOLE, T_IDLE, T_MAX, T_INFO, T_NET, T_COUNT };
+enum timer { T_STATE, T_OWNER, T_CONSOLE, T_IDLE, T_MAX, T_INFO, T_NET, T_SNAP, T_COUNT };
 
 struct client {
 	struct conn conn;
@@ -145,9 +155,10 @@ struct route {
 	uint32_t ack_client;   /* credit owed to the client, not yet sent */
 	bool started;
 	bool error_sent;
-	bool tty;     /* its output is one terminal stream ("output" in exec.log) */
-	bool main;    /* the sandbox's main command: the sandbox ends with it */
-	uint32_t seq; /* its number in exec.log */
+	bool kill_owed; /* its client left during a snapshot: SIGKILL it after */
+	bool tty;	/* its output is one terminal stream ("output" in exec.log) */
+	bool main;	/* the sandbox's main command: the sandbox ends with it */
+	uint32_t seq;	/* its number in exec.log */
 	/* An incomplete UTF-8 sequence at the end of the last chunk, per stream. */
 	uint8_t carry[2][4];
 	uint8_t ncarry[2];
@@ -191,9 +202,28 @@ struct sv {
 	char warm_key[WARM_KEY_LEN];
 	bool restored;	      /* the guest came from the template: no READY will come */
 	struct buf exec_line; /* exec.log's line being built */
+	/* msb pause / resume, and snapshots (CTL requests). */
+	bool paused;
+	bool quiescing; /* QUIESCE sent: nothing more goes to the guest until the snapshot */
+	struct {
+		int client; /* who asked, -1 for none */
+		bool gone;  /* it left before the answer */
+		bool full;
+		int dirfd;
+		uint64_t asked_ms;
+	} snap;
+	/*
+	 * The guest was restored from a sandbox's saved state: it has been
+	 * configured once, and what it had half-sent is skipped up to the marker.
+	 */
+	bool from_state, resyncing;
+	uint8_t resync[PROTO_RESYNC_SIZE];
+	uint64_t resync_skipped;
 };
 
 static void end_because(struct sv *sv, const char *reason);
+static void on_ctl(struct sv *sv, struct client *c, const struct proto_frame *f);
+static void snap_fail(struct sv *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void info_request(struct sv *sv, struct client *c);
 static void info_reply(struct sv *sv);
 static void on_stats(struct sv *sv, const struct proto_frame *f);
@@ -376,12 +406,15 @@ static void agent_flush(struct sv *sv)
 /* Sends the window credit owed to the guest, as far as the agent queue allows. */
 static void agent_pump(struct sv *sv)
 {
-	if (!sv->acks_owed)
+	if (!sv->acks_owed || sv->quiescing)
 		return;
 	sv->acks_owed = false;
 	for (unsigned int i = 0; i < MAX_ROUTES; i++) {
 		struct route *r = &sv->routes[i];
 
+		if (r->gsid && r->kill_owed &&
+		    proto_u32_encode(&sv->agent.tx, PROTO_SIGNAL, r->gsid, SIGKILL) == 0)
+			r->kill_owed = false;
 		if (!r->gsid || !r->ack_guest)
 			continue;
 		if (conn_tx_full(&sv->agent) ||
@@ -405,6 +438,20 @@ static void stop(struct sv *sv, uint32_t grace_ms, const char *reason)
 	end_because(sv, reason);
 	if (sv->state >= ST_STOPPING)
 		return;
+	if (sv->snap.client >= 0 || sv->quiescing)
+		snap_fail(sv, "the sandbox is stopping");
+	if (sv->paused) {
+		char why[256];
+
+		/* A stopped guest cannot shut down: it runs again for that. */
+		if (vm_resume_wait(sv->vm, CTL_VMM_MS, why, sizeof(why)) < 0) {
+			log_warn("resuming the paused guest to stop it: %s", why);
+			vm_kill(sv->vm);
+			sv->state = ST_KILLING;
+			return;
+		}
+		sv->paused = false;
+	}
 	/*
 	 * An ephemeral sandbox's writable layer is tmpfs and is thrown away:
 	 * there is nothing to flush, so a graceful power-off only costs time;
@@ -590,8 +637,13 @@ static void client_drop(struct sv *sv, struct client *c, const char *why)
 		r->out_inflight = 0;
 		sv->acks_owed = true;
 		/* One per session, once: exempt from the high-water mark. */
-		proto_u32_encode(&sv->agent.tx, PROTO_SIGNAL, r->gsid, SIGKILL);
+		if (sv->quiescing)
+			r->kill_owed = true; /* sent with the credit once the snapshot is over */
+		else
+			proto_u32_encode(&sv->agent.tx, PROTO_SIGNAL, r->gsid, SIGKILL);
 	}
+	if (sv->snap.client == ci)
+		sv->snap.gone = true;
 	agent_pump(sv);
 	agent_flush(sv);
 	/* Events for @c may still be pending in this batch: the slot is reused only afterwards. */
@@ -618,7 +670,7 @@ static int on_client_frame(struct sv *sv, struct client *c, const struct proto_f
 	case PROTO_STDIN:
 	case PROTO_RESIZE:
 	case PROTO_SIGNAL:
-		if (conn_tx_full(&sv->agent))
+		if (conn_tx_full(&sv->agent) || sv->quiescing)
 			return 0;
 		break;
 	default:
@@ -628,6 +680,14 @@ static int on_client_frame(struct sv *sv, struct client *c, const struct proto_f
 	case PROTO_EXEC:
 		if (sv->state != ST_RUNNING) {
 			client_error(sv, c, f->sid, "sandbox is stopping");
+			return 1;
+		}
+		if (sv->paused) {
+			char msg[160];
+
+			snprintf(msg, sizeof(msg), "sandbox %s is paused (msb resume %s)",
+				 sv->spec.name, sv->spec.name);
+			client_error(sv, c, f->sid, msg);
 			return 1;
 		}
 		if (route_by_client(sv, ci, f->sid)) {
@@ -693,6 +753,9 @@ static int on_client_frame(struct sv *sv, struct client *c, const struct proto_f
 		return 1;
 	case PROTO_INFO:
 		info_request(sv, c);
+		return 1;
+	case PROTO_CTL:
+		on_ctl(sv, c, f);
 		return 1;
 	case PROTO_DETACH:
 		r = route_by_client(sv, ci, f->sid);
@@ -1005,6 +1068,13 @@ static int send_config(struct sv *sv)
 		c.flags |= PROTO_CONFIG_DISK_ROOT;
 	if (sv->spec.rootfs_bind)
 		c.flags |= PROTO_CONFIG_SHARE_ROOT;
+	if (sv->from_state) {
+		c.flags |= PROTO_CONFIG_REFRESH;
+		if (random_bytes(sv->resync, sizeof(sv->resync)) < 0)
+			return -EIO;
+		memcpy(c.resync, sv->resync, sizeof(c.resync));
+		sv->resyncing = true;
+	}
 	for (size_t i = 0; i < sv->spec.ntmpfs && i < PROTO_MAX_TMPFS; i++) {
 		c.tmpfs[i].path = sv->spec.tmpfs[i].path;
 		c.tmpfs[i].size = sv->spec.tmpfs[i].size;
@@ -1203,11 +1273,13 @@ static void info_reply(struct sv *sv)
 	o = json_pack(
 		"{s:s, s:s, s:i, s:i, s:s, s:I, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i,"
 		" s:f, s:f}",
-		"name", sv->spec.name, "state", states[sv->state], "supervisor_pid", (int)getpid(),
-		"vmm_pid", (int)vm_pid(sv->vm), "accel", vm_accel_name(sv->accel), "uptime_ms",
-		(json_int_t)(now_ms() - sv->started_ms), "sessions", (int)sv->nroutes, "cpu_ns",
-		(json_int_t)vm_cpu_ns(sv->vm), "vmm_rss_bytes", (json_int_t)vm_rss_bytes(sv->vm),
-		"mem_total_bytes", (json_int_t)sv->stats.mem_total, "mem_available_bytes",
+		"name", sv->spec.name, "state",
+		sv->paused && sv->state == ST_RUNNING ? "paused" : states[sv->state],
+		"supervisor_pid", (int)getpid(), "vmm_pid", (int)vm_pid(sv->vm), "accel",
+		vm_accel_name(sv->accel), "uptime_ms", (json_int_t)(now_ms() - sv->started_ms),
+		"sessions", (int)sv->nroutes, "cpu_ns", (json_int_t)vm_cpu_ns(sv->vm),
+		"vmm_rss_bytes", (json_int_t)vm_rss_bytes(sv->vm), "mem_total_bytes",
+		(json_int_t)sv->stats.mem_total, "mem_available_bytes",
 		(json_int_t)sv->stats.mem_available, "disk_read_bytes", (json_int_t)sv->disk_rd,
 		"disk_write_bytes", (json_int_t)sv->disk_wr, "guest_processes",
 		(int)sv->stats.procs, "memory_mib", (int)sv->spec.mem_mib, "kernel_ms",
@@ -1272,7 +1344,7 @@ static void info_request(struct sv *sv, struct client *c)
 	if (sv->info_busy)
 		return;
 	sv->info_busy = true;
-	if (sv->state == ST_RUNNING && !conn_tx_full(&sv->agent) &&
+	if (sv->state == ST_RUNNING && !sv->paused && !sv->quiescing && !conn_tx_full(&sv->agent) &&
 	    proto_put_frame(&sv->agent.tx, PROTO_STATS_REQ, 0, NULL, 0) == 0) {
 		sv->stats_wait = true;
 		agent_flush(sv);
@@ -1311,6 +1383,259 @@ static void session_end(struct sv *sv, struct route *r, const struct proto_frame
 }
 
 /* Return: false when the guest broke the protocol (the VM is then being killed). */
+
+/* --- pause, resume, snapshots (CTL) ----------------------------------------- */
+
+static void ctl_reply(struct sv *sv, struct client *c, json_t *o)
+{
+	_cleanup_free_ char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	if (!text || proto_put_frame(&c->conn.tx, PROTO_CTL, 0, text, strlen(text)) < 0) {
+		client_error(sv, c, 0, "out of memory");
+		return;
+	}
+	c->tail_ok = false;
+	client_flush(sv, c);
+}
+
+static void ctl_error(struct sv *sv, struct client *c, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void ctl_error(struct sv *sv, struct client *c, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ctl_reply(sv, c, json_pack("{s:s}", "error", msg));
+}
+
+static void set_paused(struct sv *sv, bool paused)
+{
+	struct db *db = NULL;
+
+	sv->paused = paused;
+	if (db_open(&db, NULL) == 0)
+		db_sandbox_set_paused(db, sv->spec.name, paused, NULL);
+	db_close(db);
+}
+
+/* The guest may be sent frames again: what waited goes now. */
+static void unquiesce(struct sv *sv)
+{
+	sv->quiescing = false;
+	sv->acks_owed = true;
+	agent_pump(sv);
+	agent_flush(sv);
+	clients_resume(sv);
+}
+
+static void snap_end(struct sv *sv)
+{
+	timer_set(sv, T_SNAP, 0);
+	if (sv->snap.dirfd >= 0)
+		close(sv->snap.dirfd);
+	sv->snap.dirfd = -1;
+	sv->snap.client = -1;
+	sv->snap.gone = false;
+	if (sv->quiescing)
+		unquiesce(sv);
+}
+
+static void snap_fail(struct sv *sv, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warn("snapshot: %s", msg);
+	if (sv->snap.client >= 0 && !sv->snap.gone)
+		ctl_error(sv, &sv->clients[sv->snap.client], "%s", msg);
+	snap_end(sv);
+}
+
+/* Copies the writable disk into the snapshot. Return: bytes of data, or -errno. */
+static long long snap_copy_upper(struct sv *sv)
+{
+	_cleanup_close_ int in = openat(sv->dirfd, "upper.ext4", O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int out = -1;
+
+	if (in < 0)
+		return -errno;
+	out = openat(sv->snap.dirfd, "upper.ext4", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0)
+		return -errno;
+	return copy_sparse(in, out);
+}
+
+/*
+ * The guest has flushed its disks and the host sends it nothing: stop it,
+ * save what was asked for, let it run again. The pause is what the sandbox
+ * notices; it is reported.
+ */
+static void snapshot_take(struct sv *sv)
+{
+	struct client *c = &sv->clients[sv->snap.client];
+	uint64_t t0 = now_ms(), paused_ms;
+	long long disk = 0;
+	off_t mem = 0;
+	char why[512];
+	int r;
+
+	timer_set(sv, T_SNAP, 0);
+	r = vm_pause_wait(sv->vm, CTL_VMM_MS, why, sizeof(why));
+	if (r < 0) {
+		snap_fail(sv, "cannot pause the guest: %s", why);
+		return;
+	}
+	if (sv->snap.full) {
+		_cleanup_close_ int fd = openat(sv->snap.dirfd, "memory.state",
+						O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		struct stat st;
+
+		r = fd < 0 ? -errno
+			   : vm_save_wait(sv->vm, fd, VM_SAVE_PAUSED, SNAP_SAVE_MS, why,
+					  sizeof(why));
+		if (fd < 0)
+			snprintf(why, sizeof(why), "memory.state: %s", strerror(errno));
+		if (r == 0 && (fsync(fd) < 0 || fstat(fd, &st) < 0)) {
+			r = -errno;
+			snprintf(why, sizeof(why), "memory.state: %s", strerror(errno));
+		}
+		if (r == 0)
+			mem = st.st_size;
+	}
+	if (r == 0 && sv->spec.upper_mib) {
+		disk = snap_copy_upper(sv);
+		if (disk < 0) {
+			r = (int)disk;
+			snprintf(why, sizeof(why), "copying the writable disk: %s", strerror(-r));
+		}
+	}
+	{
+		char why2[256];
+
+		if (vm_resume_wait(sv->vm, CTL_VMM_MS, why2, sizeof(why2)) < 0) {
+			log_error("snapshot: cannot resume the guest: %s; stopping it", why2);
+			snap_fail(sv, "the guest could not be resumed after the snapshot: %s",
+				  why2);
+			kill_now(sv, "crashed");
+			return;
+		}
+	}
+	paused_ms = now_ms() - t0;
+	if (r < 0) {
+		snap_fail(sv, "%s", why);
+		return;
+	}
+	log_info("snapshot taken%s: guest paused %" PRIu64 " ms (quiesce %" PRIu64
+		 " ms), memory %lld bytes, disk %lld bytes of data",
+		 sv->snap.full ? " with memory" : "", paused_ms, t0 - sv->snap.asked_ms,
+		 (long long)mem, disk);
+	if (!sv->snap.gone)
+		ctl_reply(sv, c,
+			  json_pack("{s:b,s:I,s:I,s:I,s:I}", "ok", 1, "pause_ms",
+				    (json_int_t)paused_ms, "quiesce_ms",
+				    (json_int_t)(t0 - sv->snap.asked_ms), "memory_bytes",
+				    (json_int_t)mem, "disk_bytes", (json_int_t)disk));
+	snap_end(sv);
+}
+
+static void ctl_snapshot(struct sv *sv, struct client *c, json_t *req)
+{
+	const char *dir = json_string_value(json_object_get(req, "dir"));
+	bool full = json_is_true(json_object_get(req, "full"));
+
+	if (!dir || dir[0] != '/') {
+		ctl_error(sv, c, "snapshot: no directory to write to");
+		return;
+	}
+	if (sv->paused) {
+		ctl_error(sv, c, "sandbox %s is paused; resume it first (msb resume %s)",
+			  sv->spec.name, sv->spec.name);
+		return;
+	}
+	if (!full && !sv->spec.upper_mib) {
+		ctl_error(sv, c,
+			  "sandbox %s keeps its writes in memory (no writable disk); snapshot it "
+			  "with --full",
+			  sv->spec.name);
+		return;
+	}
+	if (sv->vols.ndisks) {
+		ctl_error(sv, c,
+			  "sandbox %s has a volume with a size quota, which a snapshot cannot take "
+			  "along",
+			  sv->spec.name);
+		return;
+	}
+	sv->snap.dirfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sv->snap.dirfd < 0) {
+		ctl_error(sv, c, "snapshot: %s: %s", dir, strerror(errno));
+		return;
+	}
+	if (proto_put_frame(&sv->agent.tx, PROTO_QUIESCE, 0, NULL, 0) < 0) {
+		close(sv->snap.dirfd);
+		sv->snap.dirfd = -1;
+		ctl_error(sv, c, "out of memory");
+		return;
+	}
+	sv->snap.client = (int)(c - sv->clients);
+	sv->snap.full = full;
+	sv->snap.asked_ms = now_ms();
+	sv->quiescing = true;
+	agent_flush(sv);
+	timer_set(sv, T_SNAP, QUIESCE_MS);
+}
+
+static void on_ctl(struct sv *sv, struct client *c, const struct proto_frame *f)
+{
+	json_t *req = json_loadb((const char *)f->payload, f->len, 0, NULL);
+	const char *op = json_string_value(json_object_get(req, "op"));
+	char why[256];
+
+	if (!op) {
+		ctl_error(sv, c, "malformed request");
+	} else if (sv->state != ST_RUNNING) {
+		ctl_error(sv, c, "sandbox %s is %s", sv->spec.name,
+			  sv->state < ST_RUNNING ? "still starting" : "stopping");
+	} else if (sv->snap.client >= 0) {
+		ctl_error(sv, c, "sandbox %s is being snapshotted; try again", sv->spec.name);
+	} else if (!strcmp(op, "pause")) {
+		if (sv->paused)
+			ctl_error(sv, c, "sandbox %s is already paused", sv->spec.name);
+		else if (vm_pause_wait(sv->vm, CTL_VMM_MS, why, sizeof(why)) < 0)
+			ctl_error(sv, c, "cannot pause sandbox %s: %s", sv->spec.name, why);
+		else {
+			set_paused(sv, true);
+			log_info("paused");
+			exec_log_system(sv, "--- sandbox paused ---");
+			ctl_reply(sv, c, json_pack("{s:b}", "ok", 1));
+		}
+	} else if (!strcmp(op, "resume")) {
+		if (!sv->paused)
+			ctl_error(sv, c, "sandbox %s is not paused", sv->spec.name);
+		else if (vm_resume_wait(sv->vm, CTL_VMM_MS, why, sizeof(why)) < 0)
+			ctl_error(sv, c, "cannot resume sandbox %s: %s", sv->spec.name, why);
+		else {
+			set_paused(sv, false);
+			log_info("resumed");
+			exec_log_system(sv, "--- sandbox resumed ---");
+			ctl_reply(sv, c, json_pack("{s:b}", "ok", 1));
+		}
+	} else if (!strcmp(op, "snapshot")) {
+		ctl_snapshot(sv, c, req);
+	} else {
+		ctl_error(sv, c, "unknown request \"%.40s\"", op);
+	}
+	json_decref(req);
+}
+
 static bool on_agent_frame(struct sv *sv, const struct proto_frame *f)
 {
 	struct route *r;
@@ -1325,6 +1650,11 @@ static bool on_agent_frame(struct sv *sv, const struct proto_frame *f)
 	case PROTO_CONFIGURED:
 		on_configured(sv, f);
 		return true;
+	case PROTO_QUIESCED:
+		if (sv->snap.client < 0 || !sv->quiescing)
+			return violation(sv, "unexpected QUIESCED");
+		snapshot_take(sv);
+		return true;
 	case PROTO_STATS:
 		on_stats(sv, f);
 		return true;
@@ -1338,6 +1668,8 @@ static bool on_agent_frame(struct sv *sv, const struct proto_frame *f)
 	case PROTO_INFO:
 	case PROTO_KILL:
 	case PROTO_DETACH:
+	case PROTO_QUIESCE:
+	case PROTO_CTL:
 		return violation(sv, "%s frame from the guest", proto_type_name(f->type));
 	default:
 		break;
@@ -1404,6 +1736,43 @@ static bool on_agent_frame(struct sv *sv, const struct proto_frame *f)
 	return true;
 }
 
+/*
+ * A guest restored from a saved state may have been halfway through a frame
+ * for the supervisor it was saved from: everything up to the marker it was
+ * sent with its new configuration is dropped. Return: false if the loop should
+ * stop reading (still looking, or a violation).
+ */
+static bool resync_skip(struct sv *sv)
+{
+	const uint8_t *p = buf_head(&sv->agent.rx);
+	size_t n = buf_size(&sv->agent.rx), drop;
+	const uint8_t *m = memmem(p, n, sv->resync, sizeof(sv->resync));
+
+	if (m) {
+		drop = (size_t)(m - p) + sizeof(sv->resync);
+		sv->resyncing = false;
+		if (drop > sizeof(sv->resync))
+			log_info("restored guest: %zu byte(s) meant for the saved sandbox's "
+				 "supervisor skipped",
+				 drop - sizeof(sv->resync));
+	} else {
+		/* The marker may be arriving in pieces: keep what could be its start. */
+		drop = n > sizeof(sv->resync) - 1 ? n - (sizeof(sv->resync) - 1) : 0;
+	}
+	conn_consume(&sv->agent, drop);
+	sv->resync_skipped += drop;
+	if (sv->resyncing && sv->resync_skipped > RESYNC_MAX) {
+		violation(sv, "restored guest sent %" PRIu64 " bytes without its resync marker",
+			  sv->resync_skipped);
+		return false;
+	}
+	if (sv->resyncing) {
+		agent_rearm(sv);
+		return false;
+	}
+	return true;
+}
+
 static void agent_read(struct sv *sv)
 {
 	struct proto_frame f;
@@ -1415,6 +1784,8 @@ static void agent_read(struct sv *sv)
 		agent_rearm(sv);
 		return;
 	}
+	if (sv->resyncing && !resync_skip(sv))
+		return;
 	while ((r = proto_parse(&sv->agent.rx, &f)) > 0) {
 		if (!on_agent_frame(sv, &f))
 			return;
@@ -1552,6 +1923,9 @@ static void on_timer(struct sv *sv)
 	}
 	if (fired[T_INFO])
 		info_reply(sv);
+	if (fired[T_SNAP] && sv->snap.client >= 0)
+		snap_fail(sv, "the guest did not flush its disks for the snapshot within %d s",
+			  QUIESCE_MS / 1000);
 	if (fired[T_NET] && sv->net.net) {
 		net_timer(sv->net.net, now);
 		net_timer_update(sv);
@@ -1731,6 +2105,42 @@ static void warm_start(struct sv *sv, struct vm_config *cfg)
 }
 
 /*
+ * The sandbox was made from a snapshot with memory, or branched off a running
+ * one: its first start resumes that guest where it was saved, and the
+ * configuration that follows only gives it this sandbox's identity. The state
+ * is used once; later starts boot from the disk.
+ */
+static int state_restore(struct sv *sv, struct vm_config *cfg, struct msb_err **err)
+{
+	_cleanup_close_ int fd = openat(sv->dirfd, RESTORE_STATE, O_RDONLY | O_CLOEXEC);
+	uint64_t t0 = now_ms();
+	char why[512];
+	int r;
+
+	if (fd < 0)
+		return msb_err_sys(err, errno, "sandbox %s: %s", sv->spec.name, RESTORE_STATE);
+	unlinkat(sv->dirfd, RESTORE_STATE, 0);
+	cfg->incoming = true;
+	r = vm_start(cfg, &sv->vm, err);
+	cfg->incoming = false;
+	if (r < 0)
+		return -1;
+	r = vm_restore_wait(sv->vm, fd, STATE_RESTORE_MS, why, sizeof(why));
+	if (r < 0) {
+		vm_free(sv->vm);
+		sv->vm = NULL;
+		return msb_err_set(err, EIO,
+				   "sandbox %s: its saved memory could not be restored (%s); its "
+				   "disk is kept, and 'msb start %s' boots it afresh",
+				   sv->spec.name, why, sv->spec.name);
+	}
+	sv->restored = true;
+	sv->from_state = true;
+	log_info("restored the saved guest in %" PRIu64 " ms", now_ms() - t0);
+	return 0;
+}
+
+/*
  * A disk image as the root: the image itself (locked for this one writer) or,
  * with --disk-snapshot, the sandbox's qcow2 overlay of it (the image then only
  * read, by any number of sandboxes). The overlay's backing chain goes into
@@ -1871,7 +2281,16 @@ static int setup(struct sv *sv, struct msb_err **err)
 		.net_mtu = NET_MTU,
 	};
 	memcpy(cfg.net_mac, sv->net.cfg.guest_mac, sizeof(cfg.net_mac));
-	warm_start(sv, &cfg);
+	/* Room for a snapshot's memory (msb snapshot create --full, msb branch). */
+	cfg.saves_state = true;
+	if (faccessat(sv->dirfd, RESTORE_STATE, F_OK, 0) == 0) {
+		if (state_restore(sv, &cfg, err) < 0) {
+			r = -1;
+			goto out;
+		}
+	} else {
+		warm_start(sv, &cfg);
+	}
 	r = sv->vm ? 0 : vm_start(&cfg, &sv->vm, err);
 	if (r < 0)
 		goto out;
@@ -2071,6 +2490,7 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bo
 			 .kernel_log = { .fd = -1 },
 			 .exec_log = { .fd = -1 },
 			 .disk_lock = -1,
+			 .snap = { .client = -1, .dirfd = -1 },
 			 .net = { .vmm_fd = -1 } };
 
 	/* Our starter gave us /dev/null for stdin and stdout (spawn()); stderr only when attached.

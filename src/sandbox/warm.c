@@ -31,6 +31,7 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "vm/layers.h"
 
 #define STATE_SUFFIX	     ".state"
 #define HASH_HEX	     64
@@ -59,24 +60,11 @@ static int disk_size(const struct vm_disk *d, unsigned long long *out)
 
 	*out = 0;
 	if (!strcmp(d->format ? d->format : "raw", "vmdk")) {
-		_cleanup_fclose_ FILE *f = fopen(d->path, "re");
-		char line[512];
+		uint64_t size;
+		int r = vm_vmdk_size(d->path, &size);
 
-		if (!f)
-			return -errno;
-		while (fgets(line, sizeof(line), f)) {
-			char *end;
-			unsigned long long sectors;
-
-			if (strncmp(line, "RW ", 3) != 0)
-				continue;
-			errno = 0;
-			sectors = strtoull(line + 3, &end, 10);
-			if (errno || end == line + 3)
-				return -EINVAL;
-			*out += sectors * 512;
-		}
-		return 0;
+		*out = size;
+		return r;
 	}
 	if (strcmp(d->format ? d->format : "raw", "raw") != 0)
 		return -EOPNOTSUPP; /* qcow2: its own size lives inside; not a warm shape */
@@ -421,7 +409,7 @@ int warm_make(const struct vm_config *real, const char *key, char *why, size_t l
 		snprintf(why, len, "%s: %s", dir, strerror(-r));
 		goto out;
 	}
-	r = vm_save_wait(vm, fd, WARM_SAVE_TIMEOUT_MS, why, len);
+	r = vm_save_wait(vm, fd, 0, WARM_SAVE_TIMEOUT_MS, why, len);
 	if (r == 0) {
 		r = warm_commit(key, fd);
 		fd = -1;

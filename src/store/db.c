@@ -756,6 +756,14 @@ int db_sandbox_set_status(struct db *db, const char *name, const char *status, c
 		"sandbox", err, 3, "sss", name, status, reason);
 }
 
+int db_sandbox_set_paused(struct db *db, const char *name, bool paused, struct msb_err **err)
+{
+	return run_stmt(db,
+			"UPDATE sandboxes SET status = ?2 WHERE name = ?1 AND status IN "
+			"('running', 'paused');",
+			"sandbox", err, 2, "ss", name, paused ? "paused" : "running");
+}
+
 void sandbox_row_free(struct sandbox_row *r)
 {
 	free(r->name);

@@ -82,6 +82,8 @@ int db_sandbox_create(struct db *db, const char *name, const char *image, const 
 int db_sandbox_get(struct db *db, const char *name, struct sandbox_row *out, struct msb_err **err);
 /* db_sandbox_list() - every sandbox, oldest first. */
 int db_sandbox_list(struct db *db, struct sandbox_row **out, size_t *n, struct msb_err **err);
+/* db_sandbox_set_paused() - a running sandbox's status between "running" and "paused". */
+int db_sandbox_set_paused(struct db *db, const char *name, bool paused, struct msb_err **err);
 int db_sandbox_set_status(struct db *db, const char *name, const char *status, const char *reason,
 			  struct msb_err **err);
 void sandbox_row_free(struct sandbox_row *r);

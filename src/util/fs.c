@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -308,4 +309,94 @@ bool path_has_dotdot(const char *p)
 		c = *e ? e + 1 : e;
 	}
 	return false;
+}
+
+#ifndef FICLONE
+#define FICLONE _IOW(0x94, 9, int) /* <linux/fs.h>, which musl's headers lack */
+#endif
+
+long long copy_sparse(int in, int out)
+{
+	struct stat st;
+	long long copied = 0;
+	off_t pos = 0;
+
+	if (fstat(in, &st) < 0)
+		return -errno;
+	if (ioctl(out, FICLONE, in) == 0)
+		return (long long)st.st_size;
+	if (ftruncate(out, st.st_size) < 0)
+		return -errno;
+	while (pos < st.st_size) {
+		off_t data = lseek(in, pos, SEEK_DATA), hole;
+
+		if (data < 0 && errno == ENXIO)
+			break; /* only a hole is left */
+		if (data < 0)
+			return -errno;
+		hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		for (off_t at = data; at < hole;) {
+			loff_t ri = at, wo = at;
+			ssize_t n = copy_file_range(in, &ri, out, &wo, (size_t)(hole - at), 0);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return -errno;
+			if (n == 0)
+				return -EIO; /* the file shrank under us */
+			at += n;
+			copied += n;
+		}
+		pos = hole;
+	}
+	return copied;
+}
+
+/* Copies @name from directory @from to @to (a hard link where it can be). Return: 0 or -errno. */
+int copy_at(int from, const char *name, int to, const char *to_name, bool link_ok)
+{
+	_cleanup_close_ int in = -1, out = -1;
+	long long n;
+
+	if (link_ok && linkat(from, name, to, to_name, 0) == 0)
+		return 0;
+	in = openat(from, name, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	out = openat(to, to_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0)
+		return -errno;
+	n = copy_sparse(in, out);
+	return n < 0 ? (int)n : 0;
+}
+
+/* The files of directory @name in @from (scripts), copied into a new @name in @to. */
+int copy_dir_files_at(int from, const char *name, int to)
+{
+	_cleanup_close_ int src = openat(from, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int dst = -1;
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+
+	if (src < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (mkdirat(to, name, 0700) < 0)
+		return -errno;
+	dst = openat(to, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fdopendir(dup(src));
+	if (dst < 0 || !d)
+		return -errno;
+	while ((de = readdir(d))) {
+		int r;
+
+		if (de->d_name[0] == '.' || de->d_type != DT_REG)
+			continue;
+		r = copy_at(src, de->d_name, dst, de->d_name, false);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }

@@ -41,6 +41,21 @@ int fsync_path(const char *path);
 
 /* write_all() - write everything, retrying on EINTR/short writes. Return: 0 or -errno. */
 int write_all(int fd, const void *p, size_t len);
+/*
+ * copy_sparse() - copy all of @in to @out (empty, regular): a reflink where
+ * the filesystem shares blocks, else only the data, leaving holes as holes.
+ * Return: bytes of data copied, or -errno.
+ */
+long long copy_sparse(int in, int out);
+/*
+ * copy_at() - copy file @name of directory @from to @to_name in @to (which
+ * must not exist): a hard link if @link_ok and possible, else copy_sparse().
+ * copy_dir_files_at() - make directory @name in @to with copies of the regular
+ * files of @name in @from (nothing if that does not exist).
+ * Return: 0 or -errno.
+ */
+int copy_at(int from, const char *name, int to, const char *to_name, bool link_ok);
+int copy_dir_files_at(int from, const char *name, int to);
 
 /* path_has_dotdot() - does @p have a ".." component (a way out of wherever it is resolved)? */
 bool path_has_dotdot(const char *p);

@@ -109,3 +109,26 @@ int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out, c
 	*extents = steal_ptr(ext);
 	return 0;
 }
+
+int vm_vmdk_size(const char *path, uint64_t *out)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	char line[512];
+
+	*out = 0;
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *end;
+		unsigned long long sectors;
+
+		if (strncmp(line, "RW ", 3) != 0)
+			continue;
+		errno = 0;
+		sectors = strtoull(line + 3, &end, 10);
+		if (errno || end == line + 3 || sectors > (UINT64_MAX - *out) / 512)
+			return -EINVAL;
+		*out += sectors * 512;
+	}
+	return 0;
+}

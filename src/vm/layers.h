@@ -7,6 +7,7 @@
 #define VM_LAYER_DISK_BYTES (64ull << 30)
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/err.h"
 
@@ -19,5 +20,11 @@
  */
 int vm_layers_disk(const char *dir, char *const *layers, size_t n, char **out, char ***extents,
 		   struct msb_err **err);
+
+/*
+ * vm_vmdk_size() - the size the guest sees of the VMDK disk @path (a
+ * descriptor of flat and zero extents). Return: 0 and *@out, or -errno.
+ */
+int vm_vmdk_size(const char *path, uint64_t *out);
 
 #endif

@@ -28,11 +28,21 @@
 #include "util/log.h"
 #include "util/spawn.h"
 #include "vm/jail.h"
+#include "vm/layers.h"
 
 #define VM_TCG_TB_MIB 32
 
 /* Where the VMM finds its sockets (build_argv names them, vm_start places them). */
 enum { VM_FD_AGENT = 3, VM_FD_QMP, VM_FD_CONSOLE, VM_FD_NET };
+
+struct job_step {
+	const char *cmd;
+	char *args; /* JSON text, or NULL */
+	bool pass_fd, migration, cleanup;
+};
+#define STEP_PASS_FD   0x1u /* hand the job's file to QEMU first */
+#define STEP_MIGRATION 0x2u /* wait for the MIGRATION event too */
+#define STEP_CLEANUP   0x4u /* runs even when an earlier step failed */
 
 struct vm {
 	pid_t pid;
@@ -48,15 +58,27 @@ struct vm {
 		vm_disk_stats_fn cb;
 		void *ctx;
 	} pending[8];
-	/* A state save or restore in progress (vm_save(), vm_restore()). */
+	/* The job in progress (see "Jobs"). */
 	struct {
-		enum { JOB_NONE, JOB_SAVE, JOB_RESTORE } kind;
-		int step;	 /* which command of the job's sequence was sent */
-		unsigned int id; /* its QMP id */
-		int fd;		 /* the state file, until QEMU has it */
+		bool active;
+		struct job_step steps[40];
+		size_t n, at;
+		const struct job_step *waiting; /* the step sent, until it is over */
+		unsigned int id;		/* its QMP id */
+		bool answered, asking_why, failed;
+		enum { MIG_NONE, MIG_DONE, MIG_FAILED } mig;
+		int fd; /* the state file, until QEMU has it */
+		char why[256];
 		vm_state_fn cb;
 		void *ctx;
 	} job;
+	/* Layer disks (VMDK): set aside while a running guest is saved. */
+	struct {
+		unsigned int index;
+		char *path;
+		uint64_t size;
+	} vmdk[VM_MMIO_SLOTS];
+	size_t nvmdk;
 };
 
 /* A growing argv. Allocation failures are remembered and reported once at the end. */
@@ -194,11 +216,25 @@ static int build_argv(const struct vm_config *c, const char *qemu, struct argv *
 
 		if (!path)
 			return -ENOMEM;
-		arg_add(a, "-drive");
-		arg_add(a, "id=d%zu,file=%s,format=%s,if=none,readonly=%s%s", i, path,
-			c->disks[i].format ? c->disks[i].format : "raw",
-			c->disks[i].readonly ? "on" : "off",
-			c->disks[i].readonly ? "" : ",discard=unmap");
+		if (c->disks[i].format && !strcmp(c->disks[i].format, "vmdk")) {
+			/*
+			 * A raw node over the VMDK node: the VMDK node can be set
+			 * aside while the guest is saved (see job_vmdk_swap()).
+			 */
+			arg_add(a, "-blockdev");
+			arg_add(a,
+				"driver=vmdk,node-name=d%zu-v,read-only=on,file.driver=file,"
+				"file.filename=%s,file.read-only=on",
+				i, path);
+			arg_add(a, "-blockdev");
+			arg_add(a, "driver=raw,node-name=d%zu,file=d%zu-v,read-only=on", i, i);
+		} else {
+			arg_add(a, "-drive");
+			arg_add(a, "id=d%zu,file=%s,format=%s,if=none,readonly=%s%s", i, path,
+				c->disks[i].format ? c->disks[i].format : "raw",
+				c->disks[i].readonly ? "on" : "off",
+				c->disks[i].readonly ? "" : ",discard=unmap");
+		}
 		arg_add(a, "-device");
 		if (c->disks[i].serial)
 			arg_add(a, "virtio-blk-device,drive=d%zu,serial=%s", i, c->disks[i].serial);
@@ -423,143 +459,315 @@ static int qmp_pass_fd(struct vm *vm, int fd)
 	return 0;
 }
 
-/* The job's step while it waits for query-migrate to say why a migration failed. */
-#define JOB_STEP_WHY 100
+/*
+ * DOC: Jobs
+ * A job is a short list of QMP commands run one after the other, each sent
+ * when the previous one was answered: stop, cont, a save or a restore. A
+ * step may first hand the job's file to QEMU (getfd), and a migration step
+ * also waits for the MIGRATION event that ends it. When a step fails, the
+ * rest are skipped except the cleanup steps (putting back what an earlier
+ * step changed, letting the guest run again), and the job reports the
+ * first failure.
+ */
+static void job_free_steps(struct vm *vm)
+{
+	for (size_t i = 0; i < vm->job.n; i++) {
+		free(vm->job.steps[i].args);
+		vm->job.steps[i].args = NULL;
+	}
+	vm->job.n = 0;
+}
 
-static void job_end(struct vm *vm, bool ok, const char *why)
+static void job_end(struct vm *vm)
 {
 	vm_state_fn cb = vm->job.cb;
+	bool ok = !vm->job.failed;
+	char why[sizeof(vm->job.why)];
 
+	snprintf(why, sizeof(why), "%s", vm->job.why);
 	if (vm->job.fd >= 0)
 		close(vm->job.fd);
 	vm->job.fd = -1;
-	vm->job.kind = JOB_NONE;
+	vm->job.active = false;
 	vm->job.cb = NULL;
+	job_free_steps(vm);
 	if (cb)
-		cb(vm->job.ctx, ok, why);
+		cb(vm->job.ctx, ok, ok ? NULL : why);
 }
 
-/*
- * The next command of a save (events on, getfd, stop, migrate, [MIGRATION
- * completed], cont) or a restore (events on, getfd, migrate-incoming,
- * [MIGRATION completed], cont).
- */
+static void job_fail(struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void job_fail(struct vm *vm, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (vm->job.failed)
+		return; /* the first failure is the one to report */
+	vm->job.failed = true;
+	va_start(ap, fmt);
+	vsnprintf(vm->job.why, sizeof(vm->job.why), fmt, ap);
+	va_end(ap);
+}
+
+/* Sends the job's next step (after a failure, the next cleanup step), or ends the job. */
 static void job_next(struct vm *vm)
 {
-	static const char *const events = "{\"capabilities\":[{\"capability\":\"events\","
-					  "\"state\":true}]}";
-	bool save = vm->job.kind == JOB_SAVE;
-	int id = 0;
+	while (vm->job.at < vm->job.n) {
+		struct job_step *st = &vm->job.steps[vm->job.at++];
+		int id = 0;
 
-	switch (vm->job.step++) {
-	case 0:
-		id = qmp_exec(vm, "migrate-set-capabilities", events);
-		break;
-	case 1:
-		id = qmp_pass_fd(vm, vm->job.fd);
+		if (vm->job.failed && !st->cleanup)
+			continue;
+		if (st->pass_fd) {
+			id = vm->job.fd >= 0 ? qmp_pass_fd(vm, vm->job.fd) : -EBADF;
+			if (vm->job.fd >= 0)
+				close(vm->job.fd);
+			vm->job.fd = -1;
+		}
+		vm->job.mig = MIG_NONE;
 		if (id == 0)
-			id = qmp_exec(vm, "getfd", "{\"fdname\":\"msbstate\"}");
-		close(vm->job.fd);
-		vm->job.fd = -1;
-		break;
-	case 2:
-		id = save ? qmp_exec(vm, "stop", NULL)
-			  : qmp_exec(vm, "migrate-incoming", "{\"uri\":\"fd:msbstate\"}");
-		break;
-	case 3:
-		if (!save)
-			return; /* the MIGRATION event ends it */
-		id = qmp_exec(vm, "migrate", "{\"uri\":\"fd:msbstate\"}");
-		break;
-	case 4:
-		return; /* the MIGRATION event */
-	case 5:
-		id = qmp_exec(vm, "cont", NULL);
-		break;
-	default:
-		job_end(vm, true, NULL);
+			id = qmp_exec(vm, st->cmd, st->args);
+		if (id < 0) {
+			job_fail(vm, "%s: %s", st->cmd, strerror(-id));
+			if (vm->qmp.fd < 0)
+				break; /* nothing more can be sent */
+			continue;
+		}
+		vm->job.id = (unsigned int)id;
+		vm->job.answered = false;
+		vm->job.waiting = st;
 		return;
 	}
-	if (id < 0) {
-		job_end(vm, false, strerror(-id));
+	job_end(vm);
+}
+
+/* The current step is over once answered and, for a migration, once the event said how it went. */
+static void job_step_done(struct vm *vm)
+{
+	const struct job_step *st = vm->job.waiting;
+
+	if (!st || !vm->job.answered || vm->job.asking_why)
 		return;
+	if (st->migration && vm->job.mig == MIG_NONE)
+		return;
+	if (st->migration && vm->job.mig == MIG_FAILED) {
+		/* Ask why: query-migrate's answer goes on with the job. */
+		int id = qmp_exec(vm, "query-migrate", NULL);
+
+		if (id >= 0) {
+			vm->job.id = (unsigned int)id;
+			vm->job.asking_why = true;
+			return;
+		}
+		job_fail(vm, "the VMM's migration failed");
 	}
-	vm->job.id = (unsigned int)id;
+	vm->job.waiting = NULL;
+	job_next(vm);
 }
 
 static void job_answer(struct vm *vm, json_t *o)
 {
 	json_t *e = json_object_get(o, "error");
 
-	if (vm->job.step == JOB_STEP_WHY) {
-		char why[256];
+	if (vm->job.asking_why) {
 		const char *d = json_string_value(
 			json_object_get(json_object_get(o, "return"), "error-desc"));
 
-		snprintf(why, sizeof(why), "the VMM's migration failed: %s",
-			 d ? d : "no reason given");
-		job_end(vm, false, why);
+		vm->job.asking_why = false;
+		vm->job.mig = MIG_NONE;
+		job_fail(vm, "the VMM's migration failed: %s", d ? d : "no reason given");
+		vm->job.waiting = NULL;
+		job_next(vm);
 		return;
 	}
+	vm->job.answered = true;
 	if (e) {
-		char why[256];
-
-		snprintf(why, sizeof(why), "%s",
+		job_fail(vm, "%s: %s", vm->job.waiting ? vm->job.waiting->cmd : "qmp",
 			 json_string_value(json_object_get(e, "desc")) ?: "?");
-		job_end(vm, false, why);
+		vm->job.waiting = NULL;
+		job_next(vm);
 		return;
 	}
-	job_next(vm);
+	job_step_done(vm);
 }
 
 static void job_event(struct vm *vm, json_t *o)
 {
 	const char *st = json_string_value(json_object_get(json_object_get(o, "data"), "status"));
 
-	if (!st)
+	if (!st || !vm->job.waiting || !vm->job.waiting->migration)
 		return;
-	if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) {
-		/* Ask why: query-migrate's answer ends the job (job_answer()). */
-		int id = qmp_exec(vm, "query-migrate", NULL);
-
-		if (id < 0) {
-			job_end(vm, false, "the VMM's migration failed");
-			return;
-		}
-		vm->job.id = (unsigned int)id;
-		vm->job.step = JOB_STEP_WHY;
+	if (!strcmp(st, "failed") || !strcmp(st, "cancelled"))
+		vm->job.mig = MIG_FAILED;
+	else if (!strcmp(st, "completed"))
+		vm->job.mig = MIG_DONE;
+	else
 		return;
-	}
-	if (strcmp(st, "completed") != 0)
-		return;
-	/* Saved paused (a single pass), so restored paused: both go on with cont. */
-	vm->job.step = 5;
-	job_next(vm);
+	job_step_done(vm);
 }
 
-static int job_begin(struct vm *vm, int kind, int fd, vm_state_fn cb, void *ctx)
+static int job_add(struct vm *vm, const char *cmd, json_t *args, unsigned int flags)
 {
-	if (vm->job.kind != JOB_NONE)
+	struct job_step *st;
+
+	if (vm->job.n >= ARRAY_SIZE(vm->job.steps)) {
+		json_decref(args);
+		return -E2BIG;
+	}
+	st = &vm->job.steps[vm->job.n];
+	st->cmd = cmd;
+	st->args = args ? json_dumps(args, JSON_COMPACT) : NULL;
+	json_decref(args);
+	if (args && !st->args)
+		return -ENOMEM;
+	st->pass_fd = flags & STEP_PASS_FD;
+	st->migration = flags & STEP_MIGRATION;
+	st->cleanup = flags & STEP_CLEANUP;
+	vm->job.n++;
+	return 0;
+}
+
+static int job_caps(struct vm *vm)
+{
+	return job_add(
+		vm, "migrate-set-capabilities",
+		json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability", "events", "state", 1),
+		0);
+}
+
+/*
+ * QEMU refuses to save a VM with a VMDK disk open (a migration blocker), so
+ * each layer disk's VMDK node steps aside for a null node of the same size
+ * while the stopped guest is saved, and comes back after.
+ */
+static int job_vmdk_swap(struct vm *vm, bool out)
+{
+	int r = 0;
+
+	for (size_t i = 0; !r && i < vm->nvmdk; i++) {
+		char raw[16], vm_node[16], null_node[16];
+		unsigned int fl = out ? 0 : STEP_CLEANUP;
+
+		snprintf(raw, sizeof(raw), "d%u", vm->vmdk[i].index);
+		snprintf(vm_node, sizeof(vm_node), "d%u-v", vm->vmdk[i].index);
+		snprintf(null_node, sizeof(null_node), "d%u-n", vm->vmdk[i].index);
+		if (out)
+			r = job_add(vm, "blockdev-add",
+				    json_pack("{s:s,s:s,s:I,s:b,s:b}", "driver", "null-co",
+					      "node-name", null_node, "size",
+					      (json_int_t)vm->vmdk[i].size, "read-zeroes", 1,
+					      "read-only", 1),
+				    fl);
+		else
+			r = job_add(vm, "blockdev-add",
+				    json_pack("{s:s,s:s,s:b,s:{s:s,s:s,s:b}}", "driver", "vmdk",
+					      "node-name", vm_node, "read-only", 1, "file",
+					      "driver", "file", "filename", vm->vmdk[i].path,
+					      "read-only", 1),
+				    fl);
+		if (!r)
+			r = job_add(vm, "blockdev-reopen",
+				    json_pack("{s:[{s:s,s:s,s:s,s:b}]}", "options", "driver", "raw",
+					      "node-name", raw, "file", out ? null_node : vm_node,
+					      "read-only", 1),
+				    fl);
+		if (!r)
+			r = job_add(vm, "blockdev-del",
+				    json_pack("{s:s}", "node-name", out ? vm_node : null_node), fl);
+	}
+	return r;
+}
+
+static int job_begin(struct vm *vm, int fd, vm_state_fn cb, void *ctx)
+{
+	if (vm->job.active)
 		return -EBUSY;
-	vm->job.fd = dup(fd);
-	if (vm->job.fd < 0)
-		return -errno;
-	vm->job.kind = kind;
-	vm->job.step = 0;
+	job_free_steps(vm);
+	vm->job.fd = -1;
+	if (fd >= 0) {
+		vm->job.fd = dup(fd);
+		if (vm->job.fd < 0)
+			return -errno;
+	}
+	vm->job.at = 0;
+	vm->job.failed = false;
+	vm->job.why[0] = '\0';
 	vm->job.cb = cb;
 	vm->job.ctx = ctx;
+	return 0;
+}
+
+/* Runs the steps job_begin() and job_add() prepared; on a setup error, nothing ran. */
+static int job_run(struct vm *vm, int r)
+{
+	if (r < 0) {
+		if (vm->job.fd >= 0)
+			close(vm->job.fd);
+		vm->job.fd = -1;
+		job_free_steps(vm);
+		return r;
+	}
+	vm->job.active = true;
+	vm->job.waiting = NULL;
+	vm->job.asking_why = false;
 	job_next(vm);
 	return 0;
 }
 
-int vm_save(struct vm *vm, int fd, vm_state_fn cb, void *ctx)
+int vm_save(struct vm *vm, int fd, unsigned int flags, vm_state_fn cb, void *ctx)
 {
-	return job_begin(vm, JOB_SAVE, fd, cb, ctx);
+	int r = job_begin(vm, fd, cb, ctx);
+
+	if (r < 0)
+		return r;
+	r = job_caps(vm);
+	if (!r && !(flags & VM_SAVE_PAUSED))
+		r = job_add(vm, "stop", NULL, 0);
+	if (!r)
+		r = job_vmdk_swap(vm, true);
+	if (!r)
+		r = job_add(vm, "getfd", json_pack("{s:s}", "fdname", "msbstate"), STEP_PASS_FD);
+	if (!r)
+		r = job_add(vm, "migrate", json_pack("{s:s}", "uri", "fd:msbstate"),
+			    STEP_MIGRATION);
+	if (!r)
+		r = job_vmdk_swap(vm, false);
+	/* Saved in a single pass while stopped: the guest goes on where it was. */
+	if (!r && !(flags & VM_SAVE_PAUSED))
+		r = job_add(vm, "cont", NULL, STEP_CLEANUP);
+	return job_run(vm, r);
 }
 
 int vm_restore(struct vm *vm, int fd, vm_state_fn cb, void *ctx)
 {
-	return job_begin(vm, JOB_RESTORE, fd, cb, ctx);
+	int r = job_begin(vm, fd, cb, ctx);
+
+	if (r < 0)
+		return r;
+	r = job_caps(vm);
+	if (!r)
+		r = job_add(vm, "getfd", json_pack("{s:s}", "fdname", "msbstate"), STEP_PASS_FD);
+	if (!r)
+		r = job_add(vm, "migrate-incoming", json_pack("{s:s}", "uri", "fd:msbstate"),
+			    STEP_MIGRATION);
+	/* It was saved stopped, so it arrives stopped. */
+	if (!r)
+		r = job_add(vm, "cont", NULL, 0);
+	return job_run(vm, r);
+}
+
+int vm_pause(struct vm *vm, vm_state_fn cb, void *ctx)
+{
+	int r = job_begin(vm, -1, cb, ctx);
+
+	return r < 0 ? r : job_run(vm, job_add(vm, "stop", NULL, 0));
+}
+
+int vm_resume(struct vm *vm, vm_state_fn cb, void *ctx)
+{
+	int r = job_begin(vm, -1, cb, ctx);
+
+	return r < 0 ? r : job_run(vm, job_add(vm, "cont", NULL, 0));
 }
 
 struct sync_job {
@@ -578,20 +786,15 @@ static void sync_done(void *ctx, bool ok, const char *why)
 		snprintf(j->why, j->len, "%s", why ? why : "failed");
 }
 
-static int job_wait(struct vm *vm, int kind, int fd, unsigned int timeout_ms, char *why, size_t len)
+/* Waits for the job just begun with @j as its context (at most @timeout_ms). */
+static int job_wait(struct vm *vm, struct sync_job *j, unsigned int timeout_ms)
 {
-	struct sync_job j = { .why = why, .len = len };
 	uint64_t end;
 	struct timespec ts;
-	int r = job_begin(vm, kind, fd, sync_done, &j);
 
-	if (r < 0) {
-		snprintf(why, len, "%s", strerror(-r));
-		return r;
-	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	end = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + timeout_ms;
-	while (!j.done) {
+	while (!j->done) {
 		struct pollfd p = { .fd = vm->qmp.fd, .events = POLLIN };
 		uint64_t now;
 
@@ -603,31 +806,54 @@ static int job_wait(struct vm *vm, int kind, int fd, unsigned int timeout_ms, ch
 		now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 		if (now >= end) {
 			vm->job.cb = NULL;
-			job_end(vm, false, NULL);
-			snprintf(why, len, "no answer from the VMM within %u ms", timeout_ms);
+			job_end(vm);
+			snprintf(j->why, j->len, "no answer from the VMM within %u ms", timeout_ms);
 			return -ETIMEDOUT;
 		}
 		if (poll(&p, 1, (int)(end - now)) < 0 && errno != EINTR)
 			break;
 		vm_handle(vm);
 	}
-	if (!j.done) {
+	if (!j->done) {
 		vm->job.cb = NULL;
-		job_end(vm, false, NULL);
-		snprintf(why, len, "the VMM went away");
+		if (vm->job.active)
+			job_end(vm);
+		snprintf(j->why, j->len, "the VMM went away");
 		return -EPIPE;
 	}
-	return j.ok ? 0 : -EIO;
+	return j->ok ? 0 : -EIO;
 }
+
+#define SYNC_JOB(call, timeout_ms, why, len)                                                       \
+	({                                                                                         \
+		struct sync_job j_ = { .why = (why), .len = (len) };                               \
+		int r_ = (call);                                                                   \
+		if (r_ < 0)                                                                        \
+			snprintf((why), (len), "%s", strerror(-r_));                               \
+		else                                                                               \
+			r_ = job_wait(vm, &j_, (timeout_ms));                                      \
+		r_;                                                                                \
+	})
 
 int vm_restore_wait(struct vm *vm, int fd, unsigned int timeout_ms, char *why, size_t len)
 {
-	return job_wait(vm, JOB_RESTORE, fd, timeout_ms, why, len);
+	return SYNC_JOB(vm_restore(vm, fd, sync_done, &j_), timeout_ms, why, len);
 }
 
-int vm_save_wait(struct vm *vm, int fd, unsigned int timeout_ms, char *why, size_t len)
+int vm_save_wait(struct vm *vm, int fd, unsigned int flags, unsigned int timeout_ms, char *why,
+		 size_t len)
 {
-	return job_wait(vm, JOB_SAVE, fd, timeout_ms, why, len);
+	return SYNC_JOB(vm_save(vm, fd, flags, sync_done, &j_), timeout_ms, why, len);
+}
+
+int vm_pause_wait(struct vm *vm, unsigned int timeout_ms, char *why, size_t len)
+{
+	return SYNC_JOB(vm_pause(vm, sync_done, &j_), timeout_ms, why, len);
+}
+
+int vm_resume_wait(struct vm *vm, unsigned int timeout_ms, char *why, size_t len)
+{
+	return SYNC_JOB(vm_resume(vm, sync_done, &j_), timeout_ms, why, len);
 }
 
 static void qmp_line(struct vm *vm, const char *line, size_t n)
@@ -640,8 +866,9 @@ static void qmp_line(struct vm *vm, const char *line, size_t n)
 		return;
 	}
 	id = json_integer_value(json_object_get(o, "id"));
-	if (vm->job.kind != JOB_NONE) {
-		if (id > 0 && (unsigned int)id == vm->job.id) {
+	if (vm->job.active) {
+		if (id > 0 && (vm->job.waiting || vm->job.asking_why) &&
+		    (unsigned int)id == vm->job.id) {
 			job_answer(vm, o);
 			json_decref(o);
 			return;
@@ -675,8 +902,10 @@ static void qmp_line(struct vm *vm, const char *line, size_t n)
 static void qmp_drop(struct vm *vm, const char *why)
 {
 	log_warn("qmp: %s; the control channel is closed", why);
-	if (vm->job.kind != JOB_NONE)
-		job_end(vm, false, why);
+	if (vm->job.active) {
+		job_fail(vm, "%s", why);
+		job_end(vm);
+	}
 	if (vm->ep >= 0 && vm->qmp.ev)
 		epoll_ctl(vm->ep, EPOLL_CTL_DEL, vm->qmp.fd, NULL);
 	conn_close(&vm->qmp);
@@ -712,8 +941,10 @@ void vm_handle(struct vm *vm)
 		conn_close(&vm->qmp);
 		vm->qmp.error = -EPIPE;
 		pending_fail_all(vm);
-		if (vm->job.kind != JOB_NONE)
-			job_end(vm, false, "the VMM exited");
+		if (vm->job.active) {
+			job_fail(vm, "the VMM exited");
+			job_end(vm);
+		}
 		return;
 	}
 	qmp_rearm(vm);
@@ -894,6 +1125,18 @@ int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 		spawn_wait(pid, NULL);
 		return msb_err_sys(err, ENOMEM, "vm");
 	}
+	for (size_t i = 0; i < c->ndisks && vm->nvmdk < ARRAY_SIZE(vm->vmdk); i++) {
+		uint64_t size;
+
+		if (!c->disks[i].format || strcmp(c->disks[i].format, "vmdk") != 0 ||
+		    vm_vmdk_size(c->disks[i].path, &size) < 0)
+			continue;
+		vm->vmdk[vm->nvmdk].path = strdup(c->disks[i].path);
+		if (!vm->vmdk[vm->nvmdk].path)
+			continue;
+		vm->vmdk[vm->nvmdk].index = (unsigned int)i;
+		vm->vmdk[vm->nvmdk++].size = size;
+	}
 	vm->pid = pid;
 	vm->running = true;
 	vm->ep = -1;
@@ -951,6 +1194,9 @@ void vm_free(struct vm *vm)
 	conn_close(&vm->qmp);
 	if (vm->job.fd >= 0)
 		close(vm->job.fd);
+	job_free_steps(vm);
+	for (size_t i = 0; i < vm->nvmdk; i++)
+		free(vm->vmdk[i].path);
 	/* No callbacks from here: the owner is tearing down. */
 	free(vm);
 }

@@ -127,22 +127,30 @@ typedef void (*vm_disk_stats_fn)(void *ctx, bool ok, uint64_t rd_bytes, uint64_t
 int vm_disk_stats(struct vm *vm, vm_disk_stats_fn cb, void *ctx);
 
 /*
- * vm_save() - pause the guest, write its whole state (a migration stream) to
- * @fd, and let it run again; vm_restore() - load a state written so into a
- * VM started with @incoming, which then runs. @cb runs from vm_handle() when
- * it is over (ok false with a reason if not). One at a time. The VMM gets its
- * own copy of @fd. Return: 0, or -errno (then @cb never runs).
+ * vm_save() - write the guest's whole state (a migration stream) to @fd:
+ * stopped for it and running again after, or with VM_SAVE_PAUSED, one the
+ * caller stopped (vm_pause()) and leaves stopped. vm_restore() - load a
+ * state written so into a VM started with @incoming, which then runs.
+ * vm_pause(), vm_resume() - stop and continue the guest's CPUs in place.
+ * @cb runs from vm_handle() when it is over (ok false with a reason if not).
+ * One at a time. The VMM gets its own copy of @fd.
+ * Return: 0, or -errno (then @cb never runs).
  */
 typedef void (*vm_state_fn)(void *ctx, bool ok, const char *why);
-int vm_save(struct vm *vm, int fd, vm_state_fn cb, void *ctx);
+#define VM_SAVE_PAUSED 0x1u
+int vm_save(struct vm *vm, int fd, unsigned int flags, vm_state_fn cb, void *ctx);
 int vm_restore(struct vm *vm, int fd, vm_state_fn cb, void *ctx);
+int vm_pause(struct vm *vm, vm_state_fn cb, void *ctx);
+int vm_resume(struct vm *vm, vm_state_fn cb, void *ctx);
 /*
  * vm_restore_wait() - vm_restore() and wait for it (at most @timeout_ms),
- * before the VM is watched by an event loop. Return: 0, or -errno with @why.
+ * without an event loop. The others the same. Return: 0, or -errno with @why.
  */
 int vm_restore_wait(struct vm *vm, int fd, unsigned int timeout_ms, char *why, size_t len);
-/* vm_save_wait() - the same for vm_save(). */
-int vm_save_wait(struct vm *vm, int fd, unsigned int timeout_ms, char *why, size_t len);
+int vm_save_wait(struct vm *vm, int fd, unsigned int flags, unsigned int timeout_ms, char *why,
+		 size_t len);
+int vm_pause_wait(struct vm *vm, unsigned int timeout_ms, char *why, size_t len);
+int vm_resume_wait(struct vm *vm, unsigned int timeout_ms, char *why, size_t len);
 
 /* vm_cpu_ns() - CPU time the VMM process has used, all threads. Return: ns, or 0. */
 uint64_t vm_cpu_ns(const struct vm *vm);
