@@ -224,6 +224,11 @@ int sbx_remove(const char *name, bool force, struct msb_err **err)
 			return -1;
 	}
 	lock = openat(dfd, SBX_LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (lock < 0 && errno == ENOENT) {
+		/* An ephemeral sandbox's supervisor removed it as it stopped. */
+		sbx_forget(name);
+		return 0;
+	}
 	if (lock < 0 || sbx_lock_take(lock) < 0)
 		return msb_err_set(err, EBUSY, "sandbox %s was started again meanwhile", name);
 	rm_rf(dir);

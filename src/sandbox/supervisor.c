@@ -2047,7 +2047,7 @@ static int setup_signals(struct sv *sv, struct msb_err **err)
  */
 static void warm_start(struct sv *sv, struct vm_config *cfg)
 {
-	_cleanup_free_ char *qemu = vmm_binary();
+	_cleanup_free_ char *qemu = vmm_binary(), *ram = NULL;
 	uint64_t t0 = now_ms();
 	char why[512];
 	int fd, r;
@@ -2057,7 +2057,7 @@ static void warm_start(struct sv *sv, struct vm_config *cfg)
 		sv->warm_key[0] = '\0';
 		return;
 	}
-	fd = warm_open(sv->warm_key, why, sizeof(why));
+	fd = warm_open(sv->warm_key, &ram, why, sizeof(why));
 	if (fd == -EBADMSG) {
 		/* Removed: the next start makes it again. */
 		log_warn("warm start: %s; booting cold", why);
@@ -2073,7 +2073,7 @@ static void warm_start(struct sv *sv, struct vm_config *cfg)
 		}
 		log_info("warm start: template %s made in %" PRIu64 " ms", sv->warm_key,
 			 now_ms() - t0);
-		fd = warm_open(sv->warm_key, why, sizeof(why));
+		fd = warm_open(sv->warm_key, &ram, why, sizeof(why));
 	}
 	if (fd < 0) {
 		log_warn("warm start: %s; booting cold", *why ? why : strerror(-fd));
@@ -2081,6 +2081,9 @@ static void warm_start(struct sv *sv, struct vm_config *cfg)
 	}
 	t0 = now_ms();
 	cfg->incoming = true;
+	/* The template's RAM, mapped privately: what the guest does not write stays shared. */
+	cfg->mem_file = ram;
+	cfg->mem_shared = false;
 	{
 		struct msb_err *e = NULL;
 
@@ -2090,9 +2093,11 @@ static void warm_start(struct sv *sv, struct vm_config *cfg)
 		msb_err_free(e);
 	}
 	if (r == 0)
-		r = vm_restore_wait(sv->vm, fd, RESTORE_TIMEOUT_MS, why, sizeof(why));
+		r = vm_restore_wait(sv->vm, fd, ram ? VM_STATE_SHARED_RAM : 0, RESTORE_TIMEOUT_MS,
+				    why, sizeof(why));
 	close(fd);
 	cfg->incoming = false;
+	cfg->mem_file = NULL;
 	if (r < 0) {
 		log_warn("warm start: restoring template %s failed (%s); booting cold",
 			 sv->warm_key, why);
@@ -2125,7 +2130,7 @@ static int state_restore(struct sv *sv, struct vm_config *cfg, struct msb_err **
 	cfg->incoming = false;
 	if (r < 0)
 		return -1;
-	r = vm_restore_wait(sv->vm, fd, STATE_RESTORE_MS, why, sizeof(why));
+	r = vm_restore_wait(sv->vm, fd, 0, STATE_RESTORE_MS, why, sizeof(why));
 	if (r < 0) {
 		vm_free(sv->vm);
 		sv->vm = NULL;

@@ -23,6 +23,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "image/digest.h"
@@ -30,10 +31,14 @@
 #include "util/buf.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
+#include "util/le.h"
 #include "util/log.h"
 #include "vm/layers.h"
 
-#define STATE_SUFFIX	     ".state"
+#define STATE_SUFFIX ".state"
+#define RAM_SUFFIX   ".ram"
+/* A RAM file a template maker left behind (it died) is removed after this long. */
+#define STALE_RAM_S	     3600
 #define HASH_HEX	     64
 #define WARM_BOOT_TIMEOUT_MS 60000
 #define WARM_SAVE_TIMEOUT_MS 30000
@@ -82,8 +87,8 @@ static int shape_text(const struct vm_config *c, const char *qemu, char **out)
 
 	if (!f)
 		return -ENOMEM;
-	fprintf(f, "msb template v1\naccel=%d cpus=%u memory_mib=%u\n", (int)c->accel, c->cpus,
-		c->mem_mib);
+	fprintf(f, "msb template v2\naccel=%d cpus=%u memory_mib=%u ram=%s\n", (int)c->accel,
+		c->cpus, c->mem_mib, warm_ram_mapped() ? "mapped" : "stream");
 	r = identity(f, "vmm", qemu);
 	if (!r)
 		r = identity(f, "kernel", c->kernel);
@@ -124,6 +129,13 @@ int warm_key(const struct vm_config *c, const char *qemu, char key[WARM_KEY_LEN]
 	return 0;
 }
 
+bool warm_ram_mapped(void)
+{
+	const char *v = getenv("MSB_WARM_RAM");
+
+	return v && !strcmp(v, "map");
+}
+
 bool warm_wanted(const struct vm_config *c)
 {
 	const char *v = getenv("MSB_WARM");
@@ -149,44 +161,82 @@ static char *key_dir(const char *key)
 	return root ? path_join(root, key) : NULL;
 }
 
-/* The sha256 of @fd's whole content, in hex. */
-static int hash_fd(int fd, char hex[HASH_HEX + 1])
+/* Hashes @fd from @from to @to (or its end). Return: 0 or -errno. */
+static int hash_range(struct sha256 *h, int fd, off_t from, off_t to)
 {
-	struct sha256 h;
-	char digest[DIGEST_LEN];
 	static char buf[1 << 20];
-	off_t off = 0;
 
-	if (sha256_init(&h) < 0)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t n = pread(fd, buf, sizeof(buf), off);
+	while (to < 0 || from < to) {
+		size_t want = to < 0 || to - from > (off_t)sizeof(buf) ? sizeof(buf)
+								       : (size_t)(to - from);
+		ssize_t n = pread(fd, buf, want, from);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			int e = errno;
-
-			sha256_free(&h);
-			return -e;
-		}
+		if (n < 0)
+			return -errno;
 		if (n == 0)
 			break;
-		sha256_update(&h, buf, (size_t)n);
-		off += n;
+		sha256_update(h, buf, (size_t)n);
+		from += n;
+	}
+	return 0;
+}
+
+/*
+ * A template's checksum, in hex: the sha256 of its state file, then of each
+ * run of data in its RAM file (offset and length, then the bytes). The RAM
+ * file is as large as the guest's memory but mostly holes: those cost nothing.
+ */
+static int hash_template(int state, int ram, char hex[HASH_HEX + 1])
+{
+	struct sha256 h;
+	char digest[DIGEST_LEN];
+	struct stat st;
+	off_t pos = 0;
+	int r;
+
+	if (ram < 0)
+		st.st_size = 0; /* the RAM is in the state */
+	else if (fstat(ram, &st) < 0)
+		return -errno;
+	if (sha256_init(&h) < 0)
+		return -ENOMEM;
+	r = hash_range(&h, state, 0, -1);
+	while (!r && pos < st.st_size) {
+		off_t data = lseek(ram, pos, SEEK_DATA), hole;
+		uint8_t ext[16];
+
+		if (data < 0) {
+			r = errno == ENXIO ? 0 : -errno;
+			break;
+		}
+		hole = lseek(ram, data, SEEK_HOLE);
+		if (hole < 0) {
+			r = -errno;
+			break;
+		}
+		put_le64(ext, (uint64_t)data);
+		put_le64(ext + 8, (uint64_t)(hole - data));
+		sha256_update(&h, ext, sizeof(ext));
+		r = hash_range(&h, ram, data, hole);
+		pos = hole;
 	}
 	sha256_final(&h, digest);
+	if (r < 0)
+		return r;
 	snprintf(hex, HASH_HEX + 1, "%s", digest + 7);
 	return 0;
 }
 
-int warm_open(const char *key, char *why, size_t len)
+int warm_open(const char *key, char **ram, char *why, size_t len)
 {
 	_cleanup_free_ char *dir = key_dir(key);
 	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
 
 	why[0] = '\0';
+	*ram = NULL;
 	if (!dir)
 		return -ENOMEM;
 	d = opendir(dir);
@@ -200,16 +250,30 @@ int warm_open(const char *key, char *why, size_t len)
 		if (de->d_name[0] == '.' || n != HASH_HEX + strlen(STATE_SUFFIX) ||
 		    strcmp(de->d_name + HASH_HEX, STATE_SUFFIX) != 0)
 			continue;
+		char rname[HASH_HEX + sizeof(RAM_SUFFIX)];
+		_cleanup_close_ int rfd = -1;
+
 		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0)
 			continue;
-		r = hash_fd(fd, hex);
-		if (r == 0 && !strncmp(hex, de->d_name, HASH_HEX))
-			return fd;
+		snprintf(rname, sizeof(rname), "%.*s" RAM_SUFFIX, HASH_HEX, de->d_name);
+		rfd = openat(dirfd(d), rname, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		r = rfd < 0 && (errno != ENOENT || warm_ram_mapped()) ? -errno
+								      : hash_template(fd, rfd, hex);
+		if (r == 0 && !strncmp(hex, de->d_name, HASH_HEX)) {
+			if (rfd < 0)
+				return fd;
+			*ram = path_join(dir, rname);
+			if (*ram)
+				return fd;
+			close(fd);
+			return -ENOMEM;
+		}
 		close(fd);
 		snprintf(why, len, "template %s/%s does not match its checksum%s", dir, de->d_name,
 			 r < 0 ? " (unreadable)" : "; removed");
 		unlinkat(dirfd(d), de->d_name, 0);
+		unlinkat(dirfd(d), rname, 0);
 		return -EBADMSG;
 	}
 	return -ENOENT;
@@ -232,38 +296,60 @@ static int warm_create(const char *key)
 }
 
 /*
- * Checksums the state written to @fd and publishes it as @key's template
- * (atomically; a concurrent one of the same key may win). Closes @fd.
- * Return: 0 or -errno.
+ * Checksums the state written to @fd and the RAM in @ram_tmp and publishes
+ * them as @key's template (atomically; a concurrent one of the same key may
+ * win): the RAM as <sum>.ram, then the state as <sum>.state, which makes it
+ * a template. Neither is ever written again: clones map the RAM privately.
+ * Closes @fd. Return: 0 or -errno.
  */
-static int warm_commit(const char *key, int fd)
+static int warm_commit(const char *key, int fd, const char *ram_tmp)
 {
-	_cleanup_free_ char *dir = key_dir(key), *path = NULL;
+	_cleanup_free_ char *dir = key_dir(key), *path = NULL, *rpath = NULL;
 	_cleanup_closedir_ DIR *d = NULL;
+	_cleanup_close_ int ram = ram_tmp ? open(ram_tmp, O_RDONLY | O_CLOEXEC) : -1;
 	char hex[HASH_HEX + 1], proc[64];
 	struct dirent *de;
-	int r = dir ? hash_fd(fd, hex) : -ENOMEM;
+	time_t now = time(NULL);
+	int r = !dir ? -ENOMEM : ram_tmp && ram < 0 ? -errno : 0;
 
+	if (!r && ram >= 0 && (fchmod(ram, 0600) < 0 || fsync(ram) < 0))
+		r = -errno;
 	if (!r && fsync(fd) < 0)
 		r = -errno;
-	if (!r && asprintf(&path, "%s/%s" STATE_SUFFIX, dir, hex) < 0) {
-		path = NULL;
+	if (!r)
+		r = hash_template(fd, ram, hex);
+	if (!r && (asprintf(&path, "%s/%s" STATE_SUFFIX, dir, hex) < 0 ||
+		   asprintf(&rpath, "%s/%s" RAM_SUFFIX, dir, hex) < 0)) {
+		path = rpath = NULL;
 		r = -ENOMEM;
 	}
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	if (!r && linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0 && errno != EEXIST)
+	if (!r && ram_tmp && rename(ram_tmp, rpath) < 0)
 		r = -errno;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (!r && linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0 &&
+	    errno != EEXIST) {
+		r = -errno;
+		unlink(rpath);
+	}
 	close(fd);
 	if (r < 0)
 		return r;
-	/* Older copies of this shape go. */
+	/* Older copies of this shape go, and RAM files of makers long dead. */
 	d = opendir(dir);
 	while (d && (de = readdir(d))) {
 		size_t n = strlen(de->d_name);
+		struct stat st;
 
-		if (de->d_name[0] != '.' && n > strlen(STATE_SUFFIX) &&
-		    !strcmp(de->d_name + n - strlen(STATE_SUFFIX), STATE_SUFFIX) &&
-		    strncmp(de->d_name, hex, HASH_HEX) != 0)
+		if (!strncmp(de->d_name, ".ram-", 5) &&
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    now - st.st_mtime > STALE_RAM_S)
+			unlinkat(dirfd(d), de->d_name, 0);
+		if (de->d_name[0] == '.' || strncmp(de->d_name, hex, HASH_HEX) == 0)
+			continue;
+		if ((n > strlen(STATE_SUFFIX) &&
+		     !strcmp(de->d_name + n - strlen(STATE_SUFFIX), STATE_SUFFIX)) ||
+		    (n > strlen(RAM_SUFFIX) &&
+		     !strcmp(de->d_name + n - strlen(RAM_SUFFIX), RAM_SUFFIX)))
 			unlinkat(dirfd(d), de->d_name, 0);
 	}
 	return 0;
@@ -328,7 +414,7 @@ static int wait_ready(int agent, int console, int net, unsigned int timeout_ms)
 
 int warm_make(const struct vm_config *real, const char *key, char *why, size_t len)
 {
-	_cleanup_free_ char *dir = key_dir(key), *share = NULL;
+	_cleanup_free_ char *dir = key_dir(key), *share = NULL, *ram = NULL;
 	struct vm_disk disks[VM_MMIO_SLOTS];
 	char paths[VM_MMIO_SLOTS][512];
 	struct vm_share sh = { 0 };
@@ -376,6 +462,27 @@ int warm_make(const struct vm_config *real, const char *key, char *why, size_t l
 		c.shares = &sh;
 		c.nshares = 1;
 	}
+	/* The guest's RAM lives in this file: the template is its device state plus the file. */
+	if (warm_ram_mapped() && asprintf(&ram, "%s/.ram-XXXXXX", dir) < 0) {
+		ram = NULL;
+		return -ENOMEM;
+	}
+	if (ram) {
+		int f = mkstemp(ram);
+
+		if (f < 0 || ftruncate(f, (off_t)real->mem_mib << 20) < 0) {
+			r = -errno;
+			snprintf(why, len, "template RAM file: %s", strerror(errno));
+			if (f >= 0) {
+				close(f);
+				unlink(ram);
+			}
+			return r;
+		}
+		close(f);
+	}
+	c.mem_file = ram;
+	c.mem_shared = ram != NULL;
 	c.files = NULL;
 	c.workdir = dir;
 	c.jail_root = real->jail_root ? "jail" : NULL;
@@ -409,14 +516,21 @@ int warm_make(const struct vm_config *real, const char *key, char *why, size_t l
 		snprintf(why, len, "%s: %s", dir, strerror(-r));
 		goto out;
 	}
-	r = vm_save_wait(vm, fd, 0, WARM_SAVE_TIMEOUT_MS, why, len);
+	/* Stopped for good: the RAM file must stay as the state describes it. */
+	r = vm_pause_wait(vm, WARM_SAVE_TIMEOUT_MS, why, len);
+	if (r == 0)
+		r = vm_save_wait(vm, fd, VM_SAVE_PAUSED | (ram ? VM_STATE_SHARED_RAM : 0),
+				 WARM_SAVE_TIMEOUT_MS, why, len);
 	if (r == 0) {
-		r = warm_commit(key, fd);
+		vm_free(steal_ptr(vm));
+		r = warm_commit(key, fd, ram);
 		fd = -1;
 		if (r < 0)
 			snprintf(why, len, "publishing the template: %s", strerror(-r));
 	}
 out:
+	if (ram && r < 0)
+		unlink(ram);
 	if (fd >= 0)
 		close(fd);
 	vm_free(vm);

@@ -24,15 +24,22 @@
  */
 int warm_key(const struct vm_config *c, const char *qemu, char key[WARM_KEY_LEN]);
 
+/*
+ * warm_ram_mapped() - MSB_WARM_RAM=map: a template's RAM is a file its clones
+ * map privately, rather than part of its state (see docs/snapshots.md).
+ */
+bool warm_ram_mapped(void);
+
 /* warm_wanted() - neither MSB_WARM=0 nor a shape warm start cannot serve (a disk image root). */
 bool warm_wanted(const struct vm_config *c);
 
 /*
  * warm_open() - the template for @key, verified against its recorded
- * checksum. Return: an fd at its start, -ENOENT when there is none, or
- * another -errno with @why (a damaged template, which is removed).
+ * checksum: its state, and in *@ram (allocated) the file to map the guest's
+ * RAM from, privately. Return: an fd at the state's start, -ENOENT when there
+ * is none, or another -errno with @why (a damaged template, which is removed).
  */
-int warm_open(const char *key, char *why, size_t len);
+int warm_open(const char *key, char **ram, char *why, size_t len);
 
 /*
  * warm_make() - make @key's template for a VM like @real: boot one with

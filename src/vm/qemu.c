@@ -168,7 +168,22 @@ static int build_argv(const struct vm_config *c, const char *qemu, struct argv *
 	arg_add(a, "%s", qemu);
 	/* acpi=off makes QEMU announce the virtio-mmio devices on the command line. */
 	arg_add(a, "-M");
-	arg_add(a, "microvm,x-option-roms=off,rtc=on,acpi=off,isa-serial=on");
+	arg_add(a, "microvm,x-option-roms=off,rtc=on,acpi=off,isa-serial=on,memory-backend=mem");
+	/*
+	 * One RAM block named "mem" whatever backs it, so a state saved by any
+	 * VM of a shape restores into any other.
+	 */
+	arg_add(a, "-object");
+	if (c->mem_file) {
+		_cleanup_free_ char *mp = qemu_escape(c->mem_file);
+
+		if (!mp)
+			return -ENOMEM;
+		arg_add(a, "memory-backend-file,id=mem,size=%uM,mem-path=%s,share=%s", c->mem_mib,
+			mp, c->mem_shared ? "on" : "off");
+	} else {
+		arg_add(a, "memory-backend-ram,id=mem,size=%uM", c->mem_mib);
+	}
 	arg_add(a, "-accel");
 	/*
 	 * TCG's translation cache grows with the code a guest runs, up to 1 GiB
@@ -627,12 +642,13 @@ static int job_add(struct vm *vm, const char *cmd, json_t *args, unsigned int fl
 	return 0;
 }
 
-static int job_caps(struct vm *vm)
+static int job_caps(struct vm *vm, unsigned int flags)
 {
-	return job_add(
-		vm, "migrate-set-capabilities",
-		json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability", "events", "state", 1),
-		0);
+	return job_add(vm, "migrate-set-capabilities",
+		       json_pack("{s:[{s:s,s:b},{s:s,s:b}]}", "capabilities", "capability",
+				 "events", "state", 1, "capability", "x-ignore-shared", "state",
+				 (flags & VM_STATE_SHARED_RAM) != 0),
+		       0);
 }
 
 /*
@@ -720,7 +736,7 @@ int vm_save(struct vm *vm, int fd, unsigned int flags, vm_state_fn cb, void *ctx
 
 	if (r < 0)
 		return r;
-	r = job_caps(vm);
+	r = job_caps(vm, flags);
 	if (!r && !(flags & VM_SAVE_PAUSED))
 		r = job_add(vm, "stop", NULL, 0);
 	if (!r)
@@ -738,13 +754,13 @@ int vm_save(struct vm *vm, int fd, unsigned int flags, vm_state_fn cb, void *ctx
 	return job_run(vm, r);
 }
 
-int vm_restore(struct vm *vm, int fd, vm_state_fn cb, void *ctx)
+int vm_restore(struct vm *vm, int fd, unsigned int flags, vm_state_fn cb, void *ctx)
 {
 	int r = job_begin(vm, fd, cb, ctx);
 
 	if (r < 0)
 		return r;
-	r = job_caps(vm);
+	r = job_caps(vm, flags);
 	if (!r)
 		r = job_add(vm, "getfd", json_pack("{s:s}", "fdname", "msbstate"), STEP_PASS_FD);
 	if (!r)
@@ -835,9 +851,10 @@ static int job_wait(struct vm *vm, struct sync_job *j, unsigned int timeout_ms)
 		r_;                                                                                \
 	})
 
-int vm_restore_wait(struct vm *vm, int fd, unsigned int timeout_ms, char *why, size_t len)
+int vm_restore_wait(struct vm *vm, int fd, unsigned int flags, unsigned int timeout_ms, char *why,
+		    size_t len)
 {
-	return SYNC_JOB(vm_restore(vm, fd, sync_done, &j_), timeout_ms, why, len);
+	return SYNC_JOB(vm_restore(vm, fd, flags, sync_done, &j_), timeout_ms, why, len);
 }
 
 int vm_save_wait(struct vm *vm, int fd, unsigned int flags, unsigned int timeout_ms, char *why,
@@ -1013,6 +1030,8 @@ static int jail_setup(const struct vm_config *c, struct jail *j, struct msb_err 
 		r = jail_file(j, c->disks[i].path, !c->disks[i].readonly, err);
 	for (const char *const *f = c->files; !r && f && *f; f++)
 		r = jail_file(j, *f, false, err);
+	if (!r && c->mem_file)
+		r = jail_file(j, c->mem_file, true, err);
 	j->kvm = c->accel == VM_ACCEL_KVM;
 	/* The guest writes files of any size into shared directories, overlays grow. */
 	j->fsize = c->user_files ? RLIM_INFINITY : largest_writable(c);

@@ -77,6 +77,14 @@ struct vm_config {
 	 * file size limit applies.
 	 */
 	bool user_files;
+	/*
+	 * The guest's RAM: anonymous memory (NULL), or mapped from this file,
+	 * shared (@mem_shared: the guest writes its RAM into it, a template being
+	 * made) or private (copy-on-write pages of that file: every clone of a
+	 * template shares what it has not written to).
+	 */
+	const char *mem_file;
+	bool mem_shared;
 	/* Start paused, waiting for a saved state (vm_restore()) instead of booting. */
 	bool incoming;
 	/* The VMM will write its state out (vm_save()): its file size limit makes room. */
@@ -138,15 +146,18 @@ int vm_disk_stats(struct vm *vm, vm_disk_stats_fn cb, void *ctx);
  */
 typedef void (*vm_state_fn)(void *ctx, bool ok, const char *why);
 #define VM_SAVE_PAUSED 0x1u
+/* The RAM is not in the stream: it is the memory file, mapped shared by the saver. */
+#define VM_STATE_SHARED_RAM 0x2u
 int vm_save(struct vm *vm, int fd, unsigned int flags, vm_state_fn cb, void *ctx);
-int vm_restore(struct vm *vm, int fd, vm_state_fn cb, void *ctx);
+int vm_restore(struct vm *vm, int fd, unsigned int flags, vm_state_fn cb, void *ctx);
 int vm_pause(struct vm *vm, vm_state_fn cb, void *ctx);
 int vm_resume(struct vm *vm, vm_state_fn cb, void *ctx);
 /*
  * vm_restore_wait() - vm_restore() and wait for it (at most @timeout_ms),
  * without an event loop. The others the same. Return: 0, or -errno with @why.
  */
-int vm_restore_wait(struct vm *vm, int fd, unsigned int timeout_ms, char *why, size_t len);
+int vm_restore_wait(struct vm *vm, int fd, unsigned int flags, unsigned int timeout_ms, char *why,
+		    size_t len);
 int vm_save_wait(struct vm *vm, int fd, unsigned int flags, unsigned int timeout_ms, char *why,
 		 size_t len);
 int vm_pause_wait(struct vm *vm, unsigned int timeout_ms, char *why, size_t len);
