@@ -416,7 +416,8 @@ int snap_list(json_t **out, struct msb_err **err)
 		if (names[n])
 			n++;
 	}
-	qsort(names, n, sizeof(*names), by_name);
+	if (n)
+		qsort(names, n, sizeof(*names), by_name);
 	for (size_t i = 0; i < n; i++) {
 		json_t *o = NULL;
 

@@ -203,22 +203,22 @@ struct sv {
 	bool restored;	      /* the guest came from the template: no READY will come */
 	struct buf exec_line; /* exec.log's line being built */
 	/* msb pause / resume, and snapshots (CTL requests). */
-	bool paused;
-	bool quiescing; /* QUIESCE sent: nothing more goes to the guest until the snapshot */
 	struct {
-		int client; /* who asked, -1 for none */
-		bool gone;  /* it left before the answer */
-		bool full;
-		int dirfd;
 		uint64_t asked_ms;
+		int client; /* who asked, -1 for none */
+		int dirfd;
+		bool gone; /* it left before the answer */
+		bool full;
 	} snap;
-	/*
-	 * The guest was restored from a sandbox's saved state: it has been
-	 * configured once, and what it had half-sent is skipped up to the marker.
-	 */
-	bool from_state, resyncing;
-	uint8_t resync[PROTO_RESYNC_SIZE];
 	uint64_t resync_skipped;
+	/*
+	 * from_state: the guest was restored from a sandbox's saved state: it has
+	 * been configured once, and what it had half-sent is skipped up to the
+	 * resync marker. quiescing: QUIESCE sent, nothing more goes to the guest
+	 * until the snapshot.
+	 */
+	uint8_t resync[PROTO_RESYNC_SIZE];
+	bool paused, quiescing, from_state, resyncing;
 };
 
 static void end_because(struct sv *sv, const char *reason);
@@ -1496,19 +1496,18 @@ static void snapshot_take(struct sv *sv)
 	if (sv->snap.full) {
 		_cleanup_close_ int fd = openat(sv->snap.dirfd, "memory.state",
 						O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		struct stat st;
+		struct stat st = { 0 };
 
 		r = fd < 0 ? -errno
 			   : vm_save_wait(sv->vm, fd, VM_SAVE_PAUSED, SNAP_SAVE_MS, why,
 					  sizeof(why));
 		if (fd < 0)
 			snprintf(why, sizeof(why), "memory.state: %s", strerror(errno));
-		if (r == 0 && (fsync(fd) < 0 || fstat(fd, &st) < 0)) {
-			r = -errno;
+		else if (r == 0 && (fsync(fd) < 0 || fstat(fd, &st) < 0)) {
+			r = -EIO;
 			snprintf(why, sizeof(why), "memory.state: %s", strerror(errno));
 		}
-		if (r == 0)
-			mem = st.st_size;
+		mem = st.st_size;
 	}
 	if (r == 0 && sv->spec.upper_mib) {
 		disk = snap_copy_upper(sv);

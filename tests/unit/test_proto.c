@@ -1136,7 +1136,8 @@ static void test_parse_session_rules(void **state)
 	for (uint16_t t = 1; t < PROTO_TYPE_MAX; t++) {
 		bool control = t == PROTO_READY || t == PROTO_SHUTDOWN || t == PROTO_CONFIG ||
 			       t == PROTO_CONFIGURED || t == PROTO_STATS_REQ || t == PROTO_STATS ||
-			       t == PROTO_INFO || t == PROTO_KILL;
+			       t == PROTO_INFO || t == PROTO_KILL || t == PROTO_QUIESCE ||
+			       t == PROTO_QUIESCED || t == PROTO_CTL;
 
 		assert_int_equal(proto_type_is_control(t), control);
 		for (int i = 0; i < 3; i++) {

@@ -17,6 +17,7 @@
 #include "sandbox/create.h"
 #include "sandbox/exec.h"
 #include "sandbox/logs.h"
+#include "sandbox/snapshot.h"
 #include "util/text.h"
 
 static void test_names(void **state)
@@ -228,6 +229,8 @@ static void test_config_roundtrip(void **state)
 	for (size_t i = 0; i < sizeof(c.seed); i++)
 		c.seed[i] = (uint8_t)(i * 7 + 1);
 	c.wall_ns = 1796000000123456789ull;
+	for (size_t i = 0; i < sizeof(c.resync); i++)
+		c.resync[i] = (uint8_t)(0xa0 + i);
 	c.nmounts = 2;
 	c.mounts[0] = (struct proto_mount){ "/app", 0, 0 };
 	c.mounts[1] = (struct proto_mount){ "/data", 3, PROTO_MOUNT_RO | PROTO_MOUNT_NOEXEC };
@@ -247,6 +250,7 @@ static void test_config_roundtrip(void **state)
 	assert_int_equal(d.files[1].len, 2);
 	assert_memory_equal(d.seed, c.seed, sizeof(c.seed));
 	assert_true(d.wall_ns == c.wall_ns);
+	assert_memory_equal(d.resync, c.resync, sizeof(c.resync));
 	assert_int_equal(d.nmounts, 2);
 	assert_string_equal(d.mounts[0].path, "/app");
 	assert_string_equal(d.mounts[1].path, "/data");
@@ -311,6 +315,59 @@ static void test_config_roundtrip(void **state)
 	buf_free(&b);
 }
 
+/* A restored guest's refresh: the same frame with PROTO_CONFIG_REFRESH; a cut marker is refused. */
+static void test_config_refresh(void **state)
+{
+	char *none[] = { NULL };
+	struct proto_config c = { .flags = PROTO_CONFIG_REFRESH | PROTO_CONFIG_UPPER_DISK,
+				  .hostname = "child",
+				  .init = "",
+				  .init_argv = none,
+				  .init_env = none },
+			    d;
+	struct proto_frame f;
+	struct buf b = { 0 };
+
+	(void)state;
+	memset(c.resync, 0x5a, sizeof(c.resync));
+	assert_int_equal(proto_config_encode(&b, &c), 0);
+	assert_int_equal(proto_parse(&b, &f), 1);
+	assert_int_equal(proto_config_decode(f.payload, f.len, &d), 0);
+	assert_int_equal(d.flags, PROTO_CONFIG_REFRESH | PROTO_CONFIG_UPPER_DISK);
+	assert_memory_equal(d.resync, c.resync, sizeof(c.resync));
+	proto_config_free(&d);
+	/* Without its whole marker the frame is malformed. */
+	assert_int_equal(proto_config_decode(f.payload, f.len - 1, &d), -EBADMSG);
+	buf_free(&b);
+}
+
+/* Snapshot names follow sandbox names. */
+static void test_snapshot_names(void **state)
+{
+	struct msb_err *e = NULL;
+
+	(void)state;
+	assert_int_equal(snap_check_name("base-1.0_x", NULL), 0);
+	assert_int_equal(snap_check_name("9lives", NULL), 0);
+	assert_int_equal(snap_check_name("", NULL), -1);
+	assert_int_equal(snap_check_name(".hidden", NULL), -1);
+	assert_int_equal(snap_check_name("-x", NULL), -1);
+	assert_int_equal(snap_check_name("a/b", NULL), -1);
+	assert_int_equal(snap_check_name("..", NULL), -1);
+	assert_int_equal(snap_check_name("a b", &e), -1);
+	assert_non_null(strstr(e->msg, "invalid snapshot name \"a b\""));
+	msb_err_free(e);
+	{
+		char long_name[SBX_NAME_MAX + 2];
+
+		memset(long_name, 'a', sizeof(long_name) - 1);
+		long_name[sizeof(long_name) - 1] = '\0';
+		assert_int_equal(snap_check_name(long_name, NULL), -1);
+		long_name[SBX_NAME_MAX] = '\0';
+		assert_int_equal(snap_check_name(long_name, NULL), 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -323,6 +380,8 @@ int main(void)
 		cmocka_unit_test(test_utf8_prefix),
 		cmocka_unit_test(test_utf8_lossy),
 		cmocka_unit_test(test_config_roundtrip),
+		cmocka_unit_test(test_config_refresh),
+		cmocka_unit_test(test_snapshot_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
