@@ -81,6 +81,8 @@ int agent_serve(int port_fd, uint64_t kernel_ns);
  * go on serving.
  */
 void hostile_run(int port, uint32_t sid, char **argv);
+/* "__hostile no-quiesce": QUIESCE is ignored from then on (the host must give up). */
+extern bool hostile_ignore_quiesce;
 
 /* Powers the VM off (with -no-reboot, a reboot makes QEMU exit). */
 void agent_poweroff(void) __attribute__((noreturn));

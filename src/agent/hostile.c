@@ -18,9 +18,12 @@
 #include <unistd.h>
 
 #include "proto/proto.h"
+#include "util/buf.h"
 #include "util/le.h"
 
 #ifdef MSB_AGENT_HOSTILE
+
+bool hostile_ignore_quiesce;
 
 /* Writes all of @p, waiting for room; a host that is gone ends the attack. */
 static int put(int fd, const void *p, size_t n)
@@ -125,6 +128,18 @@ void hostile_run(int port, uint32_t sid, char **argv)
 		frame(port, PROTO_STARTED, sid, v4, 4);
 	} else if (!strcmp(mode, "ack-unsent")) {
 		frame(port, PROTO_ACK, sid, v4, 4);
+	} else if (!strcmp(mode, "quiesced")) {
+		frame(port, PROTO_QUIESCED, 0, NULL, 0);
+	} else if (!strcmp(mode, "no-quiesce")) {
+		/* The session ends normally; the next snapshot waits for an answer that never comes. */
+		struct buf b = { 0 };
+		struct proto_exited x = { 0 };
+
+		hostile_ignore_quiesce = true;
+		if (proto_exited_encode(&b, sid, &x) == 0)
+			put(port, buf_head(&b), buf_size(&b));
+		buf_free(&b);
+		return;
 	} else if (!strcmp(mode, "ignore-signals")) {
 		/* Alive, serving, but this session never ends: the host must give up on it. */
 		return;

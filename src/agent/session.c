@@ -881,6 +881,10 @@ static void on_frame(struct agent *a, const struct proto_frame *f)
 		send_stats(a);
 		return;
 	case PROTO_QUIESCE:
+#ifdef MSB_AGENT_HOSTILE
+		if (hostile_ignore_quiesce)
+			return;
+#endif
 		/* What is written reaches the disks before the host copies them. */
 		sync();
 		proto_put_frame(&a->port.tx, PROTO_QUIESCED, 0, NULL, 0);

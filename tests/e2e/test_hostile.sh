@@ -210,8 +210,9 @@ test_each_protocol_violation_stops_the_vm_with_one_line() {
     [host-frame]='SIGNAL frame from the guest'
     [started-twice]='session [0-9]+ started twice'
     [ack-unsent]='session [0-9]+ acknowledged input never sent'
+    [quiesced]='unexpected QUIESCED'
   )
-  for mode in malformed oversized host-frame started-twice ack-unsent; do
+  for mode in malformed oversized host-frame started-twice ack-unsent quiesced; do
     reason=${reasons[$mode]}
     t0=$EPOCHREALTIME
     "${HOSTILE[@]}" run --rootfs "$SQFS" -- __hostile "$mode" > "$TMP/out" 2> "$TMP/err" < /dev/null
@@ -220,6 +221,23 @@ test_each_protocol_violation_stops_the_vm_with_one_line() {
     expect_one_error_line "$(cat "$TMP/err")" "$(violation_line "$reason")"
     expect_lt "$mode: seconds" "$(since "$t0")" 15
   done
+  expect_no_leftovers
+}
+
+# A guest that never gets ready for a snapshot: refused after the wait, one line; it runs on.
+test_guest_that_never_quiesces_gets_no_snapshot() {
+  local t0
+  "${HOSTILE[@]}" create --name nq --rootfs "$SQFS" > /dev/null || fail "create"
+  "${HOSTILE[@]}" exec nq -- __hostile no-quiesce
+  t0=$EPOCHREALTIME
+  msb_capture snapshot create nqs --from nq --full
+  expect_eq "exit code" "$RC" 125
+  expect_one_error_line "$ERR" "the guest did not flush its disks for the snapshot within 10 s"
+  expect_lt "seconds" "$(since "$t0")" 15
+  expect_eq "no snapshot left" "$(ls -A "$MSB_HOME/snapshots" 2> /dev/null)" ""
+  msb_capture exec nq -- echo still-here
+  expect_eq "the sandbox runs on" "$OUT" still-here
+  "$MSB" rm -f nq > /dev/null
   expect_no_leftovers
 }
 
