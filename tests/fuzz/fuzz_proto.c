@@ -256,7 +256,10 @@ static void fuzz_frame(const struct proto_frame *f)
 	case PROTO_INFO:
 	case PROTO_KILL:
 	case PROTO_DETACH:
-		/* Opaque or empty: nothing to decode. */
+	case PROTO_QUIESCE:
+	case PROTO_QUIESCED:
+	case PROTO_CTL:
+		/* Opaque or empty: nothing to decode (CTL's JSON comes from the host's own user). */
 		break;
 	default:
 		/* proto_parse() let through a type it should have refused. */
@@ -285,11 +288,12 @@ static int expected_parse(const uint8_t *h, size_t have)
 	flags = (uint16_t)(h[10] | h[11] << 8);
 	if (len > PROTO_MAX_PAYLOAD)
 		return -EMSGSIZE;
-	if (type < PROTO_READY || type > PROTO_DETACH || flags)
+	if (type < PROTO_READY || type > PROTO_CTL || flags)
 		return -EPROTO;
 	control = type == PROTO_READY || type == PROTO_SHUTDOWN || type == PROTO_CONFIG ||
 		  type == PROTO_CONFIGURED || type == PROTO_STATS_REQ || type == PROTO_STATS ||
-		  type == PROTO_INFO || type == PROTO_KILL;
+		  type == PROTO_INFO || type == PROTO_KILL || type == PROTO_QUIESCE ||
+		  type == PROTO_QUIESCED || type == PROTO_CTL;
 	if (type != PROTO_ERROR && control != (sid == 0))
 		return -EPROTO;
 	return have - PROTO_HDR_SIZE < len ? 0 : 1;
