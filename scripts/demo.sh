@@ -46,6 +46,30 @@ $msb logs --show-id demo
 $msb inspect --format json demo | python3 -c 'import json,sys; j=json.load(sys.stdin); print("status:", j["status"], "| accelerator:", j["last_run"]["accelerator"], "(" + j["last_run"]["accelerator_reason"] + ")")'
 $msb rm -f demo
 
+echo "== warm starts, snapshots and branches"
+$msb create --name counter -q "$PLAIN/test/python:3.11"
+# A process that holds its state only in memory.
+$msb exec counter -- sh -c 'setsid python3 -c "
+import time
+n = 0
+while True:
+    n += 1
+    open(\"/tmp/count\", \"w\").write(str(n))
+    time.sleep(0.2)
+" > /dev/null 2>&1 < /dev/null &'
+sleep 2
+$msb snapshot create counted --from counter --full
+$msb snapshot ls
+$msb branch counter counter2
+sleep 1
+echo "parent counts on: $($msb exec counter -- cat /tmp/count), the branch too: $($msb exec counter2 -- cat /tmp/count)"
+$msb pause counter
+$msb ls
+$msb resume counter
+$msb run --from-snapshot counted -- sh -c 'sleep 1; echo "from the snapshot, the counter goes on from where it was saved: $(cat /tmp/count)"'
+$msb rm -f counter counter2
+$msb snapshot rm counted
+
 echo "== volumes: a host directory, a named volume shared by two sandboxes, msb cp"
 work=$(mktemp -d /tmp/msb-demo-project.XXXXXX)
 printf 'import os\nprint("script from the host, sees", sorted(os.listdir("/app")))\nopen("/app/result.txt", "w").write("written in the VM\\n")\n' > "$work/script.py"

@@ -1503,7 +1503,7 @@ static void snapshot_take(struct sv *sv)
 					  sizeof(why));
 		if (fd < 0)
 			snprintf(why, sizeof(why), "memory.state: %s", strerror(errno));
-		else if (r == 0 && (fsync(fd) < 0 || fstat(fd, &st) < 0)) {
+		else if (r == 0 && fstat(fd, &st) < 0) {
 			r = -EIO;
 			snprintf(why, sizeof(why), "memory.state: %s", strerror(errno));
 		}
@@ -1528,6 +1528,17 @@ static void snapshot_take(struct sv *sv)
 		}
 	}
 	paused_ms = now_ms() - t0;
+	/* Made durable with the guest running again: the pause is only the copy. */
+	for (int i = 0; r == 0 && i < 2; i++) {
+		_cleanup_close_ int fd = openat(sv->snap.dirfd, i ? "upper.ext4" : "memory.state",
+						O_RDONLY | O_CLOEXEC);
+
+		if ((fd < 0 && errno != ENOENT) || (fd >= 0 && fsync(fd) < 0)) {
+			r = -errno;
+			snprintf(why, sizeof(why), "%s: %s", i ? "upper.ext4" : "memory.state",
+				 strerror(errno));
+		}
+	}
 	if (r < 0) {
 		snap_fail(sv, "%s", why);
 		return;
@@ -2047,6 +2058,7 @@ static int setup_signals(struct sv *sv, struct msb_err **err)
 static void warm_start(struct sv *sv, struct vm_config *cfg)
 {
 	_cleanup_free_ char *qemu = vmm_binary(), *ram = NULL;
+	struct warm_check *check = NULL;
 	uint64_t t0 = now_ms();
 	char why[512];
 	int fd, r;
@@ -2056,12 +2068,7 @@ static void warm_start(struct sv *sv, struct vm_config *cfg)
 		sv->warm_key[0] = '\0';
 		return;
 	}
-	fd = warm_open(sv->warm_key, &ram, why, sizeof(why));
-	if (fd == -EBADMSG) {
-		/* Removed: the next start makes it again. */
-		log_warn("warm start: %s; booting cold", why);
-		return;
-	}
+	fd = warm_open(sv->warm_key, &ram, &check, why, sizeof(why));
 	if (fd == -ENOENT) {
 		/* The first start of this shape makes its template: a boot, and a save. */
 		r = warm_make(cfg, sv->warm_key, why, sizeof(why));
@@ -2072,7 +2079,7 @@ static void warm_start(struct sv *sv, struct vm_config *cfg)
 		}
 		log_info("warm start: template %s made in %" PRIu64 " ms", sv->warm_key,
 			 now_ms() - t0);
-		fd = warm_open(sv->warm_key, &ram, why, sizeof(why));
+		fd = warm_open(sv->warm_key, &ram, &check, why, sizeof(why));
 	}
 	if (fd < 0) {
 		log_warn("warm start: %s; booting cold", *why ? why : strerror(-fd));
@@ -2091,15 +2098,23 @@ static void warm_start(struct sv *sv, struct vm_config *cfg)
 			snprintf(why, sizeof(why), "%s", e ? e->msg : "cannot start the VMM");
 		msb_err_free(e);
 	}
-	if (r == 0)
+	/* Checked while QEMU started; nothing of it reached the VM yet. */
+	if (warm_verified(steal_ptr(check), why, sizeof(why)) < 0) {
+		/* Removed: the next start makes it again. */
+		r = -EBADMSG;
+	} else if (r == 0) {
 		r = vm_restore_wait(sv->vm, fd, ram ? VM_STATE_SHARED_RAM : 0, RESTORE_TIMEOUT_MS,
 				    why, sizeof(why));
+	}
 	close(fd);
 	cfg->incoming = false;
 	cfg->mem_file = NULL;
 	if (r < 0) {
-		log_warn("warm start: restoring template %s failed (%s); booting cold",
-			 sv->warm_key, why);
+		if (r == -EBADMSG)
+			log_warn("warm start: %s; booting cold", why);
+		else
+			log_warn("warm start: restoring template %s failed (%s); booting cold",
+				 sv->warm_key, why);
 		vm_free(sv->vm);
 		sv->vm = NULL;
 		return;

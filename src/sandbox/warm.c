@@ -23,6 +23,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -229,7 +230,43 @@ static int hash_template(int state, int ram, char hex[HASH_HEX + 1])
 	return 0;
 }
 
-int warm_open(const char *key, char **ram, char *why, size_t len)
+struct warm_check {
+	pid_t pid;  /* the process computing the checksum */
+	int answer; /* its pipe: the checksum in hex, or nothing */
+	char name[HASH_HEX + 1];
+	char *dir;
+};
+
+/*
+ * Starts computing the checksum in a child process (the supervisor starts
+ * QEMU meanwhile, and threads do not mix with its forks).
+ */
+static int check_start(struct warm_check *c, int state, int ram)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	c->pid = fork();
+	if (c->pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -errno;
+	}
+	if (c->pid == 0) {
+		char hex[HASH_HEX + 1];
+
+		close(p[0]);
+		if (hash_template(state, ram, hex) == 0)
+			(void)!write(p[1], hex, HASH_HEX);
+		_exit(0);
+	}
+	close(p[1]);
+	c->answer = p[0];
+	return 0;
+}
+
+int warm_open(const char *key, char **ram, struct warm_check **check, char *why, size_t len)
 {
 	_cleanup_free_ char *dir = key_dir(key);
 	_cleanup_closedir_ DIR *d = NULL;
@@ -237,6 +274,7 @@ int warm_open(const char *key, char **ram, char *why, size_t len)
 
 	why[0] = '\0';
 	*ram = NULL;
+	*check = NULL;
 	if (!dir)
 		return -ENOMEM;
 	d = opendir(dir);
@@ -244,39 +282,84 @@ int warm_open(const char *key, char **ram, char *why, size_t len)
 		return errno == ENOENT ? -ENOENT : -errno;
 	while ((de = readdir(d))) {
 		size_t n = strlen(de->d_name);
-		char hex[HASH_HEX + 1];
-		int fd, r;
+		char rname[HASH_HEX + sizeof(RAM_SUFFIX)];
+		struct warm_check *c;
+		int fd, rfd;
 
 		if (de->d_name[0] == '.' || n != HASH_HEX + strlen(STATE_SUFFIX) ||
 		    strcmp(de->d_name + HASH_HEX, STATE_SUFFIX) != 0)
 			continue;
-		char rname[HASH_HEX + sizeof(RAM_SUFFIX)];
-		_cleanup_close_ int rfd = -1;
-
 		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0)
 			continue;
 		snprintf(rname, sizeof(rname), "%.*s" RAM_SUFFIX, HASH_HEX, de->d_name);
 		rfd = openat(dirfd(d), rname, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		r = rfd < 0 && (errno != ENOENT || warm_ram_mapped()) ? -errno
-								      : hash_template(fd, rfd, hex);
-		if (r == 0 && !strncmp(hex, de->d_name, HASH_HEX)) {
-			if (rfd < 0)
-				return fd;
-			*ram = path_join(dir, rname);
-			if (*ram)
-				return fd;
+		if (rfd < 0 && (errno != ENOENT || warm_ram_mapped())) {
+			snprintf(why, len, "template %s/%s: its RAM file: %s; removed", dir,
+				 de->d_name, strerror(errno));
+			unlinkat(dirfd(d), de->d_name, 0);
 			close(fd);
+			return -EBADMSG;
+		}
+		c = calloc(1, sizeof(*c));
+		if (!c || (rfd >= 0 && !(*ram = path_join(dir, rname)))) {
+			free(c);
+			close(fd);
+			if (rfd >= 0)
+				close(rfd);
 			return -ENOMEM;
 		}
-		close(fd);
-		snprintf(why, len, "template %s/%s does not match its checksum%s", dir, de->d_name,
-			 r < 0 ? " (unreadable)" : "; removed");
-		unlinkat(dirfd(d), de->d_name, 0);
-		unlinkat(dirfd(d), rname, 0);
-		return -EBADMSG;
+		c->dir = steal_ptr(dir);
+		snprintf(c->name, sizeof(c->name), "%.*s", HASH_HEX, de->d_name);
+		c->answer = -1;
+		if (check_start(c, fd, rfd) < 0)
+			c->pid = -1;
+		if (rfd >= 0)
+			close(rfd);
+		*check = c;
+		return fd;
 	}
 	return -ENOENT;
+}
+
+int warm_verified(struct warm_check *c, char *why, size_t len)
+{
+	char hex[HASH_HEX + 1] = "";
+	ssize_t n = 0;
+	int r = 0;
+
+	if (!c)
+		return 0;
+	if (c->answer >= 0) {
+		while ((n = read(c->answer, hex, HASH_HEX)) < 0 && errno == EINTR)
+			;
+		close(c->answer);
+	}
+	if (c->pid > 0)
+		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	if (n != HASH_HEX)
+		r = -EIO;
+	else if (strncmp(hex, c->name, HASH_HEX) != 0)
+		r = -EBADMSG;
+	if (r < 0) {
+		_cleanup_free_ char *state = NULL, *ram = NULL;
+
+		snprintf(why, len, "template %s/%s does not match its checksum%s", c->dir, c->name,
+			 r != -EBADMSG ? " (unreadable)" : "; removed");
+		if (asprintf(&state, "%s/%s" STATE_SUFFIX, c->dir, c->name) >= 0)
+			unlink(state);
+		else
+			state = NULL;
+		if (asprintf(&ram, "%s/%s" RAM_SUFFIX, c->dir, c->name) >= 0)
+			unlink(ram);
+		else
+			ram = NULL;
+		r = -EBADMSG;
+	}
+	free(c->dir);
+	free(c);
+	return r;
 }
 
 /* A new, unnamed template file for @key. Return: fd (write the state into it), or -errno. */

@@ -34,12 +34,20 @@ bool warm_ram_mapped(void);
 bool warm_wanted(const struct vm_config *c);
 
 /*
- * warm_open() - the template for @key, verified against its recorded
- * checksum: its state, and in *@ram (allocated) the file to map the guest's
- * RAM from, privately. Return: an fd at the state's start, -ENOENT when there
- * is none, or another -errno with @why (a damaged template, which is removed).
+ * warm_open() - the template for @key: its state, and in *@ram (allocated)
+ * the file to map the guest's RAM from privately, or NULL when the RAM is in
+ * the state. Its checksum is being verified in the background meanwhile:
+ * warm_verified() with *@check says how that went before the template is used.
+ * Return: an fd at the state's start, -ENOENT when there is none, or another
+ * -errno with @why.
  */
-int warm_open(const char *key, char **ram, char *why, size_t len);
+struct warm_check;
+int warm_open(const char *key, char **ram, struct warm_check **check, char *why, size_t len);
+/*
+ * warm_verified() - wait for the check warm_open() started and free it.
+ * Return: 0, or -EBADMSG with @why (a damaged template, which is removed).
+ */
+int warm_verified(struct warm_check *check, char *why, size_t len);
 
 /*
  * warm_make() - make @key's template for a VM like @real: boot one with
