@@ -131,7 +131,8 @@ void hostile_run(int port, uint32_t sid, char **argv)
 	} else if (!strcmp(mode, "quiesced")) {
 		frame(port, PROTO_QUIESCED, 0, NULL, 0);
 	} else if (!strcmp(mode, "no-quiesce")) {
-		/* The session ends normally; the next snapshot waits for an answer that never comes. */
+		/* The session ends normally; the next snapshot waits for an answer that never
+		 * comes. */
 		struct buf b = { 0 };
 		struct proto_exited x = { 0 };
 

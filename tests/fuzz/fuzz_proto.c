@@ -259,7 +259,8 @@ static void fuzz_frame(const struct proto_frame *f)
 	case PROTO_QUIESCE:
 	case PROTO_QUIESCED:
 	case PROTO_CTL:
-		/* Opaque or empty: nothing to decode (CTL's JSON comes from the host's own user). */
+		/* Opaque or empty: nothing to decode (CTL's JSON comes from the host's own user).
+		 */
 		break;
 	default:
 		/* proto_parse() let through a type it should have refused. */
