@@ -448,16 +448,25 @@ static void make_unique(const struct proto_config *c)
 		alog("setting the clock: %s", strerror(errno));
 }
 
-int agent_configure(const struct proto_config *c, char *why, size_t len)
+/* What makes any guest this one: entropy, clock, and a valid hostname (set later). */
+static int take_identity(const struct proto_config *c, char *why, size_t len)
 {
-	int r;
-
 	why[0] = '\0';
 	make_unique(c);
 	if (c->hostname[0] && !agent_valid_hostname(c->hostname)) {
 		snprintf(why, len, "hostname \"%.64s\" is not valid", c->hostname);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int agent_configure(const struct proto_config *c, char *why, size_t len)
+{
+	int r;
+
+	r = take_identity(c, why, len);
+	if (r < 0)
+		return r;
 	r = mount_root(c);
 	if (r < 0) {
 		snprintf(why, len, "cannot assemble the root filesystem: %s", strerror(-r));
@@ -497,12 +506,9 @@ int agent_refresh(const struct proto_config *c, char *why, size_t len)
 {
 	int r;
 
-	why[0] = '\0';
-	make_unique(c);
-	if (c->hostname[0] && !agent_valid_hostname(c->hostname)) {
-		snprintf(why, len, "hostname \"%.64s\" is not valid", c->hostname);
-		return -EINVAL;
-	}
+	r = take_identity(c, why, len);
+	if (r < 0)
+		return r;
 	if (c->hostname[0] && sethostname(c->hostname, strlen(c->hostname)) < 0)
 		alog("sethostname: %s", strerror(errno));
 	if (c->flags & PROTO_CONFIG_NET) {

@@ -341,6 +341,20 @@ static int disk_attach(const char *dir, const char *image, const char *fmt, bool
 	return 0;
 }
 
+/* The last steps of making a sandbox: its config.json, then its database row. */
+static int register_sandbox(const struct sbx_spec *spec, struct msb_err **err)
+{
+	struct db *db = NULL;
+	int r = sbx_spec_save(spec, err);
+
+	if (!r)
+		r = db_open(&db, err);
+	if (!r)
+		r = db_sandbox_create(db, spec->name, spec->image, spec->image_digest, err);
+	db_close(db);
+	return r < 0 ? -1 : 0;
+}
+
 /*
  * A sandbox from a snapshot: the snapshot's settings, layers (its own links)
  * and writable disk, each copied; with a full snapshot, its memory is restored
@@ -358,7 +372,6 @@ static int create_from_snapshot(const struct sbx_create_opts *o, struct sbx_made
 	struct strv layers = { 0 }, env = { 0 };
 	json_t *meta = NULL;
 	const char *digest;
-	struct db *db = NULL;
 	bool full;
 	int r = -1, k;
 
@@ -463,10 +476,7 @@ static int create_from_snapshot(const struct sbx_create_opts *o, struct sbx_made
 		msb_err_sys(err, -k, "sandbox %s from snapshot %s", m->name, o->from_snapshot);
 		goto fail_dir;
 	}
-	if (sbx_spec_save(&spec, err) < 0)
-		goto fail_dir;
-	if (db_open(&db, err) < 0 ||
-	    db_sandbox_create(db, m->name, spec.image, spec.image_digest, err) < 0)
+	if (register_sandbox(&spec, err) < 0)
 		goto fail_dir;
 	r = 0;
 	goto out;
@@ -475,7 +485,6 @@ fail_dir:
 fail:
 	sbx_made_release(m);
 out:
-	db_close(db);
 	json_decref(meta);
 	strv_free(&layers);
 	strv_free(&env);
@@ -494,7 +503,6 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 	struct image_config ic = { 0 };
 	struct strv layers = { 0 };
 	struct sbx_spec spec = { 0 };
-	struct db *db = NULL;
 	int r = -1;
 
 	memset(m, 0, sizeof(*m));
@@ -587,10 +595,7 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 		goto fail_dir;
 	if (spec.upper_mib && sbx_make_upper(m->name, spec.upper_mib, err) < 0)
 		goto fail_dir;
-	if (sbx_spec_save(&spec, err) < 0)
-		goto fail_dir;
-	if (db_open(&db, err) < 0 ||
-	    db_sandbox_create(db, m->name, spec.image, spec.image_digest, err) < 0)
+	if (register_sandbox(&spec, err) < 0)
 		goto fail_dir;
 	r = 0;
 	goto out;
@@ -599,7 +604,6 @@ fail_dir:
 fail:
 	sbx_made_release(m);
 out:
-	db_close(db);
 	strv_free(&layers);
 	sbx_spec_free(&spec);
 	image_config_free(&ic);
