@@ -36,6 +36,8 @@ struct json_t;
  * (and DEL), so no string in it can drive the terminal. Return: 0 or -1.
  */
 int cli_print_json(struct json_t *o);
+/* cli_cell() - a table cell for a terminal: sanitised, cut to @width with an ellipsis. */
+void cli_cell(char *out, size_t cap, const char *s, size_t width);
 /* cli_ago() - "5 minutes ago" for an RFC 3339 time ("-" if unparsable). */
 void cli_ago(const char *rfc3339, char *buf, size_t len);
 /* cli_parse_format() - --format: only "json". Return: 0, or 125 after a one-line error. */

@@ -124,3 +124,10 @@ int cli_parse_format(const char *cmd, const char *arg, bool *json)
 	*json = true;
 	return 0;
 }
+
+void cli_cell(char *out, size_t cap, const char *s, size_t width)
+{
+	text_sanitize(out, cap, s, strlen(s));
+	if (strlen(out) > width && width > 3)
+		snprintf(out + width - 3, cap - (width - 3), "...");
+}

@@ -204,14 +204,6 @@ static void command_line(char *const *argv, char *buf, size_t len)
 		snprintf(buf, len, "-");
 }
 
-/* A cell for a terminal: sanitised, cut to @width with an ellipsis. */
-static void cell(char *out, size_t cap, const char *s, size_t width)
-{
-	text_sanitize(out, cap, s, strlen(s));
-	if (strlen(out) > width && width > 3)
-		snprintf(out + width - 3, cap - (width - 3), "...");
-}
-
 static int list(bool ps, int argc, char **argv)
 {
 	static const struct option lo[] = { { "running", no_argument, NULL, 'R' },
@@ -261,7 +253,7 @@ static int list(bool ps, int argc, char **argv)
 		if ((ps && !o.all && !running) || (o.running && !running) || (o.stopped && running))
 			continue;
 		if (o.quiet) {
-			cell(name, sizeof(name), row->name, 79);
+			cli_cell(name, sizeof(name), row->name, 79);
 			printf("%s\n", name);
 			continue;
 		}
@@ -299,15 +291,15 @@ static int list(bool ps, int argc, char **argv)
 				off += (size_t)snprintf(ports + off, sizeof(ports) - off, "%s%s",
 							off ? ", " : "", pt);
 			}
-			cell(name, sizeof(name), row->name, 20);
-			cell(img, sizeof(img), source(&spec, row), 28);
-			cell(cmdc, sizeof(cmdc), cmdl, 24);
+			cli_cell(name, sizeof(name), row->name, 20);
+			cli_cell(img, sizeof(img), source(&spec, row), 28);
+			cli_cell(cmdc, sizeof(cmdc), cmdl, 24);
 			snprintf(mem, sizeof(mem), "%uM", spec.mem_mib);
 			printf("%-20s %-28s %-24s %-4u %-6s %-10s %s\n", name, img, cmdc, spec.cpus,
 			       mem, row->status, ports);
 		} else {
-			cell(name, sizeof(name), row->name, 24);
-			cell(img, sizeof(img), source(&spec, row), 36);
+			cli_cell(name, sizeof(name), row->name, 24);
+			cli_cell(img, sizeof(img), source(&spec, row), 36);
 			cli_ago(row->created_at, when, sizeof(when));
 			printf("%-24s %-36s %-10s %s\n", name, img, row->status, when);
 		}
@@ -646,7 +638,7 @@ int cmd_metrics(int argc, char **argv)
 					(json_int_t)nrx, "net_tx_bytes", (json_int_t)ntx,
 					"uptime_secs", (json_int_t)(jnum(b, "uptime_ms") / 1000)));
 		} else {
-			cell(nm, sizeof(nm), sel[i], 24);
+			cli_cell(nm, sizeof(nm), sel[i], 24);
 			format_size(used, us, sizeof(us));
 			format_size(limit, li, sizeof(li));
 			format_size(jnum(b, "disk_read_bytes"), rd, sizeof(rd));

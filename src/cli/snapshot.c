@@ -127,7 +127,7 @@ static int snapshot_ls(int argc, char **argv)
 		       "CREATED");
 	json_array_foreach(all, i, o)
 	{
-		char size[32], when[64];
+		char size[32], when[64], from[96], image[96];
 		const char *img = json_string_value(json_object_get(o, "image"));
 
 		if (quiet) {
@@ -138,11 +138,12 @@ static int snapshot_ls(int argc, char **argv)
 				    (uint64_t)json_integer_value(json_object_get(o, "disk_bytes")),
 			    size, sizeof(size));
 		cli_ago(json_string_value(json_object_get(o, "created_at")), when, sizeof(when));
+		cli_cell(from, sizeof(from),
+			 json_string_value(json_object_get(o, "sandbox")) ?: "-", 20);
+		cli_cell(image, sizeof(image), img ? img : "-", 24);
 		printf("%-24s %-5s %-20s %-24s %-10s %s\n",
 		       json_string_value(json_object_get(o, "name")),
-		       json_string_value(json_object_get(o, "kind")),
-		       json_string_value(json_object_get(o, "sandbox")), img ? img : "-", size,
-		       when);
+		       json_string_value(json_object_get(o, "kind")), from, image, size, when);
 	}
 	json_decref(all);
 	return 0;
