@@ -39,7 +39,9 @@
 #define STATE_SUFFIX ".state"
 #define RAM_SUFFIX   ".ram"
 /* A RAM file a template maker left behind (it died) is removed after this long. */
-#define STALE_RAM_S	     3600
+#define STALE_RAM_S 3600
+/* Templates of a shape no start has used for this long go when another is made. */
+#define UNUSED_TEMPLATE_S    (14 * 24 * 3600)
 #define HASH_HEX	     64
 #define WARM_BOOT_TIMEOUT_MS 60000
 #define WARM_SAVE_TIMEOUT_MS 30000
@@ -317,6 +319,8 @@ int warm_open(const char *key, char **ram, struct warm_check **check, char *why,
 		if (rfd >= 0)
 			close(rfd);
 		*check = c;
+		/* Its directory's time says when the shape was last used (see prune()). */
+		futimens(dirfd(d), NULL);
 		return fd;
 	}
 	return -ENOENT;
@@ -495,6 +499,33 @@ static int wait_ready(int agent, int console, int net, unsigned int timeout_ms)
 	return r;
 }
 
+/*
+ * Removes the templates of shapes no start has used for UNUSED_TEMPLATE_S (a
+ * kernel rebuilt long ago, a memory size no longer asked for): each is tens of
+ * megabytes. A sandbox running from one keeps what it has open.
+ */
+static void prune(const char *keep)
+{
+	_cleanup_free_ char *root = path_join(msb_home(), "templates");
+	_cleanup_closedir_ DIR *d = root ? opendir(root) : NULL;
+	struct dirent *de;
+	time_t now = time(NULL);
+
+	while (d && (de = readdir(d))) {
+		_cleanup_free_ char *p = NULL;
+		struct stat st;
+
+		if (de->d_name[0] == '.' || !strcmp(de->d_name, keep) ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode) || now - st.st_mtime < UNUSED_TEMPLATE_S)
+			continue;
+		p = path_join(root, de->d_name);
+		if (p && rm_rf(p) == 0)
+			log_info("warm start: removed template %s, unused for %lld days",
+				 de->d_name, (long long)((now - st.st_mtime) / 86400));
+	}
+}
+
 int warm_make(const struct vm_config *real, const char *key, char *why, size_t len)
 {
 	_cleanup_free_ char *dir = key_dir(key), *share = NULL, *ram = NULL;
@@ -607,6 +638,8 @@ int warm_make(const struct vm_config *real, const char *key, char *why, size_t l
 	if (r == 0) {
 		vm_free(steal_ptr(vm));
 		r = warm_commit(key, fd, ram);
+		if (r == 0)
+			prune(key);
 		fd = -1;
 		if (r < 0)
 			snprintf(why, len, "publishing the template: %s", strerror(-r));

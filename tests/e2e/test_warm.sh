@@ -56,8 +56,14 @@ test_changed_kernel_or_initramfs_makes_a_new_template() {
   local lib
   lib=$(mktemp -d /tmp/msb-e2e-lib.XXXXXX)
   cp "$BUILD/vmlinux" "$BUILD/initrd.cpio" "$lib/"
+  # Templates of shapes unused for weeks go when a new one is made; recent ones stay.
+  mkdir -p "$MSB_HOME/templates/0123456789abcdef" "$MSB_HOME/templates/fedcba9876543210"
+  touch -d '30 days ago' "$MSB_HOME/templates/0123456789abcdef"
   MSB_LIB_DIR=$lib "$MSB" run --name k1 --rootfs "$SQFS" -- true
   expect_match "a template for this kernel" "$(rlog k1)" "template [0-9a-f]{16} made"
+  expect_match "the stale one is pruned" "$(rlog k1)" "removed template 0123456789abcdef, unused for 30 days"
+  [ ! -e "$MSB_HOME/templates/0123456789abcdef" ] || fail "a template unused for 30 days is still there"
+  [ -d "$MSB_HOME/templates/fedcba9876543210" ] || fail "a recently used template was pruned"
   touch "$lib/initrd.cpio"
   MSB_LIB_DIR=$lib "$MSB" run --name k2 --rootfs "$SQFS" -- echo after-touch > "$TMP/out"
   expect_eq "output" "$(cat "$TMP/out")" after-touch
