@@ -41,7 +41,7 @@
 /* A RAM file a template maker left behind (it died) is removed after this long. */
 #define STALE_RAM_S 3600
 /* Templates of a shape no start has used for this long go when another is made. */
-#define UNUSED_TEMPLATE_S    (14 * 24 * 3600)
+#define UNUSED_TEMPLATE_S    ((time_t)14 * 24 * 3600)
 #define HASH_HEX	     64
 #define WARM_BOOT_TIMEOUT_MS 60000
 #define WARM_SAVE_TIMEOUT_MS 30000
