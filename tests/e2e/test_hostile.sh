@@ -132,7 +132,8 @@ watch_rss() {
       s=$(rss_kb "$sv") && [ "$s" -gt "$smax" ] && smax=$s
     done
     echo "$smax $cmax" > "$file"
-    sleep 0.2
+    # Often enough to see a supervisor that lives a quarter of a second (a warm start).
+    sleep 0.05
   done
 }
 
