@@ -730,6 +730,14 @@ static int job_run(struct vm *vm, int r)
 	return 0;
 }
 
+/* The job's file handed to QEMU, then the stream out of it or into it (@cmd), to its end. */
+static int job_stream(struct vm *vm, const char *cmd)
+{
+	int r = job_add(vm, "getfd", json_pack("{s:s}", "fdname", "msbstate"), STEP_PASS_FD);
+
+	return r ? r : job_add(vm, cmd, json_pack("{s:s}", "uri", "fd:msbstate"), STEP_MIGRATION);
+}
+
 int vm_save(struct vm *vm, int fd, unsigned int flags, vm_state_fn cb, void *ctx)
 {
 	int r = job_begin(vm, fd, cb, ctx);
@@ -742,10 +750,7 @@ int vm_save(struct vm *vm, int fd, unsigned int flags, vm_state_fn cb, void *ctx
 	if (!r)
 		r = job_vmdk_swap(vm, true);
 	if (!r)
-		r = job_add(vm, "getfd", json_pack("{s:s}", "fdname", "msbstate"), STEP_PASS_FD);
-	if (!r)
-		r = job_add(vm, "migrate", json_pack("{s:s}", "uri", "fd:msbstate"),
-			    STEP_MIGRATION);
+		r = job_stream(vm, "migrate");
 	if (!r)
 		r = job_vmdk_swap(vm, false);
 	/* Saved in a single pass while stopped: the guest goes on where it was. */
@@ -762,28 +767,29 @@ int vm_restore(struct vm *vm, int fd, unsigned int flags, vm_state_fn cb, void *
 		return r;
 	r = job_caps(vm, flags);
 	if (!r)
-		r = job_add(vm, "getfd", json_pack("{s:s}", "fdname", "msbstate"), STEP_PASS_FD);
-	if (!r)
-		r = job_add(vm, "migrate-incoming", json_pack("{s:s}", "uri", "fd:msbstate"),
-			    STEP_MIGRATION);
+		r = job_stream(vm, "migrate-incoming");
 	/* It was saved stopped, so it arrives stopped. */
 	if (!r)
 		r = job_add(vm, "cont", NULL, 0);
 	return job_run(vm, r);
 }
 
-int vm_pause(struct vm *vm, vm_state_fn cb, void *ctx)
+/* A job of one command (stop, cont). */
+static int job_one(struct vm *vm, const char *cmd, vm_state_fn cb, void *ctx)
 {
 	int r = job_begin(vm, -1, cb, ctx);
 
-	return r < 0 ? r : job_run(vm, job_add(vm, "stop", NULL, 0));
+	return r < 0 ? r : job_run(vm, job_add(vm, cmd, NULL, 0));
+}
+
+int vm_pause(struct vm *vm, vm_state_fn cb, void *ctx)
+{
+	return job_one(vm, "stop", cb, ctx);
 }
 
 int vm_resume(struct vm *vm, vm_state_fn cb, void *ctx)
 {
-	int r = job_begin(vm, -1, cb, ctx);
-
-	return r < 0 ? r : job_run(vm, job_add(vm, "cont", NULL, 0));
+	return job_one(vm, "cont", cb, ctx);
 }
 
 struct sync_job {
