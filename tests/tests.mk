@@ -51,8 +51,9 @@ fuzz-replay: $(FUZZ_NAMES:%=$(BUILD)/tests/replay_%)
 	@set -e; for n in $(FUZZ_NAMES); do \
 		echo "== replay $$n corpus"; $(BUILD)/tests/replay_$$n tests/fuzz/corpus/$$n; done
 
+# make e2e [E2E="network run"] [E2E_ONLY=REGEX] [LOAD=N]
 e2e: all hostile
-	@BUILD=$(CURDIR)/$(BUILD) tests/e2e/run.sh $(E2E)
+	@BUILD=$(CURDIR)/$(BUILD) E2E_LOAD=$(LOAD) E2E_ONLY='$(E2E_ONLY)' tests/e2e/run.sh $(E2E)
 
 # Static checks: formatting, clang-tidy (.clang-tidy) and cppcheck.
 # cppcheck does not understand __attribute__((cleanup)), so its leak checks are
