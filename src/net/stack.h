@@ -25,8 +25,10 @@
 #define TCP_MAX_RETRIES 10
 #define UDP_IDLE_MS	60000
 #define ICMP_IDLE_MS	10000
-/* Ports the stack uses as the gateway's side of published-port connections. */
-#define NAT_PORT_BASE 40000
+/* Ports the stack uses as the gateway's side of published-port connections:
+ * each listener its own range of NAT_PORTS_PER_LISTENER. */
+#define NAT_PORT_BASE	       40000
+#define NAT_PORTS_PER_LISTENER 256
 
 /* What the low 32 bits of an epoll payload name: a type and a slot. */
 enum net_ref { NR_LINK = 1, NR_TCP, NR_UDP, NR_ICMP, NR_DNS, NR_LISTEN };
@@ -87,6 +89,8 @@ struct listener {
 	int fd;
 	struct net_port port;
 	uint16_t nat_next;
+	/* Which of this listener's gateway ports a live flow holds: never two flows on one. */
+	uint64_t nat_used[NAT_PORTS_PER_LISTENER / 64];
 };
 
 struct dns_pending {
@@ -178,6 +182,8 @@ void udp_event(struct net *n, unsigned int slot, uint32_t events);
 void icmp_input(struct net *n, const struct pkt *p);
 void icmp_event(struct net *n, unsigned int slot, uint32_t events);
 void listen_event(struct net *n, unsigned int idx, uint32_t events);
+/* A published port's flow ended: its gateway port @port is free again. */
+void nat_release(struct net *n, uint16_t port);
 void udp_timer(struct net *n);
 uint64_t udp_deadline(const struct net *n);
 void udp_free_all(struct net *n);

@@ -152,6 +152,8 @@ static void flow_free(struct net *n, struct tcp_flow *f)
 	}
 	buf_free(&f->g2h);
 	buf_free(&f->h2g);
+	if (f->inbound)
+		nat_release(n, f->e.remote_port);
 	if (f->state != TS_FREE)
 		hash_del(n, f);
 	memset(f, 0, sizeof(*f));

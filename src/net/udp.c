@@ -42,6 +42,8 @@ static void udp_close(struct net *n, struct udp_flow *u)
 		epoll_ctl(n->ep, EPOLL_CTL_DEL, u->fd, NULL);
 		close(u->fd);
 	}
+	if (u->inbound)
+		nat_release(n, u->e.remote_port);
 	memset(u, 0, sizeof(*u));
 	u->fd = -1;
 	n->nudp--;
@@ -246,10 +248,53 @@ void icmp_event(struct net *n, unsigned int slot, uint32_t events)
 
 /* --- published ports ------------------------------------------------------------ */
 
+/*
+ * A gateway port for a new flow of listener @idx, held until nat_release(): each
+ * listener has its own range, and within it a port is never given to two live
+ * flows (a guest's answer is matched to its peer by this port). Return: the port,
+ * or 0 when every port of the range is held.
+ */
 static uint16_t nat_port(struct listener *l, unsigned int idx)
 {
-	/* Each listener its own range of gateway ports, so their flows never collide. */
-	return (uint16_t)(NAT_PORT_BASE + idx * 256 + (l->nat_next++ % 256));
+	for (unsigned int k = 0; k < NAT_PORTS_PER_LISTENER; k++) {
+		unsigned int i = (l->nat_next + k) % NAT_PORTS_PER_LISTENER;
+
+		if (l->nat_used[i / 64] & (UINT64_C(1) << (i % 64)))
+			continue;
+		l->nat_used[i / 64] |= UINT64_C(1) << (i % 64);
+		l->nat_next = (uint16_t)((i + 1) % NAT_PORTS_PER_LISTENER);
+		return (uint16_t)(NAT_PORT_BASE + idx * NAT_PORTS_PER_LISTENER + i);
+	}
+	return 0;
+}
+
+void nat_release(struct net *n, uint16_t port)
+{
+	unsigned int off, idx, i;
+
+	if (port < NAT_PORT_BASE)
+		return;
+	off = port - NAT_PORT_BASE;
+	idx = off / NAT_PORTS_PER_LISTENER;
+	i = off % NAT_PORTS_PER_LISTENER;
+	if (idx < n->nlisten)
+		n->listen[idx].nat_used[i / 64] &= ~(UINT64_C(1) << (i % 64));
+}
+
+/* Every gateway port of listener @idx is held by a UDP peer: the one idle longest goes. */
+static void udp_evict_lru(struct net *n, unsigned int idx)
+{
+	struct udp_flow *old = NULL;
+
+	for (unsigned int i = 0; i < UDP_MAX_FLOWS; i++) {
+		struct udp_flow *u = &n->udp[i];
+
+		if (u->used && u->inbound && u->listener == (int)idx &&
+		    (!old || u->idle_at < old->idle_at))
+			old = u;
+	}
+	if (old)
+		udp_close(n, old);
 }
 
 static bool peer_allowed(struct net *n, const struct sockaddr_storage *ss, unsigned int proto,
@@ -272,14 +317,17 @@ static void accept_tcp(struct net *n, unsigned int idx)
 		struct sockaddr_storage ss = { 0 };
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		uint16_t np = 0;
 
 		if (fd < 0)
 			return;
-		/* Over the limit or denied: refused at once, not queued. */
+		/* Over the limit, denied or out of gateway ports: refused at once, not queued. */
 		if (!net_conn_room(n) || !peer_allowed(n, &ss, NET_TCP, l->port.guest_port) ||
-		    tcp_inbound(n, fd, &l->port, nat_port(l, idx)) < 0) {
+		    !(np = nat_port(l, idx)) || tcp_inbound(n, fd, &l->port, np) < 0) {
 			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
+			if (np)
+				nat_release(n, np);
 			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 			close(fd);
 		}
@@ -311,11 +359,21 @@ static void recv_udp_port(struct net *n, unsigned int idx)
 			    n->udp[i].peer_len == sl && !memcmp(&n->udp[i].peer, &ss, sl))
 				u = &n->udp[i];
 		if (!u) {
+			uint16_t np;
+
 			if (!net_conn_room(n) || !peer_allowed(n, &ss, NET_UDP, l->port.guest_port))
 				continue;
-			u = udp_new(n);
-			if (!u)
+			np = nat_port(l, idx);
+			if (!np) {
+				udp_evict_lru(n, idx);
+				np = nat_port(l, idx);
+			}
+			u = np ? udp_new(n) : NULL;
+			if (!u) {
+				if (np)
+					nat_release(n, np);
 				continue;
+			}
 			u->inbound = true;
 			u->listener = (int)idx;
 			u->fd = l->fd;
@@ -326,7 +384,7 @@ static void recv_udp_port(struct net *n, unsigned int idx)
 			u->e.guest = v6 ? n->cfg.guest6 : n->cfg.guest4;
 			u->e.remote = v6 ? n->cfg.gw6 : n->cfg.gw4;
 			u->e.guest_port = l->port.guest_port;
-			u->e.remote_port = nat_port(l, idx);
+			u->e.remote_port = np;
 		}
 		u->idle_at = n->now + UDP_IDLE_MS;
 		len = frame_udp(f, NET_FRAME_MAX, &u->e, f + hdr, (size_t)r);

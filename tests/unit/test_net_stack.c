@@ -1965,6 +1965,73 @@ static void test_udp_denied(void **state)
 	h_fini(&t);
 }
 
+/* One published UDP port, more host peers than a listener has gateway ports: each
+ * guest answer goes back to the peer that asked, never to another one. */
+static void test_udp_published_port_many_peers(void **state)
+{
+	enum { PEERS = NAT_PORTS_PER_LISTENER + 44 };
+	struct h t;
+	struct sockaddr_storage to;
+	socklen_t tl;
+	uint16_t gport = 7000, nat[2];
+	static int peer[PEERS];
+	char msg[16], b[32];
+
+	(void)state;
+	h_init(&t);
+	t.cfg.nports = 1;
+	t.ports[0] = (struct net_port){
+		.bind = ip("127.0.0.1"), .host_port = free_port(), .guest_port = gport, .udp = true
+	};
+	h_start(&t);
+	tl = lo_addr(false, t.ports[0].host_port, &to);
+	for (int i = 0; i < PEERS; i++) {
+		struct rxf *x;
+		int len = snprintf(msg, sizeof(msg), "peer%d", i);
+
+		peer[i] = lo_socket(false, SOCK_DGRAM, 0);
+		assert_int_equal(sendto(peer[i], msg, (size_t)len, 0, (struct sockaddr *)&to, tl),
+				 len);
+		x = take(&t, p_udp_to, &gport, WAIT_MS);
+		assert_non_null(x);
+		assert_int_equal(x->p.dlen, len);
+		assert_memory_equal(x->p.data, msg, (size_t)len);
+		/* The guest answers the gateway port the datagram came from. */
+		g_send(&t,
+		       b_udp(&t.cfg.guest4, &t.cfg.gw4, gport, x->p.sport, x->p.data, x->p.dlen));
+		rxf_free(x);
+		assert_true(
+			RUN_UNTIL(&t, recv(peer[i], b, sizeof(b), MSG_DONTWAIT) == len, WAIT_MS));
+		assert_memory_equal(b, msg, (size_t)len);
+	}
+	/* No answer went astray. */
+	pump(&t, QUIET_MS);
+	for (int i = 0; i < PEERS; i++)
+		assert_int_equal(recv(peer[i], b, sizeof(b), MSG_DONTWAIT), -1);
+	/* Two live peers at once, answered in reverse order: each gets its own. */
+	for (int k = 0; k < 2; k++) {
+		struct rxf *x;
+		int i = PEERS - 2 + k;
+
+		assert_int_equal(sendto(peer[i], "again", 5, 0, (struct sockaddr *)&to, tl), 5);
+		x = take(&t, p_udp_to, &gport, WAIT_MS);
+		assert_non_null(x);
+		nat[k] = x->p.sport;
+		rxf_free(x);
+	}
+	assert_int_not_equal(nat[0], nat[1]);
+	for (int k = 1; k >= 0; k--)
+		g_send(&t, b_udp(&t.cfg.guest4, &t.cfg.gw4, gport, nat[k], k ? "to-1" : "to-0", 4));
+	for (int k = 0; k < 2; k++) {
+		assert_true(RUN_UNTIL(
+			&t, recv(peer[PEERS - 2 + k], b, sizeof(b), MSG_DONTWAIT) == 4, WAIT_MS));
+		assert_memory_equal(b, k ? "to-1" : "to-0", 4);
+	}
+	for (int i = 0; i < PEERS; i++)
+		close(peer[i]);
+	h_fini(&t);
+}
+
 /* A DNS answer: its id and rcode, and its first A record (zero if none). Return: ANCOUNT. */
 static unsigned int dns_read(const uint8_t *m, size_t n, uint16_t *id, int *rcode, uint8_t a[4])
 {
@@ -2422,6 +2489,7 @@ int main(void)
 		cmocka_unit_test(test_udp_flow_v4),
 		cmocka_unit_test(test_udp_flow_v6),
 		cmocka_unit_test(test_udp_denied),
+		cmocka_unit_test(test_udp_published_port_many_peers),
 		cmocka_unit_test(test_dns_udp),
 		cmocka_unit_test(test_dns_udp_no_nameserver),
 		cmocka_unit_test(test_dns_tcp),
