@@ -18,11 +18,12 @@
  * take the embedded address's groups; 6to4 (2002::/16) is public only when
  * its embedded address is. The unspecified addresses 0.0.0.0 and :: are
  * loopback, because Linux connects a socket aimed at them to the local host.
- * The metadata addresses are link-local too but never private (fd00:ec2::254
- * is carved out of the ULA range), so allowing "private" does not open the
- * cloud metadata service. The documentation ranges (192.0.2.0/24,
- * 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32) are public on purpose:
- * tests stand for "the internet" with them.
+ * The metadata addresses (169.254.169.254 and AWS's fd00:ec2::254, which are
+ * link-local too; Azure's 168.63.129.16 and Alibaba's 100.100.100.200) are
+ * never private or public (fd00:ec2::254 is carved out of the ULA range), so
+ * allowing "private" or "public" does not open a cloud metadata service. The documentation ranges
+ * (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32) are public on purpose: tests stand
+ * for "the internet" with them.
  */
 #include "net/addr.h"
 
@@ -333,6 +334,11 @@ struct range4 {
 /* Most specific first: the first entry containing the address decides; the rest is public. */
 static const struct range4 groups4[] = {
 	{ V4(169, 254, 169, 254), 32, IPG_METADATA | IPG_LINK_LOCAL },
+	/* Other clouds' metadata services: Azure's wire server (a public address)
+	 * and Alibaba's (inside carrier-grade NAT space). Only metadata, so that
+	 * neither "public" nor "private" opens them. */
+	{ V4(168, 63, 129, 16), 32, IPG_METADATA },
+	{ V4(100, 100, 100, 200), 32, IPG_METADATA },
 	/* connect() to 0.0.0.0 reaches the local host on Linux. */
 	{ V4(0, 0, 0, 0), 32, IPG_LOOPBACK },
 	{ V4(0, 0, 0, 0), 8, 0 }, /* "this network": not a destination */

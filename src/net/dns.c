@@ -44,9 +44,11 @@
  * removed: it answers nothing the guest asked, and pinning it would let any
  * zone bind any name to any address. One the caller's drop() refuses
  * (private, loopback, link-local with rebind protection) is removed. Every
- * one kept is pinned under the question's name, with the smallest TTL on
- * the way to it, and under its own name when a CNAME led there; nothing is
- * pinned until the whole message proved valid.
+ * one kept is pinned under the question's name only, with the smallest TTL on
+ * the way to it; never under a CNAME's target, which the answering zone
+ * chose (`evil.test CNAME good.test` + `good.test A x` must not make a rule
+ * for good.test allow x). Nothing is pinned until the whole message proved
+ * valid.
  *
  * Removing is done in place: the removed records' bytes are cut out and the
  * ones after move down. That would break compression pointers aimed at or
@@ -729,16 +731,15 @@ static size_t apply_cuts(struct filter *f, uint8_t *p, size_t n)
 	return out;
 }
 
-static void pin_records(
-	const struct filter *f, const uint8_t *p, size_t n, const struct dns_question *q,
-	void (*pin)(const char *name, const struct ipaddr *ip, uint32_t ttl, void *ctx), void *ctx)
+static void pin_records(const struct filter *f, const uint8_t *p, const struct dns_question *q,
+			void (*pin)(const char *name, const struct ipaddr *ip, uint32_t ttl,
+				    void *ctx),
+			void *ctx)
 {
 	for (size_t i = 0; i < f->nrr; i++) {
 		const struct rr *rr = &f->rr[i];
 		struct ipaddr ip;
 		uint32_t ttl, path;
-		struct dname d;
-		char owner[DNS_MAX_NAME_TEXT + 1];
 
 		if (rr->section != SEC_ANSWER || !is_addr(rr) || rr->fate != KEEP)
 			continue;
@@ -746,12 +747,6 @@ static void pin_records(
 		ttl = rr->ttl & 0x80000000u ? 0 : rr->ttl;
 		path = f->chain[rr->link].ttl;
 		pin(q->name, &ip, ttl < path ? ttl : path, ctx);
-		if (rr->link == 0)
-			continue;
-		/* Another name the guest may go on to use; only a host name is worth pinning. */
-		name_at(p, n, rr->owner, &d);
-		if (d.len && name_text(&d, owner))
-			pin(owner, &ip, ttl, ctx);
 	}
 }
 
@@ -835,7 +830,7 @@ int dns_filter_response(uint8_t *p, size_t n, const struct dns_question *q,
 		return -EBADMSG;
 	/* Valid from here on: nothing below fails. */
 	if (pin)
-		pin_records(&f, p, n, q, pin, ctx);
+		pin_records(&f, p, q, pin, ctx);
 	*out_len = n;
 	if (f.ncut) {
 		*out_len = apply_cuts(&f, p, n);

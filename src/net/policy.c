@@ -654,6 +654,12 @@ static bool rule_matches(const struct net_rule *r, unsigned dir, unsigned proto,
 		if (port < r->port_lo || port > r->port_hi)
 			return false;
 	}
+	/* A metadata service is allowed only by a rule that names it: its group, "any",
+	 * or its address; never by link_local or private around it, nor by a name whose
+	 * zone answered with it. Denials match it as ever. */
+	if (r->allow && r->target != NET_T_CIDR && r->groups != IPG_ALL &&
+	    !(r->groups & IPG_METADATA) && (ip_groups(ip) & IPG_METADATA))
+		return false;
 	switch (r->target) {
 	case NET_T_CIDR:
 		return cidr_matches(r, ip);

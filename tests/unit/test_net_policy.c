@@ -321,6 +321,8 @@ static void test_ip_groups(void **state)
 		{ "169.254.169.253", LL },
 		{ "169.254.169.254", META | LL },
 		{ "169.254.169.255", LL },
+		{ "168.63.129.16", META },
+		{ "100.100.100.200", META },
 		{ "169.254.255.255", LL },
 		{ "169.255.0.0", PUB },
 		{ "172.15.255.255", PUB },
@@ -1097,7 +1099,28 @@ static void test_first_match(void **state)
 	EXPECT(&p, NET_EGRESS, NET_TCP, "fd00:ec2::254", 80, NULL, 0, false, -1);
 	EXPECT(&p, NET_EGRESS, NET_TCP, "fd00:ec2::253", 80, NULL, 0, true, 0);
 	EXPECT(&p, NET_EGRESS, NET_TCP, "169.254.169.254", 80, NULL, 0, false, -1);
-	EXPECT(&p, NET_EGRESS, NET_UDP, "169.254.169.254", 80, NULL, 0, true, 1);
+	/* Nor does link_local, though the address is link-local: metadata must be named. */
+	EXPECT(&p, NET_EGRESS, NET_UDP, "169.254.169.254", 80, NULL, 0, false, -1);
+	EXPECT(&p, NET_EGRESS, NET_UDP, "169.254.1.1", 80, NULL, 0, true, 1);
+	policy_free(&p);
+	mkpolicy(&p, "allow@link_local,allow@public,allow@private");
+	EXPECT(&p, NET_EGRESS, NET_TCP, "169.254.169.254", 80, NULL, 0, false, -1);
+	EXPECT(&p, NET_EGRESS, NET_TCP, "168.63.129.16", 80, NULL, 0, false, -1);
+	EXPECT(&p, NET_EGRESS, NET_TCP, "100.100.100.200", 80, NULL, 0, false, -1);
+	EXPECT(&p, NET_EGRESS, NET_TCP, "100.100.100.201", 80, NULL, 0, true, 2);
+	EXPECT(&p, NET_EGRESS, NET_TCP, "168.63.129.17", 80, NULL, 0, true, 1);
+	policy_free(&p);
+	/* Named: by its group, by "any", by its address. */
+	mkpolicy(&p, "allow@metadata:tcp:80,allow@168.63.129.16/32,allow@any:udp");
+	EXPECT(&p, NET_EGRESS, NET_TCP, "169.254.169.254", 80, NULL, 0, true, 0);
+	EXPECT(&p, NET_EGRESS, NET_TCP, "100.100.100.200", 80, NULL, 0, true, 0);
+	EXPECT(&p, NET_EGRESS, NET_TCP, "168.63.129.16", 443, NULL, 0, true, 1);
+	EXPECT(&p, NET_EGRESS, NET_UDP, "fd00:ec2::254", 53, NULL, 0, true, 2);
+	policy_free(&p);
+	/* And the built-in default never allows one. */
+	mkpolicy(&p, "allow@198.51.100.0/24");
+	EXPECT(&p, NET_EGRESS, NET_TCP, "168.63.129.16", 80, NULL, 0, false, -1);
+	EXPECT(&p, NET_EGRESS, NET_TCP, "100.100.100.200", 80, NULL, 0, false, -1);
 	policy_free(&p);
 }
 
