@@ -17,6 +17,8 @@
  * one chain, and a chain is bounded by PINS_MAX anyway. Nothing grows past
  * the table: a full set drops expired pins, then evicts the pin nearest to
  * its expiry (a scan of the table, microseconds, paid only while full).
+ * One address holds at most PINS_PER_ADDR names, so the cost of a verdict is
+ * bounded however many names a zone aims at one address.
  * Expiry is lazy: lookups skip dead pins, pins_expire() reclaims them.
  */
 #include "net/pins.h"
@@ -181,7 +183,7 @@ int pins_add(struct pins *p, const char *name, const struct ipaddr *ip, uint32_t
 {
 	char norm[PINS_NAME_MAX + 1];
 	uint64_t life = ttl_s, expires;
-	uint32_t h, i;
+	uint32_t h, i, same_ip = 0, oldest = NIL;
 	char *dup;
 
 	if (pin_name(name, norm) < 0)
@@ -197,12 +199,20 @@ int pins_add(struct pins *p, const char *name, const struct ipaddr *ip, uint32_t
 		return -ENOMEM;
 	h = pin_hash(p, ip);
 	for (i = p->bucket[h]; i != NIL; i = p->slot[i].next) {
-		if (!ip_equal(&p->slot[i].ip, ip) || strcmp(p->slot[i].name, norm) != 0)
+		if (!ip_equal(&p->slot[i].ip, ip))
 			continue;
+		if (strcmp(p->slot[i].name, norm) != 0) {
+			same_ip++;
+			if (oldest == NIL || p->slot[i].expires < p->slot[oldest].expires)
+				oldest = i;
+			continue;
+		}
 		if (p->slot[i].expires < expires)
 			p->slot[i].expires = expires;
 		return 0;
 	}
+	if (same_ip >= PINS_PER_ADDR)
+		pin_remove(p, oldest);
 
 	dup = strdup(norm);
 	if (!dup)

@@ -26,6 +26,12 @@
 #define PINS_MAX_TTL_S 86400
 /* Longest name (RFC 1035 text form, no trailing dot). */
 #define PINS_NAME_MAX 253
+/*
+ * At most PINS_PER_ADDR names are pinned to one address (the one nearest its
+ * expiry makes room): a verdict for an address then asks a rule about at most
+ * that many names, however many names a zone points at one address.
+ */
+#define PINS_PER_ADDR 32
 
 struct pin;
 

@@ -582,6 +582,45 @@ static void test_pins_evict(void **state)
 	pins_free(&p);
 }
 
+/* count_names() - a pins_lookup() matcher that counts the names it is asked about. */
+static bool count_names(const char *name, void *ctx)
+{
+	(void)name;
+	(*(unsigned int *)ctx)++;
+	return false;
+}
+
+/* Many names aimed at one address: a verdict asks about PINS_PER_ADDR of them at most. */
+static void test_pins_per_address(void **state)
+{
+	struct pins p;
+	struct ipaddr a = ip_of("198.51.100.7"), b = ip_of("198.51.100.8");
+	unsigned int asked = 0;
+	char name[32];
+
+	(void)state;
+	pins_init(&p, 9);
+	assert_int_equal(pins_add(&p, "other.test", &b, 60, 0), 0);
+	for (unsigned int i = 0; i < 1000; i++) {
+		snprintf(name, sizeof(name), "n%u.test", i);
+		/* Later names live longer: the oldest make room. */
+		assert_int_equal(pins_add(&p, name, &a, 60 + i, 0), 0);
+	}
+	assert_int_equal(pins_count(&p), PINS_PER_ADDR + 1);
+	assert_false(pins_lookup(&p, &a, 0, count_names, &asked));
+	assert_int_equal(asked, PINS_PER_ADDR);
+	assert_true(pinned(&p, a, 0, "n999.test"));
+	assert_true(pinned(&p, a, 0, "n968.test"));
+	assert_false(pinned(&p, a, 0, "n967.test"));
+	assert_false(pinned(&p, a, 0, "n0.test"));
+	/* Another address keeps its own. */
+	assert_true(pinned(&p, b, 0, "other.test"));
+	/* Refreshing a name already pinned takes no room. */
+	assert_int_equal(pins_add(&p, "n999.test", &a, 600, 0), 0);
+	assert_int_equal(pins_count(&p), PINS_PER_ADDR + 1);
+	pins_free(&p);
+}
+
 static void test_pins_bad_names(void **state)
 {
 	char longest[PINS_NAME_MAX + 2], toolong[PINS_NAME_MAX + 2];
@@ -1575,6 +1614,7 @@ int main(void)
 		cmocka_unit_test(test_pins_refresh),
 		cmocka_unit_test(test_pins_expire),
 		cmocka_unit_test(test_pins_evict),
+		cmocka_unit_test(test_pins_per_address),
 		cmocka_unit_test(test_pins_bad_names),
 		cmocka_unit_test(test_grammar_forms),
 		cmocka_unit_test(test_grammar_fields),
