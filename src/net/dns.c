@@ -308,6 +308,7 @@ static int query_opt(struct rd *r, size_t n, struct dns_question *q, bool *badve
 		return -EBADMSG;
 	*badvers = ((ttl >> 16) & 0xff) != 0;
 	q->edns = true;
+	q->dnssec_ok = (ttl & 0x8000u) != 0;
 	q->udp_size = size < DNS_UDP_MIN ? DNS_UDP_MIN : size;
 	return 0;
 }
@@ -365,9 +366,52 @@ int dns_parse_query(const uint8_t *p, size_t n, struct dns_question *q)
 bad:
 	q->qoff = q->qlen = 0;
 	q->edns = false;
+	q->dnssec_ok = false;
 	q->udp_size = DNS_UDP_MIN;
 	q->name[0] = '\0';
 	return -EBADMSG;
+}
+
+/* Does @q's question lie inside @query (@qlen bytes)? */
+static bool question_fits(const uint8_t *query, size_t qlen, const struct dns_question *q)
+{
+	return query && q->qoff >= DNS_HDR_SIZE && q->qoff <= qlen && q->qlen <= qlen - q->qoff &&
+	       q->qlen <= DNS_MAX_NAME_WIRE + 4;
+}
+
+/* An OPT record at @o: payload size @size, version 0, DO if @dnssec_ok, no options. */
+static void put_opt(uint8_t *o, uint16_t size, bool dnssec_ok)
+{
+	o[0] = 0; /* the root */
+	put_be16(o + 1, DNS_TYPE_OPT);
+	put_be16(o + 3, size);
+	o[5] = 0; /* extended RCODE */
+	o[6] = 0; /* version */
+	put_be16(o + 7, dnssec_ok ? 0x8000u : 0);
+	put_be16(o + 9, 0); /* RDATA: none */
+}
+
+size_t dns_build_query(const uint8_t *query, size_t qlen, const struct dns_question *q, uint16_t id,
+		       uint8_t *out, size_t cap)
+{
+	size_t len;
+
+	if (!q->qlen || !question_fits(query, qlen, q))
+		return 0;
+	len = DNS_HDR_SIZE + q->qlen + (q->edns ? DNS_OPT_LEN : 0);
+	if (!out || cap < len)
+		return 0;
+	put_be16(out, id);
+	put_be16(out + 2, (uint16_t)(q->flags & (DNS_F_RD | DNS_F_CD)));
+	put_be16(out + 4, 1);
+	put_be16(out + 6, 0);
+	put_be16(out + 8, 0);
+	put_be16(out + 10, q->edns ? 1 : 0);
+	memcpy(out + DNS_HDR_SIZE, query + q->qoff, q->qlen);
+	if (q->edns)
+		put_opt(out + DNS_HDR_SIZE + q->qlen,
+			q->udp_size > DNS_UDP_MAX_UP ? DNS_UDP_MAX_UP : q->udp_size, q->dnssec_ok);
+	return len;
 }
 
 size_t dns_build_reply(const uint8_t *query, size_t qlen, const struct dns_question *q, int rcode,
@@ -378,8 +422,7 @@ size_t dns_build_reply(const uint8_t *query, size_t qlen, const struct dns_quest
 
 	if (rcode < 0 || rcode > 15)
 		return 0;
-	if (q->qlen && (!query || q->qoff < DNS_HDR_SIZE || q->qoff > qlen ||
-			q->qlen > qlen - q->qoff || q->qlen > DNS_MAX_NAME_WIRE + 4))
+	if (q->qlen && !question_fits(query, qlen, q))
 		return 0;
 	len = DNS_HDR_SIZE + q->qlen + (q->edns ? DNS_OPT_LEN : 0);
 	if (!out || cap < len)
@@ -393,14 +436,8 @@ size_t dns_build_reply(const uint8_t *query, size_t qlen, const struct dns_quest
 	put_be16(out + 10, q->edns ? 1 : 0);
 	if (q->qlen)
 		memcpy(out + DNS_HDR_SIZE, query + q->qoff, q->qlen);
-	if (q->edns) {
-		uint8_t *o = out + DNS_HDR_SIZE + q->qlen;
-
-		o[0] = 0; /* the root */
-		put_be16(o + 1, DNS_TYPE_OPT);
-		put_be16(o + 3, DNS_EDNS_SIZE);
-		memset(o + 5, 0, 6); /* extended RCODE, version 0, no flags; no options */
-	}
+	if (q->edns)
+		put_opt(out + DNS_HDR_SIZE + q->qlen, DNS_EDNS_SIZE, false);
 	return len;
 }
 

@@ -20,9 +20,10 @@ struct ipaddr; /* net/addr.h */
 #define DNS_MAX_NAME_WIRE 255	/* RFC 1035 2.3.4, labels and their length bytes */
 #define DNS_MAX_NAME_TEXT 253	/* "a.b.c" without the trailing dot */
 #define DNS_MAX_LABEL	  63
-#define DNS_MAX_RECORDS	  256 /* resource records in all sections of an answer */
-#define DNS_MAX_HOPS	  127 /* compression pointers followed for one name */
-#define DNS_UDP_MIN	  512 /* what every client accepts over UDP (RFC 1035) */
+#define DNS_MAX_RECORDS	  256  /* resource records in all sections of an answer */
+#define DNS_MAX_HOPS	  127  /* compression pointers followed for one name */
+#define DNS_UDP_MIN	  512  /* what every client accepts over UDP (RFC 1035) */
+#define DNS_UDP_MAX_UP	  4096 /* the largest UDP answer msb asks a nameserver for */
 
 /* RCODEs msb answers with (dns_build_reply()). */
 #define DNS_RCODE_NOERROR  0
@@ -64,6 +65,7 @@ struct ipaddr; /* net/addr.h */
  * @edns: the query carried an EDNS OPT record.
  * @udp_size: the largest UDP answer the guest takes: 512 without EDNS, else
  *	the OPT record's payload size (at least 512).
+ * @dnssec_ok: the OPT record's DO bit.
  * @qoff: offset of the question (name, type, class) in the query.
  * @qlen: its length, so a reply can echo the guest's exact bytes (case too).
  * @name: the name asked, lowercase, without the trailing dot ("" is the root),
@@ -75,6 +77,7 @@ struct dns_question {
 	uint16_t qtype;
 	uint16_t qclass;
 	bool edns;
+	bool dnssec_ok;
 	uint16_t udp_size;
 	size_t qoff, qlen;
 	char name[DNS_MAX_NAME_TEXT + 1];
@@ -96,6 +99,20 @@ struct dns_question {
  * NOTIMP or REFUSED.
  */
 int dns_parse_query(const uint8_t *p, size_t n, struct dns_question *q);
+
+/*
+ * dns_build_query() - the query msb sends upstream for @q (parsed from @query,
+ * @qlen bytes, with dns_parse_query() returning 0), rebuilt rather than
+ * forwarded: id @id, only RD and CD of the guest's flags, the question
+ * (checked by the parse) and, when the guest sent EDNS, an OPT record of
+ * msb's own carrying only the guest's UDP size (at most DNS_UDP_MAX_UP) and DO
+ * bit. Options the guest added (client subnet, cookies, padding, anything
+ * unknown) never leave the host.
+ * Return: the length written to @out, 0 if @cap is too small or @q does not
+ * fit @query.
+ */
+size_t dns_build_query(const uint8_t *query, size_t qlen, const struct dns_question *q, uint16_t id,
+		       uint8_t *out, size_t cap);
 
 /*
  * dns_build_reply() - msb's own answer to @q with no records: @rcode

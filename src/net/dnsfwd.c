@@ -313,21 +313,25 @@ void dns_query(struct net *n, const uint8_t *q, size_t len, const struct frame_e
 	for (unsigned int i = 0; i < DNS_MAX_PENDING && !d; i++)
 		if (!n->dns[i].used)
 			d = &n->dns[i];
-	if (!d || len > sizeof(d->query)) {
+	if (!d) {
 		log_warn_rl("network: dns: too many queries at once; SERVFAIL");
 		answer_rcode(n, q, len, &qq, DNS_RCODE_SERVFAIL, e, tcp, gen);
 		return;
 	}
 	memset(d, 0, sizeof(*d));
 	d->fd = -1;
+	/* What goes upstream is rebuilt from what was checked, never the guest's bytes. */
+	d->qlen = dns_build_query(q, len, &qq, qq.id, d->query, sizeof(d->query));
+	if (!d->qlen) {
+		answer_rcode(n, q, len, &qq, DNS_RCODE_SERVFAIL, e, tcp, gen);
+		return;
+	}
 	d->used = true;
 	n->ndns++;
 	d->e = *e;
 	d->via_tcp = tcp >= 0;
 	d->tcp = tcp;
 	d->tcp_gen = gen;
-	memcpy(d->query, q, len);
-	d->qlen = len;
 	d->guest_id = qq.id;
 	snprintf(d->name, sizeof(d->name), "%s", qq.name);
 	d->deadline_all = n->now + (n->cfg.dns_timeout_ms ? n->cfg.dns_timeout_ms : 5000);

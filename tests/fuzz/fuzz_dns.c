@@ -184,6 +184,19 @@ static int check_query(const uint8_t *p, size_t n, struct dns_question *q)
 	if (n < DNS_HDR_SIZE)
 		return rc;
 
+	if (rc == 0) {
+		/* The query sent upstream is rebuilt: it parses to the same question. */
+		struct dns_question q2;
+		size_t len = dns_build_query(p, n, q, 0x5151, out, sizeof(out));
+
+		CHECK(len == DNS_HDR_SIZE + q->qlen + (q->edns ? 11 : 0));
+		CHECK(dns_parse_query(out, len, &q2) == 0);
+		CHECK(q2.id == 0x5151 && q2.qtype == q->qtype && !strcmp(q2.name, q->name));
+		CHECK(q2.edns == q->edns && q2.dnssec_ok == q->dnssec_ok);
+		CHECK((q2.flags & ~(DNS_F_RD | DNS_F_CD)) == 0);
+		CHECK(!memcmp(out + DNS_HDR_SIZE, p + q->qoff, q->qlen));
+		CHECK(dns_build_query(p, n, q, 0x5151, out, len - 1) == 0);
+	}
 	for (size_t i = 0; i < sizeof(rcodes) / sizeof(rcodes[0]); i++) {
 		size_t len = dns_build_reply(p, n, q, rcodes[i], out, sizeof(out));
 

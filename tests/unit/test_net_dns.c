@@ -585,6 +585,46 @@ static void test_query_edns(void **state)
 	assert_int_equal(dns_parse_query(m.b, m.n, &q), -EBADMSG);
 }
 
+/* The query msb sends upstream is rebuilt: the guest's options and odd flags stay home. */
+static void test_query_rebuilt_for_upstream(void **state)
+{
+	static const uint8_t opts[] = { 0, 8,  0, 7, 0, 1, 24, 0, 10, 1, 2,	 /* client subnet */
+					0, 10, 0, 8, 1, 2, 3,  4, 5,  6, 7, 8 }; /* cookie */
+	struct msg m, want;
+	struct dns_question q;
+	uint8_t out[600];
+	size_t len;
+
+	(void)state;
+	/* RD, CD and AD set by the guest, EDNS with DO, 65000 bytes, two options. */
+	phdr(&m, 0x0505, DNS_F_RD | DNS_F_CD | DNS_F_AD, 1, 0, 0, 1);
+	pquestion(&m, "A.Example", DNS_TYPE_AAAA, DNS_CLASS_IN);
+	rr_raw(&m, "", DNS_TYPE_OPT, 65000, 0x00008000, opts, sizeof(opts));
+	assert_int_equal(dns_parse_query(m.b, m.n, &q), 0);
+	assert_true(q.dnssec_ok);
+	len = dns_build_query(m.b, m.n, &q, 0xbeef, out, sizeof(out));
+	/* Fresh id, RD and CD only, the question byte for byte, an OPT of our own. */
+	phdr(&want, 0xbeef, DNS_F_RD | DNS_F_CD, 1, 0, 0, 1);
+	pquestion(&want, "A.Example", DNS_TYPE_AAAA, DNS_CLASS_IN);
+	rr_raw(&want, "", DNS_TYPE_OPT, DNS_UDP_MAX_UP, 0x00008000, NULL, 0);
+	assert_int_equal(len, want.n);
+	assert_memory_equal(out, want.b, want.n);
+	assert_int_equal(dns_build_query(m.b, m.n, &q, 0xbeef, out, len - 1), 0);
+
+	/* No EDNS from the guest: none upstream either. */
+	build_query(&m, 7, "a.example", DNS_TYPE_A);
+	assert_int_equal(dns_parse_query(m.b, m.n, &q), 0);
+	len = dns_build_query(m.b, m.n, &q, 9, out, sizeof(out));
+	build_query(&want, 9, "a.example", DNS_TYPE_A);
+	assert_int_equal(len, want.n);
+	assert_memory_equal(out, want.b, want.n);
+
+	/* A query that did not parse is never sent. */
+	m.n = 5;
+	assert_int_equal(dns_parse_query(m.b, m.n, &q), -EBADMSG);
+	assert_int_equal(dns_build_query(m.b, m.n, &q, 9, out, sizeof(out)), 0);
+}
+
 /* Every truncation of a good query is refused, and leaves no question behind. */
 static void test_query_truncations(void **state)
 {
@@ -1456,6 +1496,7 @@ int main(void)
 		cmocka_unit_test(test_query_header),
 		cmocka_unit_test(test_query_types_and_classes),
 		cmocka_unit_test(test_query_edns),
+		cmocka_unit_test(test_query_rebuilt_for_upstream),
 		cmocka_unit_test(test_query_truncations),
 		cmocka_unit_test(test_reply_nxdomain),
 		cmocka_unit_test(test_reply_edns),
