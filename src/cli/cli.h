@@ -76,5 +76,6 @@ int cli_sandbox_down(const char *name, bool started, int r, struct msb_err **err
 int cmd_rmi(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
 int cmd_supervise(int argc, char **argv);
+int cmd_net(int argc, char **argv);
 
 #endif

@@ -44,6 +44,7 @@ static const struct command commands[] = {
 	{ "resume", cmd_resume, "Continue paused sandboxes" },
 	{ "registry", cmd_registry, "Manage registry credentials (login, logout, ls)" },
 	{ "__supervise", cmd_supervise, NULL },
+	{ "__net", cmd_net, NULL },
 };
 
 static void usage(FILE *f)

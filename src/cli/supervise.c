@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-/* msb __supervise: the hidden command a sandbox's supervisor process runs. */
+/*
+ * msb __supervise: the hidden command a sandbox's supervisor process runs;
+ * msb __net: the one its network process runs (net/netproc.h).
+ */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "net/netproc.h"
 #include "sandbox/sandbox.h"
 
 int cmd_supervise(int argc, char **argv)
@@ -37,4 +41,12 @@ int cmd_supervise(int argc, char **argv)
 	if (!name)
 		return cli_error("__supervise: missing sandbox name");
 	return sbx_supervise(name, ready_fd, lock_fd, attached, run_main);
+}
+
+/* The supervisor placed the control socket at 3 and the guest's link at 4. */
+int cmd_net(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return netproc_main(3, 4);
 }

@@ -15,17 +15,28 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net/frame.h"
+#include "net/netproc.h"
 #include "store/db.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/spawn.h"
+
+#define NETPROC_START_MS 30000 /* READY or ERROR, or the start fails */
+#define NETPROC_STATS_MS 1000  /* it answers at once; a stuck one is not waited for */
+#define NETPROC_CTL	 3     /* the process's descriptors: control socket... */
+#define NETPROC_LINK	 4     /* ...and the stack's end of the guest's link */
 
 #define HOST_CA_MAX PROTO_MAX_FILE
 
@@ -91,6 +102,229 @@ static int host_ca_bundle(char **data, size_t *len, char *why, size_t wlen)
 	return r;
 }
 
+/*
+ * The identity the network process takes when msb runs as root: never root,
+ * and not the VMM's (a QEMU taken over by its guest must not be able to
+ * trace the process that will hold the sandbox's secrets).
+ */
+static void net_identity(uid_t *uid, gid_t *gid)
+{
+	const char *u = getenv("MSB_NET_UID"), *g = getenv("MSB_NET_GID");
+
+	*uid = 65533;
+	*gid = 65533;
+	if (u && *u)
+		*uid = (uid_t)strtoul(u, NULL, 10);
+	if (g && *g)
+		*gid = (gid_t)strtoul(g, NULL, 10);
+	if (!*uid)
+		*uid = 65533;
+	if (!*gid)
+		*gid = 65533;
+}
+
+/* Text the network process sent, made safe for one log line: no controls, bounded. */
+static void clean_text(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n && k + 1 < cap; i++)
+		out[k++] = (p[i] < 0x20 || p[i] >= 0x7f) ? '?' : (char)p[i];
+	out[k] = '\0';
+}
+
+/* One message from the process (already read into @buf): a log line is relayed. */
+static void relay_log(const uint8_t *buf, size_t len)
+{
+	char line[2100];
+	enum log_level lvl;
+
+	if (len < 1)
+		return;
+	lvl = buf[1] <= LOG_DEBUG ? (enum log_level)buf[1] : LOG_DEBUG;
+	clean_text(buf + 2, len - 1, line, sizeof(line));
+	msb_log(lvl, "%s", line);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Wait (up to @ms) for a message of type @want, relaying log lines meanwhile;
+ * @buf holds it afterwards. Return: its payload length, or -errno (-EPIPE when
+ * the process ended, -ETIMEDOUT).
+ */
+static ssize_t await_msg(struct sbx_netrun *run, uint8_t want, uint8_t *buf, size_t cap,
+			 unsigned int ms, uint8_t *got)
+{
+	uint64_t end = mono_ms() + ms;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = run->ctl, .events = POLLIN };
+		uint64_t now = mono_ms();
+		uint8_t type = 0;
+		size_t len = 0;
+		int r;
+
+		if (now >= end)
+			return -ETIMEDOUT;
+		r = poll(&pfd, 1, (int)(end - now));
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r <= 0)
+			continue;
+		r = np_recv(run->ctl, buf, cap, &type, &len);
+		if (r == -EAGAIN || r == -EMSGSIZE)
+			continue;
+		if (r <= 0)
+			return -EPIPE;
+		if (type == NP_LOG) {
+			relay_log(buf, len);
+			continue;
+		}
+		*got = type;
+		if (type == want || type == NP_ERROR)
+			return (ssize_t)len;
+	}
+}
+
+/* Start the network process on the stack's end of the link (@link_fd, kept by the caller). */
+static int netproc_start(struct sbx_netrun *run, const struct net_config *c, int link_fd, char *why,
+			 size_t len)
+{
+	char *argv[] = { "msb", "__net", NULL };
+	_cleanup_free_ char *conf = NULL;
+	_cleanup_free_ uint8_t *buf = NULL;
+	struct spawn_opts so;
+	int ctl[2], r;
+	uid_t uid;
+	gid_t gid;
+	uint8_t type = 0;
+	ssize_t n;
+
+	run->ctl = -1;
+	net_identity(&uid, &gid);
+	conf = netconf_to_json(c, uid, gid);
+	buf = malloc(4096);
+	if (!conf || !buf) {
+		snprintf(why, len, "network process: out of memory");
+		return -ENOMEM;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0) {
+		r = -errno;
+		snprintf(why, len, "network process: socketpair: %s", strerror(-r));
+		return r;
+	}
+	so = spawn_opts_stdio(argv, SPAWN_NULL, SPAWN_NULL, SPAWN_NULL);
+	so.path = "/proc/self/exe";
+	so.fds[NETPROC_CTL] = ctl[1];
+	so.fds[NETPROC_LINK] = link_fd;
+	so.nfds = NETPROC_LINK + 1;
+	so.die_with_parent = true;
+	r = spawn(&so, &run->pid);
+	close(ctl[1]);
+	if (r < 0) {
+		close(ctl[0]);
+		run->pid = 0;
+		snprintf(why, len, "start the network process: %s", strerror(-r));
+		return r;
+	}
+	run->ctl = ctl[0];
+	r = np_send(run->ctl, NP_CONFIG, conf, strlen(conf));
+	if (r < 0) {
+		snprintf(why, len, "network process: send its configuration: %s", strerror(-r));
+		return r;
+	}
+	n = await_msg(run, NP_READY, buf, 4096, NETPROC_START_MS, &type);
+	if (n < 0) {
+		snprintf(why, len, "the network process did not start: %s",
+			 n == -ETIMEDOUT ? "no answer" : "it exited");
+		return (int)n;
+	}
+	if (type == NP_ERROR) {
+		clean_text(buf + 1, (size_t)n, why, len);
+		return strstr(why, "in use") ? -EADDRINUSE : -EIO;
+	}
+	if (fcntl(run->ctl, F_SETFL, O_NONBLOCK) < 0) {
+		r = -errno;
+		snprintf(why, len, "network process: %s", strerror(-r));
+		return r;
+	}
+	log_info("network: stack running in process %d, confined", (int)run->pid);
+	return 0;
+}
+
+int sbx_netrun_event(struct sbx_netrun *run)
+{
+	uint8_t buf[2 + 2048];
+
+	for (int k = 0; k < 64 && run->ctl >= 0; k++) {
+		uint8_t type = 0;
+		size_t len = 0;
+		int r = np_recv(run->ctl, buf, sizeof(buf), &type, &len);
+
+		if (r == -EAGAIN)
+			return 0;
+		if (r == -EMSGSIZE)
+			continue;
+		if (r <= 0) {
+			close(run->ctl);
+			run->ctl = -1;
+			return -1;
+		}
+		if (type == NP_LOG)
+			relay_log(buf, len);
+	}
+	return 0;
+}
+
+int sbx_netrun_stats(struct sbx_netrun *run, struct net_stats *s)
+{
+	uint8_t buf[2 + 2048], type = 0;
+	struct np_stats_wire w;
+	ssize_t n;
+
+	if (run->ctl < 0 || np_send(run->ctl, NP_STATS_REQ, NULL, 0) < 0)
+		return -1;
+	n = await_msg(run, NP_STATS, buf, sizeof(buf), NETPROC_STATS_MS, &type);
+	if (n != (ssize_t)sizeof(w) || type != NP_STATS)
+		return -1;
+	memcpy(&w, buf + 1, sizeof(w));
+	*s = (struct net_stats){
+		.guest_tx_bytes = w.guest_tx_bytes,
+		.guest_rx_bytes = w.guest_rx_bytes,
+		.tcp_flows = w.tcp_flows,
+		.udp_flows = w.udp_flows,
+		.denied = w.denied,
+		.dropped = w.dropped,
+	};
+	return 0;
+}
+
+bool sbx_netrun_reaped(struct sbx_netrun *run, pid_t pid, int status)
+{
+	if (run->pid <= 0 || pid != run->pid)
+		return false;
+	run->pid = 0;
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+		log_error("network: the network process made a system call outside its allowlist "
+			  "and was killed (SIGSYS); the sandbox has no network now");
+	else if (WIFSIGNALED(status))
+		log_error("network: the network process was killed by signal %d; the sandbox has "
+			  "no network now",
+			  WTERMSIG(status));
+	else
+		log_error("network: the network process exited (status %d); the sandbox has no "
+			  "network now",
+			  WEXITSTATUS(status));
+	return true;
+}
+
 int sbx_netrun_start(const struct sbx_spec *spec, struct sbx_netrun *run, struct msb_err **err)
 {
 	const struct sbx_net *n = &spec->net;
@@ -102,6 +336,7 @@ int sbx_netrun_start(const struct sbx_spec *spec, struct sbx_netrun *run, struct
 
 	memset(run, 0, sizeof(*run));
 	run->vmm_fd = -1;
+	run->ctl = -1;
 	r = db_open(&db, err);
 	if (!r)
 		r = db_sandbox_lease(db, spec->name, &n->pool4, n->pool4_prefix, &n->pool6,
@@ -134,10 +369,10 @@ int sbx_netrun_start(const struct sbx_spec *spec, struct sbx_netrun *run, struct
 	c->max_connections = n->max_connections;
 	c->ports = n->ports;
 	c->nports = n->nports;
-	/* Our end never blocks; QEMU's does (it waits for us, not the other way round). */
 	/* Read now, so that a missing bundle fails the start before the VM boots. */
 	if (n->trust_host_cas && host_ca_bundle(&run->ca, &run->ca_len, why, sizeof(why)) < 0)
 		return msb_err_set(err, ENOENT, "sandbox %s: %s", spec->name, why);
+	/* The stack's end never blocks; QEMU's does (it waits for us, not the other way round). */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
 		return msb_err_sys(err, errno, "network: socketpair");
 	if (fcntl(sp[0], F_SETFL, O_NONBLOCK) < 0) {
@@ -146,9 +381,11 @@ int sbx_netrun_start(const struct sbx_spec *spec, struct sbx_netrun *run, struct
 		close(sp[1]);
 		return msb_err_sys(err, r, "network: socketpair");
 	}
-	r = net_new(c, sp[0], &run->net, why, sizeof(why));
+	r = netproc_start(run, c, sp[0], why, sizeof(why));
+	close(sp[0]);
 	if (r < 0) {
 		close(sp[1]);
+		sbx_netrun_free(run);
 		return msb_err_set(err, -r, "sandbox %s: %s", spec->name, why);
 	}
 	run->vmm_fd = sp[1];
@@ -160,8 +397,16 @@ void sbx_netrun_free(struct sbx_netrun *run)
 {
 	free(run->ca);
 	run->ca = NULL;
-	net_free(run->net);
-	run->net = NULL;
+	if (run->ctl >= 0)
+		close(run->ctl); /* it exits when its control socket ends */
+	run->ctl = -1;
+	if (run->pid > 0) {
+		int st;
+
+		kill(run->pid, SIGKILL);
+		spawn_wait(run->pid, &st);
+	}
+	run->pid = 0;
 	if (run->vmm_fd >= 0)
 		close(run->vmm_fd);
 	run->vmm_fd = -1;

@@ -8,9 +8,14 @@
 #include "sandbox/sandbox.h"
 #include "util/err.h"
 
-/* Where a sandbox's network stands while it runs. */
+/*
+ * Where a sandbox's network stands while it runs. The stack itself runs in
+ * the network process (net/netproc.h): the supervisor never parses a byte of
+ * the guest's network traffic; it holds the process's control socket.
+ */
 struct sbx_netrun {
-	struct net *net;
+	pid_t pid; /* the network process, 0 when none */
+	int ctl;   /* its control socket (SOCK_SEQPACKET), -1 when none */
 	struct net_config cfg;
 	int vmm_fd; /* QEMU's end of the link, until handed over */
 	char *ca;   /* the host's CA bundle (--trust-host-cas), read at start */
@@ -19,12 +24,31 @@ struct sbx_netrun {
 
 /*
  * sbx_netrun_start() - lease the sandbox's addresses, find its nameservers
- * and make its stack (published ports are bound here, so a port in use is
- * an error before boot). Return: 0 with @run->vmm_fd for the VMM, or -1
- * with @err.
+ * and start its network process, which binds the published ports (so a port
+ * in use is an error before boot) and confines itself. Return: 0 with
+ * @run->vmm_fd for the VMM, or -1 with @err.
  */
 int sbx_netrun_start(const struct sbx_spec *spec, struct sbx_netrun *run, struct msb_err **err);
 void sbx_netrun_free(struct sbx_netrun *run);
+
+/*
+ * sbx_netrun_event() - the control socket is readable: relay the process's
+ * log lines. Return: 0, or -1 once the socket has ended (the process is gone;
+ * the caller stops watching it).
+ */
+int sbx_netrun_event(struct sbx_netrun *run);
+
+/*
+ * sbx_netrun_stats() - the network's counters, asked of the process (it
+ * answers at once; a bounded wait). Return: 0, or -1 when it cannot answer.
+ */
+int sbx_netrun_stats(struct sbx_netrun *run, struct net_stats *s);
+
+/*
+ * sbx_netrun_reaped() - @pid exited with @status: if it was the network
+ * process, say so in runtime.log. Return: true if it was.
+ */
+bool sbx_netrun_reaped(struct sbx_netrun *run, pid_t pid, int status);
 
 /*
  * sbx_netrun_config() - put the interface and the files the guest needs

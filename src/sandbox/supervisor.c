@@ -127,7 +127,7 @@
 enum kind { K_SIG = 1, K_LISTEN, K_AGENT, K_TIMER, K_CLIENT, K_CONSOLE, K_VMM_ERR, K_QMP, K_NET };
 #define REF(k, i) ((uint64_t)(k) << 32 | (uint32_t)(i))
 
-enum timer { T_STATE, T_OWNER, T_CONSOLE, T_IDLE, T_MAX, T_INFO, T_NET, T_SNAP, T_COUNT };
+enum timer { T_STATE, T_OWNER, T_CONSOLE, T_IDLE, T_MAX, T_INFO, T_SNAP, T_COUNT };
 
 struct client {
 	struct conn conn;
@@ -259,17 +259,6 @@ static void timer_set(struct sv *sv, enum timer t, uint64_t ms)
 {
 	sv->deadline[t] = ms ? now_ms() + ms : 0;
 	timers_arm(sv);
-}
-
-/* The network's next deadline (absolute), when it moved. */
-static void net_timer_update(struct sv *sv)
-{
-	uint64_t d = sv->net.net ? net_deadline(sv->net.net) : 0;
-
-	if (d != sv->deadline[T_NET]) {
-		sv->deadline[T_NET] = d;
-		timers_arm(sv);
-	}
 }
 
 static void watch_fd(struct sv *sv, int fd, uint64_t ref, uint32_t events)
@@ -1097,7 +1086,7 @@ static int send_config(struct sv *sv)
 		else
 			log_error("script %s: %s", *n, strerror(-r));
 	}
-	if (!r && sv->net.net) {
+	if (!r && sv->net.pid > 0) {
 		char why[512] = "";
 
 		r = sbx_netrun_config(&sv->spec, &sv->net, &c, why, sizeof(why));
@@ -1284,11 +1273,12 @@ static void info_reply(struct sv *sv)
 		"disk_write_bytes", (json_int_t)sv->disk_wr, "guest_processes",
 		(int)sv->stats.procs, "memory_mib", (int)sv->spec.mem_mib, "kernel_ms",
 		(double)sv->kernel_ns / 1e6, "ready_ms", (double)sv->configured_ns / 1e6);
-	if (o && sv->net.net) {
-		struct net_stats ns;
+	if (o && sv->net.pid > 0) {
+		struct net_stats ns = { 0 };
 		char a4[IP_STRLEN], a6[IP_STRLEN];
 
-		net_stats(sv->net.net, &ns);
+		/* The counters come from the network process; zeros if it cannot say. */
+		sbx_netrun_stats(&sv->net, &ns);
 		ip_format(&sv->net.cfg.guest4, a4, sizeof(a4));
 		ip_format(&sv->net.cfg.guest6, a6, sizeof(a6));
 		json_object_set_new(o, "net",
@@ -1936,10 +1926,6 @@ static void on_timer(struct sv *sv)
 	if (fired[T_SNAP] && sv->snap.client >= 0)
 		snap_fail(sv, "the guest did not flush its disks for the snapshot within %d s",
 			  QUIESCE_MS / 1000);
-	if (fired[T_NET] && sv->net.net) {
-		net_timer(sv->net.net, now);
-		net_timer_update(sv);
-	}
 	if (fired[T_STATE]) {
 		switch (sv->state) {
 		case ST_BOOTING:
@@ -1996,6 +1982,8 @@ static bool on_signal(struct sv *sv)
 
 		if (pid <= 0)
 			break;
+		if (sbx_netrun_reaped(&sv->net, pid, st))
+			continue;
 		if (pid != vm_pid(sv->vm))
 			continue;
 		vm_reaped(sv->vm, st);
@@ -2321,8 +2309,7 @@ static int setup(struct sv *sv, struct msb_err **err)
 	/* QEMU has its end now. */
 	close(sv->net.vmm_fd);
 	sv->net.vmm_fd = -1;
-	net_watch(sv->net.net, sv->ep, K_NET);
-	net_timer_update(sv);
+	watch_fd(sv, sv->net.ctl, REF(K_NET, 0), EPOLLIN);
 
 	sv->listen_fd = unix_listen_at(sv->dirfd, "relay.sock");
 	if (sv->listen_fd < 0) {
@@ -2474,10 +2461,9 @@ static void loop(struct sv *sv)
 				vm_handle(sv->vm);
 				break;
 			case K_NET:
-				if (sv->net.net) {
-					net_handle(sv->net.net, idx, e);
-					net_timer_update(sv);
-				}
+				if (sv->net.ctl >= 0 && sbx_netrun_event(&sv->net) < 0)
+					log_info("network: the network process's control socket "
+						 "ended");
 				break;
 			}
 		}
@@ -2510,7 +2496,7 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bo
 			 .exec_log = { .fd = -1 },
 			 .disk_lock = -1,
 			 .snap = { .client = -1, .dirfd = -1 },
-			 .net = { .vmm_fd = -1 } };
+			 .net = { .vmm_fd = -1, .ctl = -1 } };
 
 	/* Our starter gave us /dev/null for stdin and stdout (spawn()); stderr only when attached.
 	 */

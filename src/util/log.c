@@ -17,16 +17,30 @@ static enum log_level err_lvl = LOG_NONE;
 
 static const char *const names[] = { "error", "warn", "info", "debug", "trace" };
 
+static void (*log_sink)(enum log_level lvl, const char *msg, void *ctx);
+static void *log_sink_ctx;
+
 void log_setup(struct rotlog *file, enum log_level file_level, enum log_level stderr_level)
 {
 	log_file = file;
 	file_lvl = file_level;
 	err_lvl = stderr_level;
+	log_sink = NULL;
+}
+
+void log_setup_sink(void (*sink)(enum log_level lvl, const char *msg, void *ctx), void *ctx,
+		    enum log_level level)
+{
+	log_file = NULL;
+	err_lvl = LOG_NONE;
+	log_sink = sink;
+	log_sink_ctx = ctx;
+	file_lvl = level;
 }
 
 bool log_enabled(enum log_level lvl)
 {
-	return (log_file && lvl <= file_lvl) || lvl <= err_lvl;
+	return ((log_file || log_sink) && lvl <= file_lvl) || lvl <= err_lvl;
 }
 
 void log_timestamp(char *buf, unsigned long len)
@@ -45,6 +59,10 @@ static void log_line(enum log_level lvl, const char *msg)
 	char line[2200], ts[40];
 	int n;
 
+	if (log_sink && lvl <= file_lvl) {
+		log_sink(lvl, msg, log_sink_ctx);
+		return;
+	}
 	if (log_file && lvl <= file_lvl) {
 		log_timestamp(ts, sizeof(ts));
 		n = snprintf(line, sizeof(line), "%s %-5s %s\n", ts, names[lvl], msg);

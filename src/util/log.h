@@ -17,6 +17,14 @@ enum log_level { LOG_NONE = -1, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TR
  */
 void log_setup(struct rotlog *file, enum log_level file_level, enum log_level stderr_level);
 
+/*
+ * log_setup_sink() - send every line at or above @level to @sink instead of
+ * a file or stderr (a confined process hands its lines to its parent). The
+ * message comes without timestamp or level prefix.
+ */
+void log_setup_sink(void (*sink)(enum log_level lvl, const char *msg, void *ctx), void *ctx,
+		    enum log_level level);
+
 /* log_enabled() - would a line at @lvl go anywhere? */
 bool log_enabled(enum log_level lvl);
 
