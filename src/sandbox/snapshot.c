@@ -89,24 +89,10 @@ static int take_layers(const struct sbx_spec *spec, int dirfd, const char *dir,
 	return 0;
 }
 
-/* Removes the ".new-" directories of snapshots whose makers are gone. */
+/* Removes the ".new-" directories of snapshots whose makers are gone (a maker locks its own). */
 static void sweep(const char *root)
 {
-	_cleanup_closedir_ DIR *d = opendir(root);
-	struct dirent *de;
-
-	while (d && (de = readdir(d))) {
-		_cleanup_free_ char *p = NULL;
-		_cleanup_close_ int fd = -1;
-
-		if (strncmp(de->d_name, ".new-", 5) != 0)
-			continue;
-		p = path_join(root, de->d_name);
-		fd = p ? open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-		/* Its maker holds a lock on it while it works. */
-		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
-			rm_rf(p);
-	}
+	sweep_unlocked(root, ".new-");
 }
 
 /* A running sandbox: its supervisor pauses it and writes into @dir. */

@@ -1574,6 +1574,15 @@ static void ctl_snapshot(struct sv *sv, struct client *c, json_t *req)
 			  sv->spec.name);
 		return;
 	}
+	/* Refused before the guest is paused: QEMU 7.2 cannot migrate a mounted 9p export. */
+	if (full && sv->vols.nshares) {
+		ctl_error(sv, c,
+			  "sandbox %s shares host directories (-v, --rootfs-bind), and the memory "
+			  "of a VM with a shared directory cannot be saved; snapshot its disk "
+			  "without --full",
+			  sv->spec.name);
+		return;
+	}
 	sv->snap.dirfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (sv->snap.dirfd < 0) {
 		ctl_error(sv, c, "snapshot: %s: %s", dir, strerror(errno));
@@ -2136,10 +2145,14 @@ static int state_restore(struct sv *sv, struct vm_config *cfg, struct msb_err **
 	if (r < 0) {
 		vm_free(sv->vm);
 		sv->vm = NULL;
+		/* Only a sandbox's first start restores memory, and a first start that fails
+		 * leaves no sandbox behind (run and create discard it): say so. */
 		return msb_err_set(err, EIO,
-				   "sandbox %s: its saved memory could not be restored (%s); its "
-				   "disk is kept, and 'msb start %s' boots it afresh",
-				   sv->spec.name, why, sv->spec.name);
+				   "sandbox %s: the memory of the snapshot it was made from could "
+				   "not be restored (%s); the sandbox was not kept, and the "
+				   "snapshot's memory is damaged (a snapshot without --full of the "
+				   "same sandbox boots from its disk)",
+				   sv->spec.name, why);
 	}
 	sv->restored = true;
 	sv->from_state = true;

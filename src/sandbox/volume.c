@@ -69,6 +69,7 @@ int vol_create(const char *name, uint64_t size, struct msb_err **err)
 {
 	_cleanup_free_ char *root = vol_root(), *dir = vol_dir(name), *tmp = NULL, *text = NULL;
 	_cleanup_free_ char *inner = NULL, *meta = NULL;
+	_cleanup_close_ int lock = -1;
 	char ts[40];
 	json_t *o;
 	int r;
@@ -91,9 +92,16 @@ int vol_create(const char *name, uint64_t size, struct msb_err **err)
 		tmp = NULL;
 		return msb_err_sys(err, ENOMEM, "volume %s", name);
 	}
+	/* Temporaries of makers that died; ours stays locked while it is written. */
+	sweep_unlocked(root, ".tmp-");
 	rm_rf(tmp);
 	if (mkdir(tmp, 0700) < 0)
 		return msb_err_sys(err, errno, "%s", tmp);
+	lock = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lock < 0 || flock(lock, LOCK_EX) < 0) {
+		r = msb_err_sys(err, errno, "%s", tmp);
+		goto fail;
+	}
 	inner = path_join(tmp, size ? VOL_DISK : VOL_DATA);
 	meta = path_join(tmp, VOL_JSON);
 	if (!inner || !meta) {

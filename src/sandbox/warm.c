@@ -22,6 +22,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,7 +40,6 @@
 #define STATE_SUFFIX ".state"
 #define RAM_SUFFIX   ".ram"
 /* A RAM file a template maker left behind (it died) is removed after this long. */
-#define STALE_RAM_S 3600
 /* Templates of a shape no start has used for this long go when another is made. */
 #define UNUSED_TEMPLATE_S    ((time_t)14 * 24 * 3600)
 #define HASH_HEX	     64
@@ -396,7 +396,6 @@ static int warm_commit(const char *key, int fd, const char *ram_tmp)
 	_cleanup_close_ int ram = ram_tmp ? open(ram_tmp, O_RDONLY | O_CLOEXEC) : -1;
 	char hex[HASH_HEX + 1], proc[64];
 	struct dirent *de;
-	time_t now = time(NULL);
 	int r = !dir ? -ENOMEM : ram_tmp && ram < 0 ? -errno : 0;
 
 	if (!r && ram >= 0 && (fchmod(ram, 0600) < 0 || fsync(ram) < 0))
@@ -421,16 +420,13 @@ static int warm_commit(const char *key, int fd, const char *ram_tmp)
 	close(fd);
 	if (r < 0)
 		return r;
-	/* Older copies of this shape go, and RAM files of makers long dead. */
+	/* RAM files of makers that died (a live maker holds a lock on its own), then older
+	 * copies of this shape. */
+	sweep_unlocked(dir, ".ram-");
 	d = opendir(dir);
 	while (d && (de = readdir(d))) {
 		size_t n = strlen(de->d_name);
-		struct stat st;
 
-		if (!strncmp(de->d_name, ".ram-", 5) &&
-		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    now - st.st_mtime > STALE_RAM_S)
-			unlinkat(dirfd(d), de->d_name, 0);
 		if (de->d_name[0] == '.' || strncmp(de->d_name, hex, HASH_HEX) == 0)
 			continue;
 		if ((n > strlen(STATE_SUFFIX) &&
@@ -536,6 +532,7 @@ int warm_make(const struct vm_config *real, const char *key, char *why, size_t l
 	int agent[2] = { -1, -1 }, con[2] = { -1, -1 }, net[2] = { -1, -1 }, fd = -1, r;
 	struct vm *vm = NULL;
 	struct msb_err *e = NULL;
+	_cleanup_close_ int ram_lock = -1;
 
 	why[0] = '\0';
 	if (!dir || real->ndisks > VM_MMIO_SLOTS)
@@ -582,18 +579,16 @@ int warm_make(const struct vm_config *real, const char *key, char *why, size_t l
 		return -ENOMEM;
 	}
 	if (ram) {
-		int f = mkstemp(ram);
-
-		if (f < 0 || ftruncate(f, (off_t)real->mem_mib << 20) < 0) {
+		/* Held locked until it is published or removed: no sweep takes it meanwhile. */
+		ram_lock = mkstemp(ram);
+		if (ram_lock < 0 || flock(ram_lock, LOCK_EX) < 0 ||
+		    ftruncate(ram_lock, (off_t)real->mem_mib << 20) < 0) {
 			r = -errno;
 			snprintf(why, len, "template RAM file: %s", strerror(errno));
-			if (f >= 0) {
-				close(f);
+			if (ram_lock >= 0)
 				unlink(ram);
-			}
 			return r;
 		}
-		close(f);
 	}
 	c.mem_file = ram;
 	c.mem_shared = ram != NULL;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -399,4 +400,27 @@ int copy_dir_files_at(int from, const char *name, int to)
 			return r;
 	}
 	return 0;
+}
+
+int sweep_unlocked(const char *root, const char *prefix)
+{
+	_cleanup_closedir_ DIR *d = opendir(root);
+	size_t plen = strlen(prefix);
+	struct dirent *de;
+	int n = 0;
+
+	while (d && (de = readdir(d))) {
+		_cleanup_free_ char *p = NULL;
+		_cleanup_close_ int fd = -1;
+
+		if (strncmp(de->d_name, prefix, plen) != 0)
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+			continue;
+		p = path_join(root, de->d_name);
+		if (p && rm_rf(p) == 0)
+			n++;
+	}
+	return n;
 }

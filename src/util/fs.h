@@ -24,6 +24,14 @@ int mkdir_p(const char *path, mode_t mode);
  */
 int rm_rf(const char *path);
 
+/*
+ * sweep_unlocked() - remove the entries of directory @root whose names start
+ * with @prefix and that nobody holds a flock() on: the temporaries of makers
+ * that died (a live maker keeps its temporary locked while it writes). The
+ * entry itself is opened without following a symlink. Return: how many went.
+ */
+int sweep_unlocked(const char *root, const char *prefix);
+
 /* read_file() - whole file, NUL-terminated. Return: 0 or -errno; *@out caller frees. */
 int read_file(const char *path, size_t max, char **out, size_t *len);
 

@@ -212,4 +212,44 @@ test_snapshot_restores_only_onto_its_own_image() {
   expect_no_leftovers
 }
 
+# Memory cannot be saved with a shared directory mounted (QEMU 7.2, 9p): refused before the
+# guest is paused, with the reason; the disk snapshot of the same sandbox is the control.
+test_shared_directories_refuse_memory_snapshots_before_pausing() {
+  mkdir -p "$TMP/shared"
+  "$MSB" create --name shr --rootfs "$SQFS" -v "$TMP/shared:/v" > /dev/null || fail "create shr"
+  msb_capture snapshot create shfull --from shr --full
+  expect_eq "--full with a share: exit code" "$RC" 125
+  expect_one_error_line "$ERR" ".*sandbox shr shares host directories \(-v, --rootfs-bind\), and the memory of a VM with a shared directory cannot be saved; snapshot its disk without --full"
+  msb_capture branch shr shr2
+  expect_eq "branch with a share: exit code" "$RC" 125
+  expect_match "branch: the same reason" "$ERR" "shares host directories"
+  [[ "$(rlog shr)" != *"paused"* ]] || fail "the guest was paused before the refusal"
+  msb_capture exec shr -- sh -c 'echo still > /v/f; cat /v/f'
+  expect_eq "the sandbox runs on, its share too" "$OUT" still
+  msb_capture snapshot create shdisk --from shr
+  expect_eq "a disk snapshot of it works: exit code" "$RC" 0
+  expect_eq "no half-made snapshots" "$("$MSB" snapshot ls -q | sort | tr '\n' ' ')" "shdisk "
+  "$MSB" rm -f shr > /dev/null
+  "$MSB" snapshot rm shdisk > /dev/null
+  expect_no_leftovers
+}
+
+# A --full snapshot whose memory is damaged: the new sandbox is not kept, and the message
+# says exactly that.
+test_damaged_memory_fails_the_create_and_says_so() {
+  "$MSB" create --name dsrc --rootfs "$SQFS" > /dev/null || fail "create dsrc"
+  "$MSB" snapshot create dfull --from dsrc --full > /dev/null 2>&1 || fail "snapshot dfull"
+  local mem=$MSB_HOME/snapshots/dfull/memory.state
+  [ -s "$mem" ] || { fail "no memory.state"; return; }
+  head -c 4096 /dev/urandom | dd of="$mem" bs=1 seek=0 conv=notrunc 2> /dev/null
+  msb_capture create --name dnew --from-snapshot dfull
+  expect_eq "exit code" "$RC" 125
+  expect_match "one line that says the sandbox was not kept" "$ERR" \
+    "^msb: .*sandbox dnew: the memory of the snapshot it was made from could not be restored .*the sandbox was not kept"
+  expect_eq "and it was not" "$("$MSB" ls -q | grep -c '^dnew$')" 0
+  "$MSB" rm -f dsrc > /dev/null
+  "$MSB" snapshot rm dfull > /dev/null
+  expect_no_leftovers
+}
+
 run_tests

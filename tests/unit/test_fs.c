@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -167,6 +168,38 @@ static void test_vmdk_size(void **state)
 	assert_int_equal(vm_vmdk_size(path, &size), -ENOENT);
 }
 
+/* Temporaries of dead makers go; one a live maker holds locked stays, and so does the rest. */
+static void test_sweep_unlocked(void **state)
+{
+	int held, f;
+
+	(void)state;
+	assert_int_equal(mkdirat(dfd, ".tmp-live", 0700), 0);
+	assert_int_equal(mkdirat(dfd, ".tmp-dead", 0700), 0);
+	close(make_file(".tmp-dead/inner", 10));
+	close(make_file(".tmp-file-dead", 10));
+	close(make_file("keep", 10));
+	assert_int_equal(mkdirat(dfd, "tmp-keep", 0700), 0);
+	assert_int_equal(symlinkat("/etc", dfd, ".tmp-link"), 0);
+	held = openat(dfd, ".tmp-live", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(held >= 0);
+	assert_int_equal(flock(held, LOCK_EX), 0);
+	assert_int_equal(sweep_unlocked(dir, ".tmp-"), 2);
+	assert_int_equal(faccessat(dfd, ".tmp-live", F_OK, 0), 0);
+	assert_int_equal(faccessat(dfd, ".tmp-dead", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+	assert_int_equal(faccessat(dfd, ".tmp-file-dead", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+	assert_int_equal(faccessat(dfd, "keep", F_OK, 0), 0);
+	assert_int_equal(faccessat(dfd, "tmp-keep", F_OK, 0), 0);
+	/* A symlink is never followed (and so never taken for its target). */
+	assert_int_equal(faccessat(dfd, ".tmp-link", F_OK, AT_SYMLINK_NOFOLLOW), 0);
+	assert_int_equal(access("/etc/passwd", F_OK), 0);
+	close(held);
+	/* Its maker gone, the last one goes too. */
+	assert_int_equal(sweep_unlocked(dir, ".tmp-"), 1);
+	f = openat(dfd, ".tmp-live", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_int_equal(f, -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -175,6 +208,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_copy_at, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_dir_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vmdk_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_unlocked, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
