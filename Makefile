@@ -25,7 +25,7 @@ LIBS        = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -l
 # Code shared by msb and agentd (must build with musl too).
 SHARED_SRC := src/proto/proto.c src/util/buf.c src/util/conn.c src/util/fs.c src/util/text.c
 LIB_SRC    := $(SHARED_SRC) \
-              $(foreach d,util vm sandbox image store net,$(wildcard src/$(d)/*.c))
+              $(foreach d,util vm sandbox supervisor image store net,$(wildcard src/$(d)/*.c))
 LIB_SRC    := $(sort $(LIB_SRC))
 CLI_SRC    := $(wildcard src/cli/*.c)
 AGENT_SRC  := $(wildcard src/agent/*.c) $(SHARED_SRC)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The supervisor's side of a sandbox's network: lease, stack, and what the guest is told. */
-#ifndef MSB_SANDBOX_SBXNET_H
-#define MSB_SANDBOX_SBXNET_H
+/* The supervisor's side of a sandbox's network: the lease, the network process it starts and talks
+ * to, and what the guest is told. */
+#ifndef MSB_SUPERVISOR_NETPROC_H
+#define MSB_SUPERVISOR_NETPROC_H
 
 #include "net/net.h"
 #include "proto/proto.h"

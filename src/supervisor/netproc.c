@@ -11,7 +11,7 @@
  * MACs are locally administered and derived from the lease.
  */
 #define _GNU_SOURCE
-#include "sandbox/sbxnet.h"
+#include "supervisor/netproc.h"
 
 #include <errno.h>
 #include <fcntl.h>
