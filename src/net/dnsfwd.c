@@ -108,6 +108,7 @@ static void pending_close_fd(struct net *n, struct dns_pending *d)
 		epoll_ctl(n->ep, EPOLL_CTL_DEL, d->fd, NULL);
 		close(d->fd);
 		d->fd = -1;
+		net_fd_closed(n, NFD_DNS);
 	}
 	d->ev = 0;
 	buf_free(&d->rx);
@@ -129,15 +130,20 @@ static void pending_free(struct net *n, struct dns_pending *d)
 		tcp_dns_done(n, tcp, gen);
 }
 
-bool dns_pending_tcp(const struct net *n, int tcp, uint32_t gen)
+unsigned int dns_pending_tcp(const struct net *n, int tcp, uint32_t gen)
 {
-	for (unsigned int i = 0; i < DNS_MAX_PENDING; i++) {
+	unsigned int count = 0;
+
+	for (unsigned int i = 0, seen = 0; i < DNS_MAX_PENDING && seen < n->ndns; i++) {
 		const struct dns_pending *d = &n->dns[i];
 
-		if (d->used && d->via_tcp && d->tcp == tcp && d->tcp_gen == gen)
-			return true;
+		if (!d->used)
+			continue;
+		seen++;
+		if (d->via_tcp && d->tcp == tcp && d->tcp_gen == gen)
+			count++;
 	}
-	return false;
+	return count;
 }
 
 static void pending_fail(struct net *n, struct dns_pending *d, int rcode)
@@ -168,6 +174,7 @@ static bool send_upstream(struct net *n, struct dns_pending *d)
 		       0);
 	if (d->fd < 0)
 		return false;
+	net_fd_opened(n, NFD_DNS);
 	if (connect(d->fd, (const struct sockaddr *)ss, sl) < 0 && errno != EINPROGRESS)
 		return false;
 	/* A fresh id for every try: answers to an earlier try are not taken. */
@@ -313,8 +320,10 @@ void dns_query(struct net *n, const uint8_t *q, size_t len, const struct frame_e
 	for (unsigned int i = 0; i < DNS_MAX_PENDING && !d; i++)
 		if (!n->dns[i].used)
 			d = &n->dns[i];
-	if (!d) {
+	if (!d)
 		log_warn_rl("network: dns: too many queries at once; SERVFAIL");
+	/* Each query in flight holds a host socket, from DNS's share of the descriptors. */
+	if (!d || !net_fd_room(n, NFD_DNS)) {
 		answer_rcode(n, q, len, &qq, DNS_RCODE_SERVFAIL, e, tcp, gen);
 		return;
 	}

@@ -47,10 +47,22 @@ struct net_stats {
 	uint64_t guest_rx_bytes; /* frame bytes the guest received */
 	unsigned int tcp_flows, udp_flows;
 	uint64_t denied;
-	uint64_t dropped; /* datagrams from the host dropped while the guest's link was full */
+	uint64_t dropped;     /* datagrams from the host dropped while the guest's link was full */
+	unsigned int fds;     /* host descriptors the flows hold */
+	uint64_t fd_refused;  /* new flows refused: their kind's descriptor budget was spent */
+	unsigned int dns_tcp; /* DNS-over-TCP flows */
+	size_t dns_tcp_held;  /* answer bytes those flows hold for the guest */
+	uint64_t dns_tcp_reset; /* of them, reset for going over a bound (answers, idle) */
 };
 
 struct net;
+
+/*
+ * net_raise_nofile() - raise the soft RLIMIT_NOFILE to the hard limit; the
+ * process calls it once at start, before net_new() (which sizes the flows'
+ * descriptor budgets from the soft limit). Return: the soft limit now, or -errno.
+ */
+long net_raise_nofile(void);
 
 /*
  * net_new() - a network for the guest frames on @link_fd (a stream socket:

@@ -14,18 +14,24 @@
  * only when a rule allows it. Frames for the guest are queued on the link
  * with a high-water mark; above it the stack stops producing (flows keep what
  * they read, within their bounded buffers) until QEMU has taken them.
+ * Host descriptors are budgeted per kind of flow from the soft
+ * RLIMIT_NOFILE (fd_budgets()), so the guest cannot exhaust the process's
+ * descriptors; a listener whose accept() cannot make progress rests
+ * (unwatched) instead of being retried in a loop.
  */
 #define _GNU_SOURCE
 #include "net/stack.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,6 +137,72 @@ bool net_conn_room(const struct net *n)
 	unsigned int max = n->cfg.max_connections;
 
 	return !max || n->ntcp + n->nudp < max;
+}
+
+long net_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -errno;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			return -errno;
+	}
+	return rl.rlim_cur > (rlim_t)LONG_MAX ? LONG_MAX : (long)rl.rlim_cur;
+}
+
+/*
+ * Each kind of flow gets its share of the descriptors the soft limit leaves
+ * after NET_FD_RESERVE: the guest's flows must never be what makes the
+ * process's own accept() or open() fail (EMFILE), whatever the guest opens.
+ */
+static void fd_budgets(struct net *n)
+{
+	static const unsigned int share[NFD_KINDS] = { 8, 4, 2, 1 }; /* sixteenths */
+	static const unsigned int table[NFD_KINDS] = { TCP_MAX_FLOWS, UDP_MAX_FLOWS,
+						       DNS_MAX_PENDING, ICMP_MAX_FLOWS };
+	struct rlimit rl = { .rlim_cur = 1024 };
+	uint64_t avail;
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	avail = rl.rlim_cur > NET_FD_RESERVE + n->nlisten
+			? (uint64_t)rl.rlim_cur - NET_FD_RESERVE - n->nlisten
+			: 0;
+	for (int k = 0; k < NFD_KINDS; k++) {
+		uint64_t b = avail / 16 * share[k] + avail % 16 * share[k] / 16;
+
+		n->fd_max[k] = b < 1 ? 1 : b > table[k] ? table[k] : (unsigned int)b;
+	}
+}
+
+bool net_fd_room(struct net *n, enum net_fd_kind k)
+{
+	static const char *const what[NFD_KINDS] = { "TCP connections", "UDP flows", "DNS queries",
+						     "ping flows" };
+
+	if (n->fd_used[k] < n->fd_max[k])
+		return true;
+	n->stats.fd_refused++;
+	log_warn_rl("network: %u host descriptors for %s are in use (RLIMIT_NOFILE); new ones "
+		    "refused (%llu so far)",
+		    n->fd_max[k], what[k], (unsigned long long)n->stats.fd_refused);
+	return false;
+}
+
+void net_fd_opened(struct net *n, enum net_fd_kind k)
+{
+	n->fd_used[k]++;
+}
+
+void net_fd_closed(struct net *n, enum net_fd_kind k)
+{
+	if (n->fd_used[k])
+		n->fd_used[k]--;
+	/* A descriptor is free: a listener that could not accept may now. */
+	if (n->nresting)
+		listen_resume(n, true);
 }
 
 /*
@@ -336,7 +408,8 @@ static uint64_t earliest(uint64_t a, uint64_t b)
 
 uint64_t net_deadline(const struct net *n)
 {
-	return earliest(earliest(tcp_deadline(n), udp_deadline(n)), dns_deadline(n));
+	return earliest(earliest(earliest(tcp_deadline(n), udp_deadline(n)), dns_deadline(n)),
+			listen_deadline(n));
 }
 
 void net_timer(struct net *n, uint64_t now)
@@ -345,6 +418,7 @@ void net_timer(struct net *n, uint64_t now)
 	tcp_timer(n);
 	udp_timer(n);
 	dns_timer(n);
+	listen_resume(n, false);
 	pins_expire(&n->pins, now);
 	link_sync(n);
 }
@@ -354,6 +428,14 @@ void net_stats(const struct net *n, struct net_stats *s)
 	*s = n->stats;
 	s->tcp_flows = n->ntcp;
 	s->udp_flows = n->nudp;
+	s->fds = 0;
+	for (int k = 0; k < NFD_KINDS; k++)
+		s->fds += n->fd_used[k];
+	s->dns_tcp = 0;
+	for (unsigned int i = 0; i < n->tcp_hi; i++)
+		if (n->tcp[i].state != TS_FREE && n->tcp[i].dns)
+			s->dns_tcp++;
+	s->dns_tcp_held = n->dns_tx;
 }
 
 /* Binds one published port's listener. Return: 0 or -errno (with @why). */
@@ -385,6 +467,8 @@ static int bind_port(struct net *n, const struct net_port *p, char *why, size_t 
 	}
 	l->port = *p;
 	l->nat_next = 0;
+	l->ev = 0;
+	l->resume_at = 0;
 	n->nlisten++;
 	return 0;
 }
@@ -441,6 +525,8 @@ int net_new(const struct net_config *c, int link_fd, struct net **out, char *why
 			return r;
 		}
 	}
+	fd_budgets(n);
+	n->dns_tx_max = DNS_TCP_TX_TOTAL;
 	*out = n;
 	return 0;
 }
@@ -451,9 +537,10 @@ int net_watch(struct net *n, int ep, uint32_t kind)
 	n->kind = kind;
 	link_rearm(n);
 	for (size_t i = 0; i < n->nlisten; i++) {
-		uint32_t cur = 0;
-
-		net_watch_fd(n, n->listen[i].fd, NET_REF(NR_LISTEN, i), EPOLLIN, &cur);
+		n->listen[i].ev = 0;
+		if (!n->listen[i].resume_at)
+			net_watch_fd(n, n->listen[i].fd, NET_REF(NR_LISTEN, i), EPOLLIN,
+				     &n->listen[i].ev);
 	}
 	return 0;
 }

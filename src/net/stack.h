@@ -25,6 +25,29 @@
 #define TCP_MAX_RETRIES 10
 #define UDP_IDLE_MS	60000
 #define ICMP_IDLE_MS	10000
+/*
+ * DNS over TCP to the gateway holds no host socket, only what the guest makes
+ * us keep: its unread queries (at most DNS_TCP_RX bytes, and no message over
+ * DNS_TCP_QUERY_MAX), at most DNS_TCP_OWED queries owed an answer (asked
+ * upstream, or answered and not yet acknowledged), at most DNS_TCP_TX_TOTAL
+ * answer bytes over all such flows, and nothing at all once it made no
+ * progress for DNS_TCP_IDLE_MS.
+ */
+#define DNS_TCP_QUERY_MAX (512 + 4096)
+#define DNS_TCP_RX	  ((size_t)8 << 10)
+#define DNS_TCP_OWED	  2
+#define DNS_TCP_TX_TOTAL  ((size_t)2 << 20)
+#define DNS_TCP_IDLE_MS	  30000
+/*
+ * Host descriptors: the flows of each kind get a share of the soft
+ * RLIMIT_NOFILE left after NET_FD_RESERVE for everything else the process
+ * holds (the link, epoll, listeners, logs, the supervisor's own), in
+ * sixteenths: TCP 8, UDP 4, DNS upstream 2, ping 1 (the last one stays
+ * free), each capped by its table and at least 1.
+ */
+#define NET_FD_RESERVE 128
+/* A listener whose accept() failed for want of descriptors rests this long (or until one frees). */
+#define LISTEN_BACKOFF_MS 250
 /* Ports the stack uses as the gateway's side of published-port connections:
  * each listener its own range of NAT_PORTS_PER_LISTENER. */
 #define NAT_PORT_BASE	       40000
@@ -33,6 +56,9 @@
 /* What the low 32 bits of an epoll payload name: a type and a slot. */
 enum net_ref { NR_LINK = 1, NR_TCP, NR_UDP, NR_ICMP, NR_DNS, NR_LISTEN };
 #define NET_REF(t, i) ((uint32_t)(t) << 24 | (uint32_t)(i))
+
+/* The kinds of flow that hold host descriptors, each within its own budget. */
+enum net_fd_kind { NFD_TCP, NFD_UDP, NFD_DNS, NFD_ICMP, NFD_KINDS };
 
 enum tcp_state {
 	TS_FREE = 0,
@@ -63,7 +89,12 @@ struct tcp_flow {
 	uint64_t rto_at, rto_ms, idle_at;
 	unsigned int retries;
 	uint32_t last_wnd_adv; /* window last advertised, to know when an update is due */
-	int32_t hnext;	       /* the next flow in this flow's hash bucket, -1 at the end */
+	/* DNS over TCP: the end (sequence number) of each answer not yet acknowledged. */
+	uint32_t dns_ans_end[DNS_TCP_OWED];
+	unsigned int dns_nans;
+	bool dns_busy; /* dns_stream() runs: answers come back inside it */
+	bool dns_over; /* an answer did not fit the bounds: reset once dns_stream() is done */
+	int32_t hnext; /* the next flow in this flow's hash bucket, -1 at the end */
 };
 
 struct udp_flow {
@@ -89,6 +120,8 @@ struct listener {
 	int fd;
 	struct net_port port;
 	uint16_t nat_next;
+	uint32_t ev;	    /* epoll interest registered */
+	uint64_t resume_at; /* accept() failed for want of descriptors: rests until then */
 	/* Which of this listener's gateway ports a live flow holds: never two flows on one. */
 	uint64_t nat_used[NAT_PORTS_PER_LISTENER / 64];
 };
@@ -137,6 +170,9 @@ struct net {
 	uint8_t frame[NET_FRAME_MAX + 4];
 	struct net_stats stats;
 	uint64_t now;
+	unsigned int fd_max[NFD_KINDS], fd_used[NFD_KINDS]; /* host descriptors, per kind */
+	unsigned int nresting;				    /* listeners resting */
+	size_t dns_tx, dns_tx_max; /* answer bytes DNS-over-TCP flows hold; the bound */
 };
 
 /* stack.c */
@@ -162,6 +198,14 @@ socklen_t net_sockaddr(const struct net *n, const struct ipaddr *ip, uint16_t po
 		       struct sockaddr_storage *ss);
 /* How many connections may still be opened (--max-connections). */
 bool net_conn_room(const struct net *n);
+/*
+ * Is there a descriptor left in @k's budget? If not, the new flow is refused
+ * and that is counted and logged (rate-limited).
+ */
+bool net_fd_room(struct net *n, enum net_fd_kind k);
+/* A host descriptor of kind @k was opened, or closed (which may wake a resting listener). */
+void net_fd_opened(struct net *n, enum net_fd_kind k);
+void net_fd_closed(struct net *n, enum net_fd_kind k);
 
 /* tcp.c */
 void tcp_input(struct net *n, const struct pkt *p);
@@ -182,6 +226,9 @@ void udp_event(struct net *n, unsigned int slot, uint32_t events);
 void icmp_input(struct net *n, const struct pkt *p);
 void icmp_event(struct net *n, unsigned int slot, uint32_t events);
 void listen_event(struct net *n, unsigned int idx, uint32_t events);
+/* Listeners that rested for want of descriptors are watched again (all, or those due). */
+void listen_resume(struct net *n, bool all);
+uint64_t listen_deadline(const struct net *n);
 /* A published port's flow ended: its gateway port @port is free again. */
 void nat_release(struct net *n, uint16_t port);
 void udp_timer(struct net *n);
@@ -193,8 +240,8 @@ void udp_free_all(struct net *n);
 void dns_query(struct net *n, const uint8_t *q, size_t len, const struct frame_ends *e, int tcp,
 	       uint32_t gen);
 void dns_event(struct net *n, unsigned int slot, uint32_t events);
-/* Does TCP flow @tcp (generation @gen) still wait for an answer? */
-bool dns_pending_tcp(const struct net *n, int tcp, uint32_t gen);
+/* How many queries of TCP flow @tcp (generation @gen) still wait for an answer. */
+unsigned int dns_pending_tcp(const struct net *n, int tcp, uint32_t gen);
 void dns_timer(struct net *n);
 uint64_t dns_deadline(const struct net *n);
 void dns_free_all(struct net *n);

@@ -21,6 +21,14 @@
  * as shutdown(SHUT_WR) and EOF; a RST either way ends both sides. Published
  * ports run the same machine the other way round: accept(), the policy for
  * ingress, our SYN to the guest, its SYN-ACK.
+ *
+ * DNS over TCP (port 53, any address) is a flow without a host socket:
+ * whole messages go to the resolver (dnsfwd.c), at most DNS_TCP_OWED
+ * queries owed an answer at a time, the others waiting in a g2h of only
+ * DNS_TCP_RX; answers the guest does not take count against a global
+ * budget; a flow that makes no progress for DNS_TCP_IDLE_MS ends, and its
+ * zero-window probes are retries like any other. So a guest holding many
+ * such flows with a closed window holds little (docs/network.md, Bounds).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -71,10 +79,16 @@ static uint16_t our_mss(const struct tcp_flow *f)
 	return (uint16_t)(NET_MTU - (ip_is4(&f->e.guest) ? 40 : 60));
 }
 
+/* What g2h may hold: DNS over TCP only ever needs room for a query or two. */
+static size_t g2h_cap(const struct tcp_flow *f)
+{
+	return f->dns ? DNS_TCP_RX : TCP_BUF;
+}
+
 /* The window we advertise: the room left in g2h, scaled as agreed. */
 static uint16_t adv_window(struct tcp_flow *f)
 {
-	size_t room = TCP_BUF > buf_size(&f->g2h) ? TCP_BUF - buf_size(&f->g2h) : 0;
+	size_t cap = g2h_cap(f), room = cap > buf_size(&f->g2h) ? cap - buf_size(&f->g2h) : 0;
 	uint32_t w = f->g_wscale >= 0 ? (uint32_t)(room >> TCP_WSCALE) : (uint32_t)room;
 
 	if (w > 0xffff)
@@ -145,10 +159,14 @@ static void flow_free(struct net *n, struct tcp_flow *f)
 {
 	unsigned int slot = slot_of(n, f);
 
+	if (f->dns)
+		n->dns_tx -= buf_size(&f->h2g);
 	if (f->fd >= 0) {
 		if (f->ev)
 			epoll_ctl(n->ep, EPOLL_CTL_DEL, f->fd, NULL);
 		close(f->fd);
+		f->fd = -1;
+		net_fd_closed(n, NFD_TCP);
 	}
 	buf_free(&f->g2h);
 	buf_free(&f->h2g);
@@ -357,6 +375,7 @@ static int open_host_socket(struct net *n, struct tcp_flow *f)
 	f->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (f->fd < 0)
 		return -errno;
+	net_fd_opened(n, NFD_TCP);
 	setsockopt(f->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(f->fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS)
 		return -errno;
@@ -369,8 +388,13 @@ static void syn(struct net *n, const struct pkt *p)
 	bool dns = p->dport == 53;
 	struct tcp_flow *f;
 
-	if (!dns &&
-	    (!net_conn_room(n) || !net_allowed(n, NET_EGRESS, NET_TCP, &p->dst, p->dport))) {
+	/*
+	 * DNS over TCP is answered here (no policy, no host socket) but it is a
+	 * connection the guest holds: --max-connections counts it.
+	 */
+	if (!net_conn_room(n) ||
+	    (!dns && (!net_allowed(n, NET_EGRESS, NET_TCP, &p->dst, p->dport) ||
+		      !net_fd_room(n, NFD_TCP)))) {
 		reset_for(n, p);
 		return;
 	}
@@ -413,35 +437,86 @@ static void dns_finish(struct net *n, struct tcp_flow *f)
 	unsigned int slot = slot_of(n, f);
 
 	if (f->guest_fin && !f->host_eof && !buf_size(&f->g2h) &&
-	    !dns_pending_tcp(n, (int)slot, n->tcp_gen[slot])) {
+	    !dns_pending_tcp(n, (int)slot, n->tcp_gen[slot]) && !f->dns_over) {
 		f->host_eof = true;
 		push(n, f);
 	}
 }
 
-/* DNS over TCP: whole messages (2-byte length, then the message) go to the resolver. */
-static void dns_stream(struct net *n, struct tcp_flow *f)
+/* A DNS-over-TCP flow went over a bound: reset (counted, logged). */
+static void dns_over(struct net *n, struct tcp_flow *f, const char *why)
 {
+	n->stats.dns_tcp_reset++;
+	log_warn_rl("network: dns over tcp: %s; connection reset (%llu so far)", why,
+		    (unsigned long long)n->stats.dns_tcp_reset);
+	abort_flow(n, f, true);
+}
+
+/* Queries of DNS flow @f owed an answer: asked upstream, or answered and not acknowledged. */
+static unsigned int dns_owed(const struct net *n, const struct tcp_flow *f)
+{
+	unsigned int slot = slot_of(n, f);
+
+	return dns_pending_tcp(n, (int)slot, n->tcp_gen[slot]) + f->dns_nans;
+}
+
+/*
+ * DNS over TCP: whole messages (2-byte length, then the message) go to the
+ * resolver, while fewer than DNS_TCP_OWED are owed an answer; the rest wait
+ * in g2h, whose bounded room is the guest's window. Return: whether any was taken.
+ */
+static bool dns_stream(struct net *n, struct tcp_flow *f)
+{
+	unsigned int slot = slot_of(n, f);
+	uint32_t gen = n->tcp_gen[slot];
+	bool took = false;
 	size_t len;
 	int r = 0;
 
+	if (f->dns_busy)
+		return false; /* an answer inside dns_query(): the loop below goes on by itself */
+	f->dns_busy = true;
 	/* An empty g2h (a bare FIN) may have no memory: buf_head() is then NULL + 0. */
-	while (buf_size(&f->g2h) &&
-	       (r = dns_tcp_frame(buf_head(&f->g2h), buf_size(&f->g2h), &len)) == 1) {
-		unsigned int slot = slot_of(n, f);
-
-		dns_query(n, buf_head(&f->g2h) + 2, len, &f->e, (int)slot, n->tcp_gen[slot]);
+	while (buf_size(&f->g2h) >= 2 && dns_owed(n, f) < DNS_TCP_OWED && !f->dns_over) {
+		if ((size_t)(buf_head(&f->g2h)[0] << 8 | buf_head(&f->g2h)[1]) >
+		    DNS_TCP_QUERY_MAX) {
+			r = -EMSGSIZE; /* no query is that long, and it would never fit g2h */
+			break;
+		}
+		r = dns_tcp_frame(buf_head(&f->g2h), buf_size(&f->g2h), &len);
+		if (r != 1)
+			break;
+		dns_query(n, buf_head(&f->g2h) + 2, len, &f->e, (int)slot, gen);
 		buf_consume(&f->g2h, 2 + len);
+		f->idle_at = n->now + DNS_TCP_IDLE_MS;
+		took = true;
 	}
+	f->dns_busy = false;
 	if (r < 0) {
 		abort_flow(n, f, true);
-		return;
+		return took;
+	}
+	if (f->dns_over) {
+		dns_over(n, f, "answers over their bound");
+		return took;
 	}
 	if (f->guest_fin) {
 		/* The guest is done asking: a partial message can never complete. */
-		buf_clear(&f->g2h);
+		if (buf_size(&f->g2h) < 2 ||
+		    dns_tcp_frame(buf_head(&f->g2h), buf_size(&f->g2h), &len) != 1)
+			buf_clear(&f->g2h);
 		dns_finish(n, f);
 	}
+	return took;
+}
+
+/* More queries may be taken (an answer was acknowledged, a query finished): the window reopens. */
+static void dns_resume(struct net *n, struct tcp_flow *f)
+{
+	if (f->dns_busy || !buf_size(&f->g2h))
+		return;
+	if (dns_stream(n, f) && f->state != TS_FREE && f->last_wnd_adv < DNS_TCP_RX / 2)
+		send_ack(n, f);
 }
 
 /* The guest's data and FIN, in order; what does not fit the window is left for a retransmission. */
@@ -472,7 +547,8 @@ static void data_in(struct net *n, struct tcp_flow *f, const struct pkt *p)
 		return;
 	}
 	if (dlen && !f->guest_fin) {
-		size_t room = TCP_BUF > buf_size(&f->g2h) ? TCP_BUF - buf_size(&f->g2h) : 0;
+		size_t cap = g2h_cap(f),
+		       room = cap > buf_size(&f->g2h) ? cap - buf_size(&f->g2h) : 0;
 		size_t take = dlen < room ? dlen : room;
 
 		if (take && buf_append(&f->g2h, d, take) == 0) {
@@ -514,8 +590,20 @@ static void ack_in(struct net *n, struct tcp_flow *f, const struct pkt *p)
 			f->fin_acked = true;
 			acked--;
 		}
-		buf_consume(&f->h2g, acked < buf_size(&f->h2g) ? acked : buf_size(&f->h2g));
+		if (acked > buf_size(&f->h2g))
+			acked = (uint32_t)buf_size(&f->h2g);
+		buf_consume(&f->h2g, acked);
 		f->h_una = a;
+		if (f->dns) {
+			/* Answers the guest has now: no longer owed, nor held. */
+			n->dns_tx -= acked;
+			while (f->dns_nans && seq_le(f->dns_ans_end[0], a)) {
+				f->dns_ans_end[0] = f->dns_ans_end[1];
+				f->dns_nans--;
+			}
+			if (acked)
+				f->idle_at = n->now + DNS_TCP_IDLE_MS;
+		}
 		f->retries = 0;
 		f->rto_ms = 3 * (uint64_t)TCP_RTO_MIN_MS;
 		f->rto_at = 0;
@@ -573,7 +661,8 @@ void tcp_input(struct net *n, const struct pkt *p)
 		f->h_una = f->h_nxt;
 		f->rto_at = 0;
 		f->state = TS_ESTABLISHED;
-		f->idle_at = 0;
+		/* DNS over TCP ends when the guest makes no progress; other flows never idle. */
+		f->idle_at = f->dns ? n->now + DNS_TCP_IDLE_MS : 0;
 		break;
 	default:
 		break;
@@ -584,6 +673,11 @@ void tcp_input(struct net *n, const struct pkt *p)
 		data_in(n, f, p);
 	if (f->state == TS_FREE)
 		return;
+	if (f->dns) {
+		dns_resume(n, f);
+		if (f->state == TS_FREE)
+			return;
+	}
 	/* Both directions finished and acknowledged: nothing left to carry. */
 	if (f->guest_fin && f->fin_acked && !buf_size(&f->g2h)) {
 		flow_free(n, f);
@@ -651,10 +745,26 @@ void tcp_dns_answer(struct net *n, int slot, uint32_t gen, const uint8_t *msg, s
 		return; /* the connection is gone */
 	f = &n->tcp[slot];
 	/* Nothing goes after our FIN (host_eof): it would be sent beyond it. */
-	if (f->state != TS_ESTABLISHED || f->host_eof || buf_size(&f->h2g) + len + 2 > TCP_BUF)
+	if (f->state != TS_ESTABLISHED || f->host_eof || f->dns_over)
 		return;
+	/*
+	 * A guest that does not take its answers (a zero window) makes us hold
+	 * them: at most DNS_TCP_OWED per flow (dns_stream() takes no more
+	 * queries) and dns_tx_max in all; past that the flow is reset.
+	 */
+	if (f->dns_nans >= DNS_TCP_OWED || buf_size(&f->h2g) + len + 2 > TCP_BUF ||
+	    n->dns_tx + len + 2 > n->dns_tx_max || buf_reserve(&f->h2g, len + 2) < 0) {
+		if (f->dns_busy)
+			f->dns_over = true; /* dns_stream() resets it once dns_query() is back */
+		else
+			dns_over(n, f, "answers the guest does not take are over their bound");
+		return;
+	}
 	buf_append(&f->h2g, hdr, 2);
 	buf_append(&f->h2g, msg, len);
+	n->dns_tx += len + 2;
+	f->dns_ans_end[f->dns_nans++] = f->h_una + (uint32_t)buf_size(&f->h2g);
+	f->idle_at = n->now + DNS_TCP_IDLE_MS;
 	push(n, f);
 }
 
@@ -663,7 +773,9 @@ void tcp_dns_done(struct net *n, int slot, uint32_t gen)
 	if (slot < 0 || slot >= TCP_MAX_FLOWS || n->tcp_gen[slot] != gen ||
 	    n->tcp[slot].state != TS_ESTABLISHED || !n->tcp[slot].dns)
 		return;
-	dns_finish(n, &n->tcp[slot]);
+	dns_resume(n, &n->tcp[slot]);
+	if (n->tcp_gen[slot] == gen && n->tcp[slot].state == TS_ESTABLISHED)
+		dns_finish(n, &n->tcp[slot]);
 }
 
 /* A connection to a published port: our SYN to the guest, from the gateway. */
@@ -682,6 +794,7 @@ int tcp_inbound(struct net *n, int fd, const struct net_port *port, uint16_t nat
 	f->e.guest_port = port->guest_port;
 	f->e.remote_port = nat_port;
 	f->fd = fd;
+	net_fd_opened(n, NFD_TCP);
 	f->inbound = true;
 	f->g_wscale = TCP_WSCALE; /* offered in our SYN; the guest's SYN-ACK says what it uses */
 	f->g_mss = 536;
@@ -725,7 +838,13 @@ static void retransmit(struct net *n, struct tcp_flow *f)
 		if (!f->g_wnd) {
 			/* A zero window: an old sequence number makes the guest say its window. */
 			send_seg(n, f, f->h_una - 1, TCP_ACK, NULL, 0);
-			f->retries = 0; /* a closed window is the guest's right, not a failure */
+			/*
+			 * A closed window is the guest's right, not a failure, for a
+			 * connection it holds a host socket for; answers from our own
+			 * resolver are not worth keeping for it: its probes count.
+			 */
+			if (!f->dns)
+				f->retries = 0;
 		}
 		push(n, f);
 		break;
@@ -743,8 +862,16 @@ void tcp_timer(struct net *n)
 		if (f->state == TS_FREE)
 			continue;
 		if (f->idle_at && n->now >= f->idle_at) {
-			abort_flow(n, f, true);
-			continue;
+			/* DNS over TCP: a query still asked upstream has its own deadline. */
+			if (f->dns && f->state == TS_ESTABLISHED &&
+			    dns_pending_tcp(n, (int)i, n->tcp_gen[i])) {
+				f->idle_at = n->now + DNS_TCP_IDLE_MS;
+			} else {
+				if (f->dns && f->state == TS_ESTABLISHED)
+					n->stats.dns_tcp_reset++;
+				abort_flow(n, f, true);
+				continue;
+			}
 		}
 		if (f->rto_at && n->now >= f->rto_at)
 			retransmit(n, f);

@@ -41,6 +41,7 @@ static void udp_close(struct net *n, struct udp_flow *u)
 	if (u->fd >= 0 && !u->inbound) {
 		epoll_ctl(n->ep, EPOLL_CTL_DEL, u->fd, NULL);
 		close(u->fd);
+		net_fd_closed(n, NFD_UDP);
 	}
 	if (u->inbound)
 		nat_release(n, u->e.remote_port);
@@ -93,7 +94,8 @@ void udp_input(struct net *n, const struct pkt *p)
 		struct sockaddr_storage ss;
 		socklen_t sl;
 
-		if (!net_conn_room(n) || !net_allowed(n, NET_EGRESS, NET_UDP, &p->dst, p->dport))
+		if (!net_conn_room(n) || !net_allowed(n, NET_EGRESS, NET_UDP, &p->dst, p->dport) ||
+		    !net_fd_room(n, NFD_UDP))
 			return;
 		u = udp_new(n);
 		if (!u)
@@ -101,6 +103,8 @@ void udp_input(struct net *n, const struct pkt *p)
 		net_ends_from(n, p, &u->e);
 		sl = net_sockaddr(n, &p->dst, p->dport, &ss);
 		u->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (u->fd >= 0)
+			net_fd_opened(n, NFD_UDP);
 		if (u->fd < 0 || connect(u->fd, (struct sockaddr *)&ss, sl) < 0) {
 			udp_close(n, u);
 			return;
@@ -178,7 +182,8 @@ void icmp_input(struct net *n, const struct pkt *p)
 		struct sockaddr_storage ss;
 		socklen_t sl;
 
-		if (!net_allowed(n, NET_EGRESS, v4 ? NET_ICMP4 : NET_ICMP6, &p->dst, 0))
+		if (!net_allowed(n, NET_EGRESS, v4 ? NET_ICMP4 : NET_ICMP6, &p->dst, 0) ||
+		    !net_fd_room(n, NFD_ICMP))
 			return;
 		for (unsigned int i = 0; i < ICMP_MAX_FLOWS && !c; i++)
 			if (!n->icmp[i].used)
@@ -200,6 +205,7 @@ void icmp_input(struct net *n, const struct pkt *p)
 			c->fd = -1;
 			return;
 		}
+		net_fd_opened(n, NFD_ICMP);
 		c->used = true;
 		n->nicmp++;
 		c->e = e;
@@ -309,6 +315,48 @@ static bool peer_allowed(struct net *n, const struct sockaddr_storage *ss, unsig
 	return net_allowed(n, NET_INGRESS, proto, &ip, guest_port);
 }
 
+/*
+ * A listener whose accept() cannot make progress (no descriptor: EMFILE,
+ * ENFILE; no memory) rests: unwatched, a level-triggered listener with a
+ * backlog would otherwise wake the loop at once, again and again. It is
+ * watched again after LISTEN_BACKOFF_MS, or as soon as a flow frees a
+ * descriptor; the connections wait in the kernel's backlog meanwhile.
+ */
+static void listen_rest(struct net *n, unsigned int idx, int err)
+{
+	struct listener *l = &n->listen[idx];
+
+	if (!l->resume_at)
+		n->nresting++;
+	l->resume_at = n->now + LISTEN_BACKOFF_MS;
+	net_watch_fd(n, l->fd, NET_REF(NR_LISTEN, idx), 0, &l->ev);
+	log_warn_rl("network: port %u: cannot accept connections: %s; retrying", l->port.host_port,
+		    strerror(err));
+}
+
+void listen_resume(struct net *n, bool all)
+{
+	for (size_t i = 0; i < n->nlisten && n->nresting; i++) {
+		struct listener *l = &n->listen[i];
+
+		if (!l->resume_at || (!all && n->now < l->resume_at))
+			continue;
+		l->resume_at = 0;
+		n->nresting--;
+		net_watch_fd(n, l->fd, NET_REF(NR_LISTEN, i), EPOLLIN, &l->ev);
+	}
+}
+
+uint64_t listen_deadline(const struct net *n)
+{
+	uint64_t d = 0;
+
+	for (size_t i = 0; i < n->nlisten && n->nresting; i++)
+		if (n->listen[i].resume_at && (!d || n->listen[i].resume_at < d))
+			d = n->listen[i].resume_at;
+	return d;
+}
+
 static void accept_tcp(struct net *n, unsigned int idx)
 {
 	struct listener *l = &n->listen[idx];
@@ -319,11 +367,19 @@ static void accept_tcp(struct net *n, unsigned int idx)
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		uint16_t np = 0;
 
+		if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
+			continue; /* that connection is gone; the next one may be there */
+		if (fd < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			listen_rest(n, idx, errno);
 		if (fd < 0)
 			return;
-		/* Over the limit, denied or out of gateway ports: refused at once, not queued. */
+		/*
+		 * Over the limit, denied, out of gateway ports or out of TCP's descriptors:
+		 * refused at once, not queued.
+		 */
 		if (!net_conn_room(n) || !peer_allowed(n, &ss, NET_TCP, l->port.guest_port) ||
-		    !(np = nat_port(l, idx)) || tcp_inbound(n, fd, &l->port, np) < 0) {
+		    !net_fd_room(n, NFD_TCP) || !(np = nat_port(l, idx)) ||
+		    tcp_inbound(n, fd, &l->port, np) < 0) {
 			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
 			if (np)
@@ -420,6 +476,7 @@ void udp_timer(struct net *n)
 			memset(c, 0, sizeof(*c));
 			c->fd = -1;
 			n->nicmp--;
+			net_fd_closed(n, NFD_ICMP);
 		}
 	}
 }
@@ -452,7 +509,9 @@ void udp_free_all(struct net *n)
 		if (n->udp[i].used)
 			udp_close(n, &n->udp[i]);
 	for (unsigned int i = 0; i < ICMP_MAX_FLOWS; i++)
-		if (n->icmp[i].used)
+		if (n->icmp[i].used) {
 			close(n->icmp[i].fd);
+			n->fd_used[NFD_ICMP]--;
+		}
 	n->nicmp = 0;
 }

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -391,6 +392,7 @@ struct h {
 	size_t ntcp;
 	uint64_t frames;
 	uint64_t sent_bytes;
+	uint64_t events; /* the stack's epoll events handled: how often it woke */
 	struct dnsd *dns;
 };
 
@@ -775,8 +777,10 @@ static void step(struct h *t, int ms)
 		ms = (int)(dl - now);
 	k = epoll_wait(t->ep, ev, 32, ms);
 	for (int i = 0; i < k; i++)
-		if (ev[i].data.u64 >> 32 == K_NET)
+		if (ev[i].data.u64 >> 32 == K_NET) {
+			t->events++;
 			net_handle(t->n, (uint32_t)ev[i].data.u64, ev[i].events);
+		}
 	now = net_now();
 	dl = net_deadline(t->n);
 	if (dl && dl <= now)
@@ -2465,6 +2469,434 @@ static void test_malformed_frames_ignored(void **state)
 	h_fini(&t);
 }
 
+/* --- tests: descriptors and bounds a guest cannot get around ------------------ */
+
+static struct rlimit saved_nofile;
+
+/* Lowers the soft RLIMIT_NOFILE to @cur; restore_nofile() (also the teardown) undoes it. */
+static void lower_nofile(rlim_t cur)
+{
+	struct rlimit rl;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (!saved_nofile.rlim_cur)
+		saved_nofile = rl;
+	rl.rlim_cur = cur;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+}
+
+static int restore_nofile(void **state)
+{
+	(void)state;
+	if (saved_nofile.rlim_cur)
+		setrlimit(RLIMIT_NOFILE, &saved_nofile);
+	memset(&saved_nofile, 0, sizeof(saved_nofile));
+	return 0;
+}
+
+static uint64_t cpu_ms(void)
+{
+	struct rusage ru;
+
+	assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+/* Frames the test does not look at any more. */
+static void q_clear(struct h *t)
+{
+	for (size_t i = 0; i < t->nq; i++)
+		rxf_free(t->q[i]);
+	t->nq = 0;
+}
+
+/* The guest's answer to its SYN from @gport: 1 for SYN-ACK, 0 for RST, -1 for none. */
+static int syn_answer(struct h *t, uint16_t gport)
+{
+	struct rxf *x = take(t, p_tcp_to, &gport, WAIT_MS);
+	int r;
+
+	if (!x)
+		return -1;
+	r = (x->p.flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK) ? 1
+	    : (x->p.flags & TCP_RST)				      ? 0
+								      : -1;
+	rxf_free(x);
+	return r;
+}
+
+/*
+ * With few descriptors (the soft RLIMIT_NOFILE), each kind of flow gets its
+ * share and no more: extra UDP flows are dropped, extra SYNs reset, and the
+ * stack stays usable (DNS, existing flows, a new flow once one ended) and
+ * idle when nothing happens.
+ */
+static void test_fd_budget(void **state)
+{
+	enum { EXTRA = 6 };
+	static const uint8_t example[4] = { 93, 184, 216, 34 };
+	struct h t;
+	struct dnsd d;
+	struct net_stats s;
+	unsigned int udp_max, tcp_max, got = 0, accepted = 0;
+	uint64_t ev0, cpu0;
+	uint8_t a[4];
+	char b[8];
+	int u, l, fd;
+
+	(void)state;
+	h_init(&t);
+	h_rule(&t, "allow@loopback");
+	dnsd_start(&t, &d);
+	lower_nofile(NET_FD_RESERVE + 64);
+	h_start(&t);
+	/* The budgets are taken at start; the test's own sockets need no more than the old limit.
+	 */
+	restore_nofile(NULL);
+	udp_max = t.n->fd_max[NFD_UDP];
+	tcp_max = t.n->fd_max[NFD_TCP];
+	assert_int_equal(tcp_max, 32);
+	assert_int_equal(udp_max, 16);
+	assert_int_equal(t.n->fd_max[NFD_DNS], 8);
+	assert_int_equal(t.n->fd_max[NFD_ICMP], 4);
+
+	/* UDP: one flow (one host socket) per guest port, up to the budget. */
+	u = lo_socket(false, SOCK_DGRAM, 0);
+	for (unsigned int i = 0; i < udp_max + EXTRA; i++)
+		g_send(&t,
+		       b_udp(&t.cfg.guest4, &t.cfg.gw4, (uint16_t)(20000 + i), port_of(u), "x", 1));
+	assert_true(RUN_UNTIL(&t, (got += recv(u, b, sizeof(b), MSG_DONTWAIT) == 1) >= udp_max,
+			      WAIT_MS));
+	pump(&t, QUIET_MS);
+	while (recv(u, b, sizeof(b), MSG_DONTWAIT) == 1)
+		got++;
+	assert_int_equal(got, udp_max);
+	net_stats(t.n, &s);
+	assert_int_equal(s.udp_flows, udp_max);
+	assert_int_equal(s.fd_refused, EXTRA);
+	assert_int_equal(s.fds, udp_max);
+	/* A flow that has its socket goes on. */
+	g_send(&t, b_udp(&t.cfg.guest4, &t.cfg.gw4, 20000, port_of(u), "y", 1));
+	assert_true(RUN_UNTIL(&t, recv(u, b, sizeof(b), MSG_DONTWAIT) == 1, WAIT_MS));
+	assert_int_equal(b[0], 'y');
+
+	/* TCP: SYN-ACK up to the budget, then RST; the host sees only the allowed ones. */
+	l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	{
+		struct sockaddr_storage ss;
+		socklen_t sl = lo_addr(false, 0, &ss);
+
+		assert_int_equal(bind(l, (struct sockaddr *)&ss, sl), 0);
+		assert_int_equal(listen(l, 128), 0);
+	}
+	for (unsigned int i = 0; i < tcp_max + EXTRA; i++) {
+		g_send(&t, b_tcp(&t.cfg.guest4, &t.cfg.gw4, (uint16_t)(30000 + i), port_of(l), 1000,
+				 0, TCP_SYN, 512, NULL, 0, NULL, 0));
+		assert_int_equal(syn_answer(&t, (uint16_t)(30000 + i)), i < tcp_max ? 1 : 0);
+	}
+	while ((fd = accept4(l, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		accepted++;
+		close(fd);
+	}
+	assert_int_equal(accepted, tcp_max);
+	net_stats(t.n, &s);
+	assert_int_equal(s.tcp_flows, tcp_max);
+	assert_int_equal(s.fd_refused, 2 * EXTRA);
+	assert_int_equal(s.fds, udp_max + tcp_max);
+
+	/* DNS has its own share: the gateway still answers. */
+	assert_int_equal(dns_udp(&t, &t.cfg.gw4, 0x1234, "example.test", 1, a), 0);
+	assert_memory_equal(a, example, 4);
+
+	/* Idle: the stack does not wake (no busy loop) with every budget spent. */
+	q_clear(&t);
+	ev0 = t.events;
+	cpu0 = cpu_ms();
+	pump(&t, 1000);
+	assert_true(t.events - ev0 < 20);
+	assert_true(cpu_ms() - cpu0 < 300);
+
+	/* One connection ends: its descriptor is free for the next. */
+	g_send(&t, b_tcp(&t.cfg.guest4, &t.cfg.gw4, 30000, port_of(l), 1001, 0, TCP_RST, 0, NULL, 0,
+			 NULL, 0));
+	assert_true(RUN_UNTIL(&t, tcp_flows(&t) == tcp_max - 1, WAIT_MS));
+	g_send(&t, b_tcp(&t.cfg.guest4, &t.cfg.gw4, 31000, port_of(l), 1000, 0, TCP_SYN, 512, NULL,
+			 0, NULL, 0));
+	assert_int_equal(syn_answer(&t, 31000), 1);
+	g_send(&t, b_tcp(&t.cfg.guest4, &t.cfg.gw4, 31001, port_of(l), 1000, 0, TCP_SYN, 512, NULL,
+			 0, NULL, 0));
+	assert_int_equal(syn_answer(&t, 31001), 0);
+	/* Every flow gone, every descriptor given back. */
+	q_clear(&t);
+	net_timer(t.n, net_now() + UDP_IDLE_MS + 1);
+	assert_true(RUN_UNTIL(&t, (net_stats(t.n, &s), s.udp_flows == 0), WAIT_MS));
+	close(u);
+	close(l);
+	h_fini(&t);
+	dnsd_stop(&d);
+}
+
+/*
+ * A published port flooded while the process has no descriptor left: accept()
+ * fails with EMFILE and the listener rests instead of waking the loop again
+ * and again; once descriptors are free the waiting connections get through.
+ */
+static void test_fd_exhausted_listener_rests(void **state)
+{
+	enum { K = 20 };
+	struct h t;
+	uint16_t gport = 8080;
+	uint64_t ev0, cpu0, ev, cpu;
+	int c[K], hole;
+
+	(void)state;
+	h_init(&t);
+	t.cfg.nports = 1;
+	t.ports[0] = (struct net_port){ .bind = ip("127.0.0.1"),
+					.host_port = free_port(),
+					.guest_port = gport };
+	h_start(&t);
+	for (int i = 0; i < K; i++)
+		c[i] = lo_connect(false, t.ports[0].host_port);
+	/* Every descriptor below the limit taken: the next accept() is EMFILE. */
+	hole = dup(0);
+	assert_true(hole >= 0);
+	lower_nofile((rlim_t)hole + 1);
+	ev0 = t.events;
+	cpu0 = cpu_ms();
+	pump(&t, 1000);
+	ev = t.events - ev0;
+	cpu = cpu_ms() - cpu0;
+	restore_nofile(NULL);
+	close(hole);
+	print_message("listener without descriptors, 1 s: %llu wakeups, %llu ms of CPU\n",
+		      (unsigned long long)ev, (unsigned long long)cpu);
+	assert_true(ev < 20);
+	assert_true(cpu < 300);
+	assert_int_equal(tcp_flows(&t), 0);
+	/* Descriptors again: every waiting connection becomes the gateway's SYN to the guest. */
+	for (int i = 0; i < K; i++) {
+		struct rxf *x = take(&t, p_tcp_to, &gport, WAIT_MS);
+
+		assert_non_null(x);
+		assert_int_equal(x->p.flags, TCP_SYN);
+		rxf_free(x);
+	}
+	assert_int_equal(tcp_flows(&t), K);
+	for (int i = 0; i < K; i++)
+		close(c[i]);
+	h_fini(&t);
+}
+
+/* A DNS-over-TCP connection to the gateway, established. */
+static void dns_conn(struct h *t, struct gtcp *c, uint16_t gport)
+{
+	gc_init(t, c, false, gport, 53);
+	gc_connect(t, c);
+	assert_true(RUN_UNTIL(t, c->established, WAIT_MS));
+}
+
+/* Writes @count queries for @name on @c, all at once. */
+static void dns_ask(struct h *t, struct gtcp *c, uint16_t id, const char *name, int count)
+{
+	uint8_t q[16 * (2 + 300)];
+	size_t off = 0;
+
+	assert_true(count <= 16);
+	for (int i = 0; i < count; i++) {
+		size_t qn = b_dnsq(q + off + 2, (uint16_t)(id + i), name, 1);
+
+		put16(q + off, (uint32_t)qn);
+		off += 2 + qn;
+	}
+	gc_write(t, c, q, off);
+}
+
+/* DNS over TCP is a connection: --max-connections counts it like any other. */
+static void test_dns_tcp_max_connections(void **state)
+{
+	struct h t;
+	struct gtcp c[5];
+	uint8_t a[4];
+
+	(void)state;
+	h_init(&t);
+	h_rule(&t, "allow@loopback");
+	t.cfg.max_connections = 3;
+	h_start(&t);
+	for (int i = 0; i < 3; i++)
+		dns_conn(&t, &c[i], (uint16_t)(42000 + i));
+	/* The next ones are refused at once, however many come. */
+	for (int i = 0; i < 20; i++) {
+		g_send(&t, b_tcp(&t.cfg.guest4, &t.cfg.gw4, (uint16_t)(42100 + i), 53, 1000, 0,
+				 TCP_SYN, 512, NULL, 0, NULL, 0));
+		assert_int_equal(syn_answer(&t, (uint16_t)(42100 + i)), 0);
+	}
+	assert_int_equal(tcp_flows(&t), 3);
+	/* Those in are served. */
+	dns_ask(&t, &c[0], 0x100, "host.microsandbox.internal", 1);
+	assert_true(RUN_UNTIL(&t, have_dns_answer(&c[0]), WAIT_MS));
+	assert_int_equal(dns_tcp_answer(&c[0], 0x100, a), 0);
+	/* One ends: there is room for the next. */
+	gc_rst(&t, &c[1]);
+	assert_true(RUN_UNTIL(&t, tcp_flows(&t) == 2, WAIT_MS));
+	dns_conn(&t, &c[3], 42003);
+	gc_init(&t, &c[4], false, 42004, 53);
+	gc_connect(&t, &c[4]);
+	assert_true(RUN_UNTIL(&t, c[4].rst, WAIT_MS));
+	assert_int_equal(tcp_flows(&t), 3);
+	h_fini(&t);
+}
+
+/* A length no query has (it would never fit the connection's bounded buffer): reset. */
+static void test_dns_tcp_oversized_query_resets(void **state)
+{
+	struct h t;
+	struct gtcp c, ok;
+	uint8_t hdr[2], a[4];
+
+	(void)state;
+	h_init(&t);
+	h_start(&t);
+	dns_conn(&t, &ok, 42250);
+	dns_ask(&t, &ok, 0x250, "host.microsandbox.internal", 1);
+	assert_true(RUN_UNTIL(&t, have_dns_answer(&ok), WAIT_MS));
+	assert_int_equal(dns_tcp_answer(&ok, 0x250, a), 0);
+	dns_conn(&t, &c, 42251);
+	put16(hdr, DNS_TCP_QUERY_MAX + 1);
+	gc_write(&t, &c, hdr, 2);
+	assert_true(RUN_UNTIL(&t, c.rst, WAIT_MS));
+	assert_false(ok.rst);
+	assert_int_equal(tcp_flows(&t), 1);
+	h_fini(&t);
+}
+
+/* A DNS-over-TCP connection that does nothing ends after DNS_TCP_IDLE_MS; others do not. */
+static void test_dns_tcp_idle_timeout(void **state)
+{
+	struct h t;
+	struct gtcp c, other;
+	struct net_stats s;
+	uint8_t a[4];
+	uint64_t t0;
+	int l, fd;
+
+	(void)state;
+	h_init(&t);
+	h_rule(&t, "allow@loopback");
+	h_start(&t);
+	l = lo_socket(false, SOCK_STREAM, 0);
+	fd = connect_through(&t, &other, false, 42200, port_of(l), l);
+	dns_conn(&t, &c, 42201);
+	dns_ask(&t, &c, 0x200, "host.microsandbox.internal", 1);
+	assert_true(RUN_UNTIL(&t, have_dns_answer(&c), WAIT_MS));
+	assert_int_equal(dns_tcp_answer(&c, 0x200, a), 0);
+	pump(&t, QUIET_MS);
+	t0 = net_now();
+	/* Not yet. */
+	net_timer(t.n, t0 + DNS_TCP_IDLE_MS - 2000);
+	pump(&t, QUIET_MS);
+	assert_false(c.rst);
+	assert_int_equal(tcp_flows(&t), 2);
+	/* Idle long enough: reset; the connection with a host socket stays. */
+	net_timer(t.n, t0 + DNS_TCP_IDLE_MS + 1);
+	assert_true(RUN_UNTIL(&t, c.rst, WAIT_MS));
+	assert_false(other.rst);
+	assert_int_equal(tcp_flows(&t), 1);
+	net_stats(t.n, &s);
+	assert_int_equal(s.dns_tcp, 0);
+	assert_int_equal(s.dns_tcp_reset, 1);
+	close(fd);
+	close(l);
+	h_fini(&t);
+}
+
+/*
+ * A guest that keeps a zero window while it asks and asks makes the stack
+ * hold at most DNS_TCP_OWED answers per connection and dns_tx_max in all;
+ * the rest of its queries wait in a bounded buffer; zero-window probing
+ * does not keep such a connection forever. A guest that reads gets every answer.
+ */
+static void test_dns_tcp_zero_window_bounded(void **state)
+{
+	enum { N = 5, Q = 10 };
+	struct h t;
+	struct gtcp c[N], good, over;
+	struct net_stats s;
+	size_t ans, held;
+	uint8_t a[4];
+
+	(void)state;
+	h_init(&t);
+	h_start(&t);
+
+	/* The size of one answer, from a guest that reads: all Q answers come, in order. */
+	dns_conn(&t, &good, 42300);
+	dns_ask(&t, &good, 0x300, "host.microsandbox.internal", Q);
+	for (int i = 0; i < Q; i++) {
+		assert_true(RUN_UNTIL(&t, have_dns_answer(&good), WAIT_MS));
+		ans = 2 + be16(buf_head(&good.rx));
+		assert_int_equal(dns_tcp_answer(&good, (uint16_t)(0x300 + i), a), 0);
+		assert_memory_equal(a, t.cfg.gw4.b + 12, 4);
+	}
+	gc_fin(&t, &good);
+	assert_true(RUN_UNTIL(&t, tcp_flows(&t) == 0, WAIT_MS));
+	assert_false(good.rst);
+	net_stats(t.n, &s);
+	assert_int_equal(s.dns_tcp_held, 0);
+
+	/* Zero windows: DNS_TCP_OWED answers held per connection, the rest waits. */
+	for (int i = 0; i < N; i++) {
+		dns_conn(&t, &c[i], (uint16_t)(42310 + i));
+		c[i].wnd = 0;
+		gc_ack(&t, &c[i]);
+		dns_ask(&t, &c[i], 0x400, "host.microsandbox.internal", Q);
+	}
+	pump(&t, QUIET_MS);
+	net_stats(t.n, &s);
+	held = (size_t)N * DNS_TCP_OWED * ans;
+	print_message("%d guests with a zero window, %d queries each: %zu answer bytes held\n", N,
+		      Q, s.dns_tcp_held);
+	assert_int_equal(s.dns_tcp_held, held);
+	for (int i = 0; i < N; i++) {
+		struct tcp_flow *f = flow_of(&t, &c[i]);
+
+		assert_non_null(f);
+		assert_int_equal(f->dns_nans, DNS_TCP_OWED);
+		assert_true(buf_size(&f->g2h) <= DNS_TCP_RX);
+		assert_int_equal(gc_got(&c[i]), 0);
+	}
+
+	/* In all: one more answer fits, the next resets its connection. */
+	t.n->dns_tx_max = held + ans;
+	dns_conn(&t, &over, 42320);
+	over.wnd = 0;
+	gc_ack(&t, &over);
+	dns_ask(&t, &over, 0x500, "host.microsandbox.internal", 2);
+	assert_true(RUN_UNTIL(&t, over.rst, WAIT_MS));
+	net_stats(t.n, &s);
+	assert_int_equal(s.dns_tcp_held, held);
+	assert_int_equal(s.dns_tcp_reset, 1);
+	assert_int_equal(s.dns_tcp, N);
+
+	/* Probed, answered with a zero window, and still ended: the timers are all it takes. */
+	for (int k = 0; k < 40 && tcp_flows(&t); k++) {
+		uint64_t dl = net_deadline(t.n);
+
+		assert_true(dl != 0);
+		net_timer(t.n, dl);
+		pump(&t, 20);
+		q_clear(&t);
+	}
+	for (int i = 0; i < N; i++)
+		assert_true(c[i].rst);
+	net_stats(t.n, &s);
+	assert_int_equal(s.dns_tcp, 0);
+	assert_int_equal(s.dns_tcp_held, 0);
+	h_fini(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2497,6 +2929,12 @@ int main(void)
 		cmocka_unit_test(test_dns_tcp_bad_length_resets),
 		cmocka_unit_test(test_foreign_source_ignored),
 		cmocka_unit_test(test_malformed_frames_ignored),
+		cmocka_unit_test_teardown(test_fd_budget, restore_nofile),
+		cmocka_unit_test_teardown(test_fd_exhausted_listener_rests, restore_nofile),
+		cmocka_unit_test(test_dns_tcp_max_connections),
+		cmocka_unit_test(test_dns_tcp_oversized_query_resets),
+		cmocka_unit_test(test_dns_tcp_idle_timeout),
+		cmocka_unit_test(test_dns_tcp_zero_window_bounded),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
