@@ -447,7 +447,6 @@ int netproc_main(int ctl, int link_fd)
 {
 	struct netconf nc;
 	struct net *n = NULL;
-	struct rlimit rl;
 	char why[320] = "";
 	int ep = -1, tfd = -1, r;
 
@@ -455,11 +454,9 @@ int netproc_main(int ctl, int link_fd)
 	log_ctl = ctl;
 	log_setup_sink(log_to_ctl, NULL, LOG_INFO);
 	netproc_set_sigsys_fd(ctl);
-	/* Every guest flow holds a host socket: the whole hard limit is ours to budget. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	/* Every guest flow holds a host socket: the whole hard limit is ours to budget
+	 * (net_new() shares it out among the kinds of flow). */
+	net_raise_nofile();
 	r = read_config(ctl, &nc, why, sizeof(why));
 	if (r < 0)
 		goto fail_noconf;
