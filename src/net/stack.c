@@ -229,6 +229,7 @@ bool net_allowed(struct net *n, unsigned int dir, unsigned int proto, const stru
 	struct ipaddr target = *ip;
 	struct net_verdict v = { 0 };
 	const char *why = refused_service(dir, proto, port);
+	bool host = false;
 	char addr[IP_STRLEN], rule[200];
 
 	/*
@@ -239,6 +240,14 @@ bool net_allowed(struct net *n, unsigned int dir, unsigned int proto, const stru
 	if (net_is_gateway(n, ip)) {
 		ip_parse(ip_is4(ip) ? "127.0.0.1" : "::1", &target);
 		pins_add(&n->pins, "host.microsandbox.internal", &target, PINS_MIN_TTL_S, n->now);
+	} else if (hostaddr_is_host(&n->host, ip) && !(ip_groups(ip) & IPG_LOOPBACK)) {
+		/*
+		 * One of the host's own addresses (any interface): a wildcard listener of
+		 * the host answers there as on its loopback, so the policy sees the
+		 * loopback; rules for loopback (or host.microsandbox.internal) open it.
+		 */
+		ip_parse(ip_is4(ip) ? "127.0.0.1" : "::1", &target);
+		host = true;
 	}
 	if (!why) {
 		v = policy_check(n->cfg.policy, dir, proto, &target, port, &n->pins, n->now);
@@ -249,14 +258,15 @@ bool net_allowed(struct net *n, unsigned int dir, unsigned int proto, const stru
 	}
 	n->stats.denied++;
 	ip_format(ip, addr, sizeof(addr));
-	log_rl_burst(LOG_INFO, NET_DENY_LOG_BURST, "network: denied %s %s %s%s%s%s%.0u: %s",
+	log_rl_burst(LOG_INFO, NET_DENY_LOG_BURST, "network: denied %s %s %s%s%s%s%.0u: %s%s",
 		     dir == NET_INGRESS ? "ingress from" : "egress to",
 		     proto == NET_TCP	? "tcp"
 		     : proto == NET_UDP ? "udp"
 					: "icmp",
 		     ip_is4(ip) ? "" : "[", addr, ip_is4(ip) ? "" : "]",
 		     proto == NET_TCP || proto == NET_UDP ? ":" : "",
-		     proto == NET_TCP || proto == NET_UDP ? port : 0, why);
+		     proto == NET_TCP || proto == NET_UDP ? port : 0,
+		     host ? "an address of the host itself, " : "", why);
 	return false;
 }
 
@@ -394,6 +404,15 @@ void net_handle(struct net *n, uint32_t ref, uint32_t events)
 		if (idx < n->nlisten)
 			listen_event(n, idx, events);
 		break;
+	case NR_HOSTADDR:
+		hostaddr_event(&n->host);
+		if (n->host.overflow && !n->host_warned) {
+			n->host_warned = true;
+			log_warn("network: more host addresses than msb tracks (%d), or changes "
+				 "missed: addresses beyond them are judged by their ranges",
+				 HOSTADDR_MAX);
+		}
+		break;
 	default:
 		break;
 	}
@@ -525,6 +544,11 @@ int net_new(const struct net_config *c, int link_fd, struct net **out, char *why
 			return r;
 		}
 	}
+	/* Before confinement: the network process cannot open this socket later. */
+	if (hostaddr_open(&n->host) < 0)
+		log_warn("network: the host's own addresses cannot be followed (%s): only those "
+			 "known now count as the host",
+			 strerror(errno));
 	fd_budgets(n);
 	n->dns_tx_max = DNS_TCP_TX_TOTAL;
 	*out = n;
@@ -542,6 +566,11 @@ int net_watch(struct net *n, int ep, uint32_t kind)
 			net_watch_fd(n, n->listen[i].fd, NET_REF(NR_LISTEN, i), EPOLLIN,
 				     &n->listen[i].ev);
 	}
+	if (n->host.fd >= 0) {
+		uint32_t cur = 0;
+
+		net_watch_fd(n, n->host.fd, NET_REF(NR_HOSTADDR, 0), EPOLLIN, &cur);
+	}
 	return 0;
 }
 
@@ -556,6 +585,7 @@ void net_free(struct net *n)
 	for (size_t i = 0; i < n->nlisten; i++)
 		close(n->listen[i].fd);
 	conn_close(&n->link);
+	hostaddr_close(&n->host);
 	pins_free(&n->pins);
 	free(n->tcp);
 	free(n->tcp_gen);

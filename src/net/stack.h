@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "net/frame.h"
+#include "net/hostaddr.h"
 #include "net/net.h"
 #include "net/pins.h"
 #include "util/buf.h"
@@ -54,7 +55,7 @@
 #define NAT_PORTS_PER_LISTENER 256
 
 /* What the low 32 bits of an epoll payload name: a type and a slot. */
-enum net_ref { NR_LINK = 1, NR_TCP, NR_UDP, NR_ICMP, NR_DNS, NR_LISTEN };
+enum net_ref { NR_LINK = 1, NR_TCP, NR_UDP, NR_ICMP, NR_DNS, NR_LISTEN, NR_HOSTADDR };
 #define NET_REF(t, i) ((uint32_t)(t) << 24 | (uint32_t)(i))
 
 /* The kinds of flow that hold host descriptors, each within its own budget. */
@@ -153,7 +154,8 @@ struct net {
 	struct conn link;
 	int ep;
 	uint32_t kind;
-	bool link_full; /* frames for the guest wait: host sockets are not read meanwhile */
+	bool link_full;	  /* frames for the guest wait: host sockets are not read meanwhile */
+	bool host_warned; /* the host-address overflow was logged */
 	struct tcp_flow *tcp;
 	uint32_t *tcp_gen;
 	int32_t tcp_hash[TCP_HASH];
@@ -167,6 +169,7 @@ struct net {
 	struct dns_pending dns[DNS_MAX_PENDING];
 	unsigned int ndns; /* slots in use: scans of the tables stop once they have seen them all */
 	struct pins pins;
+	struct hostaddrs host; /* the host's own addresses: the host, never public */
 	uint8_t frame[NET_FRAME_MAX + 4];
 	struct net_stats stats;
 	uint64_t now;
