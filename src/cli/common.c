@@ -117,6 +117,14 @@ void cli_ago(const char *rfc3339, char *buf, size_t len)
 		snprintf(buf, len, "%ld years ago", d / (86400L * 365));
 }
 
+bool cli_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+	return false;
+}
+
 int cli_parse_format(const char *cmd, const char *arg, bool *json)
 {
 	if (strcmp(arg, "json") != 0)
