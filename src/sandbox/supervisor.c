@@ -63,6 +63,7 @@
 #include "util/conn.h"
 #include "util/fs.h"
 #include "util/le.h"
+#include "util/parse.h"
 #include "util/rotlog.h"
 #include "util/sock.h"
 #include "util/strv.h"
@@ -364,6 +365,46 @@ static void broadcast(struct sv *sv, const char *fmt, ...)
 		struct client *c = &sv->clients[i];
 
 		if (!c->used || c->dead || proto_error_encode(&c->conn.tx, 0, msg) < 0)
+			continue;
+		c->tail_ok = false;
+		client_flush(sv, c);
+	}
+}
+
+/*
+ * Tells the clients whose sessions the sandbox is about to end why (an INFO
+ * {"notice": ...} on the control session); unlike broadcast()'s ERROR it is
+ * not a failure: their commands' own exit statuses still come.
+ */
+static void notify_sessions(struct sv *sv, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void notify_sessions(struct sv *sv, const char *fmt, ...)
+{
+	_cleanup_free_ char *text = NULL;
+	char msg[512];
+	va_list ap;
+	json_t *o;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	o = json_pack("{s:s}", "notice", msg);
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!text)
+		return;
+	for (unsigned int k = 0; k < MAX_ROUTES; k++) {
+		const struct route *r = &sv->routes[k];
+		struct client *c = r->gsid && r->client >= 0 ? &sv->clients[r->client] : NULL;
+		bool told = false;
+
+		if (!c || !c->used || c->dead)
+			continue;
+		/* One notice per client, however many sessions it has. */
+		for (unsigned int j = 0; j < k; j++)
+			told |= sv->routes[j].gsid && sv->routes[j].client == r->client;
+		if (told || proto_put_frame(&c->conn.tx, PROTO_INFO, 0, text, strlen(text)) < 0)
 			continue;
 		c->tail_ok = false;
 		client_flush(sv, c);
@@ -1928,7 +1969,12 @@ static void on_timer(struct sv *sv)
 		stop(sv, SIGNAL_STOP_GRACE_MS, "idle-timeout");
 	}
 	if (fired[T_MAX] && sv->state == ST_RUNNING) {
+		char d[32];
+
+		format_duration(sv->spec.max_duration_ms, d, sizeof(d));
 		log_info("the sandbox reached its maximum duration; stopping");
+		notify_sessions(sv, "sandbox %s reached its --max-duration of %s and was stopped",
+				sv->spec.name, d);
 		stop(sv, SIGNAL_STOP_GRACE_MS, "max-duration");
 	}
 	if (fired[T_INFO])
