@@ -190,6 +190,7 @@ struct sv {
 	const char *reason;		   /* why the sandbox ends, once known */
 	int main_exit;			   /* the main session's exit status, -1 while none */
 	uint32_t seq;			   /* sessions started, for exec.log ids */
+	int seq_fd;			   /* SEQ_FILE: the last id, kept across runs */
 	uint64_t started_ms;		   /* monotonic, at setup */
 	uint64_t kernel_ns, configured_ns; /* guest boot timings */
 	/* INFO: the figures being gathered for the clients that asked. */
@@ -550,6 +551,43 @@ static struct route *route_by_client(struct sv *sv, int client, uint32_t csid)
 	return NULL;
 }
 
+/*
+ * exec.log ids name a session for the sandbox's whole life, so that
+ * `msb logs --show-id` never mixes two runs' sessions: the last id given is
+ * kept in the sandbox directory and each run goes on from it. (Guest
+ * session ids are per boot; only the supervisor knows both.)
+ */
+#define SEQ_FILE "logs/last-session-id"
+
+static void seq_load(struct sv *sv)
+{
+	char text[16] = { 0 };
+	ssize_t n;
+
+	sv->seq_fd = openat(sv->dirfd, SEQ_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (sv->seq_fd < 0) {
+		log_warn("%s: %s (session ids start at 1)", SEQ_FILE, strerror(errno));
+		return;
+	}
+	n = pread(sv->seq_fd, text, sizeof(text) - 1, 0);
+	if (n > 0) {
+		char *end;
+		unsigned long v = strtoul(text, &end, 10);
+
+		if (end != text && (*end == '\n' || !*end) && v < UINT32_MAX / 2)
+			sv->seq = (uint32_t)v;
+	}
+}
+
+static void seq_save(struct sv *sv)
+{
+	char text[16];
+	int n = snprintf(text, sizeof(text), "%010" PRIu32 "\n", sv->seq);
+
+	if (sv->seq_fd >= 0 && pwrite(sv->seq_fd, text, (size_t)n, 0) != n)
+		log_warn_rl("%s: %s", SEQ_FILE, strerror(errno));
+}
+
 static struct route *route_new(struct sv *sv, int client, uint32_t csid)
 {
 	for (unsigned int i = 0; i < MAX_ROUTES; i++) {
@@ -565,6 +603,7 @@ static struct route *route_new(struct sv *sv, int client, uint32_t csid)
 				     .client = client,
 				     .csid = csid,
 				     .seq = ++sv->seq };
+		seq_save(sv);
 		sv->nroutes++;
 		timer_set(sv, T_IDLE, 0);
 		return r;
@@ -2456,6 +2495,9 @@ static void teardown(struct sv *sv)
 	rotlog_close(&sv->kernel_log);
 	exec_log_system(sv, "--- sandbox stopped ---");
 	rotlog_close(&sv->exec_log);
+	if (sv->seq_fd >= 0)
+		close(sv->seq_fd);
+	sv->seq_fd = -1;
 	buf_free(&sv->exec_line);
 	record_end(sv);
 	if (sv->spec.ephemeral) {
@@ -2554,6 +2596,7 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bo
 			 .runtime_log = { .fd = -1 },
 			 .kernel_log = { .fd = -1 },
 			 .exec_log = { .fd = -1 },
+			 .seq_fd = -1,
 			 .disk_lock = -1,
 			 .snap = { .client = -1, .dirfd = -1 },
 			 .net = { .vmm_fd = -1 } };
@@ -2581,6 +2624,7 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bo
 		log_warn("logs/kernel.log: %s", strerror(errno));
 	if (rotlog_open(&sv.exec_log, sv.dirfd, "logs/exec.log", EXEC_LOG_MAX, EXEC_LOG_KEEP) < 0)
 		log_warn("logs/exec.log: %s", strerror(errno));
+	seq_load(&sv);
 	sv.started_ms = now_ms();
 	{
 		struct db *db = NULL;
