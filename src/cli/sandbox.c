@@ -592,6 +592,11 @@ int cmd_metrics(int argc, char **argv)
 			}
 			sel[nsel++] = argv[i];
 		}
+		/* Only errors: no empty table (or []) before them. */
+		if (!nsel) {
+			json_decref(arr);
+			return rc;
+		}
 	} else {
 		if (sbx_list(&rows, &n, &err) < 0)
 			return cli_fail(err);
