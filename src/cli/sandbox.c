@@ -261,7 +261,8 @@ static int list(bool ps, int argc, char **argv)
 		}
 		if (sbx_spec_load(row->name, &spec, NULL) < 0)
 			memset(&spec, 0, sizeof(spec));
-		command_line(spec.command, cmdl, sizeof(cmdl));
+		/* What runs, not what could: a created sandbox runs no command of its own. */
+		command_line(sbx_runs_command(row->name) ? spec.command : NULL, cmdl, sizeof(cmdl));
 		if (arr) {
 			json_t *e = json_pack("{s:s, s:s, s:s?, s:s?}", "name", row->name, "status",
 					      row->status, "image", source(&spec, row),

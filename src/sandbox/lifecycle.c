@@ -51,6 +51,13 @@ bool sbx_exists(const char *name)
 	return cfg && access(cfg, F_OK) == 0;
 }
 
+bool sbx_runs_command(const char *name)
+{
+	_cleanup_free_ char *dir = sbx_dir(name), *f = dir ? path_join(dir, SBX_MAIN_FILE) : NULL;
+
+	return f && access(f, F_OK) == 0;
+}
+
 /* A row whose supervisor is gone cannot be starting or running. */
 static void correct(struct db *db, struct sandbox_row *r)
 {

@@ -20,6 +20,13 @@ bool sbx_alive(const char *name);
 bool sbx_exists(const char *name);
 
 /*
+ * sbx_runs_command() - does the sandbox's current (or last) run have its
+ * spec's command as main session (msb run), rather than nothing (msb
+ * create, msb start)? The supervisor says so in SBX_MAIN_FILE.
+ */
+bool sbx_runs_command(const char *name);
+
+/*
  * sbx_get() - the sandbox's row, its status corrected by liveness (a run
  * without a live supervisor is "crashed", and recorded so).
  * Return: 0, or -1 with @err ("sandbox N: not found").

@@ -2614,6 +2614,16 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bo
 		ready_report(&sv, "err 125 %s", err->msg);
 		return 1;
 	}
+	/* What this run runs, for msb ps: the spec's command (msb run), or nothing. */
+	if (attached || run_main) {
+		int mfd = openat(sv.dirfd, SBX_MAIN_FILE,
+				 O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+		if (mfd >= 0)
+			close(mfd);
+	} else {
+		unlinkat(sv.dirfd, SBX_MAIN_FILE, 0);
+	}
 	rotlog_open(&sv.runtime_log, sv.dirfd, "logs/runtime.log", RUNTIME_LOG_MAX,
 		    RUNTIME_LOG_KEEP);
 	log_setup(&sv.runtime_log, sv.spec.log_level,
