@@ -411,6 +411,7 @@ static int parse_net_opt(struct sbx_flags *f, int c, const char *arg)
 		return 0;
 	}
 	case OPT_NO_NET:
+		f->no_net = true;
 		if (policy_set_default(&n->policy, NET_BOTH, false, why, sizeof(why)) < 0)
 			return cli_error("%s", why);
 		return 0;
@@ -419,6 +420,7 @@ static int parse_net_opt(struct sbx_flags *f, int c, const char *arg)
 			return cli_error("%s", why);
 		return 0;
 	case OPT_NET_DEFAULT:
+		f->net_default_allow = !strcmp(arg, "allow");
 		return net_default(f, "--net-default", NET_BOTH, arg);
 	case OPT_NET_DEFAULT_EGRESS:
 		return net_default(f, "--net-default-egress", NET_EGRESS, arg);
@@ -747,6 +749,11 @@ int sbxflags_parse(const char *cmd, int argc, char **argv, struct sbx_flags *f)
 		return cli_error("%s: -d and -t cannot be used together", cmd);
 	if (f->replace && !f->co.name)
 		return cli_error("%s: --replace needs --name", cmd);
+	if (f->no_net && f->net_default_allow)
+		return cli_error(
+			"%s: --no-net cannot be combined with --net-default allow (--no-net "
+			"is --net-default deny)",
+			cmd);
 	f->co.env = f->env.v;
 	f->co.init_args = f->init_args.v;
 	f->co.init_env = f->init_env.v;
