@@ -163,8 +163,9 @@ test_oci_upper_size_applies_or_is_refused() {
   local size
   # With --rootfs the writable layer is a disk of that size: it applies.
   size=$("$MSB" run --oci-upper-size 256M --rootfs "$SQFS" -- df -k / | awk 'NR == 2 {print $2}')
-  [[ "$size" =~ ^[0-9]+$ ]] && [ "$size" -gt 200000 ] && [ "$size" -le 262144 ] ||
+  if ! [[ "$size" =~ ^[0-9]+$ ]] || [ "$size" -le 200000 ] || [ "$size" -gt 262144 ]; then
     fail "--oci-upper-size 256M with --rootfs: / is $size KiB"
+  fi
   mkdir -p "$TMP/rootdir"
   msb_capture run --oci-upper-size 256M --rootfs "$TMP/rootdir" --rootfs-bind -- true
   expect_eq "--oci-upper-size with --rootfs-bind: exit code" "$RC" 125
