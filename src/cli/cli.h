@@ -40,6 +40,11 @@ int cli_print_json(struct json_t *o);
 void cli_cell(char *out, size_t cap, const char *s, size_t width);
 /* cli_ago() - "5 minutes ago" for an RFC 3339 time ("-" if unparsable). */
 void cli_ago(const char *rfc3339, char *buf, size_t len);
+/*
+ * cli_wants_help() - is -h or --help among @argv[1..] (before any "--")? For
+ * commands that parse their arguments without getopt.
+ */
+bool cli_wants_help(int argc, char **argv);
 /* cli_parse_format() - --format: only "json". Return: 0, or 125 after a one-line error. */
 int cli_parse_format(const char *cmd, const char *arg, bool *json);
 

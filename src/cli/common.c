@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "util/cleanup.h"
+#include "util/parse.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -101,20 +102,15 @@ void cli_ago(const char *rfc3339, char *buf, size_t len)
 	}
 	t = timegm(&tm);
 	d = (long)(now - t);
-	if (d < 0)
-		d = 0;
-	if (d < 60)
-		snprintf(buf, len, "%ld seconds ago", d);
-	else if (d < 3600)
-		snprintf(buf, len, "%ld minutes ago", d / 60);
-	else if (d < 86400)
-		snprintf(buf, len, "%ld hours ago", d / 3600);
-	else if (d < 86400L * 60)
-		snprintf(buf, len, "%ld days ago", d / 86400);
-	else if (d < 86400L * 730)
-		snprintf(buf, len, "%ld months ago", d / (86400L * 30));
-	else
-		snprintf(buf, len, "%ld years ago", d / (86400L * 365));
+	format_ago(d < 0 ? 0 : (uint64_t)d, buf, len);
+}
+
+bool cli_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+	return false;
 }
 
 int cli_parse_format(const char *cmd, const char *arg, bool *json)

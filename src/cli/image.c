@@ -117,8 +117,19 @@ static int image_ls(int argc, char **argv)
 		r = cli_print_json(arr);
 		json_decref(arr);
 	} else {
+		/* References are copied from here: the column grows to the longest, never cut. */
+		int width = 40;
+
+		for (size_t i = 0; i < n; i++) {
+			_cleanup_free_ char *f = familiar(v[i].reference);
+			size_t len = strlen(f ? f : v[i].reference);
+
+			if (len > (size_t)width)
+				width = len > 1024 ? 1024 : (int)len;
+		}
 		if (!quiet)
-			printf("%-40s %-20s %-10s %s\n", "REFERENCE", "DIGEST", "SIZE", "CREATED");
+			printf("%-*s %-20s %-10s %s\n", width, "REFERENCE", "DIGEST", "SIZE",
+			       "CREATED");
 		for (size_t i = 0; i < n; i++) {
 			_cleanup_free_ char *f = familiar(v[i].reference);
 			_cleanup_free_ char *name = safe(f ? f : v[i].reference),
@@ -131,7 +142,7 @@ static int image_ls(int argc, char **argv)
 			}
 			format_size((uint64_t)fs_size(&v[i]), size, sizeof(size));
 			cli_ago(v[i].created, when, sizeof(when));
-			printf("%-40s %-20.19s %-10s %s\n", name ? name : "?",
+			printf("%-*s %-20.19s %-10s %s\n", width, name ? name : "?",
 			       digest ? digest : "?", size, when);
 		}
 	}
@@ -279,7 +290,8 @@ static int image_inspect(int argc, char **argv)
 		put_safe(img.created ? img.created : "-");
 		fputs("\nPulled:      ", stdout);
 		put_safe(img.pulled_at);
-		printf("\nSize:        %s in %zu layers\n", size, img.nlayers);
+		printf("\nSize:        %s in %zu layer%s\n", size, img.nlayers,
+		       img.nlayers == 1 ? "" : "s");
 		printf("Config:\n");
 		print_strv("Entrypoint", ic.entrypoint);
 		print_strv("Cmd", ic.cmd);

@@ -25,7 +25,7 @@ static const struct command commands[] = {
 	{ "shell", cmd_shell, "Open a shell in a sandbox" },
 	{ "ls", cmd_ls, "List sandboxes" },
 	{ "ps", cmd_ps, "Show running sandboxes with their command and resources" },
-	{ "status", cmd_ps, NULL },
+	{ "status", cmd_ps, "Same as ps" },
 	{ "inspect", cmd_inspect, "Show a sandbox's configuration and state" },
 	{ "metrics", cmd_metrics, "Show CPU, memory and disk use of running sandboxes" },
 	{ "logs", cmd_logs, "Show a sandbox's captured output" },
@@ -55,7 +55,40 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (commands[i].help)
 			fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
-	fprintf(f, "\nRun 'msb COMMAND --help' for a command's options.\n");
+	fprintf(f, "\nRun 'msb COMMAND --help' or 'msb help COMMAND [SUBCOMMAND]' for a command's "
+		   "options.\n");
+}
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(name, commands[i].name))
+			return &commands[i];
+	return NULL;
+}
+
+/* msb help CMD [SUBCMD...]: the same as msb CMD [SUBCMD...] --help. */
+static int help(int argc, char **argv)
+{
+	const struct command *c;
+	char *args[8];
+	int n = 0;
+
+	if (argc < 3) {
+		usage(stdout);
+		return 0;
+	}
+	c = find_command(argv[2]);
+	/* __supervise is msb's own, not the user's. */
+	if (!c || !strncmp(c->name, "__", 2))
+		return cli_error("help: unknown command \"%s\" (see 'msb --help')", argv[2]);
+	if (argc - 2 > (int)(sizeof(args) / sizeof(args[0])) - 2)
+		return cli_error("help: too many arguments");
+	for (int i = 2; i < argc; i++)
+		args[n++] = argv[i];
+	args[n++] = "--help";
+	args[n] = NULL;
+	return c->fn(n, args);
 }
 
 bool cli_stdio_closed[3];
@@ -91,12 +124,13 @@ int main(int argc, char **argv)
 		printf("msb %s\n", MSB_VERSION);
 		return 0;
 	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		usage(stdout);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
-			return commands[i].fn(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "help"))
+		return help(argc, argv);
+	if (find_command(argv[1]))
+		return find_command(argv[1])->fn(argc - 1, argv + 1);
 	return cli_error("unknown command \"%s\" (see 'msb --help')", argv[1]);
 }

@@ -170,6 +170,11 @@ static int logout_cmd(int argc, char **argv)
 	_cleanup_err_ struct msb_err *err = NULL;
 	char host[512];
 
+	if (cli_wants_help(argc, argv)) {
+		printf("Usage: msb registry logout REGISTRY\n\nRemove the credentials stored for "
+		       "REGISTRY.\n");
+		return 0;
+	}
 	if (argc != 2)
 		return cli_error("registry logout: expected one registry");
 	if (normalise_host(argv[1], host, sizeof(host)) < 0)
@@ -187,7 +192,11 @@ static int list(int argc, char **argv)
 	json_t *cfg = NULL;
 	int n;
 
-	(void)argv;
+	if (cli_wants_help(argc, argv)) {
+		printf("Usage: msb registry ls\n\nList the registries msb has credentials for "
+		       "(never a secret).\n");
+		return 0;
+	}
 	if (argc != 1)
 		return cli_error("registry ls: takes no arguments");
 	if (msbcfg_load(&cfg, &err) < 0)

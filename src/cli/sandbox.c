@@ -49,13 +49,12 @@ static int getopts(const char *cmd, int argc, char **argv, const char *shortopts
 struct simple_opts {
 	bool quiet, force, json;
 	bool running, stopped, all;
-	long timeout;
+	uint64_t timeout_ms;
 };
 
 static int simple_opt(int c, const char *arg, void *ctx)
 {
 	struct simple_opts *o = ctx;
-	char *end;
 
 	switch (c) {
 	case 'q':
@@ -68,9 +67,11 @@ static int simple_opt(int c, const char *arg, void *ctx)
 		o->all = true;
 		return 0;
 	case 't':
-		o->timeout = strtol(arg, &end, 10);
-		if (*end || end == arg || o->timeout < 0 || o->timeout > 86400)
-			return cli_error("invalid --timeout \"%s\" (seconds, 0 to 86400)", arg);
+		/* Seconds when bare, like docker; units like every other duration flag. */
+		if (cli_duration("--timeout", arg, &o->timeout_ms, true))
+			return EXIT_MSB;
+		if (o->timeout_ms > 86400000)
+			return cli_error("invalid --timeout \"%s\" (at most 24h)", arg);
 		return 0;
 	case 'F':
 		return cli_parse_format("ls", arg, &o->json);
@@ -126,13 +127,14 @@ int cmd_stop(int argc, char **argv)
 					    { "quiet", no_argument, NULL, 'q' },
 					    { "help", no_argument, NULL, 'h' },
 					    { NULL, 0, NULL, 0 } };
-	struct simple_opts o = { .timeout = 10 };
+	struct simple_opts o = { .timeout_ms = 10000 };
 	int r = getopts(
 		    "stop", argc, argv, "ft:qh", lo,
-		    "Usage: msb stop [-t SECONDS] [-f] [-q] NAME...\n\n"
+		    "Usage: msb stop [-t DURATION] [-f] [-q] NAME...\n\n"
 		    "Stop sandboxes: processes get SIGTERM, then SIGKILL after the timeout\n"
-		    "(default 10 s), the guest syncs its disk and powers off. -f kills at once;\n"
-		    "writes not yet synced may be lost, as on a power cut.\n",
+		    "(-t: seconds, or a duration like 500ms or 2m; default 10s), the guest syncs\n"
+		    "its disk and powers off. -f kills at once; writes not yet synced may be\n"
+		    "lost, as on a power cut. A sandbox that is not running is left as it is.\n",
 		    simple_opt, &o),
 	    rc = 0;
 
@@ -143,7 +145,7 @@ int cmd_stop(int argc, char **argv)
 	for (int i = optind; i < argc; i++) {
 		_cleanup_err_ struct msb_err *err = NULL;
 
-		if (sbx_stop(argv[i], (uint32_t)o.timeout, o.force, &err) < 0)
+		if (sbx_stop_ms(argv[i], o.timeout_ms, o.force, &err) < 0)
 			rc = cli_fail(err);
 	}
 	return rc;
@@ -259,7 +261,8 @@ static int list(bool ps, int argc, char **argv)
 		}
 		if (sbx_spec_load(row->name, &spec, NULL) < 0)
 			memset(&spec, 0, sizeof(spec));
-		command_line(spec.command, cmdl, sizeof(cmdl));
+		/* What runs, not what could: a created sandbox runs no command of its own. */
+		command_line(sbx_runs_command(row->name) ? spec.command : NULL, cmdl, sizeof(cmdl));
 		if (arr) {
 			json_t *e = json_pack("{s:s, s:s, s:s?, s:s?}", "name", row->name, "status",
 					      row->status, "image", source(&spec, row),
@@ -589,6 +592,11 @@ int cmd_metrics(int argc, char **argv)
 				continue;
 			}
 			sel[nsel++] = argv[i];
+		}
+		/* Only errors: no empty table (or []) before them. */
+		if (!nsel) {
+			json_decref(arr);
+			return rc;
 		}
 	} else {
 		if (sbx_list(&rows, &n, &err) < 0)

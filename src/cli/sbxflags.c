@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/cleanup.h"
@@ -199,13 +200,16 @@ static void usage(const char *cmd)
 	       "  -m, --memory SIZE       Guest memory, e.g. 512M or 1G (default 512M)\n"
 	       "  -c, --cpus N            Virtual CPUs (default 1)\n"
 	       "      --oci-upper-size SIZE  Writable layer on a disk of SIZE (named sandboxes: "
-	       "4G)\n"
+	       "4G;\n"
+	       "                          not with --rootfs-bind or a disk image, their own root)\n"
 	       "      --shell PATH        Shell for 'msb shell' and --script (default /bin/sh)\n"
 	       "      --tmpfs PATH[:SIZE] Mount a tmpfs at PATH\n"
 	       "  -v, --volume SRC:DEST[:OPTS]  Mount a host path (SRC starts with / or .) or a "
 	       "named volume\n"
 	       "                          at DEST; OPTS: ro, rw (default), noexec (repeatable)\n"
-	       "      --script NAME=BODY  Script at /.msb/scripts/NAME, on PATH (escapes decoded)\n"
+	       "      --script NAME=BODY  Script at /.msb/scripts/NAME, on PATH (escapes "
+	       "decoded);\n"
+	       "                          NAME:PATH of an existing file works as --script-path\n"
 	       "      --script-raw NAME=BODY  Script with exactly BODY\n"
 	       "      --script-path NAME:PATH Script read from a host file\n"
 	       "      --init PATH         Hand PID 1 to this init after setup\n"
@@ -218,8 +222,9 @@ static void usage(const char *cmd)
 	       "(default 10s)\n"
 	       "      --log-level LEVEL   Runtime log level: error, warn, info, debug, trace\n"
 	       "\nNetwork (default: egress to public addresses only; see docs/network.md):\n"
-	       "  -p, --port [BIND:]HOST:GUEST[/udp]  Publish a guest port (BIND default "
-	       "127.0.0.1)\n"
+	       "  -p, --port [BIND:]HOST:GUEST[/udp]  Publish a guest port on 127.0.0.1 (not\n"
+	       "                          docker's 0.0.0.0): give BIND, e.g. 0.0.0.0, to expose "
+	       "it\n"
 	       "      --no-net, --no-network  Deny all traffic unless a --net-rule allows it\n"
 	       "      --net-rule RULES    ACTION[:DIRECTION]@TARGET[:PROTO[:PORTS]],... in order\n"
 	       "      --net-default allow|deny  Default for both directions\n"
@@ -329,6 +334,21 @@ static int add_script(struct sbx_flags *f, int kind, const char *arg)
 	const char *sep = strchr(arg, kind == OPT_SCRIPT_PATH ? ':' : '=');
 	_cleanup_free_ char *item = NULL;
 
+	if (kind == OPT_SCRIPT && (!sep || !script_name_ok(arg, (size_t)(sep - arg)))) {
+		/* The quick reference's --script NAME:./file.sh: a file, as --script-path. */
+		const char *colon = strchr(arg, ':');
+		struct stat st;
+
+		if (colon && script_name_ok(arg, (size_t)(colon - arg)) && colon[1] &&
+		    stat(colon + 1, &st) == 0 && S_ISREG(st.st_mode)) {
+			kind = OPT_SCRIPT_PATH;
+			sep = colon;
+		} else {
+			return cli_error("invalid --script \"%.60s\" (use NAME=BODY, or NAME:PATH "
+					 "with an existing file, as --script-path NAME:PATH)",
+					 arg);
+		}
+	}
 	if (!sep || !script_name_ok(arg, (size_t)(sep - arg)))
 		return cli_error("invalid %s \"%.60s\" (use %s, NAME of letters, digits, '-', '_', "
 				 "'.')",
@@ -411,6 +431,7 @@ static int parse_net_opt(struct sbx_flags *f, int c, const char *arg)
 		return 0;
 	}
 	case OPT_NO_NET:
+		f->no_net = true;
 		if (policy_set_default(&n->policy, NET_BOTH, false, why, sizeof(why)) < 0)
 			return cli_error("%s", why);
 		return 0;
@@ -419,6 +440,7 @@ static int parse_net_opt(struct sbx_flags *f, int c, const char *arg)
 			return cli_error("%s", why);
 		return 0;
 	case OPT_NET_DEFAULT:
+		f->net_default_allow = !strcmp(arg, "allow");
 		return net_default(f, "--net-default", NET_BOTH, arg);
 	case OPT_NET_DEFAULT_EGRESS:
 		return net_default(f, "--net-default-egress", NET_EGRESS, arg);
@@ -747,6 +769,11 @@ int sbxflags_parse(const char *cmd, int argc, char **argv, struct sbx_flags *f)
 		return cli_error("%s: -d and -t cannot be used together", cmd);
 	if (f->replace && !f->co.name)
 		return cli_error("%s: --replace needs --name", cmd);
+	if (f->no_net && f->net_default_allow)
+		return cli_error(
+			"%s: --no-net cannot be combined with --net-default allow (--no-net "
+			"is --net-default deny)",
+			cmd);
 	f->co.env = f->env.v;
 	f->co.init_args = f->init_args.v;
 	f->co.init_env = f->init_env.v;

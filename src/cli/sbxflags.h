@@ -30,7 +30,8 @@ struct sbx_flags {
 	/* --script bodies wait for --shell, which may come later on the line */
 	struct strv script_args; /* "kind\x1fNAME\x1fVALUE" */
 	struct sbx_net net;
-	const char *shape_flag; /* the first flag --from-snapshot does not allow */
+	bool no_net, net_default_allow; /* --no-net and --net-default allow contradict */
+	const char *shape_flag;		/* the first flag --from-snapshot does not allow */
 };
 
 /*

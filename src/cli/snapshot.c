@@ -153,7 +153,7 @@ static int snapshot_inspect(int argc, char **argv)
 {
 	int rc = 0;
 
-	if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+	if (cli_wants_help(argc, argv)) {
 		printf("Usage: msb snapshot inspect NAME...\n\nShow snapshots (JSON): what they "
 		       "were taken of, their image, and what taking them cost.\n");
 		return 0;
@@ -180,7 +180,7 @@ static int snapshot_rm(int argc, char **argv)
 	int rc = 0, first = 1;
 	bool quiet = false;
 
-	if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+	if (cli_wants_help(argc, argv)) {
 		printf("Usage: msb snapshot rm [-q] NAME...\n\nRemove snapshots. Sandboxes made "
 		       "from them keep their own copies.\n");
 		return 0;
@@ -232,7 +232,7 @@ int cmd_branch(int argc, char **argv)
 	bool quiet = false;
 	int first = 1;
 
-	if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+	if (cli_wants_help(argc, argv)) {
 		printf("Usage: msb branch [-q] SANDBOX NEW_NAME\n\nFork a running sandbox: "
 		       "NEW_NAME "
 		       "starts as a copy of its memory, processes\nand writable disk, and both run "
@@ -260,7 +260,7 @@ static int pause_resume(int argc, char **argv, bool pause)
 	const char *cmd = pause ? "pause" : "resume";
 	int rc = 0;
 
-	if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+	if (cli_wants_help(argc, argv)) {
 		printf(pause ? "Usage: msb pause NAME...\n\nSuspend running sandboxes in place: "
 			       "their vCPUs stop, memory and\nprocesses stay as they are. 'msb "
 			       "resume' continues them.\n"

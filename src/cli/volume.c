@@ -228,8 +228,9 @@ static int volume_rm(int argc, char **argv)
 			quiet = true;
 		} else if (c == 'h') {
 			printf("Usage: msb volume rm [-f] NAME...\n\nRemove named volumes and "
-			       "their "
-			       "data. A volume a sandbox uses is kept unless -f.\n");
+			       "their data. A volume a stopped sandbox names is kept\n"
+			       "unless -f; one a running sandbox uses is kept even with -f "
+			       "(stop the sandbox first).\n");
 			return 0;
 		} else {
 			return cli_bad_flag("volume rm", argv, lo);

@@ -537,6 +537,14 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 			    "--disk-snapshot needs a disk image (msb run IMAGE.qcow2|.raw|.vmdk)");
 		goto fail;
 	}
+	/* Their root is written in place: there is no upper layer to size. */
+	if (o->upper_mib && (disk || o->rootfs_bind)) {
+		msb_err_set(err, EINVAL, "--oci-upper-size cannot be used with %s (%s)",
+			    disk ? "a disk image" : "--rootfs-bind",
+			    disk ? "the disk itself is the writable root"
+				 : "the directory itself is the writable root");
+		goto fail;
+	}
 	if (!disk && o->image && resolve_image(o, &img, &ic, m, err) < 0)
 		goto fail;
 	if (plan(o, o->image && !disk ? &ic : NULL, &spec) < 0) {

@@ -36,10 +36,13 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "util/cleanup.h"
 #include "util/conn.h"
 #include "util/fs.h"
 #include "util/parse.h"
+#include "util/text.h"
 
 #define SID		 1
 #define READ_BUDGET	 ((size_t)256 << 10)
@@ -73,6 +76,7 @@ struct xs {
 	const uint8_t *dkeys;
 	size_t ndkeys, dmatch;
 	bool detached;
+	char notice[512]; /* why the sandbox is ending under the session, said at the end */
 };
 
 static void send_signal(struct xs *s, int sig)
@@ -193,6 +197,16 @@ static int on_frame(struct xs *s, const struct proto_frame *f, struct msb_err **
 		if (proto_error_decode(f->payload, f->len, msg, sizeof(msg)) < 0)
 			snprintf(msg, sizeof(msg), "the sandbox failed");
 		return msb_err_set(err, EIO, "%s", msg);
+	}
+	/* Not an error: why the sandbox is ending (the command's status still comes). */
+	if (f->sid == 0 && f->type == PROTO_INFO) {
+		json_t *o = json_loadb((const char *)f->payload, f->len, 0, NULL);
+		const char *n = json_string_value(json_object_get(o, "notice"));
+
+		if (n)
+			text_sanitize(s->notice, sizeof(s->notice), n, strlen(n));
+		json_decref(o);
+		return 0;
 	}
 	if (f->sid != SID)
 		return msb_err_set(err, EPROTO, "sandbox sent a frame for session %u", f->sid);
@@ -571,6 +585,8 @@ int sbx_exec_run(int fd, const struct sbx_exec *x, int *status, struct msb_err *
 		}
 		*status = s.status;
 	}
+	if (s.notice[0] && !s.detached)
+		fprintf(stderr, "msb: %s%s", s.notice, raw ? "\r\n" : "\n");
 out:
 	if (raw)
 		tcsetattr(0, TCSANOW, &saved);

@@ -51,6 +51,13 @@ bool sbx_exists(const char *name)
 	return cfg && access(cfg, F_OK) == 0;
 }
 
+bool sbx_runs_command(const char *name)
+{
+	_cleanup_free_ char *dir = sbx_dir(name), *f = dir ? path_join(dir, SBX_MAIN_FILE) : NULL;
+
+	return f && access(f, F_OK) == 0;
+}
+
 /* A row whose supervisor is gone cannot be starting or running. */
 static void correct(struct db *db, struct sandbox_row *r)
 {
@@ -142,20 +149,28 @@ static bool wait_gone(const char *name, uint64_t ms)
 
 int sbx_stop(const char *name, uint32_t timeout_s, bool force, struct msb_err **err)
 {
+	return sbx_stop_ms(name, (uint64_t)timeout_s * 1000, force, err);
+}
+
+int sbx_stop_ms(const char *name, uint64_t timeout_ms, bool force, struct msb_err **err)
+{
 	struct sandbox_row row;
 	struct buf b = { 0 };
 	int fd, r;
 
+	if (timeout_ms > UINT32_MAX)
+		timeout_ms = UINT32_MAX;
 	if (sbx_get(name, &row, err) < 0)
 		return -1;
+	/* Already stopped: what was asked for is done (docker stop does the same). */
 	if (!sbx_alive(name)) {
 		sandbox_row_free(&row);
-		return msb_err_set(err, EINVAL, "sandbox %s is not running", name);
+		return 0;
 	}
 	fd = sbx_connect(name, NULL);
 	r = fd < 0  ? -ENOTCONN
 	    : force ? proto_put_frame(&b, PROTO_KILL, 0, NULL, 0)
-		    : proto_u32_encode(&b, PROTO_SHUTDOWN, 0, timeout_s * 1000);
+		    : proto_u32_encode(&b, PROTO_SHUTDOWN, 0, (uint32_t)timeout_ms);
 	if (!r)
 		r = write_all(fd, buf_head(&b), buf_size(&b));
 	buf_free(&b);
@@ -163,7 +178,7 @@ int sbx_stop(const char *name, uint32_t timeout_s, bool force, struct msb_err **
 	 * directly. */
 	if (r < 0 && row.pid > 0)
 		kill((pid_t)row.pid, force ? SIGKILL : SIGTERM);
-	if (!wait_gone(name, force ? 5000 : (uint64_t)timeout_s * 1000 + STOP_SLACK_MS)) {
+	if (!wait_gone(name, force ? 5000 : timeout_ms + STOP_SLACK_MS)) {
 		if (row.pid > 0)
 			kill((pid_t)row.pid, SIGKILL);
 		if (!wait_gone(name, 5000)) {

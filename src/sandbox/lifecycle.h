@@ -20,6 +20,13 @@ bool sbx_alive(const char *name);
 bool sbx_exists(const char *name);
 
 /*
+ * sbx_runs_command() - does the sandbox's current (or last) run have its
+ * spec's command as main session (msb run), rather than nothing (msb
+ * create, msb start)? The supervisor says so in SBX_MAIN_FILE.
+ */
+bool sbx_runs_command(const char *name);
+
+/*
  * sbx_get() - the sandbox's row, its status corrected by liveness (a run
  * without a live supervisor is "crashed", and recorded so).
  * Return: 0, or -1 with @err ("sandbox N: not found").
@@ -41,9 +48,12 @@ int sbx_start(const char *name, unsigned int flags, struct sbx_boot_info *info,
  * sbx_stop() - graceful: processes get SIGTERM, then SIGKILL after
  * @timeout_s, the guest syncs and powers off; @force: the VM is killed at
  * once. Waits until the supervisor is gone (killing it if it does not go).
- * Return: 0, or -1 with @err (not running, ...).
+ * A sandbox that is not running is already where it was asked to be.
+ * Return: 0, or -1 with @err (not found, did not stop, ...).
  */
 int sbx_stop(const char *name, uint32_t timeout_s, bool force, struct msb_err **err);
+/* sbx_stop_ms() - sbx_stop() with the grace in milliseconds (at most UINT32_MAX). */
+int sbx_stop_ms(const char *name, uint64_t timeout_ms, bool force, struct msb_err **err);
 
 /*
  * sbx_remove() - delete the sandbox: directory, disk, logs, row. A running

@@ -195,5 +195,7 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bo
 /* The lock file in a sandbox directory, held by its live supervisor. */
 #define SBX_LOCK_FILE "lock"
 #define SBX_LOCK_FD   4
+/* Present while (and after) a run has the spec's command as its main session. */
+#define SBX_MAIN_FILE "main-command"
 
 #endif

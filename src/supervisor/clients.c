@@ -31,6 +31,43 @@ void broadcast(struct sv *sv, const char *fmt, ...)
 	}
 }
 
+/*
+ * Tells the clients whose sessions the sandbox is about to end why (an INFO
+ * {"notice": ...} on the control session); unlike broadcast()'s ERROR it is
+ * not a failure: their commands' own exit statuses still come.
+ */
+void notify_sessions(struct sv *sv, const char *fmt, ...)
+{
+	_cleanup_free_ char *text = NULL;
+	char msg[512];
+	va_list ap;
+	json_t *o;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	o = json_pack("{s:s}", "notice", msg);
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!text)
+		return;
+	for (unsigned int k = 0; k < MAX_ROUTES; k++) {
+		const struct route *r = &sv->routes[k];
+		struct client *c = r->gsid && r->client >= 0 ? &sv->clients[r->client] : NULL;
+		bool told = false;
+
+		if (!c || !c->used || c->dead)
+			continue;
+		/* One notice per client, however many sessions it has. */
+		for (unsigned int j = 0; j < k; j++)
+			told |= sv->routes[j].gsid && sv->routes[j].client == r->client;
+		if (told || proto_put_frame(&c->conn.tx, PROTO_INFO, 0, text, strlen(text)) < 0)
+			continue;
+		c->tail_ok = false;
+		client_flush(sv, c);
+	}
+}
+
 struct route *route_by_gsid(struct sv *sv, uint32_t gsid)
 {
 	struct route *r;
@@ -52,6 +89,43 @@ static struct route *route_by_client(struct sv *sv, int client, uint32_t csid)
 	return NULL;
 }
 
+/*
+ * exec.log ids name a session for the sandbox's whole life, so that
+ * `msb logs --show-id` never mixes two runs' sessions: the last id given is
+ * kept in the sandbox directory and each run goes on from it. (Guest
+ * session ids are per boot; only the supervisor knows both.)
+ */
+#define SEQ_FILE "logs/last-session-id"
+
+void seq_load(struct sv *sv)
+{
+	char text[16] = { 0 };
+	ssize_t n;
+
+	sv->seq_fd = openat(sv->dirfd, SEQ_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (sv->seq_fd < 0) {
+		log_warn("%s: %s (session ids start at 1)", SEQ_FILE, strerror(errno));
+		return;
+	}
+	n = pread(sv->seq_fd, text, sizeof(text) - 1, 0);
+	if (n > 0) {
+		char *end;
+		unsigned long v = strtoul(text, &end, 10);
+
+		if (end != text && (*end == '\n' || !*end) && v < UINT32_MAX / 2)
+			sv->seq = (uint32_t)v;
+	}
+}
+
+static void seq_save(struct sv *sv)
+{
+	char text[16];
+	int n = snprintf(text, sizeof(text), "%010" PRIu32 "\n", sv->seq);
+
+	if (sv->seq_fd >= 0 && pwrite(sv->seq_fd, text, (size_t)n, 0) != n)
+		log_warn_rl("%s: %s", SEQ_FILE, strerror(errno));
+}
+
 struct route *route_new(struct sv *sv, int client, uint32_t csid)
 {
 	for (unsigned int i = 0; i < MAX_ROUTES; i++) {
@@ -67,6 +141,7 @@ struct route *route_new(struct sv *sv, int client, uint32_t csid)
 				     .client = client,
 				     .csid = csid,
 				     .seq = ++sv->seq };
+		seq_save(sv);
 		sv->nroutes++;
 		timer_set(sv, T_IDLE, 0);
 		return r;

@@ -258,7 +258,12 @@ static void on_timer(struct sv *sv)
 		stop(sv, SIGNAL_STOP_GRACE_MS, "idle-timeout");
 	}
 	if (fired[T_MAX] && sv->state == ST_RUNNING) {
+		char d[32];
+
+		format_duration(sv->spec.max_duration_ms, d, sizeof(d));
 		log_info("the sandbox reached its maximum duration; stopping");
+		notify_sessions(sv, "sandbox %s reached its --max-duration of %s and was stopped",
+				sv->spec.name, d);
 		stop(sv, SIGNAL_STOP_GRACE_MS, "max-duration");
 	}
 	if (fired[T_INFO])
@@ -582,6 +587,9 @@ static void teardown(struct sv *sv)
 	rotlog_close(&sv->kernel_log);
 	exec_log_system(sv, "--- sandbox stopped ---");
 	rotlog_close(&sv->exec_log);
+	if (sv->seq_fd >= 0)
+		close(sv->seq_fd);
+	sv->seq_fd = -1;
 	buf_free(&sv->exec_line);
 	record_end(sv);
 	if (sv->spec.ephemeral) {
@@ -679,6 +687,7 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bo
 			 .runtime_log = { .fd = -1 },
 			 .kernel_log = { .fd = -1 },
 			 .exec_log = { .fd = -1 },
+			 .seq_fd = -1,
 			 .disk_lock = -1,
 			 .snap = { .client = -1, .dirfd = -1 },
 			 .net = { .vmm_fd = -1, .ctl = -1 } };
@@ -696,6 +705,16 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bo
 		ready_report(&sv, "err 125 %s", err->msg);
 		return 1;
 	}
+	/* What this run runs, for msb ps: the spec's command (msb run), or nothing. */
+	if (attached || run_main) {
+		int mfd = openat(sv.dirfd, SBX_MAIN_FILE,
+				 O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+		if (mfd >= 0)
+			close(mfd);
+	} else {
+		unlinkat(sv.dirfd, SBX_MAIN_FILE, 0);
+	}
 	rotlog_open(&sv.runtime_log, sv.dirfd, "logs/runtime.log", RUNTIME_LOG_MAX,
 		    RUNTIME_LOG_KEEP);
 	log_setup(&sv.runtime_log, sv.spec.log_level,
@@ -706,6 +725,7 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bo
 		log_warn("logs/kernel.log: %s", strerror(errno));
 	if (rotlog_open(&sv.exec_log, sv.dirfd, "logs/exec.log", EXEC_LOG_MAX, EXEC_LOG_KEEP) < 0)
 		log_warn("logs/exec.log: %s", strerror(errno));
+	seq_load(&sv);
 	sv.started_ms = now_ms();
 	{
 		struct db *db = NULL;

@@ -41,6 +41,7 @@
 #include "util/conn.h"
 #include "util/fs.h"
 #include "util/le.h"
+#include "util/parse.h"
 #include "util/rotlog.h"
 #include "util/sock.h"
 #include "util/strv.h"
@@ -167,6 +168,7 @@ struct sv {
 	const char *reason;		   /* why the sandbox ends, once known */
 	int main_exit;			   /* the main session's exit status, -1 while none */
 	uint32_t seq;			   /* sessions started, for exec.log ids */
+	int seq_fd;			   /* SEQ_FILE: the last id, kept across runs */
 	uint64_t started_ms;		   /* monotonic, at setup */
 	uint64_t kernel_ns, configured_ns; /* guest boot timings */
 	/* INFO: the figures being gathered for the clients that asked. */
@@ -219,6 +221,8 @@ void record_end(struct sv *sv);
 /* clients.c */
 void broadcast(struct sv *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void bury(struct sv *sv);
+void notify_sessions(struct sv *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void seq_load(struct sv *sv);
 void client_drop(struct sv *sv, struct client *c, const char *why);
 void client_error(struct sv *sv, struct client *c, uint32_t sid, const char *msg);
 void client_flush(struct sv *sv, struct client *c);

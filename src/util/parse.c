@@ -164,6 +164,31 @@ void format_duration(uint64_t ms, char *buf, unsigned long len)
 		snprintf(buf + n, len - (unsigned long)n, "%llums", (unsigned long long)r);
 }
 
+void format_ago(uint64_t secs, char *buf, unsigned long len)
+{
+	static const struct {
+		uint64_t below, per;
+		const char *unit;
+	} steps[] = {
+		{ 60, 1, "second" },
+		{ 3600, 60, "minute" },
+		{ 86400, 3600, "hour" },
+		{ 86400ull * 60, 86400, "day" },
+		{ 86400ull * 730, 86400ull * 30, "month" },
+		{ UINT64_MAX, 86400ull * 365, "year" },
+	};
+	size_t i = 0;
+	uint64_t n;
+
+	if (!len)
+		return;
+	while (i + 1 < sizeof(steps) / sizeof(steps[0]) && secs >= steps[i].below)
+		i++;
+	n = secs / steps[i].per;
+	snprintf(buf, len, "%llu %s%s ago", (unsigned long long)n, steps[i].unit,
+		 n == 1 ? "" : "s");
+}
+
 static int parse_limit_value(const char *s, uint64_t *v)
 {
 	char *end;

@@ -28,6 +28,9 @@ void format_size(uint64_t bytes, char *buf, unsigned long len);
 /* Formats @ms the way users wrote it: "1h30m", "2s", "250ms". */
 void format_duration(uint64_t ms, char *buf, unsigned long len);
 
+/* format_ago() - an age in words for a table: "1 second ago", "5 minutes ago", "2 years ago". */
+void format_ago(uint64_t secs, char *buf, unsigned long len);
+
 /*
  * parse_rlimit() - "nofile=1024" or "nofile=1024:4096" (soft:hard);
  * "unlimited" is accepted for either value.

@@ -235,6 +235,46 @@ static void test_format_duration(void **state)
 	}
 }
 
+/* --- format_ago -------------------------------------------------------- */
+
+static void test_format_ago_plurals(void **state)
+{
+	static const struct {
+		uint64_t secs;
+		const char *want;
+	} cases[] = {
+		{ 0, "0 seconds ago" },
+		{ 1, "1 second ago" },
+		{ 2, "2 seconds ago" },
+		{ 59, "59 seconds ago" },
+		{ 60, "1 minute ago" },
+		{ 119, "1 minute ago" },
+		{ 120, "2 minutes ago" },
+		{ 3600, "1 hour ago" },
+		{ 7200, "2 hours ago" },
+		{ 86400, "1 day ago" },
+		{ 86400 * 2, "2 days ago" },
+		{ 86400ull * 59, "59 days ago" },
+		{ 86400ull * 60, "2 months ago" },
+		{ 86400ull * 729, "24 months ago" },
+		{ 86400ull * 730, "2 years ago" },
+		{ UINT64_MAX, "584942417355 years ago" },
+	};
+	char buf[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		format_ago(cases[i].secs, buf, sizeof(buf));
+		assert_string_equal(buf, cases[i].want);
+	}
+	/* Cut to the buffer, always terminated; nothing written without room. */
+	format_ago(5, buf, 4);
+	assert_string_equal(buf, "5 s");
+	buf[0] = 'x';
+	format_ago(5, buf, 0);
+	assert_int_equal(buf[0], 'x');
+}
+
 static void test_format_duration_truncates(void **state)
 {
 	char buf[8];
@@ -478,6 +518,7 @@ int main(void)
 		cmocka_unit_test(test_duration_overflow),
 		cmocka_unit_test(test_format_duration),
 		cmocka_unit_test(test_format_duration_truncates),
+		cmocka_unit_test(test_format_ago_plurals),
 		cmocka_unit_test(test_size_exact_large),
 		cmocka_unit_test(test_duration_max),
 		cmocka_unit_test(test_format_duration_zero_length),
