@@ -134,6 +134,40 @@ static void test_log_sources(void **state)
 	assert_int_equal(logs_parse_sources("", &s), -EINVAL);
 }
 
+/* Every source renders under its own name in --json: the table follows the LOGS_* bits. */
+static void test_log_json_source_names(void **state)
+{
+	static const struct {
+		unsigned int src;
+		const char *json;
+	} cases[] = {
+		{ LOGS_STDOUT, "{\"t\":\"T\",\"s\":\"stdout\",\"d\":\"x\",\"id\":7}" },
+		{ LOGS_STDERR, "{\"t\":\"T\",\"s\":\"stderr\",\"d\":\"x\",\"id\":7}" },
+		{ LOGS_OUTPUT, "{\"t\":\"T\",\"s\":\"output\",\"d\":\"x\",\"id\":7}" },
+		{ LOGS_SYSTEM, "{\"t\":\"T\",\"s\":\"system\",\"d\":\"x\",\"id\":7}" },
+	};
+	uint8_t d[] = { 'x' };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct log_entry e = {
+			.t = "T", .src = cases[i].src, .id = 7, .d = d, .len = 1, .utf8 = true
+		};
+		char *line = logs_entry_json(&e, false);
+
+		assert_non_null(line);
+		assert_string_equal(line, cases[i].json);
+		free(line);
+	}
+	{
+		struct log_entry e = {
+			.t = "T", .src = LOGS_STDOUT | LOGS_SYSTEM, .d = d, .len = 1
+		};
+
+		assert_null(logs_entry_json(&e, false)); /* one source per entry */
+	}
+}
+
 static void test_log_times(void **state)
 {
 	char t[32], now[32];
@@ -382,6 +416,7 @@ int main(void)
 		cmocka_unit_test(test_config_roundtrip),
 		cmocka_unit_test(test_config_refresh),
 		cmocka_unit_test(test_snapshot_names),
+		cmocka_unit_test(test_log_json_source_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
