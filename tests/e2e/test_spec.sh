@@ -82,4 +82,41 @@ test_disk_images_of_every_format_are_written() {
   expect_no_leftovers
 }
 
+test_inspect_live_figures_are_real_or_unknown() {
+  local pid rss vm_rss
+  msb_capture create --name live --rootfs "$SQFS"
+  expect_eq "create" "$RC" 0
+  pid=$(json_get live 'j["vmm_pid"]')
+  rss=$(json_get live 'j["live"]["vmm_rss_bytes"]')
+  vm_rss=$(awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$pid/status")
+  expect_match "vmm_rss_bytes is a size" "$rss" '^[1-9][0-9]*$'
+  # The same process, read twice: within a factor of two of what the kernel says.
+  if [[ "$rss" =~ ^[0-9]+$ ]] && [[ "$vm_rss" =~ ^[0-9]+$ ]]; then
+    [ "$rss" -gt $((vm_rss / 2)) ] && [ "$rss" -lt $((vm_rss * 2)) ] ||
+      fail "vmm_rss_bytes $rss is not the VMM's RSS ($vm_rss)"
+  else
+    fail "no VmRSS for the VMM pid $pid"
+  fi
+  expect_match "cpu_ns is a time" "$(json_get live 'j["live"]["cpu_ns"]')" '^[1-9][0-9]*$'
+  expect_match "guest memory is known while it runs" \
+    "$(json_get live '"%s %s" % (j["live"]["mem_total_bytes"], j["live"]["guest_processes"] > 0)')" '^[1-9][0-9]* True$'
+  msb_capture inspect live
+  expect_match "text: no negative size" "$OUT" "live.vmm_rss_bytes: [1-9][0-9]*"
+  # Paused, the guest cannot answer: its figures are unknown, not stale or zero.
+  msb_capture pause live
+  expect_eq "pause" "$RC" 0
+  expect_eq "paused: the guest's figures are null" \
+    "$(json_get live '[j["live"][k] for k in ("mem_total_bytes", "mem_available_bytes", "guest_processes")]')" \
+    "[None, None, None]"
+  msb_capture inspect live
+  expect_match "text: unknown is '-'" "$OUT" "live.mem_total_bytes: -"
+  msb_capture metrics --format json live
+  expect_eq "metrics: unknown memory is null" \
+    "$(printf '%s' "$OUT" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["memory_bytes"])')" None
+  msb_capture resume live
+  expect_match "resumed: known again" "$(json_get live 'j["live"]["mem_total_bytes"]')" '^[1-9][0-9]*$'
+  msb_capture rm -f live
+  expect_no_leftovers
+}
+
 run_tests
