@@ -50,7 +50,7 @@ static int replace(const char *name, uint64_t grace_ms, struct msb_err **err)
 }
 
 /* Positional arguments: IMAGE (unless --rootfs) and the command. */
-static int split_positionals(const char *cmd, struct sbx_flags *f, bool need_cmd_for_rootfs)
+static int split_positionals(const char *cmd, struct sbx_flags *f)
 {
 	size_t first = 0;
 
@@ -80,9 +80,6 @@ static int split_positionals(const char *cmd, struct sbx_flags *f, bool need_cmd
 	else if (f->pos.n > first)
 		return cli_error("%s: unexpected argument \"%s\" before \"--\"", cmd,
 				 f->pos.v[first]);
-	if (need_cmd_for_rootfs && f->co.rootfs && (!f->cmd || !f->cmd[0]))
-		return cli_error("%s: no command given (use: msb %s --rootfs PATH -- COMMAND)", cmd,
-				 cmd);
 	f->co.cmd = f->cmd;
 	return 0;
 }
@@ -125,7 +122,8 @@ static int attach(struct sbx_flags *f, const char *name, int *status, struct msb
 		return -1;
 	}
 	{
-		char *sh[] = { "/bin/sh", NULL };
+		/* No command and no image default: an interactive shell, the --shell one. */
+		char *sh[] = { spec.shell, NULL };
 		struct sbx_exec x = {
 			.argv = spec.command && spec.command[0] ? spec.command : sh,
 			.env = spec.env,
@@ -210,7 +208,7 @@ int cmd_run(int argc, char **argv)
 
 	r = sbxflags_parse("run", argc, argv, &f);
 	if (!r)
-		r = split_positionals("run", &f, true);
+		r = split_positionals("run", &f);
 	if (r) {
 		sbxflags_free(&f);
 		return r < 0 ? 0 : r;
@@ -234,7 +232,7 @@ int cmd_create(int argc, char **argv)
 	if (!r && !f.co.name)
 		r = cli_error("create: a sandbox needs a name (use --name NAME)");
 	if (!r)
-		r = split_positionals("create", &f, false);
+		r = split_positionals("create", &f);
 	if (r) {
 		sbxflags_free(&f);
 		return r < 0 ? 0 : r;

@@ -169,11 +169,12 @@ static void usage(const char *cmd)
 
 	if (run)
 		printf("Usage: msb run [OPTIONS] IMAGE [--] [COMMAND [ARG...]]\n"
-		       "       msb run [OPTIONS] --rootfs PATH [--] COMMAND [ARG...]\n\n"
+		       "       msb run [OPTIONS] --rootfs PATH [--] [COMMAND [ARG...]]\n\n"
 		       "Create a sandbox and run a command in it. Without --name the sandbox is\n"
 		       "ephemeral and removed when the command ends; with --name it persists.\n"
 		       "With an image, COMMAND replaces the image's Cmd and keeps its Entrypoint;\n"
-		       "with neither, /bin/sh runs.\n\n");
+		       "with no command and no image default, an interactive shell (--shell) "
+		       "runs.\n\n");
 	else
 		printf("Usage: msb create --name NAME [OPTIONS] IMAGE|--rootfs PATH\n\n"
 		       "Create and boot a sandbox in the background; returns when it is "
@@ -200,7 +201,9 @@ static void usage(const char *cmd)
 	       "  -c, --cpus N            Virtual CPUs (default 1)\n"
 	       "      --oci-upper-size SIZE  Writable layer on a disk of SIZE (named sandboxes: "
 	       "4G)\n"
-	       "      --shell PATH        Shell for 'msb shell' and --script (default /bin/sh)\n"
+	       "      --shell PATH        Shell for interactive sessions, 'msb shell' and "
+	       "--script\n"
+	       "                          (default /bin/sh)\n"
 	       "      --tmpfs PATH[:SIZE] Mount a tmpfs at PATH\n"
 	       "  -v, --volume SRC:DEST[:OPTS]  Mount a host path (SRC starts with / or .) or a "
 	       "named volume\n"

@@ -82,6 +82,24 @@ test_disk_images_of_every_format_are_written() {
   expect_no_leftovers
 }
 
+test_rootfs_without_a_command_starts_the_shell() {
+  msb_capture run --rootfs "$SQFS" <<< 'echo "in $0"; exit 7'
+  expect_eq "the default shell reads the script on stdin" "$RC|$OUT|$ERR" "7|in /bin/sh|"
+  # --shell chooses it: a shell of our own that says so, then is sh.
+  msb_capture run --rootfs "$SQFS" --shell /.msb/scripts/mysh \
+    --script-raw $'mysh=#!/bin/sh\necho my-shell\nexec /bin/sh "$@"' <<< 'echo "then $0"'
+  expect_eq "--shell is the interactive shell" "$RC|$OUT" $'0|my-shell\nthen /bin/sh'
+  # On a terminal it is interactive: a prompt, a command, its output.
+  tmux_run 100 20 "$MSB run -t --rootfs $SQFS" || return
+  tmux_wait '# ' > /dev/null
+  tmux send-keys -t "$TMUX_SESSION" 'echo tty-$((6*7))' Enter
+  expect_match "an interactive shell on the terminal" "$(tmux_wait tty-42)" "tty-42"
+  tmux send-keys -t "$TMUX_SESSION" 'exit 3' Enter
+  expect_match "its exit code is run's" "$(tmux_wait rc=)" "rc=3"
+  tmux_end
+  expect_no_leftovers
+}
+
 test_inspect_live_figures_are_real_or_unknown() {
   local pid rss vm_rss
   msb_capture create --name live --rootfs "$SQFS"
