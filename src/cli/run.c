@@ -137,10 +137,16 @@ static int attach(struct sbx_flags *f, const char *name, int *status, struct msb
 			.stderr_closed = cli_stdio_closed[2],
 			.main = true,
 			.timeout_ms = f->timeout_ms,
-			.nrlimits = f->nrlimits,
 		};
 
-		memcpy(x.rlimits, f->rlimits, sizeof(x.rlimits));
+		/* The spec's limits hold the --rlimits (and a snapshot's). */
+		if (sbx_exec_rlimits(spec.rlimits, f->rlimits, f->nrlimits, x.rlimits,
+				     &x.nrlimits) < 0) {
+			close(fd);
+			sbx_spec_free(&spec);
+			return msb_err_set(err, EINVAL, "sandbox %s: bad rlimits in its config",
+					   name);
+		}
 		if (f->tty && sbx_parse_detach_keys(f->detach_keys, x.detach_keys,
 						    sizeof(x.detach_keys), &x.ndetach_keys) < 0) {
 			close(fd);

@@ -435,8 +435,10 @@ static json_t *inspect_json(const struct sandbox_row *row, const struct sbx_spec
 	if (run)
 		json_object_set_new(run, "exit_code",
 				    row->has_exit ? json_integer(row->exit_code) : json_null());
-	if (cfg)
+	if (cfg) {
 		json_object_set_new(cfg, "network", sbx_net_to_json(&s->net));
+		json_object_set_new(cfg, "rlimits", strv_json(s->rlimits));
+	}
 	if (cfg && s->disk_image)
 		json_object_set_new(cfg, "disk",
 				    json_pack("{s:s, s:s?, s:b}", "image", s->disk_image, "format",

@@ -157,10 +157,10 @@ static const char *flag_name(int c)
 	return "a flag";
 }
 
-/* Flags that only make sense for one command at a time: the rest is shared. */
+/* Flags about the command msb run runs: msb create runs none. The rest is shared. */
 static bool run_only(int c)
 {
-	return c == 't' || c == 'd' || c == OPT_TIMEOUT || c == OPT_RLIMIT || c == OPT_DETACH_KEYS;
+	return c == 't' || c == 'd' || c == OPT_TIMEOUT || c == OPT_DETACH_KEYS;
 }
 
 static void usage(const char *cmd)
@@ -219,6 +219,7 @@ static void usage(const char *cmd)
 	       "      --replace           Replace a sandbox of the same name\n"
 	       "      --replace-with-grace DURATION  Grace for the replaced sandbox's processes "
 	       "(default 10s)\n"
+	       "      --rlimit NAME=N[:M] A resource limit for every session (e.g. nofile=1024)\n"
 	       "      --log-level LEVEL   Runtime log level: error, warn, info, debug, trace\n"
 	       "\nNetwork (default: egress to public addresses only; see docs/network.md):\n"
 	       "  -p, --port [BIND:]HOST:GUEST[/udp]  Publish a guest port (BIND default "
@@ -243,8 +244,8 @@ static void usage(const char *cmd)
 		       "  -d, --detach            Run in the background and print the sandbox "
 		       "name\n"
 		       "      --detach-keys KEYS  Keys that detach a -t session (default ctrl-])\n"
-		       "      --timeout DURATION  Kill the command after DURATION (e.g. 30s, 5m)\n"
-		       "      --rlimit NAME=N[:M] Set a resource limit (e.g. nofile=1024)\n");
+		       "      --timeout DURATION  Kill the command after DURATION (e.g. 30s, "
+		       "5m)\n");
 }
 
 static int parse_memory(const char *s, unsigned int *mib)
@@ -646,8 +647,13 @@ static int parse_opt(struct sbx_flags *f, int c, const char *arg)
 		return 0;
 	case OPT_TIMEOUT:
 		return cli_duration("--timeout", arg, &f->timeout_ms, false);
-	case OPT_RLIMIT:
-		return cli_add_rlimit(f->rlimits, &f->nrlimits, arg);
+	case OPT_RLIMIT: {
+		int r = cli_add_rlimit(f->rlimits, &f->nrlimits, arg);
+
+		if (r)
+			return r;
+		return strv_push(&f->rlimit_args, arg) < 0 ? cli_error("out of memory") : 0;
+	}
 	case 'p':
 	case OPT_NO_NET:
 	case OPT_NET_RULE:
@@ -721,10 +727,13 @@ int sbxflags_parse(const char *cmd, int argc, char **argv, struct sbx_flags *f)
 			usage(cmd);
 			return -1;
 		}
-		if (c == '?' || c == ':' || (!run && run_only(c)))
-			return c == '?' || c == ':' ? cli_bad_flag(cmd, argv, longopts)
-						    : cli_error("%s: flag %s is for 'msb run' only",
-								cmd, argv[optind - 1]);
+		if (c == '?' || c == ':')
+			return cli_bad_flag(cmd, argv, longopts);
+		if (!run && run_only(c))
+			return cli_error("%s: %s is for 'msb run' only (%s)", cmd, flag_name(c),
+					 c == 'd'
+						 ? "create always returns once the sandbox is up"
+						 : "create runs no command; give it to 'msb exec'");
 		if (!snapshot_allows(c) && !f->shape_flag)
 			f->shape_flag = flag_name(c);
 		r = parse_opt(f, c, optarg);
@@ -753,6 +762,8 @@ int sbxflags_parse(const char *cmd, int argc, char **argv, struct sbx_flags *f)
 	f->co.env = f->env.v;
 	f->co.init_args = f->init_args.v;
 	f->co.init_env = f->init_env.v;
+	f->co.rlimits = f->rlimit_args.v;
+	f->co.main_timeout_ms = f->timeout_ms;
 	return build_scripts(f);
 }
 
@@ -772,6 +783,7 @@ void sbxflags_free(struct sbx_flags *f)
 	strv_free(&f->init_env);
 	strv_free(&f->pos);
 	strv_free(&f->script_args);
+	strv_free(&f->rlimit_args);
 	sbx_net_free(&f->net);
 }
 

@@ -53,6 +53,7 @@
 
 #include "net/frame.h"
 #include "proto/proto.h"
+#include "sandbox/exec.h"
 #include "sandbox/rootfs.h"
 #include "sandbox/sbxnet.h"
 #include "sandbox/volume.h"
@@ -63,6 +64,7 @@
 #include "util/conn.h"
 #include "util/fs.h"
 #include "util/le.h"
+#include "util/parse.h"
 #include "util/rotlog.h"
 #include "util/sock.h"
 #include "util/strv.h"
@@ -127,7 +129,7 @@
 enum kind { K_SIG = 1, K_LISTEN, K_AGENT, K_TIMER, K_CLIENT, K_CONSOLE, K_VMM_ERR, K_QMP, K_NET };
 #define REF(k, i) ((uint64_t)(k) << 32 | (uint32_t)(i))
 
-enum timer { T_STATE, T_OWNER, T_CONSOLE, T_IDLE, T_MAX, T_INFO, T_NET, T_SNAP, T_COUNT };
+enum timer { T_STATE, T_OWNER, T_CONSOLE, T_IDLE, T_MAX, T_INFO, T_NET, T_SNAP, T_MAIN, T_COUNT };
 
 struct client {
 	struct conn conn;
@@ -188,6 +190,7 @@ struct sv {
 	int64_t run_id;			   /* this run's row in the database */
 	const char *reason;		   /* why the sandbox ends, once known */
 	int main_exit;			   /* the main session's exit status, -1 while none */
+	uint32_t main_gsid;		   /* run -d: the main session, for its --timeout */
 	uint32_t seq;			   /* sessions started, for exec.log ids */
 	uint64_t started_ms;		   /* monotonic, at setup */
 	uint64_t kernel_ns, configured_ns; /* guest boot timings */
@@ -1247,6 +1250,11 @@ static void start_main(struct sv *sv)
 		log_warn("no command to run as the main session");
 		return;
 	}
+	if (sbx_exec_rlimits(sv->spec.rlimits, NULL, 0, e.rlimits, &e.nrlimits) < 0) {
+		log_error("the main command's --rlimit values are invalid");
+		stop(sv, 0, "crashed");
+		return;
+	}
 	r = route_new(sv, -1, 0);
 	if (!r || proto_exec_encode(&sv->agent.tx, r->gsid, &e) < 0 ||
 	    proto_put_frame(&sv->agent.tx, PROTO_STDIN, r->gsid, NULL, 0) < 0) {
@@ -1257,6 +1265,29 @@ static void start_main(struct sv *sv)
 		return;
 	}
 	r->main = true;
+	sv->main_gsid = r->gsid;
+	/* msb run -d --timeout: nobody else is there to keep it. */
+	if (sv->spec.main_timeout_ms)
+		timer_set(sv, T_MAIN, sv->spec.main_timeout_ms);
+	agent_flush(sv);
+}
+
+/* run -d --timeout: the main command is killed, as an attached msb run kills it. */
+static void main_timed_out(struct sv *sv)
+{
+	struct route *r = sv->main_gsid ? route_by_gsid(sv, sv->main_gsid) : NULL;
+	char d[32], line[80];
+
+	if (!r || !r->main || sv->state != ST_RUNNING)
+		return;
+	format_duration(sv->spec.main_timeout_ms, d, sizeof(d));
+	log_info("the main command timed out after %s; killing it", d);
+	snprintf(line, sizeof(line), "--- command timed out after %s and was killed ---", d);
+	exec_log_system(sv, line);
+	if (proto_u32_encode(&sv->agent.tx, PROTO_SIGNAL, r->gsid, SIGKILL) < 0) {
+		stop(sv, 0, "crashed");
+		return;
+	}
 	agent_flush(sv);
 }
 
@@ -1951,6 +1982,8 @@ static void on_timer(struct sv *sv)
 	}
 	if (fired[T_INFO])
 		info_reply(sv);
+	if (fired[T_MAIN])
+		main_timed_out(sv);
 	if (fired[T_SNAP] && sv->snap.client >= 0)
 		snap_fail(sv, "the guest did not flush its disks for the snapshot within %d s",
 			  QUIESCE_MS / 1000);

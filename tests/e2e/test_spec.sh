@@ -57,6 +57,29 @@ print(" ".join(f"{k}={seen.get(k)}" for k in ("to-out", "to-err", "on-tty", "san
   expect_no_leftovers
 }
 
+test_detached_run_keeps_timeout_and_rlimit() {
+  local start
+  start=$SECONDS
+  msb_capture run -d --name det --timeout 2s --rlimit nofile=99 --rootfs "$SQFS" -- \
+    sh -c 'ulimit -n; echo started; exec sleep 60'
+  expect_eq "run -d" "$RC|$OUT" "0|det"
+  # The command is killed 2 s after it started: the sandbox ends well before its sleep would.
+  wait_status det stopped 45 || fail "the detached command outlived its --timeout ($((SECONDS - start)) s)"
+  expect_eq "killed: 128+SIGKILL" "$(json_get det 'j["last_run"]["exit_code"]')" 137
+  msb_capture logs det
+  expect_eq "the detached command had its --rlimit" "$OUT" $'99\nstarted'
+  msb_capture logs --source system det
+  expect_match "the log says why it ended" "$OUT" "command timed out after 2s and was killed"
+  # Control: without the flags, the limit is the default and the command runs to its end.
+  msb_capture run -d --name det2 --rootfs "$SQFS" -- sh -c 'ulimit -n; sleep 3; echo done'
+  wait_status det2 stopped 60 || fail "det2 did not end"
+  expect_eq "exit code without --timeout" "$(json_get det2 'j["last_run"]["exit_code"]')" 0
+  msb_capture logs det2
+  expect_eq "without --rlimit, the default limit" "$OUT" $'1024\ndone'
+  msb_capture rm -f det det2
+  expect_no_leftovers
+}
+
 # make_disk FILE: an unpartitioned ext4 image of the busybox tree.
 make_disk() {
   mkfs.ext4 -q -F -d "$FIX/rootfs" "$1" 64M
@@ -97,6 +120,36 @@ test_rootfs_without_a_command_starts_the_shell() {
   tmux send-keys -t "$TMUX_SESSION" 'exit 3' Enter
   expect_match "its exit code is run's" "$(tmux_wait rc=)" "rc=3"
   tmux_end
+  expect_no_leftovers
+}
+
+test_create_takes_the_flags_of_run() {
+  msb_capture create --name crl --rlimit nofile=99 --rootfs "$SQFS"
+  expect_eq "create --rlimit" "$RC|$ERR" "0|"
+  msb_capture exec crl -- sh -c 'ulimit -n'
+  expect_eq "every session gets the sandbox's --rlimit" "$OUT" 99
+  msb_capture exec --rlimit nofile=50 crl -- sh -c 'ulimit -n'
+  expect_eq "a session's own --rlimit wins" "$OUT" 50
+  expect_eq "inspect shows it" "$(json_get crl 'j["config"]["rlimits"]')" "['nofile=99']"
+  msb_capture stop crl
+  msb_capture exec crl -- sh -c 'ulimit -n'
+  expect_eq "it holds across stop and start" "$OUT" 99
+  msb_capture rm -f crl
+  msb_capture create --name crl0 --rootfs "$SQFS"
+  msb_capture exec crl0 -- sh -c 'ulimit -n'
+  expect_eq "control: without --rlimit, the default" "$OUT" 1024
+  msb_capture rm -f crl0
+  local flag name
+  for flag in "--timeout 5s=--timeout" "-t=--tty" "--tty=--tty" "--detach-keys ctrl-a=--detach-keys"; do
+    name=${flag#*=}
+    # shellcheck disable=SC2086
+    msb_capture create --name crx ${flag%=*} --rootfs "$SQFS"
+    expect_eq "${flag%=*}: exit code" "$RC" 125
+    expect_one_error_line "$ERR" "create: $name is for 'msb run' only \\(create runs no command; give it to 'msb exec'\\)$"
+  done
+  msb_capture create --name crx -d --rootfs "$SQFS"
+  expect_one_error_line "$ERR" "create: --detach is for 'msb run' only \\(create always returns once the sandbox is up\\)$"
+  expect_eq "nothing was made" "$("$MSB" ls -q)" ""
   expect_no_leftovers
 }
 
