@@ -212,7 +212,7 @@ static void usage(const char *cmd)
 	       "      --script-raw NAME=BODY  Script with exactly BODY\n"
 	       "      --script-path NAME:PATH Script read from a host file\n"
 	       "      --init PATH         Hand PID 1 to this init after setup\n"
-	       "      --init-arg ARG      Argument for --init (repeatable)\n"
+	       "      --init-arg ARG      Argument appended to --init's argv (repeatable)\n"
 	       "      --init-env KEY=VALUE  Environment for --init only (repeatable)\n"
 	       "      --max-duration DURATION  Stop the sandbox after this long\n"
 	       "      --idle-timeout DURATION  Stop the sandbox after no session for this long\n"

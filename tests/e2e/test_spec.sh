@@ -190,4 +190,24 @@ test_inspect_live_figures_are_real_or_unknown() {
   expect_no_leftovers
 }
 
+test_init_args_are_appended_to_the_init() {
+  msb_capture run --init /bin/sh --init-arg -c \
+    --init-arg 'echo "$0|$1" > /tmp/init.mark; exec sleep 1000' --init-arg zero --init-arg one \
+    --rootfs "$SQFS" -- sh -c 'for i in $(seq 200); do [ -s /tmp/init.mark ] && break; sleep 0.1; done
+      cat /tmp/init.mark; cat /proc/1/comm'
+  expect_eq "argv is the init, then the --init-args" "$RC|$OUT|$ERR" $'0|zero|one\nsleep|'
+  msb_capture create --name initok --init /bin/sh --init-arg -c --init-arg 'exec sleep 1000' --rootfs "$SQFS"
+  expect_eq "create with --init-arg -c CMD" "$RC|$ERR" "0|"
+  msb_capture exec initok -- sh -c "tr '\\0' ' ' < /proc/1/cmdline"
+  expect_eq "PID 1 runs the command" "$OUT" "sleep 1000 "
+  msb_capture rm -f initok
+  # An init the guest cannot run fails create, says why, and leaves nothing.
+  msb_capture create --name initbad --init /.msb/scripts/junk --script-raw 'junk=not a program' \
+    --rootfs "$SQFS"
+  expect_eq "create: exit code" "$RC" 125
+  expect_one_error_line "$ERR" "sandbox initbad: config: init /.msb/scripts/junk: cannot run it: Exec format error$"
+  expect_eq "nothing half-made is kept" "$("$MSB" ls -q)" ""
+  expect_no_leftovers
+}
+
 run_tests
