@@ -384,15 +384,20 @@ static char **init_env(char **extra)
 /*
  * PID 1 becomes the user's init; agentd goes on in a child. The child keeps
  * every descriptor (the port, epoll, the signalfd); the parent execs init
- * with the signal mask and handlers an init expects.
+ * with the signal mask and handlers an init expects. The init's argv is its
+ * path and then the --init-arg entries. The child waits for the exec: one
+ * that fails is this configuration's error (the parent, PID 1, must not
+ * exit, which would panic the kernel: it waits to be powered off).
  * Return: 0 in the child (agentd), or -errno; the parent never returns.
  */
 static int hand_off_pid1(const struct proto_config *c, char *why, size_t len)
 {
-	char *dflt[] = { c->init, NULL };
-	char **argv = c->init_argv && c->init_argv[0] ? c->init_argv : dflt;
+	size_t n = 0;
+	char **argv;
 	struct stat st;
 	sigset_t none;
+	int p[2], e = 0;
+	ssize_t k;
 	pid_t pid;
 
 	if (!clean_path(c->init) || stat(c->init, &st) < 0 || !S_ISREG(st.st_mode) ||
@@ -400,13 +405,42 @@ static int hand_off_pid1(const struct proto_config *c, char *why, size_t len)
 		snprintf(why, len, "init %.200s: not an executable file in the sandbox", c->init);
 		return -ENOENT;
 	}
+	while (c->init_argv && c->init_argv[n])
+		n++;
+	argv = calloc(n + 2, sizeof(char *));
+	if (!argv || pipe2(p, O_CLOEXEC) < 0) {
+		e = argv ? errno : ENOMEM;
+		free(argv);
+		snprintf(why, len, "init: %s", strerror(e));
+		return -e;
+	}
+	argv[0] = c->init;
+	for (size_t i = 0; i < n; i++)
+		argv[i + 1] = c->init_argv[i];
 	pid = fork();
 	if (pid < 0) {
-		snprintf(why, len, "init: fork: %s", strerror(errno));
-		return -errno;
+		e = errno;
+		close(p[0]);
+		close(p[1]);
+		free(argv);
+		snprintf(why, len, "init: fork: %s", strerror(e));
+		return -e;
 	}
-	if (pid == 0)
+	if (pid == 0) {
+		close(p[1]);
+		free(argv);
+		/* EOF: the exec happened (the pipe was close-on-exec); an errno: it failed. */
+		do
+			k = read(p[0], &e, sizeof(e));
+		while (k < 0 && errno == EINTR);
+		close(p[0]);
+		if (k == (ssize_t)sizeof(e)) {
+			snprintf(why, len, "init %.200s: cannot run it: %s", c->init, strerror(e));
+			return -e;
+		}
 		return 0;
+	}
+	close(p[0]);
 	/* PID 1, from here on the user's init. */
 	for (int sig = 1; sig < 65; sig++)
 		signal(sig, SIG_DFL);
@@ -414,8 +448,13 @@ static int hand_off_pid1(const struct proto_config *c, char *why, size_t len)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	setsid();
 	execve(c->init, argv, init_env(c->init_env));
-	alog("init %s: %s; the sandbox cannot go on", c->init, strerror(errno));
-	agent_poweroff();
+	e = errno;
+	alog("init %s: %s; the sandbox cannot go on", c->init, strerror(e));
+	(void)!write(p[1], &e, sizeof(e));
+	close(p[1]);
+	/* agentd reports it and the host ends the VM; PID 1 exiting would panic first. */
+	for (;;)
+		pause();
 }
 
 /*

@@ -165,13 +165,21 @@ static int exec_in(const char *name, char **argv, const struct exec_opts *o, int
 			.stdout_closed = cli_stdio_closed[1],
 			.stderr_closed = cli_stdio_closed[2],
 			.timeout_ms = o->timeout_ms,
-			.nrlimits = o->nrlimits,
 		};
 		char *none[] = { NULL };
 
 		if (!x.env)
 			x.env = none;
-		memcpy(x.rlimits, o->rlimits, sizeof(x.rlimits));
+		/* The sandbox's --rlimits, with this session's over them. */
+		if (sbx_exec_rlimits(spec.rlimits, o->rlimits, o->nrlimits, x.rlimits,
+				     &x.nrlimits) < 0) {
+			close(fd);
+			r = msb_err_set(
+				err, EINVAL,
+				"too many --rlimit resources with the sandbox's (at most %d)",
+				PROTO_MAX_RLIMITS);
+			goto out;
+		}
 		if (o->tty && sbx_parse_detach_keys(o->detach_keys, x.detach_keys,
 						    sizeof(x.detach_keys), &x.ndetach_keys) < 0) {
 			close(fd);

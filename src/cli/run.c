@@ -50,7 +50,7 @@ static int replace(const char *name, uint64_t grace_ms, struct msb_err **err)
 }
 
 /* Positional arguments: IMAGE (unless --rootfs) and the command. */
-static int split_positionals(const char *cmd, struct sbx_flags *f, bool need_cmd_for_rootfs)
+static int split_positionals(const char *cmd, struct sbx_flags *f)
 {
 	size_t first = 0;
 
@@ -80,9 +80,6 @@ static int split_positionals(const char *cmd, struct sbx_flags *f, bool need_cmd
 	else if (f->pos.n > first)
 		return cli_error("%s: unexpected argument \"%s\" before \"--\"", cmd,
 				 f->pos.v[first]);
-	if (need_cmd_for_rootfs && f->co.rootfs && (!f->cmd || !f->cmd[0]))
-		return cli_error("%s: no command given (use: msb %s --rootfs PATH -- COMMAND)", cmd,
-				 cmd);
 	f->co.cmd = f->cmd;
 	return 0;
 }
@@ -125,7 +122,8 @@ static int attach(struct sbx_flags *f, const char *name, int *status, struct msb
 		return -1;
 	}
 	{
-		char *sh[] = { "/bin/sh", NULL };
+		/* No command and no image default: an interactive shell, the --shell one. */
+		char *sh[] = { spec.shell, NULL };
 		struct sbx_exec x = {
 			.argv = spec.command && spec.command[0] ? spec.command : sh,
 			.env = spec.env,
@@ -139,10 +137,16 @@ static int attach(struct sbx_flags *f, const char *name, int *status, struct msb
 			.stderr_closed = cli_stdio_closed[2],
 			.main = true,
 			.timeout_ms = f->timeout_ms,
-			.nrlimits = f->nrlimits,
 		};
 
-		memcpy(x.rlimits, f->rlimits, sizeof(x.rlimits));
+		/* The spec's limits hold the --rlimits (and a snapshot's). */
+		if (sbx_exec_rlimits(spec.rlimits, f->rlimits, f->nrlimits, x.rlimits,
+				     &x.nrlimits) < 0) {
+			close(fd);
+			sbx_spec_free(&spec);
+			return msb_err_set(err, EINVAL, "sandbox %s: bad rlimits in its config",
+					   name);
+		}
 		if (f->tty && sbx_parse_detach_keys(f->detach_keys, x.detach_keys,
 						    sizeof(x.detach_keys), &x.ndetach_keys) < 0) {
 			close(fd);
@@ -210,7 +214,7 @@ int cmd_run(int argc, char **argv)
 
 	r = sbxflags_parse("run", argc, argv, &f);
 	if (!r)
-		r = split_positionals("run", &f, true);
+		r = split_positionals("run", &f);
 	if (r) {
 		sbxflags_free(&f);
 		return r < 0 ? 0 : r;
@@ -234,7 +238,7 @@ int cmd_create(int argc, char **argv)
 	if (!r && !f.co.name)
 		r = cli_error("create: a sandbox needs a name (use --name NAME)");
 	if (!r)
-		r = split_positionals("create", &f, false);
+		r = split_positionals("create", &f);
 	if (r) {
 		sbxflags_free(&f);
 		return r < 0 ? 0 : r;

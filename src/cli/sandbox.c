@@ -438,8 +438,10 @@ static json_t *inspect_json(const struct sandbox_row *row, const struct sbx_spec
 	if (run)
 		json_object_set_new(run, "exit_code",
 				    row->has_exit ? json_integer(row->exit_code) : json_null());
-	if (cfg)
+	if (cfg) {
 		json_object_set_new(cfg, "network", sbx_net_to_json(&s->net));
+		json_object_set_new(cfg, "rlimits", strv_json(s->rlimits));
+	}
 	if (cfg && s->disk_image)
 		json_object_set_new(cfg, "disk",
 				    json_pack("{s:s, s:s?, s:b}", "image", s->disk_image, "format",
@@ -561,6 +563,17 @@ static uint64_t jnum(json_t *o, const char *k)
 	return v > 0 ? (uint64_t)v : 0;
 }
 
+/* A figure the supervisor could not have is null: it stays unknown here too. */
+static bool jknown(json_t *o, const char *k)
+{
+	return json_is_integer(json_object_get(o, k));
+}
+
+static json_t *jsize_or_null(bool known, uint64_t v)
+{
+	return known ? json_integer((json_int_t)v) : json_null();
+}
+
 int cmd_metrics(int argc, char **argv)
 {
 	static const struct option lo[] = { { "format", required_argument, NULL, 'F' },
@@ -619,14 +632,17 @@ int cmd_metrics(int argc, char **argv)
 	for (size_t i = 0; i < nsel; i++) {
 		json_t *b = ask_info(sel[i], NULL), *a = first[i];
 		uint64_t cpu0 = jnum(a, "cpu_ns"), cpu1 = jnum(b, "cpu_ns");
+		bool cpu_ok = jknown(a, "cpu_ns") && jknown(b, "cpu_ns") && cpu1 >= cpu0;
 		double cpu = cpu1 > cpu0 && wall > 0 ? (double)(cpu1 - cpu0) / 1e9 / wall * 100 : 0;
 		uint64_t total = jnum(b, "mem_total_bytes"), avail = jnum(b, "mem_available_bytes");
 		uint64_t used = total > avail ? total - avail : 0;
+		bool mem_ok = jknown(b, "mem_total_bytes") && jknown(b, "mem_available_bytes");
+		bool disk_ok = jknown(b, "disk_read_bytes") && jknown(b, "disk_write_bytes");
 		uint64_t limit = jnum(b, "memory_mib") << 20;
 		json_t *net = json_object_get(b, "net");
 		uint64_t nrx = jnum(net, "rx_bytes"), ntx = jnum(net, "tx_bytes");
 		char nm[80], us[32], li[32], rd[32], wr[32], up[32], memc[80], diskc[80];
-		char nr[32], nt[32], netc[80];
+		char nr[32], nt[32], netc[80], cpuc[16] = "-";
 
 		if (!b) {
 			json_decref(a);
@@ -634,17 +650,19 @@ int cmd_metrics(int argc, char **argv)
 		}
 		if (o.json) {
 			json_array_append_new(
-				arr,
-				json_pack(
-					"{s:s, s:s, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-					"name", sel[i], "state",
-					json_string_value(json_object_get(b, "state")),
-					"cpu_percent", cpu, "memory_bytes", (json_int_t)used,
-					"memory_limit_bytes", (json_int_t)limit, "disk_read_bytes",
-					(json_int_t)jnum(b, "disk_read_bytes"), "disk_write_bytes",
-					(json_int_t)jnum(b, "disk_write_bytes"), "net_rx_bytes",
-					(json_int_t)nrx, "net_tx_bytes", (json_int_t)ntx,
-					"uptime_secs", (json_int_t)(jnum(b, "uptime_ms") / 1000)));
+				arr, json_pack("{s:s, s:s, s:o, s:o, s:I, s:o, s:o, s:I, s:I, s:I}",
+					       "name", sel[i], "state",
+					       json_string_value(json_object_get(b, "state")),
+					       "cpu_percent", cpu_ok ? json_real(cpu) : json_null(),
+					       "memory_bytes", jsize_or_null(mem_ok, used),
+					       "memory_limit_bytes", (json_int_t)limit,
+					       "disk_read_bytes",
+					       jsize_or_null(disk_ok, jnum(b, "disk_read_bytes")),
+					       "disk_write_bytes",
+					       jsize_or_null(disk_ok, jnum(b, "disk_write_bytes")),
+					       "net_rx_bytes", (json_int_t)nrx, "net_tx_bytes",
+					       (json_int_t)ntx, "uptime_secs",
+					       (json_int_t)(jnum(b, "uptime_ms") / 1000)));
 		} else {
 			cli_cell(nm, sizeof(nm), sel[i], 24);
 			format_size(used, us, sizeof(us));
@@ -652,13 +670,16 @@ int cmd_metrics(int argc, char **argv)
 			format_size(jnum(b, "disk_read_bytes"), rd, sizeof(rd));
 			format_size(jnum(b, "disk_write_bytes"), wr, sizeof(wr));
 			format_duration(jnum(b, "uptime_ms") / 1000 * 1000, up, sizeof(up));
-			snprintf(memc, sizeof(memc), "%s / %s", us, li);
-			snprintf(diskc, sizeof(diskc), "%s / %s", rd, wr);
+			snprintf(memc, sizeof(memc), "%s / %s", mem_ok ? us : "-", li);
+			snprintf(diskc, sizeof(diskc), "%s / %s", disk_ok ? rd : "-",
+				 disk_ok ? wr : "-");
 			format_size(nrx, nr, sizeof(nr));
 			format_size(ntx, nt, sizeof(nt));
 			snprintf(netc, sizeof(netc), "%s / %s", nr, nt);
-			printf("%-24s %-8s %5.1f%% %-21s %-21s %-21s %s\n", nm,
-			       json_string_value(json_object_get(b, "state")) ?: "?", cpu, memc,
+			if (cpu_ok)
+				snprintf(cpuc, sizeof(cpuc), "%.1f%%", cpu);
+			printf("%-24s %-8s %6s %-21s %-21s %-21s %s\n", nm,
+			       json_string_value(json_object_get(b, "state")) ?: "?", cpuc, memc,
 			       diskc, net ? netc : "-", up);
 		}
 		json_decref(a);

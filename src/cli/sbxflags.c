@@ -158,10 +158,10 @@ static const char *flag_name(int c)
 	return "a flag";
 }
 
-/* Flags that only make sense for one command at a time: the rest is shared. */
+/* Flags about the command msb run runs: msb create runs none. The rest is shared. */
 static bool run_only(int c)
 {
-	return c == 't' || c == 'd' || c == OPT_TIMEOUT || c == OPT_RLIMIT || c == OPT_DETACH_KEYS;
+	return c == 't' || c == 'd' || c == OPT_TIMEOUT || c == OPT_DETACH_KEYS;
 }
 
 static void usage(const char *cmd)
@@ -170,11 +170,12 @@ static void usage(const char *cmd)
 
 	if (run)
 		printf("Usage: msb run [OPTIONS] IMAGE [--] [COMMAND [ARG...]]\n"
-		       "       msb run [OPTIONS] --rootfs PATH [--] COMMAND [ARG...]\n\n"
+		       "       msb run [OPTIONS] --rootfs PATH [--] [COMMAND [ARG...]]\n\n"
 		       "Create a sandbox and run a command in it. Without --name the sandbox is\n"
 		       "ephemeral and removed when the command ends; with --name it persists.\n"
 		       "With an image, COMMAND replaces the image's Cmd and keeps its Entrypoint;\n"
-		       "with neither, /bin/sh runs.\n\n");
+		       "with no command and no image default, an interactive shell (--shell) "
+		       "runs.\n\n");
 	else
 		printf("Usage: msb create --name NAME [OPTIONS] IMAGE|--rootfs PATH\n\n"
 		       "Create and boot a sandbox in the background; returns when it is "
@@ -202,7 +203,9 @@ static void usage(const char *cmd)
 	       "      --oci-upper-size SIZE  Writable layer on a disk of SIZE (named sandboxes: "
 	       "4G;\n"
 	       "                          not with --rootfs-bind or a disk image, their own root)\n"
-	       "      --shell PATH        Shell for 'msb shell' and --script (default /bin/sh)\n"
+	       "      --shell PATH        Shell for interactive sessions, 'msb shell' and "
+	       "--script\n"
+	       "                          (default /bin/sh)\n"
 	       "      --tmpfs PATH[:SIZE] Mount a tmpfs at PATH\n"
 	       "  -v, --volume SRC:DEST[:OPTS]  Mount a host path (SRC starts with / or .) or a "
 	       "named volume\n"
@@ -213,13 +216,14 @@ static void usage(const char *cmd)
 	       "      --script-raw NAME=BODY  Script with exactly BODY\n"
 	       "      --script-path NAME:PATH Script read from a host file\n"
 	       "      --init PATH         Hand PID 1 to this init after setup\n"
-	       "      --init-arg ARG      Argument for --init (repeatable)\n"
+	       "      --init-arg ARG      Argument appended to --init's argv (repeatable)\n"
 	       "      --init-env KEY=VALUE  Environment for --init only (repeatable)\n"
 	       "      --max-duration DURATION  Stop the sandbox after this long\n"
 	       "      --idle-timeout DURATION  Stop the sandbox after no session for this long\n"
 	       "      --replace           Replace a sandbox of the same name\n"
 	       "      --replace-with-grace DURATION  Grace for the replaced sandbox's processes "
 	       "(default 10s)\n"
+	       "      --rlimit NAME=N[:M] A resource limit for every session (e.g. nofile=1024)\n"
 	       "      --log-level LEVEL   Runtime log level: error, warn, info, debug, trace\n"
 	       "\nNetwork (default: egress to public addresses only; see docs/network.md):\n"
 	       "  -p, --port [BIND:]HOST:GUEST[/udp]  Publish a guest port on 127.0.0.1 (not\n"
@@ -245,8 +249,8 @@ static void usage(const char *cmd)
 		       "  -d, --detach            Run in the background and print the sandbox "
 		       "name\n"
 		       "      --detach-keys KEYS  Keys that detach a -t session (default ctrl-])\n"
-		       "      --timeout DURATION  Kill the command after DURATION (e.g. 30s, 5m)\n"
-		       "      --rlimit NAME=N[:M] Set a resource limit (e.g. nofile=1024)\n");
+		       "      --timeout DURATION  Kill the command after DURATION (e.g. 30s, "
+		       "5m)\n");
 }
 
 static int parse_memory(const char *s, unsigned int *mib)
@@ -665,8 +669,13 @@ static int parse_opt(struct sbx_flags *f, int c, const char *arg)
 		return 0;
 	case OPT_TIMEOUT:
 		return cli_duration("--timeout", arg, &f->timeout_ms, false);
-	case OPT_RLIMIT:
-		return cli_add_rlimit(f->rlimits, &f->nrlimits, arg);
+	case OPT_RLIMIT: {
+		int r = cli_add_rlimit(f->rlimits, &f->nrlimits, arg);
+
+		if (r)
+			return r;
+		return strv_push(&f->rlimit_args, arg) < 0 ? cli_error("out of memory") : 0;
+	}
 	case 'p':
 	case OPT_NO_NET:
 	case OPT_NET_RULE:
@@ -740,10 +749,13 @@ int sbxflags_parse(const char *cmd, int argc, char **argv, struct sbx_flags *f)
 			usage(cmd);
 			return -1;
 		}
-		if (c == '?' || c == ':' || (!run && run_only(c)))
-			return c == '?' || c == ':' ? cli_bad_flag(cmd, argv, longopts)
-						    : cli_error("%s: flag %s is for 'msb run' only",
-								cmd, argv[optind - 1]);
+		if (c == '?' || c == ':')
+			return cli_bad_flag(cmd, argv, longopts);
+		if (!run && run_only(c))
+			return cli_error("%s: %s is for 'msb run' only (%s)", cmd, flag_name(c),
+					 c == 'd'
+						 ? "create always returns once the sandbox is up"
+						 : "create runs no command; give it to 'msb exec'");
 		if (!snapshot_allows(c) && !f->shape_flag)
 			f->shape_flag = flag_name(c);
 		r = parse_opt(f, c, optarg);
@@ -777,6 +789,8 @@ int sbxflags_parse(const char *cmd, int argc, char **argv, struct sbx_flags *f)
 	f->co.env = f->env.v;
 	f->co.init_args = f->init_args.v;
 	f->co.init_env = f->init_env.v;
+	f->co.rlimits = f->rlimit_args.v;
+	f->co.main_timeout_ms = f->timeout_ms;
 	return build_scripts(f);
 }
 
@@ -796,6 +810,7 @@ void sbxflags_free(struct sbx_flags *f)
 	strv_free(&f->init_env);
 	strv_free(&f->pos);
 	strv_free(&f->script_args);
+	strv_free(&f->rlimit_args);
 	sbx_net_free(&f->net);
 }
 

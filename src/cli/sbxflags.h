@@ -22,6 +22,7 @@ struct sbx_flags {
 	uint64_t timeout_ms;
 	uint32_t nrlimits;
 	struct proto_rlimit rlimits[PROTO_MAX_RLIMITS];
+	struct strv rlimit_args; /* the --rlimit texts, kept in the spec (create too) */
 	const char *detach_keys;
 	/* --replace / --replace-with-grace */
 	bool replace;

@@ -244,7 +244,7 @@ static char *now_rfc3339(void)
 static int fill_spec(const struct sbx_create_opts *o, const struct sbx_made *m,
 		     const struct image_record *img, struct sbx_spec *s)
 {
-	struct strv a = { 0 }, e = { 0 };
+	struct strv a = { 0 }, e = { 0 }, rl = { 0 };
 	int r = 0;
 
 	s->name = strdup(m->name);
@@ -267,6 +267,9 @@ static int fill_spec(const struct sbx_create_opts *o, const struct sbx_made *m,
 	s->init_env = strv_steal(&e);
 	s->max_duration_ms = o->max_duration_ms;
 	s->idle_timeout_ms = o->idle_timeout_ms;
+	s->main_timeout_ms = o->main_timeout_ms;
+	r |= strv_push_all(&rl, o->rlimits);
+	s->rlimits = strv_steal(&rl);
 	s->tmpfs = calloc(o->ntmpfs + 1, sizeof(*s->tmpfs));
 	for (size_t i = 0; s->tmpfs && i < o->ntmpfs; i++) {
 		s->tmpfs[i].path = strdup(o->tmpfs[i].path);
@@ -283,7 +286,7 @@ static int fill_spec(const struct sbx_create_opts *o, const struct sbx_made *m,
 		r |= !s->volumes[i].source || !s->volumes[i].dest;
 	}
 	return r || !s->volumes || !s->name || !s->hostname || !s->created_at || !s->shell ||
-			       !s->init_args || !s->init_env || !s->tmpfs
+			       !s->init_args || !s->init_env || !s->rlimits || !s->tmpfs
 		       ? -ENOMEM
 		       : 0;
 }
@@ -369,7 +372,7 @@ static int create_from_snapshot(const struct sbx_create_opts *o, struct sbx_made
 	struct sbx_spec spec = { 0 };
 	struct image_record img = { 0 };
 	struct image_config ic = { 0 };
-	struct strv layers = { 0 }, env = { 0 };
+	struct strv layers = { 0 }, env = { 0 }, rl = { 0 };
 	json_t *meta = NULL;
 	const char *digest;
 	bool full;
@@ -461,8 +464,16 @@ static int create_from_snapshot(const struct sbx_create_opts *o, struct sbx_made
 		k = env_set(&env, *e);
 	cleanup_strvp(&spec.env);
 	spec.env = strv_steal(&env);
+	/* This run's limits over the snapshot's (a later one of a resource wins). */
+	if (!k)
+		k = strv_push_all(&rl, spec.rlimits);
+	if (!k)
+		k = strv_push_all(&rl, o->rlimits);
+	cleanup_strvp(&spec.rlimits);
+	spec.rlimits = strv_steal(&rl);
+	spec.main_timeout_ms = o->main_timeout_ms;
 	if (k < 0 || !spec.name || !spec.hostname || !spec.created_at || !spec.layers ||
-	    !spec.env) {
+	    !spec.env || !spec.rlimits) {
 		msb_err_sys(err, ENOMEM, "sandbox %s", m->name);
 		goto fail_dir;
 	}
@@ -488,6 +499,7 @@ out:
 	json_decref(meta);
 	strv_free(&layers);
 	strv_free(&env);
+	strv_free(&rl);
 	sbx_spec_free(&spec);
 	image_config_free(&ic);
 	image_record_free(&img);

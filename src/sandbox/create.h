@@ -47,6 +47,8 @@ struct sbx_create_opts {
 	const char *init;
 	char **init_args, **init_env;
 	uint64_t max_duration_ms, idle_timeout_ms;
+	char **rlimits;		  /* --rlimit NAME=SOFT[:HARD] (checked), for every session */
+	uint64_t main_timeout_ms; /* msb run --timeout: the main command's */
 	enum log_level log_level;
 	const struct sbx_net *net; /* NULL: the defaults */
 	/*

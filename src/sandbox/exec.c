@@ -514,6 +514,37 @@ static int loop(struct xs *s, int sigfd, bool tty, struct msb_err **err)
 	return 0;
 }
 
+/* Sets @rl in @out, replacing the entry of the same resource if there is one. */
+static int rlimit_put(struct proto_rlimit *out, uint32_t *n, const struct proto_rlimit *rl)
+{
+	for (uint32_t i = 0; i < *n; i++) {
+		if (out[i].resource == rl->resource) {
+			out[i] = *rl;
+			return 0;
+		}
+	}
+	if (*n >= PROTO_MAX_RLIMITS)
+		return -E2BIG;
+	out[(*n)++] = *rl;
+	return 0;
+}
+
+int sbx_exec_rlimits(char *const *spec, const struct proto_rlimit *own, uint32_t nown,
+		     struct proto_rlimit *out, uint32_t *nout)
+{
+	struct proto_rlimit rl;
+	int r = 0;
+
+	*nout = 0;
+	for (; !r && spec && *spec; spec++)
+		r = parse_rlimit(*spec, &rl.resource, &rl.soft, &rl.hard) < 0
+			    ? -EINVAL
+			    : rlimit_put(out, nout, &rl);
+	for (uint32_t i = 0; !r && i < nown; i++)
+		r = rlimit_put(out, nout, &own[i]);
+	return r;
+}
+
 int sbx_exec_run(int fd, const struct sbx_exec *x, int *status, struct msb_err **err)
 {
 	struct proto_exec req = {

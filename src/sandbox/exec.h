@@ -34,6 +34,15 @@ struct sbx_exec {
 };
 
 /*
+ * sbx_exec_rlimits() - a session's resource limits: the sandbox's (@spec,
+ * its --rlimit strings), then the session's own @own over them (one entry
+ * per resource, the session's winning). Return: 0, -EINVAL (an entry of
+ * @spec does not parse) or -E2BIG (more than PROTO_MAX_RLIMITS resources).
+ */
+int sbx_exec_rlimits(char *const *spec, const struct proto_rlimit *own, uint32_t nown,
+		     struct proto_rlimit *out, uint32_t *nout);
+
+/*
  * sbx_exec_run() - run @x on the relay connection @fd with local fds 0/1/2.
  * Ctrl-C and other terminating signals are forwarded; with a tty the local
  * terminal is in raw mode and window-size changes follow.

@@ -446,9 +446,8 @@ void logs_entries_free(struct log_entry *v, size_t n)
 
 char *logs_entry_json(const struct log_entry *e, bool raw)
 {
-	static const char *const names[] = {
-		"stdout", "stderr", "", "output", "", "", "", "system"
-	};
+	/* Indexed by bit position: LOGS_STDOUT is bit 0, LOGS_SYSTEM bit 3. */
+	static const char *const names[] = { "stdout", "stderr", "output", "system" };
 	_cleanup_free_ char *enc = NULL;
 	struct buf text = { 0 };
 	char *line = NULL;
@@ -462,6 +461,11 @@ char *logs_entry_json(const struct log_entry *e, bool raw)
 		buf_free(&text);
 		return NULL;
 	}
+	_Static_assert(LOGS_STDOUT == 1u << 0 && LOGS_STDERR == 1u << 1 && LOGS_OUTPUT == 1u << 2 &&
+			       LOGS_SYSTEM == 1u << 3,
+		       "names[] follows the LOGS_* bits");
+	if (!e->src || e->src & ~LOGS_ALL || e->src & (e->src - 1))
+		return NULL;
 	o = json_pack("{s:s, s:s, s:s%}", "t", e->t, "s", names[__builtin_ctz(e->src)], "d",
 		      enc		? enc
 		      : buf_size(&text) ? (const char *)buf_head(&text)

@@ -71,6 +71,9 @@ struct sbx_spec {
 	char *workdir;	/* NULL: / */
 	char *user;	/* NULL: root */
 	char *shell;	/* for `msb shell`; default /bin/sh */
+	char **rlimits; /* --rlimit NAME=SOFT[:HARD] of every session, NULL-terminated */
+	/* msb run --timeout: the main command's; the supervisor enforces it for run -d. 0 = none */
+	uint64_t main_timeout_ms;
 	/* Sent to the guest as CONFIG. */
 	struct sbx_tmpfs *tmpfs;
 	size_t ntmpfs;

@@ -37,6 +37,7 @@ void sbx_spec_free(struct sbx_spec *s)
 	strv_release(&s->scripts);
 	strv_release(&s->init_args);
 	strv_release(&s->init_env);
+	strv_release(&s->rlimits);
 	for (size_t i = 0; i < s->ntmpfs; i++)
 		free(s->tmpfs[i].path);
 	free(s->tmpfs);
@@ -95,6 +96,11 @@ int sbx_spec_save(const struct sbx_spec *s, struct msb_err **err)
 		      strv_json(s->init_args), "init_env", strv_json(s->init_env),
 		      "max_duration_ms", (json_int_t)s->max_duration_ms, "idle_timeout_ms",
 		      (json_int_t)s->idle_timeout_ms, "network", sbx_net_to_json(&s->net));
+	if (o)
+		json_object_set_new(o, "rlimits", strv_json(s->rlimits));
+	if (o && s->main_timeout_ms)
+		json_object_set_new(o, "main_timeout_ms",
+				    json_integer((json_int_t)s->main_timeout_ms));
 	if (o && s->rootfs_bind)
 		json_object_set_new(o, "rootfs_bind", json_true());
 	if (o && s->disk_image)
@@ -206,6 +212,8 @@ int sbx_spec_read(const char *path, struct sbx_spec *s, struct msb_err **err)
 	s->scripts = json_strv(o, "scripts");
 	s->init_args = json_strv(o, "init_args");
 	s->init_env = json_strv(o, "init_env");
+	s->rlimits = json_strv(o, "rlimits");
+	s->main_timeout_ms = (uint64_t)json_integer_value(json_object_get(o, "main_timeout_ms"));
 	t = json_object_get(o, "tmpfs");
 	s->tmpfs = calloc(json_array_size(t) + 1, sizeof(*s->tmpfs));
 	json_array_foreach(t, i, v)
@@ -252,8 +260,8 @@ int sbx_spec_read(const char *path, struct sbx_spec *s, struct msb_err **err)
 	json_decref(o);
 	if (bad || !s->name || !s->hostname || !s->layers ||
 	    (!s->layers[0] && !s->disk_image && !(s->rootfs_bind && s->rootfs)) || !s->command ||
-	    !s->env || !s->scripts || !s->init_args || !s->init_env || !s->tmpfs || !s->volumes ||
-	    s->cpus < 1 || s->cpus > SBX_MAX_CPUS || s->mem_mib < SBX_MIN_MEM_MIB) {
+	    !s->env || !s->scripts || !s->init_args || !s->init_env || !s->rlimits || !s->tmpfs ||
+	    !s->volumes || s->cpus < 1 || s->cpus > SBX_MAX_CPUS || s->mem_mib < SBX_MIN_MEM_MIB) {
 		sbx_spec_free(s);
 		return msb_err_set(err, EINVAL, "%s: incomplete or invalid sandbox config", path);
 	}

@@ -307,6 +307,11 @@ static void start_main(struct sv *sv)
 		log_warn("no command to run as the main session");
 		return;
 	}
+	if (sbx_exec_rlimits(sv->spec.rlimits, NULL, 0, e.rlimits, &e.nrlimits) < 0) {
+		log_error("the main command's --rlimit values are invalid");
+		stop(sv, 0, "crashed");
+		return;
+	}
 	r = route_new(sv, -1, 0);
 	if (!r || proto_exec_encode(&sv->agent.tx, r->gsid, &e) < 0 ||
 	    proto_put_frame(&sv->agent.tx, PROTO_STDIN, r->gsid, NULL, 0) < 0) {
@@ -317,6 +322,29 @@ static void start_main(struct sv *sv)
 		return;
 	}
 	r->main = true;
+	sv->main_gsid = r->gsid;
+	/* msb run -d --timeout: nobody else is there to keep it. */
+	if (sv->spec.main_timeout_ms)
+		timer_set(sv, T_MAIN, sv->spec.main_timeout_ms);
+	agent_flush(sv);
+}
+
+/* run -d --timeout: the main command is killed, as an attached msb run kills it. */
+void main_timed_out(struct sv *sv)
+{
+	struct route *r = sv->main_gsid ? route_by_gsid(sv, sv->main_gsid) : NULL;
+	char d[32], line[80];
+
+	if (!r || !r->main || sv->state != ST_RUNNING)
+		return;
+	format_duration(sv->spec.main_timeout_ms, d, sizeof(d));
+	log_info("the main command timed out after %s; killing it", d);
+	snprintf(line, sizeof(line), "--- command timed out after %s and was killed ---", d);
+	exec_log_system(sv, line);
+	if (proto_u32_encode(&sv->agent.tx, PROTO_SIGNAL, r->gsid, SIGKILL) < 0) {
+		stop(sv, 0, "crashed");
+		return;
+	}
 	agent_flush(sv);
 }
 

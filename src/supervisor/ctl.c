@@ -5,29 +5,43 @@
 
 /* --- INFO: what inspect and metrics show ------------------------------------ */
 
+/* A figure that could not be had this time is unknown (null), never 0 or a wrapped negative. */
+static void set_known(json_t *o, const char *key, bool known, uint64_t v)
+{
+	json_object_set_new(o, key,
+			    known && v <= INT64_MAX ? json_integer((json_int_t)v) : json_null());
+}
+
 void info_reply(struct sv *sv)
 {
 	static const char *const states[] = { "starting", "starting", "running",
 					      "stopping", "stopping", "stopping" };
 	_cleanup_free_ char *text = NULL;
+	uint64_t cpu = 0, rss = 0;
 	json_t *o;
 
 	timer_set(sv, T_INFO, 0);
 	sv->info_busy = sv->stats_wait = sv->disk_wait = false;
-	o = json_pack(
-		"{s:s, s:s, s:i, s:i, s:s, s:I, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i,"
-		" s:f, s:f}",
-		"name", sv->spec.name, "state",
-		sv->paused && sv->state == ST_RUNNING ? "paused" : states[sv->state],
-		"supervisor_pid", (int)getpid(), "vmm_pid", (int)vm_pid(sv->vm), "accel",
-		vm_accel_name(sv->accel), "uptime_ms", (json_int_t)(now_ms() - sv->started_ms),
-		"sessions", (int)sv->nroutes, "cpu_ns", (json_int_t)vm_cpu_ns(sv->vm),
-		"vmm_rss_bytes", (json_int_t)vm_rss_bytes(sv->vm), "mem_total_bytes",
-		(json_int_t)sv->stats.mem_total, "mem_available_bytes",
-		(json_int_t)sv->stats.mem_available, "disk_read_bytes", (json_int_t)sv->disk_rd,
-		"disk_write_bytes", (json_int_t)sv->disk_wr, "guest_processes",
-		(int)sv->stats.procs, "memory_mib", (int)sv->spec.mem_mib, "kernel_ms",
-		(double)sv->kernel_ns / 1e6, "ready_ms", (double)sv->configured_ns / 1e6);
+	o = json_pack("{s:s, s:s, s:i, s:i, s:s, s:I, s:i, s:i, s:f, s:f}", "name", sv->spec.name,
+		      "state", sv->paused && sv->state == ST_RUNNING ? "paused" : states[sv->state],
+		      "supervisor_pid", (int)getpid(), "vmm_pid", (int)vm_pid(sv->vm), "accel",
+		      vm_accel_name(sv->accel), "uptime_ms",
+		      (json_int_t)(now_ms() - sv->started_ms), "sessions", (int)sv->nroutes,
+		      "memory_mib", (int)sv->spec.mem_mib, "kernel_ms", (double)sv->kernel_ns / 1e6,
+		      "ready_ms", (double)sv->configured_ns / 1e6);
+	if (o) {
+		bool cpu_ok = vm_cpu_ns(sv->vm, &cpu) == 0;
+		bool rss_ok = vm_rss_bytes(sv->vm, &rss) == 0;
+
+		set_known(o, "cpu_ns", cpu_ok, cpu);
+		set_known(o, "vmm_rss_bytes", rss_ok, rss);
+		/* The guest's figures: only from a STATS answer to this request. */
+		set_known(o, "mem_total_bytes", sv->stats_ok, sv->stats.mem_total);
+		set_known(o, "mem_available_bytes", sv->stats_ok, sv->stats.mem_available);
+		set_known(o, "guest_processes", sv->stats_ok, sv->stats.procs);
+		set_known(o, "disk_read_bytes", sv->disk_ok, sv->disk_rd);
+		set_known(o, "disk_write_bytes", sv->disk_ok, sv->disk_wr);
+	}
 	if (o && sv->net.pid > 0) {
 		struct net_stats ns = { 0 };
 		char a4[IP_STRLEN], a6[IP_STRLEN];
@@ -68,6 +82,7 @@ static void on_disk_stats(void *ctx, bool ok, uint64_t rd, uint64_t wr)
 		sv->disk_rd = rd;
 		sv->disk_wr = wr;
 	}
+	sv->disk_ok = ok;
 	sv->disk_wait = false;
 	if (sv->info_busy && !sv->stats_wait)
 		info_reply(sv);
@@ -75,7 +90,8 @@ static void on_disk_stats(void *ctx, bool ok, uint64_t rd, uint64_t wr)
 
 void on_stats(struct sv *sv, const struct proto_frame *f)
 {
-	if (proto_stats_decode(f->payload, f->len, &sv->stats) < 0)
+	sv->stats_ok = proto_stats_decode(f->payload, f->len, &sv->stats) == 0;
+	if (!sv->stats_ok)
 		log_warn_rl("agent: malformed STATS");
 	sv->stats_wait = false;
 	if (sv->info_busy && !sv->disk_wait)
@@ -89,6 +105,7 @@ void info_request(struct sv *sv, struct client *c)
 	if (sv->info_busy)
 		return;
 	sv->info_busy = true;
+	sv->stats_ok = sv->disk_ok = false;
 	if (sv->state == ST_RUNNING && !sv->paused && !sv->quiescing && !conn_tx_full(&sv->agent) &&
 	    proto_put_frame(&sv->agent.tx, PROTO_STATS_REQ, 0, NULL, 0) == 0) {
 		sv->stats_wait = true;

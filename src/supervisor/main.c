@@ -268,6 +268,8 @@ static void on_timer(struct sv *sv)
 	}
 	if (fired[T_INFO])
 		info_reply(sv);
+	if (fired[T_MAIN])
+		main_timed_out(sv);
 	if (fired[T_SNAP] && sv->snap.client >= 0)
 		snap_fail(sv, "the guest did not flush its disks for the snapshot within %d s",
 			  QUIESCE_MS / 1000);

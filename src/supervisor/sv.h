@@ -31,6 +31,7 @@
 
 #include "net/frame.h"
 #include "proto/proto.h"
+#include "sandbox/exec.h"
 #include "sandbox/rootfs.h"
 #include "supervisor/netproc.h"
 #include "sandbox/volume.h"
@@ -106,7 +107,7 @@
 enum kind { K_SIG = 1, K_LISTEN, K_AGENT, K_TIMER, K_CLIENT, K_CONSOLE, K_VMM_ERR, K_QMP, K_NET };
 #define REF(k, i) ((uint64_t)(k) << 32 | (uint32_t)(i))
 
-enum timer { T_STATE, T_OWNER, T_CONSOLE, T_IDLE, T_MAX, T_INFO, T_SNAP, T_COUNT };
+enum timer { T_STATE, T_OWNER, T_CONSOLE, T_IDLE, T_MAX, T_INFO, T_SNAP, T_MAIN, T_COUNT };
 
 struct client {
 	struct conn conn;
@@ -167,12 +168,14 @@ struct sv {
 	int64_t run_id;			   /* this run's row in the database */
 	const char *reason;		   /* why the sandbox ends, once known */
 	int main_exit;			   /* the main session's exit status, -1 while none */
+	uint32_t main_gsid;		   /* run -d: the main session, for its --timeout */
 	uint32_t seq;			   /* sessions started, for exec.log ids */
 	int seq_fd;			   /* SEQ_FILE: the last id, kept across runs */
 	uint64_t started_ms;		   /* monotonic, at setup */
 	uint64_t kernel_ns, configured_ns; /* guest boot timings */
 	/* INFO: the figures being gathered for the clients that asked. */
 	bool info_busy, stats_wait, disk_wait;
+	bool stats_ok, disk_ok; /* this request's answers came */
 	struct proto_stats stats;
 	uint64_t disk_rd, disk_wr;
 	struct sbx_netrun net;
@@ -216,6 +219,7 @@ void agent_read(struct sv *sv);
 void agent_rearm(struct sv *sv);
 void agent_write(struct sv *sv);
 void configure_guest(struct sv *sv);
+void main_timed_out(struct sv *sv);
 void record_end(struct sv *sv);
 
 /* clients.c */

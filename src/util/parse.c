@@ -279,6 +279,33 @@ bool valid_sandbox_name(const char *s)
 	return true;
 }
 
+int parse_proc_stat(const char *text, unsigned int field, uint64_t *out)
+{
+	/* The command name (field 2) may hold spaces and ')': field 3 follows the last ')'. */
+	const char *p = strrchr(text, ')');
+	char num[24];
+	size_t n;
+
+	if (!p || field < 3)
+		return -EINVAL;
+	p++;
+	for (unsigned int i = 3; i <= field; i++) {
+		if (*p != ' ')
+			return -EINVAL;
+		p++;
+		n = strcspn(p, " \n");
+		if (i == field) {
+			if (!n || n >= sizeof(num))
+				return -EINVAL;
+			memcpy(num, p, n);
+			num[n] = '\0';
+			return parse_u64(num, out) < 0 ? -EINVAL : 0;
+		}
+		p += n;
+	}
+	return -EINVAL;
+}
+
 int parse_u64(const char *s, uint64_t *out)
 {
 	uint64_t v = 0;

@@ -22,6 +22,14 @@ int parse_duration(const char *s, uint64_t *ms);
 /* parse_u64() - a plain decimal number, digits only. Return: 0, -EINVAL or -ERANGE. */
 int parse_u64(const char *s, uint64_t *out);
 
+/*
+ * parse_proc_stat() - field @field (numbered from 1 as in proc(5): 14 utime,
+ * 24 rss) of a /proc/PID/stat line, an unsigned number. Fields 1 and 2 (pid,
+ * comm) are not numbers this reads. Return: 0, or -EINVAL (no such field, or
+ * not an unsigned number).
+ */
+int parse_proc_stat(const char *text, unsigned int field, uint64_t *out);
+
 /* format_size() - "512 B", "3.4 KiB", "12.3 MiB", "1.2 GiB". */
 void format_size(uint64_t bytes, char *buf, unsigned long len);
 

@@ -25,6 +25,7 @@
 #include "util/cleanup.h"
 #include "util/conn.h"
 #include "util/fs.h"
+#include "util/parse.h"
 #include "util/log.h"
 #include "util/spawn.h"
 #include "vm/jail.h"
@@ -157,6 +158,12 @@ char *vmm_binary(void)
 	return find_in_path(VMM_PROGRAM);
 }
 
+/* A read-only VMDK: the layer disk, whose extents are the cached layer images. */
+static bool is_layer_vmdk(const struct vm_disk *d)
+{
+	return d->readonly && d->format && !strcmp(d->format, "vmdk");
+}
+
 static int build_argv(const struct vm_config *c, const char *qemu, struct argv *a)
 {
 	_cleanup_free_ char *kernel = qemu_escape(c->kernel);
@@ -231,10 +238,12 @@ static int build_argv(const struct vm_config *c, const char *qemu, struct argv *
 
 		if (!path)
 			return -ENOMEM;
-		if (c->disks[i].format && !strcmp(c->disks[i].format, "vmdk")) {
+		if (is_layer_vmdk(&c->disks[i])) {
 			/*
 			 * A raw node over the VMDK node: the VMDK node can be set
-			 * aside while the guest is saved (see job_vmdk_swap()).
+			 * aside while the guest is saved (see job_vmdk_swap()). A
+			 * VMDK the guest writes (a disk image as the root) is an
+			 * ordinary drive.
 			 */
 			arg_add(a, "-blockdev");
 			arg_add(a,
@@ -363,50 +372,56 @@ static void blockstats(json_t *ret, uint64_t *rd, uint64_t *wr)
 	}
 }
 
-static uint64_t proc_stat_field(pid_t pid, int field)
+/* Field @field of the VMM's /proc/PID/stat (see parse_proc_stat()). Return: 0 or -errno. */
+static int vmm_stat(const struct vm *vm, unsigned int field, uint64_t *out)
 {
-	char path[64], text[1024], *p;
-	uint64_t v = 0;
+	char path[64], text[1024];
 	int fd, n;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!vm->running)
+		return -ESRCH;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)vm->pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
+		return -errno;
 	n = (int)read(fd, text, sizeof(text) - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return n < 0 ? -errno : -EIO;
 	text[n] = '\0';
-	/* Fields after the command name, which may hold spaces: start at ')'. */
-	p = strrchr(text, ')');
-	for (int i = 2; p && i <= field; i++) {
-		p = strchr(p + 1, ' ');
-		if (p && i == field)
-			v = strtoull(p + 1, NULL, 10);
-	}
-	return v;
+	return parse_proc_stat(text, field, out);
 }
 
-uint64_t vm_cpu_ns(const struct vm *vm)
+int vm_cpu_ns(const struct vm *vm, uint64_t *ns)
 {
 	long hz = sysconf(_SC_CLK_TCK);
-	uint64_t ticks;
+	uint64_t utime = 0, stime = 0;
+	int r;
 
-	if (!vm->running || hz <= 0)
-		return 0;
-	/* utime (14) + stime (15), in clock ticks. */
-	ticks = proc_stat_field(vm->pid, 14) + proc_stat_field(vm->pid, 15);
-	return ticks * (1000000000ull / (uint64_t)hz);
+	if (hz <= 0)
+		return -EINVAL;
+	r = vmm_stat(vm, 14, &utime);
+	if (!r)
+		r = vmm_stat(vm, 15, &stime);
+	if (r < 0)
+		return r;
+	*ns = (utime + stime) * (1000000000ull / (uint64_t)hz);
+	return 0;
 }
 
-uint64_t vm_rss_bytes(const struct vm *vm)
+int vm_rss_bytes(const struct vm *vm, uint64_t *bytes)
 {
 	long page = sysconf(_SC_PAGESIZE);
+	uint64_t pages = 0;
+	int r;
 
-	if (!vm->running || page <= 0)
-		return 0;
-	return proc_stat_field(vm->pid, 24) * (uint64_t)page;
+	if (page <= 0)
+		return -EINVAL;
+	r = vmm_stat(vm, 24, &pages);
+	if (r < 0)
+		return r;
+	*bytes = pages * (uint64_t)page;
+	return 0;
 }
 
 static int qmp_send(struct vm *vm, const char *cmd)
@@ -1153,8 +1168,7 @@ int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 	for (size_t i = 0; i < c->ndisks && vm->nvmdk < ARRAY_SIZE(vm->vmdk); i++) {
 		uint64_t size;
 
-		if (!c->disks[i].format || strcmp(c->disks[i].format, "vmdk") != 0 ||
-		    vm_vmdk_size(c->disks[i].path, &size) < 0)
+		if (!is_layer_vmdk(&c->disks[i]) || vm_vmdk_size(c->disks[i].path, &size) < 0)
 			continue;
 		vm->vmdk[vm->nvmdk].path = strdup(c->disks[i].path);
 		if (!vm->vmdk[vm->nvmdk].path)

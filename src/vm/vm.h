@@ -32,7 +32,7 @@ void vm_accel_warn(enum vm_accel accel, const char *why);
 
 struct vm_disk {
 	const char *path;
-	const char *format; /* "raw", or "vmdk" for the layer disk descriptor */
+	const char *format; /* "raw", "qcow2" or "vmdk"; read-only "vmdk" is the layer disk */
 	const char *serial; /* what the guest reads in /sys/block/vdX/serial, or NULL */
 	bool readonly;
 };
@@ -163,10 +163,13 @@ int vm_save_wait(struct vm *vm, int fd, unsigned int flags, unsigned int timeout
 int vm_pause_wait(struct vm *vm, unsigned int timeout_ms, char *why, size_t len);
 int vm_resume_wait(struct vm *vm, unsigned int timeout_ms, char *why, size_t len);
 
-/* vm_cpu_ns() - CPU time the VMM process has used, all threads. Return: ns, or 0. */
-uint64_t vm_cpu_ns(const struct vm *vm);
-/* vm_rss_bytes() - resident memory of the VMM process. Return: bytes, or 0. */
-uint64_t vm_rss_bytes(const struct vm *vm);
+/*
+ * vm_cpu_ns() - CPU time the VMM process has used, all threads, into *@ns.
+ * Return: 0, or -errno when it cannot be read (the VMM is gone): unknown, not 0.
+ */
+int vm_cpu_ns(const struct vm *vm, uint64_t *ns);
+/* vm_rss_bytes() - resident memory of the VMM process, into *@bytes. Return: 0 or -errno. */
+int vm_rss_bytes(const struct vm *vm, uint64_t *bytes);
 void vm_free(struct vm *vm);
 
 /* vmm_binary() - the VMM program: $MSB_QEMU, else found in PATH. Return: newly allocated or NULL.

@@ -233,7 +233,7 @@ echo raw-ok' --rootfs "$SQFS" -- \
   printf '#!/bin/sh\necho from-file\n' > "$TMP/script.sh"
   msb_capture run --script-path "fromfile:$TMP/script.sh" --rootfs "$SQFS" -- fromfile
   expect_eq "--script-path" "$OUT" "from-file"
-  msb_capture run --name flags --replace --init /bin/sh --init-arg /bin/sh --init-arg -c \
+  msb_capture run --name flags --replace --init /bin/sh --init-arg -c \
     --init-arg 'echo "$MARK" > /tmp/init.mark; exec sleep 1000' --init-env MARK=pid1 \
     --rootfs "$SQFS" -- sh -c 'sleep 0.5; cat /tmp/init.mark; cat /proc/1/comm'
   expect_eq "--init takes PID 1, with its env" "$OUT" $'pid1\nsleep'

@@ -459,6 +459,35 @@ static void test_rlimit_too_long(void **state)
 
 /* --- env keys and sandbox names --------------------------------------- */
 
+/* /proc/PID/stat fields as proc(5) numbers them; rsslim (25) is "unlimited" = UINT64_MAX. */
+static void test_proc_stat(void **state)
+{
+	static const char line[] =
+		"4242 (qemu) sys) x86) S 1 4242 4242 0 -1 4194560 9000 0 0 0 1234 567 0 0 20 0 "
+		"3 0 55 2143289344 98765 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 0\n";
+	uint64_t v = 0;
+
+	(void)state;
+	assert_int_equal(parse_proc_stat(line, 14, &v), 0);
+	assert_int_equal(v, 1234); /* utime */
+	assert_int_equal(parse_proc_stat(line, 15, &v), 0);
+	assert_int_equal(v, 567); /* stime */
+	assert_int_equal(parse_proc_stat(line, 24, &v), 0);
+	assert_int_equal(v, 98765); /* rss, in pages */
+	assert_int_equal(parse_proc_stat(line, 25, &v), 0);
+	assert_true(v == UINT64_MAX);
+	assert_int_equal(parse_proc_stat(line, 3, &v), -EINVAL); /* "S" is no number */
+	assert_int_equal(parse_proc_stat(line, 7, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(parse_proc_stat(line, 8, &v), -EINVAL); /* -1 is no size */
+	assert_int_equal(parse_proc_stat(line, 60, &v), -EINVAL);
+	assert_int_equal(parse_proc_stat(line, 2, &v), -EINVAL);
+	assert_int_equal(parse_proc_stat("no parenthesis 1 2 3", 3, &v), -EINVAL);
+	assert_int_equal(parse_proc_stat("1 (x) S 1", 4, &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(parse_proc_stat("1 (x) S 1", 5, &v), -EINVAL);
+}
+
 static void test_env_has_valid_key(void **state)
 {
 	(void)state;
@@ -527,6 +556,7 @@ int main(void)
 		cmocka_unit_test(test_rlimit_too_long),
 		cmocka_unit_test(test_env_has_valid_key),
 		cmocka_unit_test(test_valid_sandbox_name),
+		cmocka_unit_test(test_proc_stat),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

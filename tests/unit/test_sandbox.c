@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -132,6 +133,67 @@ static void test_log_sources(void **state)
 	assert_int_equal(s, LOGS_ALL);
 	assert_int_equal(logs_parse_sources("stdout,bogus", &s), -EINVAL);
 	assert_int_equal(logs_parse_sources("", &s), -EINVAL);
+}
+
+/* Every source renders under its own name in --json: the table follows the LOGS_* bits. */
+static void test_log_json_source_names(void **state)
+{
+	static const struct {
+		unsigned int src;
+		const char *json;
+	} cases[] = {
+		{ LOGS_STDOUT, "{\"t\":\"T\",\"s\":\"stdout\",\"d\":\"x\",\"id\":7}" },
+		{ LOGS_STDERR, "{\"t\":\"T\",\"s\":\"stderr\",\"d\":\"x\",\"id\":7}" },
+		{ LOGS_OUTPUT, "{\"t\":\"T\",\"s\":\"output\",\"d\":\"x\",\"id\":7}" },
+		{ LOGS_SYSTEM, "{\"t\":\"T\",\"s\":\"system\",\"d\":\"x\",\"id\":7}" },
+	};
+	uint8_t d[] = { 'x' };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct log_entry e = {
+			.t = "T", .src = cases[i].src, .id = 7, .d = d, .len = 1, .utf8 = true
+		};
+		char *line = logs_entry_json(&e, false);
+
+		assert_non_null(line);
+		assert_string_equal(line, cases[i].json);
+		free(line);
+	}
+	{
+		struct log_entry e = {
+			.t = "T", .src = LOGS_STDOUT | LOGS_SYSTEM, .d = d, .len = 1
+		};
+
+		assert_null(logs_entry_json(&e, false)); /* one source per entry */
+	}
+}
+
+/* A session's limits: the sandbox's --rlimits, then its own over them, one per resource. */
+static void test_session_rlimits(void **state)
+{
+	char *spec[] = { "nofile=99", "nproc=50:60", NULL }, *bad[] = { "nofile", NULL };
+	struct proto_rlimit own[] = { { .resource = RLIMIT_NOFILE, .soft = 10, .hard = 20 },
+				      { .resource = RLIMIT_CORE, .soft = 0, .hard = 0 } };
+	struct proto_rlimit out[PROTO_MAX_RLIMITS];
+	uint32_t n = 0;
+
+	(void)state;
+	assert_int_equal(sbx_exec_rlimits(spec, NULL, 0, out, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(out[0].resource, RLIMIT_NOFILE);
+	assert_int_equal(out[0].soft, 99);
+	assert_int_equal(out[0].hard, 99);
+	assert_int_equal(out[1].resource, RLIMIT_NPROC);
+	assert_int_equal(out[1].hard, 60);
+	assert_int_equal(sbx_exec_rlimits(spec, own, 2, out, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(out[0].soft, 10); /* the session's own wins */
+	assert_int_equal(out[0].hard, 20);
+	assert_int_equal(out[2].resource, RLIMIT_CORE);
+	assert_int_equal(sbx_exec_rlimits(NULL, own, 1, out, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(sbx_exec_rlimits(bad, NULL, 0, out, &n), -EINVAL);
 }
 
 static void test_log_times(void **state)
@@ -382,6 +444,8 @@ int main(void)
 		cmocka_unit_test(test_config_roundtrip),
 		cmocka_unit_test(test_config_refresh),
 		cmocka_unit_test(test_snapshot_names),
+		cmocka_unit_test(test_log_json_source_names),
+		cmocka_unit_test(test_session_rlimits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
