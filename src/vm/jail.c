@@ -12,16 +12,29 @@
  * given at its own absolute path (read-only unless asked), pivots into the
  * tmpfs and detaches the old root. What the VMM can reach afterwards is
  * exactly that list: not the user's home, not the msb database, not other
- * sandboxes. Then resource limits, no_new_privs, and as root the switch to
- * an unprivileged uid; exec drops every capability (the uid inside the
- * namespace is not 0).
+ * sandboxes. Then resource limits; the capability bounding set emptied
+ * (as root with the user's files: cut to DAC_OVERRIDE and FOWNER), the
+ * ambient and inheritable sets cleared; as root the switch to an
+ * unprivileged uid of this VMM's own; and last msb's seccomp filter (with
+ * no_new_privs), so that nothing of the above is refused by it. exec drops
+ * every other capability (the uid inside the namespace is not 0).
+ *
+ * As root the VMM must not be dumpable, or any process of its uid could
+ * read its memory through /proc/PID/mem. A prctl before exec does not last:
+ * exec resets dumpability, and clears it only when the credentials change
+ * across it. So the child sets its filesystem gid to another gid just
+ * before exec; exec sets it back to the effective gid, and that change
+ * makes the new image non-dumpable (/proc/PID/ belongs to root).
  */
 #define _GNU_SOURCE
 #include "vm/jail.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -29,6 +42,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/capability.h>
+#include <sys/file.h>
+#include <sys/fsuid.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -38,7 +53,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "util/cleanup.h"
 #include "util/fs.h"
+#include "vm/seccomp.h"
 
 #define VMM_NOFILE 4096
 
@@ -62,11 +79,124 @@ static int env_id(const char *name, unsigned int dflt)
 	return (errno || *end || n == 0 || n > 0x7fffffff) ? (int)dflt : (int)n;
 }
 
+/* MSB_VMM_IDS=FIRST:COUNT, or the default range. Return: 0 or -EINVAL. */
+static int id_range(uint32_t *first, uint32_t *count)
+{
+	const char *v = getenv("MSB_VMM_IDS");
+	unsigned long long f, c;
+	char *end;
+
+	*first = JAIL_IDS_FIRST;
+	*count = JAIL_IDS_COUNT;
+	if (!v || !*v)
+		return 0;
+	errno = 0;
+	f = strtoull(v, &end, 10);
+	if (errno || *end != ':' || !isdigit((unsigned char)end[1]))
+		return -EINVAL;
+	c = strtoull(end + 1, &end, 10);
+	/* Not 0 (root), not beyond 2^32 - 2 ((uid_t)-1 means "unchanged"). */
+	if (errno || *end || f == 0 || c == 0 || f + c > 0xffffffffULL)
+		return -EINVAL;
+	*first = (uint32_t)f;
+	*count = (uint32_t)c;
+	return 0;
+}
+
+/* Adds @id to @used when it is in [@first, @first + @count). */
+static void note_id(uint32_t *used, size_t *n, size_t max, unsigned long id, uint32_t first,
+		    uint32_t count)
+{
+	if (id >= first && id - first < count && *n < max)
+		used[(*n)++] = (uint32_t)id;
+}
+
+/*
+ * The ids of the range some process holds, as a real, effective, saved or
+ * filesystem uid or gid. Return: how many (at most @max).
+ */
+static size_t ids_in_use(uint32_t first, uint32_t count, uint32_t *used, size_t max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char path[300], line[256];
+		FILE *f;
+
+		if (!isdigit((unsigned char)e->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/status", e->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			char *p = line + 4, *end;
+
+			if (strncmp(line, "Uid:", 4) != 0 && strncmp(line, "Gid:", 4) != 0)
+				continue;
+			/* Real, effective, saved, filesystem. */
+			for (int i = 0; i < 4; i++, p = end) {
+				unsigned long id = strtoul(p, &end, 10);
+
+				if (end == p)
+					break;
+				note_id(used, &n, max, id, first, count);
+			}
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * Chooses this VMM's uid and gid under JAIL_IDS_LOCK (kept in j->ids_lock):
+ * a free id of the range, starting from a hash of the sandbox directory.
+ */
+static int choose_id(struct jail *j)
+{
+	static uint32_t used[4096];
+	uint32_t first, count, start, h = 2166136261u;
+	size_t nused;
+	int r = id_range(&first, &count);
+
+	if (r < 0)
+		return r;
+	j->ids_lock = open(JAIL_IDS_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (j->ids_lock < 0)
+		return -errno;
+	while (flock(j->ids_lock, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return -errno;
+	for (const char *c = j->cwd; *c; c++)
+		h = (h ^ (unsigned char)*c) * 16777619u; /* FNV-1a */
+	start = h % count;
+	nused = ids_in_use(first, count, used, sizeof(used) / sizeof(used[0]));
+	for (uint32_t i = 0; i < count; i++) {
+		uint32_t id = first + (start + i) % count;
+		bool taken = false;
+
+		for (size_t k = 0; k < nused && !taken; k++)
+			taken = used[k] == id;
+		if (taken || getpwuid(id) || getgrgid(id))
+			continue;
+		j->uid = id;
+		j->gid = id;
+		return 0;
+	}
+	return -EUSERS;
+}
+
 int jail_init(struct jail *j, const char *root, const char *cwd)
 {
 	char *abs_cwd;
 
 	memset(j, 0, sizeof(*j));
+	j->ids_lock = -1;
 	if (mkdir(root, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	j->root = realpath(root, NULL);
@@ -77,9 +207,16 @@ int jail_init(struct jail *j, const char *root, const char *cwd)
 	}
 	j->cwd = abs_cwd;
 	if (getuid() == 0) {
-		/* Root does not hand root to the VMM. */
-		j->uid = (uid_t)env_id("MSB_VMM_UID", 65534);
-		j->gid = (gid_t)env_id("MSB_VMM_GID", 65534);
+		/* Root does not hand root to the VMM, nor an identity another process has. */
+		const char *fixed = getenv("MSB_VMM_UID");
+		int r;
+
+		if (fixed && *fixed) {
+			j->uid = (uid_t)env_id("MSB_VMM_UID", 65534);
+			j->gid = (gid_t)env_id("MSB_VMM_GID", (unsigned int)j->uid);
+		} else if ((r = choose_id(j)) < 0) {
+			return r;
+		}
 		j->userns = false;
 		if (chown(j->root, j->uid, j->gid) < 0)
 			return -errno;
@@ -154,9 +291,12 @@ int jail_add(struct jail *j, const char *path, bool rw)
 
 bool jail_readable(const char *path, unsigned int *uid)
 {
+	uint32_t first, count;
 	struct stat st;
 
-	*uid = (unsigned int)env_id("MSB_VMM_UID", 65534);
+	if (id_range(&first, &count) < 0)
+		first = JAIL_IDS_FIRST;
+	*uid = (unsigned int)env_id("MSB_VMM_UID", first);
 	if (getuid() != 0)
 		return true; /* the VMM runs as the caller */
 	return stat(path, &st) == 0 && (st.st_mode & S_IROTH);
@@ -180,7 +320,10 @@ void jail_free(struct jail *j)
 		free(j->shares[i].path);
 	free(j->root);
 	free(j->cwd);
+	if (j->ids_lock >= 0)
+		close(j->ids_lock);
 	memset(j, 0, sizeof(*j));
+	j->ids_lock = -1;
 }
 
 /* --- in the child, before exec ------------------------------------------- */
@@ -371,27 +514,107 @@ static int set_limits(const struct jail *j)
 }
 
 /*
- * As root with shared directories, the VMM keeps uid 0 so that it can serve
- * files of any owner as the user who ran msb could, but no capability beyond
- * those of file ownership and access: no mounts, no devices, no network
- * administration, no ptrace, no module loading.
+ * As root with the user's own files (volumes, a disk image), the VMM keeps
+ * uid 0 so that it can serve files of any owner as the user who ran msb
+ * could: DAC_OVERRIDE (read and write them) and FOWNER (change the modes and
+ * times of files it does not own). Nothing else: not CHOWN (a guest would
+ * give its files to other users), not FSETID (keep set-id bits while
+ * writing), not DAC_READ_SEARCH (open_by_handle_at() would reach every file
+ * of the host filesystem), not MKNOD; no mounts, ptrace, network
+ * administration or modules. Set-id modes and device nodes are refused by
+ * the seccomp filter whoever the VMM runs as.
  */
-static int keep_fs_caps(void)
+#define FILE_CAPS ((UINT64_C(1) << CAP_DAC_OVERRIDE) | (UINT64_C(1) << CAP_FOWNER))
+
+/* The bounding set cut to @keep, the ambient set emptied. */
+static int drop_bounding(uint64_t keep)
 {
-	static const int keep[] = { CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER,
-				    CAP_FSETID };
-
 	for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) {
-		bool kept = false;
-
-		for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
-			kept |= keep[k] == cap;
-		if (!kept && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+		if (cap < 64 && (keep & (UINT64_C(1) << cap)))
+			continue;
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
 			return fail("drop capabilities", NULL);
+	}
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		return fail("clear ambient capabilities", NULL);
+	return 0;
+}
+
+/* Effective and permitted sets: @keep; nothing inheritable. */
+static int set_caps(uint64_t keep)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+
+	for (int i = 0; i < 2; i++) {
+		uint32_t v = (uint32_t)(keep >> (32 * i));
+
+		d[i].effective = d[i].permitted = v;
+		d[i].inheritable = 0;
+	}
+	if (syscall(SYS_capset, &h, d) < 0)
+		return fail("set capabilities", NULL);
+	return 0;
+}
+
+/* A filesystem gid other than @gid until exec, which sets it back: see the DOC above. */
+static int undumpable_at_exec(gid_t gid)
+{
+	gid_t other = gid == 65534 ? 65533 : 65534;
+
+	setfsgid(other);
+	if ((gid_t)setfsgid((gid_t)-1) != other) {
+		errno = EPERM;
+		return fail("set the filesystem gid", NULL);
+	}
+	return 0;
+}
+
+/* Who the VMM is after exec: see jail.h. */
+static int drop_privileges(const struct jail *j)
+{
+	int r;
+
+	if (j->userns) {
+		/* Root of its own namespace until exec, which drops all: none before either. */
+		if ((r = drop_bounding(0)) < 0)
+			return r;
+		return set_caps(0);
 	}
 	if (setgroups(0, NULL) < 0)
 		return fail("drop groups", NULL);
-	return 0;
+	if (j->keep_root) {
+		if ((r = drop_bounding(FILE_CAPS)) < 0 || (r = undumpable_at_exec(0)) < 0)
+			return r;
+		/* exec as uid 0 under no_new_privs keeps what is permitted now: these. */
+		return set_caps(FILE_CAPS);
+	}
+	if ((r = drop_bounding(0)) < 0)
+		return r;
+	if (setresgid(j->gid, j->gid, j->gid) < 0 || (r = undumpable_at_exec(j->gid)) < 0 ||
+	    setresuid(j->uid, j->uid, j->uid) < 0)
+		return r < 0 ? r : fail("drop to the VMM's uid", NULL);
+	return set_caps(0);
+}
+
+int jail_add_exe(struct jail *j, const char *path)
+{
+	_cleanup_free_ char *real = realpath(path, NULL);
+	struct stat st;
+
+	if (!real)
+		return -errno;
+	for (size_t i = 0; i < sizeof(system_paths) / sizeof(system_paths[0]); i++) {
+		size_t n = strlen(system_paths[i]);
+
+		if (!strncmp(real, system_paths[i], n) && (real[n] == '/' || !real[n]))
+			return 0; /* already there */
+	}
+	if (stat(real, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || (st.st_mode & (S_IROTH | S_IXOTH)) != (S_IROTH | S_IXOTH))
+		return -EACCES;
+	return jail_add(j, real, false);
 }
 
 int jail_add_share(struct jail *j, const char *path, bool rw)
@@ -418,8 +641,10 @@ int jail_enter(void *arg)
 	if (j->bare) {
 		if ((r = set_limits(j)) < 0)
 			return r;
-		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-			return fail("no_new_privs", NULL);
+		if ((r = vmm_seccomp_install(getuid() != 0)) < 0) {
+			errno = -r;
+			return fail("install the seccomp filter", NULL);
+		}
 		return 0;
 	}
 	if (j->userns) {
@@ -489,15 +714,11 @@ int jail_enter(void *arg)
 		return fail("chdir", j->cwd);
 	if ((r = set_limits(j)) < 0)
 		return r;
-	if (j->keep_root) {
-		if ((r = keep_fs_caps()) < 0)
-			return r;
-	} else if (!j->userns) {
-		if (setgroups(0, NULL) < 0 || setresgid(j->gid, j->gid, j->gid) < 0 ||
-		    setresuid(j->uid, j->uid, j->uid) < 0)
-			return fail("drop to the VMM's uid", NULL);
+	if ((r = drop_privileges(j)) < 0)
+		return r;
+	if ((r = vmm_seccomp_install(j->userns)) < 0) {
+		errno = -r;
+		return fail("install the seccomp filter", NULL);
 	}
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return fail("no_new_privs", NULL);
 	return 0;
 }

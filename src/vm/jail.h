@@ -5,8 +5,11 @@
  * (and, for an ordinary user, its own user namespace), on a root that holds
  * only the system files QEMU needs (/usr, the loader cache, a few device
  * nodes) and the files of this one sandbox it was given, at their usual
- * paths; with no capabilities, no_new_privs, resource limits, and (when msb
- * runs as root) an unprivileged uid. docs/security.md describes the boundary.
+ * paths; with no capabilities (as root with the user's files: only those of
+ * file access), no_new_privs, msb's own seccomp filter (vm/seccomp.h),
+ * resource limits, and (when msb runs as root) an unprivileged uid of its
+ * own, not shared with any other process, and not dumpable.
+ * docs/security.md describes the boundary.
  */
 #ifndef MSB_VM_JAIL_H
 #define MSB_VM_JAIL_H
@@ -20,6 +23,15 @@
 #define JAIL_MAX_SHARES 65 /* every volume and a live root */
 /* Where the directories and files shared with the guest are bound inside: <dir>/<index>. */
 #define JAIL_SHARE_DIR "/msb-share"
+/*
+ * As root, each VMM runs as a uid (and gid of the same number) of its own
+ * from this range, unless MSB_VMM_IDS=FIRST:COUNT names another. Not in
+ * systemd's container range (0x80000-0x6fffffff), below 2^31.
+ */
+#define JAIL_IDS_FIRST 0x70000000u
+#define JAIL_IDS_COUNT 65536u
+/* Held while an id is chosen and until the VMM runs as it (see jail_init()). */
+#define JAIL_IDS_LOCK "/run/msb-vmm-ids.lock"
 
 struct jail_path {
 	char *path; /* absolute, symlinks resolved: what is bound */
@@ -41,13 +53,19 @@ struct jail {
 	bool bare;	/* no namespaces could be had: limits and no_new_privs only */
 	uid_t uid;	/* who the VMM runs as, outside the jail */
 	gid_t gid;
+	int ids_lock; /* JAIL_IDS_LOCK, held from jail_init() to jail_free(), or -1 */
 };
 
 /*
  * jail_init() - a jail on @root (created if missing) with working directory
- * @cwd. As root the VMM will run as MSB_VMM_UID:MSB_VMM_GID (default
- * 65534:65534), else as the caller inside a user namespace.
- * Return: 0 or -errno.
+ * @cwd. As root the VMM will run as a uid:gid of its own: the first of the
+ * range (JAIL_IDS_FIRST, or MSB_VMM_IDS), counted from a hash of @cwd, that
+ * has no passwd or group entry and that no process uses (as any of its
+ * uids or gids). The choice holds because the VMM uses it from the moment it
+ * starts: call jail_free() only once it runs (or failed), which releases
+ * the lock. MSB_VMM_UID (and MSB_VMM_GID) force one id for every VMM, shared.
+ * An ordinary user's VMM runs as the caller inside a user namespace.
+ * Return: 0 or -errno (-EUSERS: every id of the range is taken).
  */
 int jail_init(struct jail *j, const char *root, const char *cwd);
 
@@ -61,6 +79,14 @@ int jail_init(struct jail *j, const char *root, const char *cwd);
 int jail_add(struct jail *j, const char *path, bool rw);
 
 /*
+ * jail_add_exe() - make the VMM binary @path visible inside when it is not
+ * under one of the system paths the jail always has (a test's stand-in, a
+ * QEMU under /opt). It must be readable and executable by everyone: it is
+ * never chowned. Return: 0 or -errno.
+ */
+int jail_add_exe(struct jail *j, const char *path);
+
+/*
  * jail_add_share() - make the directory or file @path (symlinks resolved)
  * visible inside at JAIL_SHARE_DIR/<its index>, read-only unless @rw.
  * Return: 0 or -errno.
@@ -69,8 +95,9 @@ int jail_add_share(struct jail *j, const char *path, bool rw);
 
 /*
  * jail_readable() - can the VMM read @path when it runs as another uid
- * (msb as root)? Sets *@uid to that uid. A file msb cannot hand over (one
- * shared with others) must be world-readable.
+ * (msb as root)? Sets *@uid to that uid (MSB_VMM_UID, or the first of the
+ * range). A file msb cannot hand over (one shared with others) must be
+ * world-readable.
  */
 bool jail_readable(const char *path, unsigned int *uid);
 

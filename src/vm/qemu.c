@@ -1027,13 +1027,24 @@ static int jail_file(struct jail *j, const char *path, bool rw, struct msb_err *
 	return 0;
 }
 
-/* Everything the confined VMM may see. Return: 0 or -1 with @err. */
-static int jail_setup(const struct vm_config *c, struct jail *j, struct msb_err **err)
+/* Everything the confined VMM (@qemu) may see. Return: 0 or -1 with @err. */
+static int jail_setup(const struct vm_config *c, const char *qemu, struct jail *j,
+		      struct msb_err **err)
 {
 	int r = jail_init(j, c->jail_root, c->workdir ? c->workdir : ".");
 
+	if (r == -EUSERS)
+		return msb_err_set(err, EUSERS,
+				   "confining the VMM: every uid of its range is in use "
+				   "(set MSB_VMM_IDS=FIRST:COUNT to a larger free range)");
 	if (r < 0)
 		return msb_err_sys(err, -r, "confining the VMM: %s", c->jail_root);
+	r = jail_add_exe(j, qemu);
+	if (r < 0)
+		return msb_err_sys(err, -r,
+				   "confining the VMM: %s (it must be readable and executable by "
+				   "everyone)",
+				   qemu);
 	if (c->user_files && !j->userns) {
 		j->keep_root = true;
 		j->uid = 0;
@@ -1072,7 +1083,7 @@ static bool jail_wanted(void)
 int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 {
 	_cleanup_free_ char *qemu = vmm_binary();
-	struct jail jail = { 0 };
+	struct jail jail = { .ids_lock = -1 };
 	struct argv a = { 0 };
 	struct spawn_opts so;
 	int qmp[2], r;
@@ -1114,7 +1125,7 @@ int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 	so.pre_exec = jail_enter;
 	so.ctx = &jail;
 	if (c->jail_root && jail_wanted()) {
-		if (jail_setup(c, &jail, err) < 0)
+		if (jail_setup(c, qemu, &jail, err) < 0)
 			goto fail;
 		so.clone_flags = jail_clone_flags(&jail);
 		so.cwd = NULL; /* the jail enters it, inside */
