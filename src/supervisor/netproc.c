@@ -32,6 +32,7 @@
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/spawn.h"
+#include "vm/jail.h"
 
 #define NETPROC_START_MS 30000 /* READY or ERROR, or the start fails */
 #define NETPROC_STATS_MS 1000  /* it answers at once; a stuck one is not waited for */
@@ -104,23 +105,40 @@ static int host_ca_bundle(char **data, size_t *len, char *why, size_t wlen)
 
 /*
  * The identity the network process takes when msb runs as root: never root,
- * and not the VMM's (a QEMU taken over by its guest must not be able to
- * trace the process that will hold the sandbox's secrets).
+ * never shared: an id of the VMM range of its own (jail_pick_id()), so that no
+ * other process, its own sandbox's QEMU included, can trace the process that
+ * holds the sandbox's network (and, later, its secrets). The range's lock is
+ * held in *@lock until the process runs as the id. MSB_NET_UID forces one.
+ * Return: 0, or -errno with @why.
  */
-static void net_identity(uid_t *uid, gid_t *gid)
+static int net_identity(const char *name, uid_t *uid, gid_t *gid, int *lock, char *why, size_t len)
 {
-	const char *u = getenv("MSB_NET_UID"), *g = getenv("MSB_NET_GID");
+	const char *u = getenv("MSB_NET_UID");
+	char key[300];
+	uint32_t id;
+	int r;
 
-	*uid = 65533;
-	*gid = 65533;
-	if (u && *u)
+	*lock = -1;
+	*uid = getuid();
+	*gid = getgid();
+	if (geteuid() != 0)
+		return 0;
+	if (u && *u && strtoul(u, NULL, 10) > 0) {
 		*uid = (uid_t)strtoul(u, NULL, 10);
-	if (g && *g)
-		*gid = (gid_t)strtoul(g, NULL, 10);
-	if (!*uid)
-		*uid = 65533;
-	if (!*gid)
-		*gid = 65533;
+		*gid = (gid_t)*uid;
+		return 0;
+	}
+	snprintf(key, sizeof(key), "net:%s", name);
+	r = jail_pick_id(key, &id, lock);
+	if (r < 0) {
+		snprintf(why, len,
+			 "network process: no free uid in the VMM range: %s (MSB_VMM_IDS)",
+			 strerror(-r));
+		return r;
+	}
+	*uid = id;
+	*gid = id;
+	return 0;
 }
 
 /* Text the network process sent, made safe for one log line: no controls, bounded. */
@@ -194,13 +212,14 @@ static ssize_t await_msg(struct sbx_netrun *run, uint8_t want, uint8_t *buf, siz
 }
 
 /* Start the network process on the stack's end of the link (@link_fd, kept by the caller). */
-static int netproc_start(struct sbx_netrun *run, const struct net_config *c, int link_fd, char *why,
-			 size_t len)
+static int netproc_start(struct sbx_netrun *run, const char *name, const struct net_config *c,
+			 int link_fd, char *why, size_t len)
 {
 	char *argv[] = { "msb", "__net", NULL };
 	_cleanup_free_ char *conf = NULL;
 	_cleanup_free_ uint8_t *buf = NULL;
 	struct spawn_opts so;
+	_cleanup_close_ int id_lock = -1;
 	int ctl[2], r;
 	uid_t uid;
 	gid_t gid;
@@ -208,7 +227,9 @@ static int netproc_start(struct sbx_netrun *run, const struct net_config *c, int
 	ssize_t n;
 
 	run->ctl = -1;
-	net_identity(&uid, &gid);
+	r = net_identity(name, &uid, &gid, &id_lock, why, len);
+	if (r < 0)
+		return r;
 	conf = netconf_to_json(c, uid, gid);
 	buf = malloc(4096);
 	if (!conf || !buf) {
@@ -381,7 +402,7 @@ int sbx_netrun_start(const struct sbx_spec *spec, struct sbx_netrun *run, struct
 		close(sp[1]);
 		return msb_err_sys(err, r, "network: socketpair");
 	}
-	r = netproc_start(run, c, sp[0], why, sizeof(why));
+	r = netproc_start(run, spec->name, c, sp[0], why, sizeof(why));
 	close(sp[0]);
 	if (r < 0) {
 		close(sp[1]);

@@ -153,42 +153,54 @@ static size_t ids_in_use(uint32_t first, uint32_t count, uint32_t *used, size_t 
 	return n;
 }
 
-/*
- * Chooses this VMM's uid and gid under JAIL_IDS_LOCK (kept in j->ids_lock):
- * a free id of the range, starting from a hash of the sandbox directory.
- */
-static int choose_id(struct jail *j)
+int jail_pick_id(const char *key, uint32_t *id, int *lock)
 {
 	static uint32_t used[4096];
 	uint32_t first, count, start, h = 2166136261u;
 	size_t nused;
 	int r = id_range(&first, &count);
 
+	*lock = -1;
 	if (r < 0)
 		return r;
-	j->ids_lock = open(JAIL_IDS_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (j->ids_lock < 0)
+	*lock = open(JAIL_IDS_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (*lock < 0)
 		return -errno;
-	while (flock(j->ids_lock, LOCK_EX) < 0)
+	while (flock(*lock, LOCK_EX) < 0)
 		if (errno != EINTR)
 			return -errno;
-	for (const char *c = j->cwd; *c; c++)
+	for (const char *c = key; *c; c++)
 		h = (h ^ (unsigned char)*c) * 16777619u; /* FNV-1a */
 	start = h % count;
 	nused = ids_in_use(first, count, used, sizeof(used) / sizeof(used[0]));
 	for (uint32_t i = 0; i < count; i++) {
-		uint32_t id = first + (start + i) % count;
+		uint32_t cand = first + (start + i) % count;
 		bool taken = false;
 
 		for (size_t k = 0; k < nused && !taken; k++)
-			taken = used[k] == id;
-		if (taken || getpwuid(id) || getgrgid(id))
+			taken = used[k] == cand;
+		if (taken || getpwuid(cand) || getgrgid(cand))
 			continue;
-		j->uid = id;
-		j->gid = id;
+		*id = cand;
 		return 0;
 	}
 	return -EUSERS;
+}
+
+/*
+ * Chooses this VMM's uid and gid under JAIL_IDS_LOCK (kept in j->ids_lock):
+ * a free id of the range, starting from a hash of the sandbox directory.
+ */
+static int choose_id(struct jail *j)
+{
+	uint32_t id;
+	int r = jail_pick_id(j->cwd, &id, &j->ids_lock);
+
+	if (r < 0)
+		return r;
+	j->uid = id;
+	j->gid = id;
+	return 0;
 }
 
 int jail_init(struct jail *j, const char *root, const char *cwd)

@@ -70,6 +70,16 @@ struct jail {
 int jail_init(struct jail *j, const char *root, const char *cwd);
 
 /*
+ * jail_pick_id() - a uid (and gid of the same number) of the unprivileged
+ * range that no account and no process holds, for one confined process of
+ * root's: the VMM, or a sandbox's network process. The choice starts from a
+ * hash of @key. The range's lock stays held in *@lock until the caller has
+ * a process running as the id (then the id shows as in use): close it then.
+ * Return: 0, or -errno (-EUSERS when every id is taken).
+ */
+int jail_pick_id(const char *key, uint32_t *id, int *lock);
+
+/*
  * jail_add() - make @path (a file or directory; relative to the current
  * directory or absolute) visible inside at its absolute path, read-only
  * unless @rw. A symlink is resolved: its target is what is exposed, at both
