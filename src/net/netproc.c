@@ -27,6 +27,7 @@
 #include "net/netproc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -460,6 +461,12 @@ int netproc_main(int ctl, int link_fd)
 	r = read_config(ctl, &nc, why, sizeof(why));
 	if (r < 0)
 		goto fail_noconf;
+	/* From here on the loop only ever reads what is there: a blocking read would stall
+	 * the guest's whole network. */
+	if (fcntl(ctl, F_SETFL, O_NONBLOCK) < 0) {
+		snprintf(why, sizeof(why), "network process: %s", strerror(errno));
+		goto fail;
+	}
 	r = net_new(&nc.cfg, link_fd, &n, why, sizeof(why));
 	link_fd = -1;
 	if (r < 0)

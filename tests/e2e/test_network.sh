@@ -498,12 +498,15 @@ test_nameserver_failover_and_timeout() {
 # reading the link) while a host peer floods a published UDP port: the supervisor drops
 # what it cannot deliver instead of being woken for it again and again, and stays idle.
 test_a_guest_that_stops_reading_its_link_costs_no_cpu() {
-  local pu pid cpu0 cpu1 used
+  local pu pid npid cpu0 cpu1 used
   pu=$(free_port)
   nrun -q -d --name web -p "$pu:7000/udp" -- sh -c 'ip link set eth0 down; echo down; sleep 600' > /dev/null
   guest_link_down() { "$MSB" logs web 2> /dev/null | grep -q down; }
   wait_until 60 guest_link_down || fail "the guest did not take its link down"
   pid=$("$MSB" inspect web --format json | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+  # The stack runs in the sandbox's network process, a child of the supervisor.
+  npid=$(pgrep -P "$pid" -f '__net' | head -n 1)
+  [ -n "$npid" ] || fail "no network process under the supervisor $pid"
   python3 -c "
 import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -513,12 +516,12 @@ while time.monotonic() < end:
         s.sendto(b'x' * 1400, ('127.0.0.1', $pu))
     time.sleep(0.001)"
   sleep 0.5
-  cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  cpu0=$(awk '{s += $14 + $15} END {print s}' "/proc/$pid/stat" "/proc/$npid/stat")
   sleep 2
-  cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  cpu1=$(awk '{s += $14 + $15} END {print s}' "/proc/$pid/stat" "/proc/$npid/stat")
   used=$((cpu1 - cpu0))
-  echo "    # supervisor CPU in 2 s after the flood: $used ticks"
-  [ "$used" -le 30 ] || fail "the supervisor used $used ticks of CPU in 2 s of quiet"
+  echo "    # supervisor + network process CPU in 2 s after the flood: $used ticks"
+  [ "$used" -le 30 ] || fail "the supervisor and network process used $used ticks of CPU in 2 s of quiet"
   expect_match "the drops are counted" "$(runtime_log_of web)" "dropped"
   msb_capture stop -t 1 web
   expect_eq "the sandbox still stops" "$RC" 0
@@ -750,6 +753,96 @@ test_an_ordinary_user_has_a_network() {
   expect_eq "output" "$OUT" "hello-public
 ping-ok"
   rm -rf "$u"
+}
+
+# The host's own addresses are the host, not "public" (issue 15, item 11): a
+# wildcard listener of the host answers on every address of every interface,
+# so an address on this namespace's lo from a public range is the host's.
+test_the_hosts_own_addresses_are_the_host() {
+  local srv out
+  ip addr add 198.51.100.99/32 dev lo
+  ip addr add 2001:db8:99::1/128 dev lo nodad
+  mkdir -p "$TMP/own"
+  echo hello-own-address > "$TMP/own/index.html"
+  rm -f "$TMP/own.ready"
+  setpriv --pdeathsig KILL python3 "$NETSRV" serve --ready "$TMP/own.ready" http,::,8082,"$TMP/own" &
+  srv=$!
+  wait_until 60 test -s "$TMP/own.ready" || fail "the wildcard listener did not start"
+  # The control: the listener answers on both addresses.
+  expect_eq "the wildcard listener answers on 198.51.100.99" \
+    "$(curl -s --max-time 5 http://198.51.100.99:8082/index.html)" hello-own-address
+  expect_eq "and on 2001:db8:99::1" \
+    "$(curl -s --max-time 5 'http://[2001:db8:99::1]:8082/index.html')" hello-own-address
+  msb_capture run --name keeper --rootfs "$SQFS" --dns-nameserver "$DNS" -- sh -c "$GET
+    get http://198.51.100.99:8082/index.html; get 'http://[2001:db8:99::1]:8082/index.html'
+    get http://198.51.100.10:8080/index.html"
+  expect_eq "the default policy: both refused, the internet still answers" "$OUT" \
+    "refused http://198.51.100.99:8082/index.html
+refused http://[2001:db8:99::1]:8082/index.html
+hello-public"
+  expect_match "runtime.log says whose address it is" "$(runtime_log_of keeper)" \
+    "denied egress to tcp 198\.51\.100\.99:8082: an address of the host itself, deny egress: loopback address"
+  "$MSB" rm -f keeper > /dev/null
+  # A rule for the host opens them, as it opens the host's loopback.
+  msb_capture run --rootfs "$SQFS" --dns-nameserver "$DNS" --net-rule allow@loopback:tcp:8082 -- \
+    sh -c "$GET
+    get http://198.51.100.99:8082/index.html; get 'http://[2001:db8:99::1]:8082/index.html'"
+  expect_eq "allow@loopback opens the host's own addresses" "$OUT" "hello-own-address
+hello-own-address"
+  # An address the host gains while a sandbox runs is the host's at once.
+  "$MSB" run -d -q --name keeper --rootfs "$SQFS" --dns-nameserver "$DNS" -- sleep 600 > /dev/null
+  msb_capture exec keeper -- sh -c "$GET; get http://198.51.100.98:8082/index.html"
+  expect_eq "not yet an address of anything" "$OUT" "refused http://198.51.100.98:8082/index.html"
+  ip addr add 198.51.100.98/32 dev lo
+  expect_eq "the new address answers here" \
+    "$(curl -s --max-time 5 http://198.51.100.98:8082/index.html)" hello-own-address
+  msb_capture exec keeper -- sh -c "$GET; get http://198.51.100.98:8082/index.html"
+  expect_eq "the guest is refused the new address" "$OUT" "refused http://198.51.100.98:8082/index.html"
+  expect_match "as the host's" "$(runtime_log_of keeper)" \
+    "denied egress to tcp 198\.51\.100\.98:8082: an address of the host itself"
+  "$MSB" rm -f keeper > /dev/null
+  kill "$srv" 2> /dev/null
+  wait "$srv" 2> /dev/null
+  ip addr del 198.51.100.99/32 dev lo
+  ip addr del 198.51.100.98/32 dev lo
+  ip addr del 2001:db8:99::1/128 dev lo
+  expect_no_leftovers
+}
+
+# A guest with more flows than a desktop's descriptor limit (issue 15, item 8): they
+# live in its network process, so the sandbox's control path answers as ever and
+# nothing spins.
+test_a_thousand_guest_flows_leave_the_sandbox_answering() {
+  local pid npid t0 t1 cpu0 cpu1
+  python_image || return
+  "$MSB" run -q -d --name keeper --dns-nameserver "$DNS" --rlimit nofile=4096 "$PY_IMG" -- \
+    python3 -c '
+import socket, time
+socks = []
+for i in range(1100):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(b"x", ("198.51.100.10", 20000 + i))
+    socks.append(s)
+print("flows", len(socks), flush=True)
+time.sleep(600)' > /dev/null
+  guest_flows_open() { "$MSB" logs keeper 2> /dev/null | grep -q "flows 1100"; }
+  wait_until 120 guest_flows_open || fail "the guest did not open its flows"
+  t0=$(date +%s%N)
+  msb_capture exec keeper -- echo alive
+  t1=$(date +%s%N)
+  expect_eq "exec still answers" "$OUT" alive
+  echo "    # exec with 1100 guest flows open: $(((t1 - t0) / 1000000)) ms"
+  [ $(((t1 - t0) / 1000000)) -lt 30000 ] || fail "exec took $(((t1 - t0) / 1000000)) ms"
+  pid=$("$MSB" inspect keeper --format json | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+  npid=$(pgrep -P "$pid" -f '__net' | head -n 1)
+  expect_match "the flows are the network process's" "$(ls "/proc/$npid/fd" | wc -l)" "^[0-9]{4}$"
+  expect_eq "the supervisor holds none of them" "$(($(ls "/proc/$pid/fd" | wc -l) < 100))" 1
+  cpu0=$(awk '{s += $14 + $15} END {print s}' "/proc/$pid/stat" "/proc/$npid/stat")
+  sleep 2
+  cpu1=$(awk '{s += $14 + $15} END {print s}' "/proc/$pid/stat" "/proc/$npid/stat")
+  [ $((cpu1 - cpu0)) -le 30 ] || fail "$((cpu1 - cpu0)) ticks of CPU in 2 s of quiet"
+  "$MSB" rm -f keeper > /dev/null
+  expect_no_leftovers
 }
 
 run_tests

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -368,6 +369,89 @@ static void test_confined_network_still_works(void **state)
 	close(listener);
 }
 
+/* The whole process: configured, READY, and it answers every request, one after another. */
+static void test_process_answers_each_request(void **state)
+{
+	struct net_policy pol;
+	struct net_config c = {
+		.guest4 = ip("172.16.0.2"),
+		.gw4 = ip("172.16.0.1"),
+		.prefix4 = 30,
+		.guest6 = ip("fd42:6d73:62::2"),
+		.gw6 = ip("fd42:6d73:62::1"),
+		.prefix6 = 64,
+		.guest_mac = { 2, 0x6d, 0x73, 1, 2, 3 },
+		.gw_mac = { 2, 0x6d, 0x73, 0, 0, 1 },
+		.policy = &pol,
+		.dns_timeout_ms = 300,
+	};
+	int ctl[2], link[2], st;
+	uint8_t buf[256], type;
+	size_t len;
+	char *text;
+	pid_t pid;
+
+	(void)state;
+	alarm(60); /* a process that stops answering is a failure, not a stuck build */
+	policy_init(&pol);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, link), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(ctl[0]);
+		close(link[0]);
+		fcntl(link[1], F_SETFL, O_NONBLOCK);
+		netproc_main(ctl[1], link[1]);
+		_exit(99);
+	}
+	close(ctl[1]);
+	close(link[1]);
+	text = netconf_to_json(&c, 65533, 65533);
+	assert_non_null(text);
+	assert_int_equal(np_send(ctl[0], NP_CONFIG, text, strlen(text)), 0);
+	free(text);
+	do
+		assert_int_equal(np_recv(ctl[0], buf, sizeof(buf), &type, &len), 1);
+	while (type == NP_LOG);
+	assert_int_equal(type, NP_READY);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(np_send(ctl[0], NP_STATS_REQ, NULL, 0), 0);
+		do
+			assert_int_equal(np_recv(ctl[0], buf, sizeof(buf), &type, &len), 1);
+		while (type == NP_LOG);
+		assert_int_equal(type, NP_STATS);
+		assert_int_equal(len, sizeof(struct np_stats_wire));
+	}
+	/* Between requests the loop still serves the guest: an ARP request for the gateway
+	 * (length-prefixed, as QEMU's stream netdev sends it) gets its answer. */
+	{
+		static const uint8_t arp[4 + 42] = {
+			0,    0, 0, 42,	  0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0x6d,
+			0x73, 1, 2, 3,	  0x08, 0x06, 0,    1,	  0x08, 0,    6, 4,
+			0,    1, 2, 0x6d, 0x73, 1,    2,    3,	  172,	16,   0, 2,
+			0,    0, 0, 0,	  0,	0,    172,  16,	  0,	1,
+		};
+		struct pollfd p = { .fd = link[0], .events = POLLIN };
+		uint8_t reply[4 + 64];
+
+		assert_int_equal(write(link[0], arp, sizeof(arp)), (ssize_t)sizeof(arp));
+		assert_int_equal(poll(&p, 1, 5000), 1);
+		assert_true(read(link[0], reply, sizeof(reply)) >= 4 + 42);
+		assert_int_equal(reply[4 + 12], 0x08);
+		assert_int_equal(reply[4 + 13], 0x06);
+		assert_int_equal(reply[4 + 21], 2); /* a reply */
+	}
+	/* The supervisor goes: so does the process, at once. */
+	close(ctl[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	close(link[0]);
+	policy_free(&pol);
+	alarm(0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -376,6 +460,7 @@ int main(void)
 		cmocka_unit_test(test_confined_process_state),
 		cmocka_unit_test(test_confined_refusals),
 		cmocka_unit_test(test_confined_network_still_works),
+		cmocka_unit_test(test_process_answers_each_request),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
