@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The network part of the demo (scripts/demo.sh), in a network namespace of its own
-# (unshare -n), so that no packet can leave this machine: a "public" web server on
-# 198.51.100.10, a "private" one on 10.20.30.40, a DNS server on 127.0.0.1 that knows
-# both names. The image must already be in MSB_HOME's cache (the registry is outside).
+# (unshare -n), so that no packet can leave this machine. "The internet" is a second
+# namespace joined to it by a veth pair: a "public" web server on 198.51.100.10, a
+# "private" one on 10.20.30.40 and a DNS server on 198.51.100.53 that knows both names.
+# The image must already be in MSB_HOME's cache (the registry is outside).
 #   scripts/demo-net.sh IMAGE
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +14,6 @@ if [ -z "${MSB_DEMO_NETNS:-}" ]; then
 fi
 msb=build/msb
 ip link set lo up
-ip addr add 198.51.100.10/32 dev lo
-ip addr add 10.20.30.40/32 dev lo
 tmp=$(mktemp -d /tmp/msb-demo-net.XXXXXX)
 pids=()
 cleanup() {
@@ -23,21 +22,41 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+# The internet: a namespace held by a sleep that dies with this script.
+unshare -n setpriv --pdeathsig KILL sleep infinity &
+inet=$!
+pids+=("$inet")
+for _ in $(seq 100); do
+  [ "$(readlink "/proc/$inet/ns/net")" != "$(readlink /proc/self/ns/net)" ] && break
+  sleep 0.05
+done
+ip link add msb-demo0 type veth peer name msb-demo1 netns "$inet"
+ip addr add 192.0.2.1/30 dev msb-demo0
+ip link set msb-demo0 up
+nsenter -t "$inet" -n sh -e -c '
+  ip link set lo up
+  ip addr add 192.0.2.2/30 dev msb-demo1
+  ip link set msb-demo1 up
+  for a in 198.51.100.10 198.51.100.53 10.20.30.40; do ip addr add "$a/32" dev lo; done'
+for a in 198.51.100.10 198.51.100.53 10.20.30.40; do ip route add "$a/32" via 192.0.2.2; done
 mkdir -p "$tmp/public" "$tmp/private"
 echo "hello from a public server" > "$tmp/public/index.html"
 echo "an internal secret" > "$tmp/private/index.html"
-(cd "$tmp/public" && exec python3 -m http.server --bind 198.51.100.10 8080 > /dev/null 2>&1) &
+nsenter -t "$inet" -n setpriv --pdeathsig KILL python3 tests/fixtures/netsrv.py serve \
+  --ready "$tmp/inet.ready" http,198.51.100.10,8080,"$tmp/public" \
+  http,10.20.30.40,8080,"$tmp/private" &
 pids+=($!)
-(cd "$tmp/private" && exec python3 -m http.server --bind 10.20.30.40 8080 > /dev/null 2>&1) &
-pids+=($!)
-python3 tests/fixtures/dnsd.py --listen 127.0.0.1:0 --port-file "$tmp/dns.port" --log "$tmp/dns.log" \
+nsenter -t "$inet" -n setpriv --pdeathsig KILL python3 tests/fixtures/dnsd.py \
+  --listen 198.51.100.53:53 --port-file "$tmp/dns.port" --log "$tmp/dns.log" \
   --record api.demo.test=A:198.51.100.10 --record internal.demo.test=A:10.20.30.40 &
 pids+=($!)
-for _ in $(seq 100); do [ -s "$tmp/dns.port" ] && break; sleep 0.05; done
-dns=127.0.0.1:$(cat "$tmp/dns.port")
-for _ in $(seq 100); do
-  python3 -c 'import socket; socket.create_connection(("198.51.100.10", 8080), 1)' 2> /dev/null && break
-  sleep 0.05
+dns=198.51.100.53:53
+# Ready when they answer, through the routes.
+for _ in $(seq 300); do
+  [ -s "$tmp/dns.port" ] && [ -s "$tmp/inet.ready" ] &&
+    python3 -c 'import socket; socket.create_connection(("198.51.100.10", 8080), 1)' 2> /dev/null &&
+    break
+  sleep 0.1
 done
 
 fetch='import sys, urllib.request
