@@ -173,9 +173,10 @@ int rootfs_prepare(const char *path, const char *workdir, char **layer, struct m
 					   "rootfs %s: not a directory or a squashfs image", path);
 		if (!jail_readable(abs, &vmm_uid))
 			return msb_err_set(err, EACCES,
-					   "rootfs %s: not readable by uid %u, which QEMU runs as "
-					   "(make it world-readable, or set MSB_VMM_UID)",
-					   path, vmm_uid);
+					   "rootfs %s: not readable by QEMU, which runs as an "
+					   "unprivileged uid of its own (make it world-readable: "
+					   "chmod o+r)",
+					   path);
 		*layer = steal_ptr(abs);
 		return 0;
 	}

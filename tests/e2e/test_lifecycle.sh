@@ -91,8 +91,10 @@ test_run_with_a_name_keeps_the_sandbox() {
   expect_eq "a second run with the name is refused" "$RC" 125
   expect_one_error_line "$ERR" "sandbox keep already exists \\(use --replace"
   msb_capture create --name keep --rootfs "$SQFS"
+  expect_eq "create with the name: exit code" "$RC" 125
   expect_one_error_line "$ERR" "sandbox keep already exists \\(use --replace"
-  "$MSB" start keep
+  "$MSB" start keep || fail "start keep"
+  expect_eq "running before --replace" "$(status_of keep)" "running"
   msb_capture run --name keep --replace --rootfs "$SQFS" -- sh -c 'cat /root/v 2>&1 || echo fresh'
   expect_eq "--replace on a running sandbox: a fresh one" "$OUT" $'cat: can\'t open \'/root/v\': No such file or directory\nfresh'
   "$MSB" rm keep
@@ -104,7 +106,7 @@ test_run_detached_prints_the_name_and_keeps_running() {
   name=$("$MSB" run -d --rootfs "$SQFS" -- sh -c 'echo started; sleep 3; echo finished')
   expect_match "prints a generated name" "$name" '^msb-[0-9a-f]{8}$'
   expect_eq "it runs in the background" "$(status_of "$name")" "running"
-  for _ in $(seq 100); do [ -d "$MSB_HOME/sandboxes/$name" ] || break; sleep 0.1; done
+  for _ in $(seq 300); do [ -d "$MSB_HOME/sandboxes/$name" ] || break; sleep 0.1; done
   [ ! -d "$MSB_HOME/sandboxes/$name" ] || fail "an ephemeral detached sandbox outlived its command"
   name=$("$MSB" run -d --name bg --rootfs "$SQFS" -- sh -c 'echo started; exit 5')
   expect_eq "with --name it prints that name" "$name" "bg"
@@ -115,13 +117,18 @@ test_run_detached_prints_the_name_and_keeps_running() {
   expect_no_leftovers
 }
 
+# Each client's command waits (up to 60 s) for the other two to have started: it
+# finishes only if the three sessions really run at the same time.
 test_two_clients_at_once() {
-  "$MSB" create --name two --rootfs "$SQFS"
-  "$MSB" exec two -- sh -c 'for i in 1 2 3; do echo a$i; sleep 0.3; done; exit 11' > "$TMP/a" 2>&1 &
+  local i pid out
+  "$MSB" create --name two --rootfs "$SQFS" || fail "create two"
+  local meet='i=0; while [ ! -e /tmp/a.up ] || [ ! -e /tmp/b.up ] || [ ! -s /tmp/victim.pid ]; do
+    i=$((i+1)); [ $i -lt 600 ] || { echo never-met; exit 99; }; sleep 0.1; done'
+  "$MSB" exec two -- sh -c "touch /tmp/a.up; $meet"'; for i in 1 2 3; do echo a$i; sleep 0.3; done; exit 11' > "$TMP/a" 2>&1 &
   local pa=$!
-  "$MSB" exec two -- sh -c 'for i in 1 2 3; do echo b$i; sleep 0.2; done; exit 12' > "$TMP/b" 2>&1 &
+  "$MSB" exec two -- sh -c "touch /tmp/b.up; $meet"'; for i in 1 2 3; do echo b$i; sleep 0.2; done; exit 12' > "$TMP/b" 2>&1 &
   local pb=$!
-  "$MSB" exec two -- sh -c 'echo $$ > /tmp/victim.pid; sleep 100' > /dev/null 2>&1 &
+  "$MSB" exec two -- sh -c 'echo $$ > /tmp/victim.pid.new; mv /tmp/victim.pid.new /tmp/victim.pid; exec sleep 100' > "$TMP/v" 2>&1 &
   local pv=$!
   wait $pa
   expect_eq "client A's exit code" "$?" 11
@@ -129,11 +136,20 @@ test_two_clients_at_once() {
   expect_eq "client B's exit code" "$?" 12
   expect_eq "client A's output" "$(cat "$TMP/a")" $'a1\na2\na3'
   expect_eq "client B's output" "$(cat "$TMP/b")" $'b1\nb2\nb3'
+  # The victim really runs: its pid file names a live process, a sleep.
+  pid=$("$MSB" exec two -- cat /tmp/victim.pid 2> /dev/null)
+  expect_match "the victim wrote its pid" "$pid" '^[0-9]+$'
+  out=$("$MSB" exec two -- sh -c "cat /proc/$pid/comm" 2>&1)
+  expect_eq "the victim is alive before its client is killed" "$out" sleep
+  kill -0 $pv 2> /dev/null || fail "the victim's client ended on its own: $(cat "$TMP/v")"
   kill -9 $pv
   wait $pv 2> /dev/null
-  sleep 0.5
-  msb_capture exec two -- sh -c 'kill -0 $(cat /tmp/victim.pid) 2>/dev/null && echo alive || echo gone'
-  expect_eq "a client killed with SIGKILL takes its session with it" "$OUT" "gone"
+  for i in $(seq 300); do
+    out=$("$MSB" exec two -- sh -c "kill -0 $pid 2>/dev/null && echo alive || echo gone" 2>&1)
+    [ "$out" = gone ] && break
+    sleep 0.1
+  done
+  expect_eq "a client killed with SIGKILL takes its session with it" "$out" "gone"
   expect_eq "and only its own: the sandbox runs on" "$(status_of two)" "running"
   "$MSB" rm -f two
   expect_no_leftovers
@@ -151,7 +167,8 @@ test_timeout_kills_the_command_not_the_sandbox() {
 test_max_duration_and_idle_timeout_end_the_sandbox() {
   "$MSB" create --name maxd --max-duration 3s --rootfs "$SQFS"
   "$MSB" create --name idle --idle-timeout 2s --rootfs "$SQFS"
-  "$MSB" exec idle -- sleep 3
+  msb_capture exec idle -- sh -c 'sleep 3; echo busy-past-the-timeout'
+  expect_eq "a session keeps an idle-timeout sandbox up" "$OUT" busy-past-the-timeout
   wait_status maxd stopped 20 || fail "maxd still $(status_of maxd)"
   wait_status idle stopped 20 || fail "idle still $(status_of idle)"
   expect_eq "maxd ended because" "$(reason_of maxd)" "max-duration"
@@ -165,9 +182,9 @@ test_kill9_of_the_supervisor_is_a_crash_start_recovers() {
   "$MSB" create --name crash --rootfs "$SQFS"
   "$MSB" exec crash -- sh -c 'echo synced > /root/s; sync'
   pid=$(json_get crash 'j["pid"]')
+  expect_match "the supervisor's pid" "$pid" '^[0-9]+$'
   kill -9 "$pid"
-  sleep 1
-  expect_eq "status" "$(status_of crash)" "crashed"
+  wait_status crash crashed 20 || fail "status after kill -9: $(status_of crash)"
   msb_capture exec crash -- true
   expect_eq "exec into a crashed sandbox" "$RC" 125
   expect_one_error_line "$ERR" "sandbox crash crashed \\(.*msb start crash"
@@ -223,6 +240,7 @@ test_bad_input_is_one_line() {
 }
 
 test_sandbox_flags() {
+  local bad
   msb_capture run --name flags -H myhost --tmpfs /scratch:16M --shell /bin/sh \
     --script 'greet=echo "hello\t$1"' --script-raw 'raw=#!/bin/sh
 echo raw-ok' --rootfs "$SQFS" -- \
@@ -232,17 +250,32 @@ echo raw-ok' --rootfs "$SQFS" -- \
     $'myhost\n16384\nhello\tyou\nraw-ok\n#!/bin/sh'
   printf '#!/bin/sh\necho from-file\n' > "$TMP/script.sh"
   msb_capture run --script-path "fromfile:$TMP/script.sh" --rootfs "$SQFS" -- fromfile
+  expect_eq "--script-path: exit code" "$RC" 0
   expect_eq "--script-path" "$OUT" "from-file"
+  # The command may start before init has written its mark: it waits for it.
   msb_capture run --name flags --replace --init /bin/sh --init-arg -c \
-    --init-arg 'echo "$MARK" > /tmp/init.mark; exec sleep 1000' --init-env MARK=pid1 \
-    --rootfs "$SQFS" -- sh -c 'sleep 0.5; cat /tmp/init.mark; cat /proc/1/comm'
+    --init-arg 'echo "$MARK" > /tmp/init.mark.new; mv /tmp/init.mark.new /tmp/init.mark; exec sleep 1000' \
+    --init-env MARK=pid1 --rootfs "$SQFS" -- \
+    sh -c 'i=0; while [ ! -e /tmp/init.mark ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; cat /tmp/init.mark; cat /proc/1/comm'
+  expect_eq "--init: exit code" "$RC" 0
   expect_eq "--init takes PID 1, with its env" "$OUT" $'pid1\nsleep'
-  for bad in "--tmpfs relative" "--tmpfs /x:nonsense" "--script =x" "--script a" "--init sh" \
-    "--max-duration 0" "--idle-timeout soon" "-H bad_host" "--init-arg x"; do
-    # shellcheck disable=SC2086
-    msb_capture run $bad --rootfs "$SQFS" -- true
-    expect_eq "run $bad: exit code" "$RC" 125
-    expect_one_error_line "$ERR" ""
+  # Each bad value, with the message that names it (a regex after "msb: ").
+  for bad in \
+    '--tmpfs relative|invalid --tmpfs "relative" \(use PATH or PATH:SIZE, an absolute path' \
+    '--tmpfs /x:nonsense|invalid --tmpfs "/x:nonsense" \(use PATH or PATH:SIZE' \
+    '--script =x|invalid --script "=x" \(use NAME=BODY' \
+    '--script a|invalid --script "a" \(use NAME=BODY' \
+    '--init sh|invalid --init "sh" \(use an absolute path\)' \
+    '--shell sh|invalid --shell "sh" \(use an absolute path\)' \
+    '--max-duration 0|invalid --max-duration "0" \(use a duration like 30s' \
+    '--idle-timeout soon|invalid --idle-timeout "soon" \(use a duration like 30s' \
+    '-H bad_host|invalid --hostname "bad_host" \(letters, digits' \
+    '--init-env NOEQUALS|invalid --init-env "NOEQUALS" \(use KEY=VALUE\)' \
+    '--init-arg x|run: --init-arg needs --init$'; do
+    # shellcheck disable=SC2086,SC2090
+    msb_capture run ${bad%%|*} --rootfs "$SQFS" -- true
+    expect_eq "run ${bad%%|*}: exit code" "$RC" 125
+    expect_one_error_line "$ERR" "${bad#*|}"
   done
   "$MSB" rm flags
   expect_no_leftovers
@@ -289,6 +322,7 @@ test_ls_ps_inspect_metrics_formats() {
   expect_eq "metrics json" "$out" "1 ['cpu_percent', 'disk_read_bytes', 'disk_write_bytes', 'memory_bytes', 'memory_limit_bytes', 'name', 'net_rx_bytes', 'net_tx_bytes', 'state', 'uptime_secs'] 268435456 True"
   expect_eq "metrics columns" "$("$MSB" metrics fmt | head -1 | tr -s ' ')" "NAME STATE CPU MEM DISK R/W NET RX/TX UPTIME"
   msb_capture metrics other
+  expect_eq "metrics of a stopped sandbox: exit code" "$RC" 125
   expect_one_error_line "$ERR" "sandbox other is not running"
   "$MSB" rm -f fmt other
   expect_no_leftovers
@@ -340,10 +374,11 @@ test_logs_follow_sees_new_output_and_rotation() {
   "$MSB" create --name fl --rootfs "$SQFS"
   "$MSB" logs -f fl > "$TMP/follow" 2>&1 &
   local pf=$!
-  "$MSB" exec fl -- sh -c 'echo first'
+  "$MSB" exec fl -- sh -c 'echo first' > /dev/null
   # 12.6 MB of output: exec.log rotates at 10 MiB while being followed.
   "$MSB" exec fl -- sh -c 'yes $(printf "x%.0s" $(seq 1023)) | head -n 12300; echo last' > /dev/null
-  sleep 1
+  # The follower catches up before the stop (which must end it).
+  for _ in $(seq 600); do [ "$(tail -n 1 "$TMP/follow")" = last ] && break; sleep 0.1; done
   "$MSB" stop fl
   for _ in $(seq 50); do kill -0 $pf 2> /dev/null || break; sleep 0.2; done
   kill -0 $pf 2> /dev/null && { fail "logs -f did not end with the sandbox"; kill $pf; }
@@ -371,14 +406,18 @@ test_shell_and_detach_keys() {
   out=$(tmux_wait 'rc=')
   tmux_end
   expect_match "ctrl-] detaches" "$out" 'detached.*rc=0'
-  sleep 4
-  expect_eq "the command ran on" "$("$MSB" exec sh1 -- cat /tmp/detached)" "done"
+  for _ in $(seq 300); do
+    out=$("$MSB" exec sh1 -- cat /tmp/detached 2> /dev/null)
+    [ "$out" = done ] && break
+    sleep 0.1
+  done
+  expect_eq "the command ran on" "$out" "done"
   "$MSB" rm -f sh1
   expect_no_leftovers
 }
 
 test_an_ordinary_user_lives_a_whole_lifecycle() {
-  [ "$(id -u)" = 0 ] || { echo "    (needs root to create the test user)"; return; }
+  [ "$(id -u)" = 0 ] || { skip "needs root to create the test user"; return; }
   local user=msb-e2e udir out
   id "$user" > /dev/null 2>&1 || useradd -m -s /bin/bash "$user" 2> /dev/null ||
     { fail "cannot create the test user"; return; }

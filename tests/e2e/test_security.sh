@@ -22,7 +22,7 @@ start_sleeper() {
   "$@" run --rootfs "$SQFS_RUN" -- sleep 30 > "$TMP/sleeper.out" 2>&1 &
   RUN_PID=$!
   QEMU_PID=
-  for i in $(seq 300); do
+  for i in $(seq 600); do
     QEMU_PID=$(qemu_of "$MSB_HOME_RUN")
     [ -n "$QEMU_PID" ] && grep -q "sandbox ready" "$MSB_HOME_RUN"/sandboxes/*/logs/runtime.log 2>/dev/null && break
     sleep 0.1
@@ -75,10 +75,15 @@ check_confined() {
 }
 
 test_qemu_is_confined_as_root() {
-  [ "$(id -u)" = 0 ] || { echo "    (not root: skipped here, covered by the ordinary-user test)"; return; }
+  [ "$(id -u)" = 0 ] || { skip "not root (the ordinary-user test covers a user)"; return; }
   MSB_HOME_RUN=$MSB_HOME SQFS_RUN=$SQFS KERNEL_DIR=$BUILD
   start_sleeper "$MSB"
-  check_confined 65534
+  # An id of its own from the VMM range (1879048192 + 65536), never nobody's.
+  local uid
+  uid=$(awk '/^Uid:/ {print $2}' "/proc/$QEMU_PID/status")
+  [ "$uid" -ge 1879048192 ] && [ "$uid" -lt $((1879048192 + 65536)) ] ||
+    fail "QEMU runs as uid $uid, not one of the VMM range"
+  check_confined "$uid"
   stop_sleeper
   expect_no_leftovers
 }
@@ -100,7 +105,7 @@ as_user() {
 }
 
 test_qemu_is_confined_for_an_ordinary_user() {
-  [ "$(id -u)" = 0 ] || { echo "    (needs root to create the test user)"; return; }
+  [ "$(id -u)" = 0 ] || { skip "needs root to create the test user"; return; }
   setup_user || return
   local out rc
   out=$(as_user "$UDIR/msb" run --rootfs "$UDIR/rootfs.sqfs" -- sh -c 'echo hello; id -u')
@@ -118,14 +123,21 @@ test_qemu_is_confined_for_an_ordinary_user() {
 }
 
 test_unreadable_shared_rootfs_is_refused_as_root() {
-  [ "$(id -u)" = 0 ] || return
+  [ "$(id -u)" = 0 ] || { skip "not root: QEMU runs as the caller"; return; }
   cp "$SQFS" "$TMP/private.sqfs"
   chmod 600 "$TMP/private.sqfs"
   ln "$TMP/private.sqfs" "$TMP/private-link.sqfs"
   msb_capture run --rootfs "$TMP/private.sqfs" -- true
   expect_eq "exit code" "$RC" 125
-  expect_one_error_line "$ERR" "rootfs .*private.sqfs: not readable by uid 65534, which QEMU runs as"
+  expect_one_error_line "$ERR" "rootfs .*private.sqfs: not readable by QEMU, which runs as an unprivileged uid of its own \(make it world-readable: chmod o\+r\)"
   expect_eq "the image keeps its owner" "$(stat -c %u "$TMP/private.sqfs")" 0
+  expect_eq "and its mode" "$(stat -c %a "$TMP/private.sqfs")" 600
+  # The control: the same file, once readable by all, runs.
+  chmod 644 "$TMP/private.sqfs"
+  msb_capture run --rootfs "$TMP/private.sqfs" -- echo readable
+  expect_eq "readable: exit code" "$RC" 0
+  expect_eq "readable: output" "$OUT" readable
+  rm -f "$TMP/private.sqfs" "$TMP/private-link.sqfs"
   expect_no_leftovers
 }
 
@@ -135,6 +147,8 @@ test_jail_off_is_logged() {
   expect_eq "exit code" "$?" 0
   expect_match "runtime.log says the VMM is not jailed" "$(cat "$TMP/err")" "without its namespaces"
   "$MSB" run --log-level debug --rootfs "$SQFS" -- true 2> "$TMP/err"
+  expect_eq "exit code, jailed" "$?" 0
+  [[ "$(cat "$TMP/err")" != *"without its namespaces"* ]] || fail "a jailed VMM is logged as not jailed"
   expect_match "runtime.log says the VMM is confined" "$(cat "$TMP/err")" "vmm confined: own namespaces"
   expect_no_leftovers
 }

@@ -10,12 +10,31 @@ json_of() { "$MSB" snapshot inspect "$1" | python3 -c "import json,sys; j=json.l
 
 # A process that keeps a secret only in its memory and tells it when asked (/tmp/ask).
 KEEPER='s=$(head -c 8 /dev/urandom | od -An -tx1 | tr -d " \n"); echo "$s" > /root/told;
-while :; do if [ -e /tmp/ask ]; then echo "$s" > /tmp/answer; rm -f /tmp/ask; fi; sleep 0.1; done'
+while :; do if [ -e /tmp/ask ]; then echo "$s" > /tmp/answer.new; mv /tmp/answer.new /tmp/answer; rm -f /tmp/ask; fi; sleep 0.1; done'
+
+# Guest shell: asks the keeper and prints its answer (nothing if none came in 30 s).
+ASK='rm -f /tmp/answer; touch /tmp/ask; i=0; while [ ! -s /tmp/answer ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; cat /tmp/answer 2>/dev/null'
+
+# Guest shell: how many keepers run.
+KEEPERS='echo "keepers $(ps | grep -c "[t]mp/ask")"'
+
+# start_keeper SANDBOX: starts the keeper there and checks it answers; sets TOLD (its secret).
+# The answer is removed again, so that only a running keeper can make the next one.
+start_keeper() {
+  local answer
+  "$MSB" exec "$1" -- sh -c "setsid sh -c '$KEEPER' > /dev/null 2>&1 < /dev/null &" ||
+    fail "starting the keeper in $1"
+  answer=$("$MSB" exec "$1" -- sh -c "$ASK; rm -f /tmp/answer")
+  TOLD=$("$MSB" exec "$1" -- cat /root/told)
+  expect_match "$1: the keeper keeps a secret" "$TOLD" '^[0-9a-f]{16}$'
+  expect_eq "$1: the keeper answers before the snapshot" "$answer" "$TOLD"
+  expect_eq "$1: ps sees the keeper" "$("$MSB" exec "$1" -- sh -c "$KEEPERS")" "keepers 1"
+}
 
 test_full_snapshot_keeps_files_and_running_processes() {
   "$MSB" create --name src --rootfs "$SQFS" > /dev/null || fail "create src"
-  "$MSB" exec src -- sh -c "echo kept > /root/file; setsid sh -c '$KEEPER' > /dev/null 2>&1 < /dev/null &"
-  sleep 1
+  "$MSB" exec src -- sh -c "echo kept > /root/file" || fail "write /root/file"
+  start_keeper src
   msb_capture snapshot create full1 --from src --full
   expect_eq "snapshot create: exit code" "$RC" 0
   expect_eq "it prints the name" "$OUT" full1
@@ -27,9 +46,8 @@ test_full_snapshot_keeps_files_and_running_processes() {
   # The source runs on, unchanged.
   msb_capture exec src -- cat /root/file
   expect_eq "the source still runs" "$OUT" kept
-  local told
-  told=$("$MSB" exec src -- cat /root/told)
-  msb_capture run --from-snapshot full1 -- sh -c 'cat /root/file; touch /tmp/ask; i=0; while [ ! -s /tmp/answer ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; cat /tmp/answer; hostname'
+  local told=$TOLD
+  msb_capture run --from-snapshot full1 -- sh -c "cat /root/file; $ASK; hostname"
   expect_eq "restored: exit code" "$RC" 0
   expect_eq "the file is there" "$(sed -n 1p <<< "$OUT")" kept
   expect_eq "the process answers with the secret it held in memory" "$(sed -n 2p <<< "$OUT")" "$told"
@@ -39,8 +57,8 @@ test_full_snapshot_keeps_files_and_running_processes() {
   expect_match "restored, not booted" "$(rlog fromfull)" "restored the saved guest in [0-9]+ ms"
   msb_capture exec fromfull -- cat /root/file
   expect_eq "its file" "$OUT" kept
-  "$MSB" stop fromfull
-  "$MSB" start fromfull > /dev/null
+  "$MSB" stop fromfull || fail "stop fromfull"
+  "$MSB" start fromfull > /dev/null || fail "start fromfull"
   msb_capture exec fromfull -- sh -c 'cat /root/file; ls /tmp/answer 2>&1 | head -c 0; cat /root/told'
   expect_eq "after a restart the disk is the snapshot's" "$OUT" "kept
 $told"
@@ -55,20 +73,21 @@ $told"
 }
 
 test_disk_snapshot_of_a_running_and_a_stopped_sandbox() {
-  "$MSB" create --name d --rootfs "$SQFS" > /dev/null
-  "$MSB" exec d -- sh -c "echo one > /root/v; setsid sh -c '$KEEPER' > /dev/null 2>&1 < /dev/null &"
+  "$MSB" create --name d --rootfs "$SQFS" > /dev/null || fail "create d"
+  "$MSB" exec d -- sh -c "echo one > /root/v" || fail "write /root/v"
+  # A running process, so that "no processes" after the restore means something.
+  start_keeper d
   msb_capture snapshot create disk1 --from d
   expect_eq "disk snapshot of a running sandbox" "$RC" 0
   expect_eq "kind" "$(json_of disk1 'j["kind"]')" disk
-  "$MSB" exec d -- sh -c 'echo two > /root/v'
-  "$MSB" stop d
+  "$MSB" exec d -- sh -c 'echo two > /root/v' || fail "write two"
+  "$MSB" stop d || fail "stop d"
   msb_capture snapshot create disk2 --from d
   expect_eq "disk snapshot of a stopped sandbox" "$RC" 0
   expect_match "said so" "$ERR" "stopped sandbox's disk"
-  msb_capture run --from-snapshot disk1 -- sh -c 'cat /root/v; [ -e /tmp/answer ] || echo no-process-state; ps | grep -c "[s]leep 0.1" || true'
+  msb_capture run --from-snapshot disk1 -- sh -c "cat /root/v; $KEEPERS"
   expect_eq "disk1: the file as it was, no processes" "$OUT" "one
-no-process-state
-0"
+keepers 0"
   msb_capture run --from-snapshot disk2 -- cat /root/v
   expect_eq "disk2: the later file" "$OUT" two
   # An ephemeral sandbox keeps its writes in memory: only --full can take them.
@@ -76,6 +95,9 @@ no-process-state
   msb_capture snapshot create e1 --from "$(cat "$TMP/eph")"
   expect_eq "disk snapshot of an ephemeral sandbox: refused" "$RC" 125
   expect_one_error_line "$ERR" "sandbox msb-[0-9a-f]+ keeps its writes in memory .*--full"
+  msb_capture snapshot create e1 --from "$(cat "$TMP/eph")" --full
+  expect_eq "--full of an ephemeral sandbox" "$RC" 0
+  "$MSB" snapshot rm e1 > /dev/null || fail "snapshot rm e1"
   "$MSB" rm -f "$(cat "$TMP/eph")" d > /dev/null
   "$MSB" snapshot rm disk1 disk2 > /dev/null
   expect_no_leftovers
@@ -106,7 +128,7 @@ test_branch_runs_on_independently() {
   msb_capture branch parent child
   expect_eq "branch onto an existing name" "$RC" 125
   expect_one_error_line "$ERR" "sandbox child already exists"
-  "$MSB" stop child
+  "$MSB" stop child || fail "stop child"
   msb_capture branch child grandchild
   expect_eq "branch of a stopped sandbox" "$RC" 125
   expect_one_error_line "$ERR" "sandbox child is not running"
@@ -154,21 +176,25 @@ test_bad_input_is_one_line() {
   expect_one_error_line "$ERR" "invalid snapshot name"
   msb_capture snapshot create s1
   expect_one_error_line "$ERR" "snapshot create: --from SANDBOX is required"
-  "$MSB" snapshot create s1 --from b > /dev/null 2>&1
+  "$MSB" snapshot create s1 --from b > /dev/null 2>&1 || fail "snapshot create s1"
   msb_capture snapshot create s1 --from b
   expect_eq "existing snapshot" "$RC" 125
   expect_one_error_line "$ERR" "snapshot s1 already exists"
-  "$MSB" stop b
+  "$MSB" stop b || fail "stop b"
   msb_capture snapshot create s2 --from b --full
+  expect_eq "--full of a stopped sandbox" "$RC" 125
   expect_one_error_line "$ERR" "sandbox b is not running: --full takes its memory"
   msb_capture run --from-snapshot nosuch -- true
   expect_eq "unknown snapshot" "$RC" 125
   expect_one_error_line "$ERR" "snapshot nosuch: not found"
   msb_capture run --from-snapshot s1 --cpus 2 -- true
+  expect_eq "--cpus with --from-snapshot" "$RC" 125
   expect_one_error_line "$ERR" "run: --cpus cannot be used with --from-snapshot"
   msb_capture snapshot inspect nosuch
+  expect_eq "inspect of an unknown snapshot" "$RC" 125
   expect_one_error_line "$ERR" "snapshot nosuch: not found"
   msb_capture snapshot rm nosuch
+  expect_eq "rm of an unknown snapshot" "$RC" 125
   expect_one_error_line "$ERR" "snapshot nosuch: not found"
   expect_eq "nothing half-made is left" "$(ls -A "$MSB_HOME/snapshots")" s1
   "$MSB" snapshot rm s1 > /dev/null

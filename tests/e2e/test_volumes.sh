@@ -33,25 +33,30 @@ test_bind_dir_rw_both_ways() {
 
 test_bind_ro_holds_even_for_guest_root() {
   fresh_src
-  msb_capture run --rootfs "$SQFS" -v "$TMP/src:/ro:ro" -- sh -c \
-    'cat /ro/a.txt; echo x > /ro/a.txt || echo refused; mount -o remount,rw /ro && echo remounted; echo y > /ro/new 2>&1 || echo refused-again; rm /ro/a.txt 2>/dev/null || echo kept'
+  rm -rf "$TMP/rw" && mkdir -p "$TMP/rw" && echo from-host > "$TMP/rw/a.txt"
+  # The same writes through a read-write mount of the same guest are the control.
+  msb_capture run --rootfs "$SQFS" -v "$TMP/src:/ro:ro" -v "$TMP/rw:/rw" -- sh -c \
+    'cat /ro/a.txt; echo x > /ro/a.txt || echo refused; mount -o remount,rw /ro && echo remounted; echo y > /ro/new 2>&1 || echo refused-again; rm /ro/a.txt 2>/dev/null || echo kept
+     echo x > /rw/a.txt && echo y > /rw/new && rm /rw/a.txt && echo rw-took-them'
   expect_eq "exit code" "$RC" 0
   expect_match "writes refused, also after a guest remount" "$OUT" \
-    $'^from-host\nrefused\n(remounted\n)?refused-again\nkept$'
+    $'^from-host\nrefused\n(remounted\n)?refused-again\nkept\nrw-took-them$'
   expect_eq "host file unchanged" "$(cat "$TMP/src/a.txt")" from-host
   [ ! -e "$TMP/src/new" ] || fail "a file appeared in the read-only source"
+  expect_eq "the read-write mount took the same writes" "$(ls "$TMP/rw")" new
   expect_no_leftovers
 }
 
 test_single_file_mount_and_noexec() {
   fresh_src
-  printf '#!/bin/sh\necho should-not-run\n' > "$TMP/src/tool.sh"
+  printf '#!/bin/sh\necho ran\n' > "$TMP/src/tool.sh"
   chmod 755 "$TMP/src/tool.sh"
   echo config-v1 > "$TMP/conf"
+  # The same tool through a mount without noexec runs: the control.
   msb_capture run --rootfs "$SQFS" -v "$TMP/conf:/etc/app.conf:ro" -v "$TMP/src:/bin2:noexec" \
-    -- sh -c 'cat /etc/app.conf; /bin2/tool.sh 2>/dev/null || echo noexec-held; ls /etc/app.conf'
+    -v "$TMP/src:/bin3" -- sh -c 'cat /etc/app.conf; /bin2/tool.sh 2>/dev/null || echo noexec-held; /bin3/tool.sh; ls /etc/app.conf'
   expect_eq "exit code" "$RC" 0
-  expect_eq "file mount read, noexec holds" "$OUT" $'config-v1\nnoexec-held\n/etc/app.conf'
+  expect_eq "file mount read, noexec holds" "$OUT" $'config-v1\nnoexec-held\nran\n/etc/app.conf'
   expect_no_leftovers
 }
 
@@ -81,7 +86,9 @@ test_live_visibility_while_running() {
   msb_capture exec live -- sh -c 'echo guest-now > /app/now.txt'
   expect_eq "host sees a guest write at once" "$(cat "$TMP/src/now.txt")" guest-now
   msb_capture stop live
+  expect_eq "stop" "$RC" 0
   msb_capture start live
+  expect_eq "start" "$RC" 0
   msb_capture exec live -- cat /app/a.txt
   expect_eq "the mount comes back after stop and start" "$OUT" from-host
   msb_capture inspect --format json live
@@ -113,15 +120,20 @@ test_escape_hardlinks_and_renames_across_mounts() {
   fresh_src
   mkdir -p "$TMP/src2"
   echo two > "$TMP/src2/b.txt"
+  # Links and a rename inside one mount are the control.
   msb_capture run --rootfs "$SQFS" -v "$TMP/src:/a" -v "$TMP/src2:/b:ro" -- sh -c '
     ln /b/b.txt /a/hard 2>/dev/null && echo linked
     ln /etc/passwd /a/passwd 2>/dev/null && echo linked-passwd
     mv /a/a.txt /b/moved 2>/dev/null && echo moved
     rmdir /a 2>/dev/null && echo removed-root; mv /a /elsewhere 2>/dev/null && echo moved-root
+    ln /a/a.txt /a/sub/hard-within && mv /a/sub/hard-within /a/renamed-within && echo within-ok
     cat /a/a.txt'
-  expect_eq "no links or moves across mounts" "$OUT" "from-host"
+  expect_eq "exit code" "$RC" 0
+  expect_eq "no links or moves across mounts; inside one they work" "$OUT" $'within-ok\nfrom-host'
   [ ! -e "$TMP/src/hard" ] && [ ! -e "$TMP/src/passwd" ] && [ ! -e "$TMP/src2/moved" ] ||
     fail "a link or a move crossed a mount"
+  expect_eq "the link made inside the mount is a hard link on the host" \
+    "$(stat -c %h "$TMP/src/renamed-within" 2>&1)" 2
   expect_eq "the other source untouched" "$(ls "$TMP/src2")" b.txt
   expect_no_leftovers
 }
@@ -131,9 +143,10 @@ test_escape_rename_while_the_host_swaps_a_directory() {
   mkdir -p "$TMP/src/d"
   # The host flips src/d between a real directory and a symlink to outside while the
   # guest creates and renames files in it: the server must never follow the link.
+  # It swaps until the guest is done, however long the boot takes.
+  rm -f "$TMP/swap.stop"
   (
-    end=$((SECONDS + 8))
-    while [ $SECONDS -lt $end ]; do
+    while [ ! -e "$TMP/swap.stop" ]; do
       mv "$TMP/src/d" "$TMP/src/d.real" 2> /dev/null && ln -sfn "$TMP/outside" "$TMP/src/d"
       rm -f "$TMP/src/d" && mv "$TMP/src/d.real" "$TMP/src/d" 2> /dev/null
     done
@@ -143,7 +156,9 @@ test_escape_rename_while_the_host_swaps_a_directory() {
     i=0; while [ $i -lt 300 ]; do
       echo pwned > /app/d/f$i 2>/dev/null; mv /app/d/f$i /app/d/secret 2>/dev/null
       echo pwned > /app/d/secret 2>/dev/null; i=$((i+1)); done; echo done'
+  touch "$TMP/swap.stop"
   wait "$swapper"
+  expect_eq "exit code" "$RC" 0
   expect_eq "guest loop finished" "$OUT" done
   expect_outside_untouched "rename race"
   expect_no_leftovers
@@ -165,10 +180,12 @@ test_symlink_source_and_bad_input_are_one_line() {
     expect_one_error_line "$ERR" ".*${bad#*|}"
   done
   msb_capture run --rootfs "$SQFS" -v "$TMP/src:/x" -v "$TMP/src:/x" -- true
+  expect_eq "exit code for a destination given twice" "$RC" 125
   expect_one_error_line "$ERR" ".*/x is already a mount destination"
   msb_capture ls -q
   expect_eq "nothing created" "$OUT" ""
   msb_capture volume create twice
+  expect_eq "volume create" "$RC" 0
   msb_capture volume create twice
   expect_eq "volume name in use" "$RC" 125
   expect_one_error_line "$ERR" "volume twice already exists"
@@ -189,7 +206,9 @@ test_named_volume_shared_and_outlives_its_sandboxes() {
   msb_capture volume create shared
   expect_eq "create" "$RC" 0
   msb_capture create --name va --rootfs "$SQFS" -v shared:/data
+  expect_eq "create va" "$RC" 0
   msb_capture create --name vb --rootfs "$SQFS" -v shared:/data
+  expect_eq "create vb" "$RC" 0
   msb_capture exec va -- sh -c 'echo from-a > /data/a.txt'
   msb_capture exec vb -- cat /data/a.txt
   expect_eq "b sees a's write" "$OUT" from-a
@@ -199,9 +218,12 @@ test_named_volume_shared_and_outlives_its_sandboxes() {
   expect_eq "rm of a volume in use" "$RC" 125
   expect_one_error_line "$ERR" "volume shared is in use by running sandbox va \\(stop it first\\)"
   msb_capture volume rm -f shared
+  expect_eq "rm -f of a volume in use" "$RC" 125
   expect_one_error_line "$ERR" "volume shared is in use by running sandbox va \\(stop it first\\)"
   msb_capture stop va vb
+  expect_eq "stop" "$RC" 0
   msb_capture volume rm shared
+  expect_eq "rm of a volume of stopped sandboxes" "$RC" 125
   expect_one_error_line "$ERR" "volume shared is in use by sandbox va and others \\(remove the sandbox first, or use -f\\)"
   msb_capture rm -f va vb
   msb_capture run --rootfs "$SQFS" -v shared:/d -- cat /d/a.txt
@@ -224,12 +246,15 @@ test_quota_volume_enospc_and_one_writer() {
   host=$(du -k "$MSB_HOME/volumes/quota/disk.ext4" | cut -f1)
   [ "$host" -le 16384 ] || fail "the host file grew past the quota: $host KiB"
   msb_capture create --name qw --rootfs "$SQFS" -v quota:/q
+  expect_eq "the writer's create" "$RC" 0
   msb_capture run --rootfs "$SQFS" -v quota:/q -- true
   expect_eq "second writer refused" "$RC" 125
   expect_one_error_line "$ERR" ".*volume quota is being written by sandbox qw"
   msb_capture stop qw
+  expect_eq "the writer stops" "$RC" 0
   msb_capture run --rootfs "$SQFS" -v quota:/q:ro -- ls /q
-  expect_match "a reader once the writer stopped" "$OUT" fits
+  expect_eq "a reader once the writer stopped: exit code" "$RC" 0
+  expect_eq "a reader once the writer stopped" "$OUT" $'big\nfits\nlost+found'
   msb_capture rm -f qw
   msb_capture volume rm quota
   expect_no_leftovers
@@ -243,7 +268,7 @@ test_tmpfs_size_limit() {
 }
 
 test_an_ordinary_user_binds_a_directory() {
-  [ "$(id -u)" = 0 ] || { echo "    (needs root to create the test user)"; return; }
+  [ "$(id -u)" = 0 ] || { skip "needs root to create the test user"; return; }
   id "$USER_NAME" > /dev/null 2>&1 || useradd -m -s /bin/bash "$USER_NAME" 2> /dev/null ||
     { fail "cannot create the test user $USER_NAME"; return; }
   local udir
@@ -288,7 +313,9 @@ test_cp_both_ways_on_running_and_stopped_sandboxes() {
   msb_capture exec cpbox -- sh -c 'cat /root/tree/a; /root/tree/sub/run.sh; stat -c %a /root/tree/sub/run.sh; readlink /root/tree/link'
   expect_eq "tree, modes and links inside" "$OUT" $'one\nran\n750\na'
   msb_capture exec cpbox -- sh -c 'echo made-inside > /root/tree/new; chmod 640 /root/tree/new'
+  expect_eq "exec" "$RC" 0
   msb_capture stop cpbox
+  expect_eq "stop" "$RC" 0
   msb_capture cp cpbox:/root/tree "$TMP/back/copy"
   expect_eq "cp out (stopped: started and stopped again)" "$RC" 0
   expect_eq "new file came out" "$(cat "$TMP/back/copy/new")" made-inside
@@ -309,6 +336,7 @@ test_cp_both_ways_on_running_and_stopped_sandboxes() {
   expect_eq "missing source" "$RC" 125
   expect_one_error_line "$ERR" "cp: /nonexistent: No such file or directory"
   msb_capture cp "$TMP/tree" "$TMP/elsewhere"
+  expect_eq "no sandbox side" "$RC" 125
   expect_one_error_line "$ERR" "cp: exactly one of SRC and DEST must be SANDBOX:PATH"
   msb_capture rm -f cpbox
   expect_no_leftovers
@@ -344,15 +372,24 @@ test_disk_images_boot_write_stop_start() {
     expect_eq "$fmt: the first partition is the root" "$OUT" "/dev/vda1 ext4"
     msb_capture run "$img" -- true
     expect_eq "$fmt: a second writer is refused" "$RC" 125
-    expect_match "$fmt: with the way out" "$ERR" "is in use by another sandbox \\(give each sandbox its own copy, or use --disk-snapshot\\)"
+    expect_one_error_line "$ERR" ".*is in use by another sandbox \\(give each sandbox its own copy, or use --disk-snapshot\\)"
     msb_capture stop "d$fmt"
+    expect_eq "$fmt: stop" "$RC" 0
     msb_capture start "d$fmt"
+    expect_eq "$fmt: start" "$RC" 0
     msb_capture exec "d$fmt" -- cat /root/mark
     expect_eq "$fmt: written, stopped, started" "$OUT" "kept-$fmt"
     msb_capture rm -f "d$fmt"
+    expect_eq "$fmt: rm" "$RC" 0
+    # The control for the refusal: with the first sandbox gone, the same run works.
+    msb_capture run "$img" -- cat /root/mark
+    expect_eq "$fmt: a writer once the first is gone: exit code" "$RC" 0
+    expect_eq "$fmt: a writer once the first is gone" "$OUT" "kept-$fmt"
   done
-  expect_match "the image itself holds the write" "$(debugfs -R 'cat /root/mark' "$TMP/disk.raw?offset=1048576" 2>/dev/null || true)" "kept-raw|^$"
-  rm -f "$TMP/disk.raw"
+  command -v debugfs > /dev/null || { fail "debugfs missing (e2fsprogs)"; return; }
+  expect_eq "the image itself holds the write" \
+    "$(debugfs -R 'cat /root/mark' "$TMP/disk.raw?offset=1048576" 2> /dev/null)" kept-raw
+  rm -f "$TMP/disk.raw" "$TMP/disk.qcow2"
   expect_no_leftovers
 }
 
@@ -366,11 +403,18 @@ test_disk_snapshot_keeps_the_image_untouched() {
   msb_capture run --disk-snapshot "$TMP/snap.vmdk" -- sh -c 'cat /root/x 2>/dev/null || echo fresh'
   expect_eq "each snapshot starts from the image" "$OUT" fresh
   expect_eq "the image is untouched" "$(md5sum < "$TMP/snap.vmdk")" "$before"
-  msb_capture run "$TMP/snap.raw" --disk-snapshot -- true
+  # The flag may follow the image; a raw image is kept as it was too.
+  before=$(md5sum < "$TMP/snap.raw")
+  msb_capture run "$TMP/snap.raw" --disk-snapshot -- sh -c 'echo scratch > /root/x; cat /root/x'
+  expect_eq "raw, flag after the image: exit code" "$RC" 0
+  expect_eq "raw, flag after the image: the snapshot takes writes" "$OUT" scratch
+  expect_eq "the raw image is untouched" "$(md5sum < "$TMP/snap.raw")" "$before"
   msb_capture run --disk-snapshot --rootfs "$SQFS" -- true
+  expect_eq "--disk-snapshot with a rootfs: exit code" "$RC" 125
   expect_one_error_line "$ERR" "--disk-snapshot needs a disk image"
   echo "not a disk" > "$TMP/bogus.img"
   msb_capture run "$TMP/bogus.img" -- true
+  expect_eq "not a disk image: exit code" "$RC" 125
   expect_one_error_line "$ERR" ".*bogus.img is not a disk image msb can boot"
   rm -f "$TMP/snap.raw" "$TMP/snap.vmdk"
   expect_no_leftovers
@@ -405,6 +449,7 @@ test_rootfs_bind_is_live_and_keeps_host_files() {
   msb_capture rm -f livebox
   [ -d "$TMP/live/bin" ] || fail "rm touched the root directory"
   msb_capture run --rootfs-bind --rootfs "$SQFS" -- true
+  expect_eq "--rootfs-bind with a file: exit code" "$RC" 125
   expect_one_error_line "$ERR" "--rootfs-bind needs --rootfs DIR \\(a directory\\)"
   expect_no_leftovers
 }
