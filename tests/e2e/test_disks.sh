@@ -156,6 +156,8 @@ test_volume_source_swapped_for_a_symlink_is_refused_at_start() {
   msb_capture start swapv
   expect_eq "start: refused" "$RC" 125
   expect_one_error_line "$ERR" "sandbox swapv: volume source $(realpath "$p")/cache is now reached through a symlink; msb does not follow it \\(make it a directory again, or recreate the sandbox with the path it should use\\)"
+  # Had it started, this is what the guest could do to the directory outside.
+  [ "$RC" != 0 ] || msb_capture exec swapv -- sh -c 'echo leaked > /cache/leak'
   expect_eq "the outside directory is untouched" "$(ls -A "$out"):$(cat "$out/secret")" "secret:untouched"
   # Made a directory again: it starts.
   rm "$p/cache" && mkdir "$p/cache"
@@ -182,6 +184,7 @@ test_rootfs_bind_swapped_for_a_symlink_is_refused_at_start() {
   msb_capture start swapr
   expect_eq "start: refused" "$RC" 125
   expect_one_error_line "$ERR" "sandbox swapr: root directory $(realpath -s "$live") is now reached through a symlink"
+  [ "$RC" != 0 ] || msb_capture exec swapr -- sh -c 'echo leaked > /leak'
   expect_eq "the outside directory is untouched" "$(ls -A "$out")" secret
   rm "$live" && mv "$live.real" "$live"
   msb_capture rm -f swapr
