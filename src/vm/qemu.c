@@ -175,7 +175,7 @@ static int chain_args(struct argv *a, const struct vm_disk *d, size_t i)
 	for (size_t k = d->nchain; k-- > 0;) {
 		const struct vm_disk_node *n = &d->chain[k];
 		bool rw = k == 0 && !d->readonly;
-		char name[32], below[32];
+		char name[64], below[64];
 		json_t *o;
 		char *text;
 
