@@ -81,7 +81,8 @@ deps-test:
 FUZZ_CC      ?= clang
 FUZZ_TIME    ?= 60
 # sandbox/ and vm/ spawn and boot; only their pure parsers are fuzzed.
-FUZZ_LIB_SRC := $(filter-out src/sandbox/% src/supervisor/% src/vm/%,$(LIB_SRC)) src/sandbox/cp.c $(UNIT_EXTRA)
+FUZZ_LIB_SRC := $(filter-out src/sandbox/% src/supervisor/% src/vm/%,$(LIB_SRC)) src/sandbox/cp.c src/sandbox/diskimg.c \
+                $(UNIT_EXTRA)
 fuzz: deps-test
 	@mkdir -p build-fuzz
 	@set -e; for n in $(FUZZ_NAMES); do \

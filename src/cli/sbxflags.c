@@ -56,6 +56,7 @@ enum {
 	OPT_TRUST_CAS,
 	OPT_DISK_SNAPSHOT,
 	OPT_ROOTFS_BIND,
+	OPT_ALLOW_BACKING,
 	OPT_COLD,
 	OPT_FROM_SNAPSHOT,
 };
@@ -108,6 +109,7 @@ static const struct option longopts[] = {
 	{ "trust-host-cas", no_argument, NULL, OPT_TRUST_CAS },
 	{ "disk-snapshot", no_argument, NULL, OPT_DISK_SNAPSHOT },
 	{ "rootfs-bind", no_argument, NULL, OPT_ROOTFS_BIND },
+	{ "allow-backing", required_argument, NULL, OPT_ALLOW_BACKING },
 	{ "cold", no_argument, NULL, OPT_COLD },
 	{ "from-snapshot", required_argument, NULL, OPT_FROM_SNAPSHOT },
 	{ "quiet", no_argument, NULL, 'q' },
@@ -187,6 +189,8 @@ static void usage(const char *cmd)
 	       "      --rootfs-bind       With --rootfs DIR: DIR itself is the root, live (not a "
 	       "copy)\n"
 	       "      --disk-snapshot     Write to an overlay of the disk image, never the image\n"
+	       "      --allow-backing PATH  Let the disk image use PATH, outside its directory,\n"
+	       "                          as a backing file, data file or extent (repeatable)\n"
 	       "      --cold              Boot the guest; do not restore the warm template\n"
 	       "      --from-snapshot NAME  Make the sandbox from a snapshot (IMAGE, before --, "
 	       "checks its base)\n"
@@ -534,6 +538,8 @@ static int parse_opt(struct sbx_flags *f, int c, const char *arg)
 	case OPT_ROOTFS_BIND:
 		o->rootfs_bind = true;
 		return 0;
+	case OPT_ALLOW_BACKING:
+		return strv_push(&f->allow_backing, arg) < 0 ? cli_error("out of memory") : 0;
 	case OPT_FROM_SNAPSHOT:
 		o->from_snapshot = arg;
 		return 0;
@@ -791,6 +797,7 @@ int sbxflags_parse(const char *cmd, int argc, char **argv, struct sbx_flags *f)
 	f->co.init_env = f->init_env.v;
 	f->co.rlimits = f->rlimit_args.v;
 	f->co.main_timeout_ms = f->timeout_ms;
+	f->co.allow_backing = f->allow_backing.v;
 	return build_scripts(f);
 }
 
@@ -808,6 +815,7 @@ void sbxflags_free(struct sbx_flags *f)
 	strv_free(&f->env);
 	strv_free(&f->init_args);
 	strv_free(&f->init_env);
+	strv_free(&f->allow_backing);
 	strv_free(&f->pos);
 	strv_free(&f->script_args);
 	strv_free(&f->rlimit_args);

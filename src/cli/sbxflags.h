@@ -13,6 +13,7 @@
 struct sbx_flags {
 	struct sbx_create_opts co; /* pointers into the fields below and argv */
 	struct strv env, init_args, init_env, pos;
+	struct strv allow_backing; /* --allow-backing PATH */
 	struct sbx_tmpfs *tmpfs;
 	struct sbx_volume *volumes;
 	struct sbx_script_src *scripts;

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "image/progress.h"
 #include "image/regconfig.h"
 #include "image/store.h"
+#include "sandbox/diskchain.h"
 #include "sandbox/rootfs.h"
 #include "sandbox/snapshot.h"
 #include "store/db.h"
@@ -326,18 +328,60 @@ static int disk_source(const struct sbx_create_opts *o, char **path, const char 
 	return *path ? 1 : msb_err_sys(err, errno, "%s", p);
 }
 
-/* With --disk-snapshot, the sandbox writes to a qcow2 overlay of the image in its directory. */
-static int disk_attach(const char *dir, const char *image, const char *fmt, bool snapshot,
-		       struct msb_err **err)
+/*
+ * The image is untrusted input: every file its chain names is vetted now,
+ * before anything is made (diskchain.h), and again at each start.
+ * --allow-backing files are resolved into *@allow for the spec.
+ */
+static int disk_vet(const struct sbx_create_opts *o, const char *image, const char *fmt,
+		    char ***allow, uint64_t *size, struct msb_err **err)
+{
+	struct strv a = { 0 };
+	struct dchain chain = { 0 };
+	enum dimg_format f;
+
+	for (char **p = o->allow_backing; p && *p; p++) {
+		_cleanup_free_ char *real = NULL;
+
+		if (dchain_allow_path(*p, &real, err) < 0 || strv_push(&a, real) < 0) {
+			strv_free(&a);
+			return real ? msb_err_sys(err, ENOMEM, "--allow-backing") : -1;
+		}
+	}
+	*allow = strv_steal(&a);
+	if (!*allow)
+		return msb_err_sys(err, ENOMEM, "--allow-backing");
+	if (dimg_format_parse(fmt, &f) < 0 || dchain_open(image, f, *allow, &chain, err) < 0) {
+		cleanup_strvp(allow);
+		*allow = NULL;
+		/* Only when dchain_open() did not say why: the first cause is kept. */
+		return msb_err_set(err, EINVAL, "%s: unknown disk format %s", image, fmt);
+	}
+	*size = chain.size;
+	dchain_free(&chain);
+	return 0;
+}
+
+/*
+ * With --disk-snapshot, the sandbox writes to a qcow2 overlay of the image in
+ * its directory. -u: qemu-img writes the overlay's header and opens nothing
+ * else, not even the vetted image (its size is given).
+ */
+static int disk_attach(const char *dir, const char *image, const char *fmt, uint64_t size,
+		       bool snapshot, struct msb_err **err)
 {
 	_cleanup_free_ char *overlay = path_join(dir, "disk.qcow2");
-	char *argv[] = { "qemu-img",  "create", "-q",	       "-f",	"qcow2", "-F",
-			 (char *)fmt, "-b",	(char *)image, overlay, NULL };
+	char sz[32];
+	char *argv[] = { "qemu-img",  "create", "-q",	       "-f",	"qcow2", "-u", "-F",
+			 (char *)fmt, "-b",	(char *)image, overlay, sz,	 NULL };
 
 	if (!snapshot)
 		return 0;
 	if (!overlay)
 		return msb_err_sys(err, ENOMEM, "disk snapshot");
+	if (!size)
+		return msb_err_set(err, EINVAL, "%s: the image does not say its size", image);
+	snprintf(sz, sizeof(sz), "%" PRIu64, size);
 	if (run_tool(argv, -1, err) < 0)
 		return msb_err_prefix(err, "creating the disk snapshot (is qemu-img installed? "
 					   "apt-get install qemu-utils)");
@@ -509,7 +553,9 @@ out:
 int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_err **err)
 {
 	_cleanup_free_ char *dir = NULL, *layer = NULL, *disk_path = NULL;
+	_cleanup_strv_ char **disk_allow = NULL;
 	const char *disk_fmt = NULL;
+	uint64_t disk_size = 0;
 	int disk;
 	struct image_record img = { 0 };
 	struct image_config ic = { 0 };
@@ -544,6 +590,13 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 			goto fail;
 		}
 	}
+	if (o->allow_backing && o->allow_backing[0] && !disk) {
+		msb_err_set(err, EINVAL,
+			    "--allow-backing needs a disk image (msb run IMAGE.qcow2|.raw|.vmdk)");
+		goto fail;
+	}
+	if (disk && disk_vet(o, disk_path, disk_fmt, &disk_allow, &disk_size, err) < 0)
+		goto fail;
 	if (o->disk_snapshot && !disk) {
 		msb_err_set(err, EINVAL,
 			    "--disk-snapshot needs a disk image (msb run IMAGE.qcow2|.raw|.vmdk)");
@@ -572,7 +625,7 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 		goto fail_dir;
 	}
 	if (disk) {
-		if (disk_attach(dir, disk_path, disk_fmt, o->disk_snapshot, err) < 0)
+		if (disk_attach(dir, disk_path, disk_fmt, disk_size, o->disk_snapshot, err) < 0)
 			goto fail_dir;
 	} else if (o->rootfs_bind) {
 		/* Nothing to prepare: the directory is shared as it is. */
@@ -606,6 +659,7 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 		spec.disk_image = steal_ptr(disk_path);
 		spec.disk_format = strdup(disk_fmt);
 		spec.disk_snapshot = o->disk_snapshot;
+		spec.disk_allow = steal_ptr(disk_allow);
 		if (!spec.disk_format) {
 			msb_err_sys(err, ENOMEM, "sandbox %s", m->name);
 			goto fail_dir;

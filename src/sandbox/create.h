@@ -26,9 +26,11 @@ struct sbx_script_src {
 struct sbx_create_opts {
 	const char *name; /* NULL: an ephemeral sandbox with a generated name */
 	const char *image;
-	const char *rootfs; /* instead of an image */
-	bool disk_snapshot; /* a disk image root: write to a qcow2 overlay, not the image */
-	bool rootfs_bind;   /* --rootfs DIR is the guest's root itself, not a snapshot of it */
+	const char *rootfs;   /* instead of an image */
+	bool disk_snapshot;   /* a disk image root: write to a qcow2 overlay, not the image */
+	bool rootfs_bind;     /* --rootfs DIR is the guest's root itself, not a snapshot of it */
+	char **allow_backing; /* files a disk image may name outside its directory (NULL-terminated)
+			       */
 	enum pull_policy pull;
 	bool quiet;    /* no pull progress */
 	int cancel_fd; /* a readable fd stops a pull (-1: none) */

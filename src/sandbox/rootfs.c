@@ -62,48 +62,6 @@ int disk_image_probe(const char *path, const char **format)
 	return 0;
 }
 
-int qcow2_backing(const char *path, char *out, size_t len)
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	uint8_t h[20];
-	uint64_t off;
-	uint32_t n;
-
-	out[0] = '\0';
-	if (fd < 0)
-		return -errno;
-	if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) || memcmp(h, "QFI\xfb", 4) != 0)
-		return 0;
-	off = (uint64_t)h[8] << 56 | (uint64_t)h[9] << 48 | (uint64_t)h[10] << 40 |
-	      (uint64_t)h[11] << 32 | (uint64_t)h[12] << 24 | (uint64_t)h[13] << 16 |
-	      (uint64_t)h[14] << 8 | h[15];
-	n = (uint32_t)h[16] << 24 | (uint32_t)h[17] << 16 | (uint32_t)h[18] << 8 | h[19];
-	if (!off)
-		return 0;
-	if (n == 0 || n >= len || n > 1023)
-		return -EINVAL;
-	if (pread(fd, out, n, (off_t)off) != (ssize_t)n)
-		return -EIO;
-	out[n] = '\0';
-	if (memchr(out, '\0', n))
-		return -EINVAL;
-	/* Relative to the image's own directory, as QEMU reads it. */
-	if (out[0] != '/') {
-		_cleanup_free_ char *copy = strdup(path), *joined = NULL;
-		char *slash = copy ? strrchr(copy, '/') : NULL;
-
-		if (!copy)
-			return -ENOMEM;
-		if (slash)
-			*slash = '\0';
-		if (asprintf(&joined, "%s/%s", slash ? copy : ".", out) < 0)
-			return -ENOMEM;
-		if ((size_t)snprintf(out, len, "%s", joined) >= len)
-			return -ENAMETOOLONG;
-	}
-	return 1;
-}
-
 int run_tool(char *const argv[], int in_fd, struct msb_err **err)
 {
 	struct spawn_opts so;

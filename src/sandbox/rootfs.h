@@ -27,12 +27,6 @@ int is_squashfs(const char *path);
 int disk_image_probe(const char *path, const char **format);
 
 /*
- * qcow2_backing() - the backing file a qcow2 image names (resolved against
- * the image's directory) into @out. Return: 1 if it has one, 0 if not, -errno.
- */
-int qcow2_backing(const char *path, char *out, size_t len);
-
-/*
  * run_tool() - run a helper program, stdin from /dev/null (or @in_fd), and
  * on failure put its last stderr line into @err.
  * Return: 0 or -1 with @err.

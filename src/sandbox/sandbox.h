@@ -63,6 +63,7 @@ struct sbx_spec {
 	char *disk_image;
 	char *disk_format;
 	bool disk_snapshot;
+	char **disk_allow; /* --allow-backing files, resolved (NULL-terminated, may be NULL) */
 	enum log_level log_level;
 	char *created_at; /* RFC 3339 */
 	/* What sessions get unless they say otherwise. */

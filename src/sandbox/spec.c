@@ -48,6 +48,7 @@ void sbx_spec_free(struct sbx_spec *s)
 	free(s->volumes);
 	free(s->disk_image);
 	free(s->disk_format);
+	cleanup_strvp(&s->disk_allow);
 	sbx_net_free(&s->net);
 	memset(s, 0, sizeof(*s));
 }
@@ -105,9 +106,10 @@ int sbx_spec_save(const struct sbx_spec *s, struct msb_err **err)
 		json_object_set_new(o, "rootfs_bind", json_true());
 	if (o && s->disk_image)
 		json_object_set_new(o, "disk",
-				    json_pack("{s:s, s:s, s:b}", "image", s->disk_image, "format",
-					      s->disk_format ? s->disk_format : "raw", "snapshot",
-					      s->disk_snapshot));
+				    json_pack("{s:s, s:s, s:b, s:o}", "image", s->disk_image,
+					      "format", s->disk_format ? s->disk_format : "raw",
+					      "snapshot", s->disk_snapshot, "allow_backing",
+					      strv_json(s->disk_allow)));
 	if (!o)
 		return msb_err_set(err, EINVAL, "sandbox %s: cannot encode config", s->name);
 	text = json_dumps(o, JSON_INDENT(2));
@@ -202,6 +204,8 @@ int sbx_spec_read(const char *path, struct sbx_spec *s, struct msb_err **err)
 		s->disk_image = json_strdup(t, "image");
 		s->disk_format = json_strdup(t, "format");
 		s->disk_snapshot = json_is_true(json_object_get(t, "snapshot"));
+		s->disk_allow = json_strv(t, "allow_backing");
+		bad |= !s->disk_allow;
 		bad |= !s->disk_image || !s->disk_format ||
 		       (strcmp(s->disk_format, "raw") != 0 &&
 			strcmp(s->disk_format, "qcow2") != 0 &&

@@ -33,6 +33,7 @@
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/strv.h"
+#include "vm/jail.h"
 
 #define VOL_JSON "volume.json"
 #define VOL_DATA "data"
@@ -502,6 +503,27 @@ static int lock_quota(const struct vol_info *vi, bool ro, const char *sandbox, s
 	return 0;
 }
 
+/*
+ * A host source was stored resolved when the sandbox was made; a symlink on
+ * its path now (the guest of this or another sandbox may have planted one)
+ * is refused, never followed. The jail binds what it opens the same way.
+ */
+static int source_unchanged(const struct sbx_spec *s, const char *what, const char *path,
+			    struct msb_err **err)
+{
+	int fd = jail_open_nofollow(path);
+
+	if (fd == -ELOOP)
+		return msb_err_set(err, ELOOP,
+				   "sandbox %s: %s %s is now reached through a symlink; msb "
+				   "does not follow it (make it a directory again, or recreate "
+				   "the sandbox with the path it should use)",
+				   s->name, what, path);
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
 int vol_plan(const struct sbx_spec *s, struct vol_plan *p, struct msb_err **err)
 {
 	memset(p, 0, sizeof(*p));
@@ -513,6 +535,8 @@ int vol_plan(const struct sbx_spec *s, struct vol_plan *p, struct msb_err **err)
 			return msb_err_set(err, ENOENT, "sandbox %s: root directory %s: %s",
 					   s->name, s->rootfs,
 					   errno ? strerror(errno) : "not a directory");
+		if (source_unchanged(s, "root directory", s->rootfs, err) < 0)
+			return -1;
 		p->share[0] = strdup(s->rootfs);
 		if (!p->share[0])
 			return msb_err_sys(err, ENOMEM, "sandbox %s", s->name);
@@ -529,6 +553,15 @@ int vol_plan(const struct sbx_spec *s, struct vol_plan *p, struct msb_err **err)
 			path = vol_data(&vi);
 			if (!path)
 				return msb_err_sys(err, ENOMEM, "volume %s", v->source);
+			if (!vi.quota) {
+				/* msb's own directory: shared by its path without symlinks. */
+				char *real = realpath(path, NULL);
+
+				if (real) {
+					free(path);
+					path = real;
+				}
+			}
 			if (vi.quota) {
 				p->index[i] = (uint32_t)p->ndisks;
 				p->is_disk[i] = true;
@@ -547,6 +580,8 @@ int vol_plan(const struct sbx_spec *s, struct vol_plan *p, struct msb_err **err)
 					"sandbox %s: volume source %s: %s (it must exist "
 					"on the host)",
 					s->name, v->source, strerror(errno));
+			if (source_unchanged(s, "volume source", v->source, err) < 0)
+				return -1;
 			path = strdup(v->source);
 			if (!path)
 				return msb_err_sys(err, ENOMEM, "volume %s", v->source);

@@ -586,6 +586,7 @@ static void teardown(struct sv *sv)
 	vol_plan_free(&sv->vols);
 	if (sv->disk_lock >= 0)
 		close(sv->disk_lock);
+	dchain_free(&sv->disk_chain);
 	rotlog_close(&sv->kernel_log);
 	exec_log_system(sv, "--- sandbox stopped ---");
 	rotlog_close(&sv->exec_log);

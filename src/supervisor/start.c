@@ -120,16 +120,18 @@ int state_restore(struct sv *sv, struct vm_config *cfg, struct msb_err **err)
 /*
  * A disk image as the root: the image itself (locked for this one writer) or,
  * with --disk-snapshot, the sandbox's qcow2 overlay of it (the image then only
- * read, by any number of sandboxes). The overlay's backing chain goes into
- * @files, for the VMM's jail.
+ * read, by any number of sandboxes). The image's chain is vetted again at
+ * every start (diskchain.h): a name that has come to lead out of the image's
+ * directory since create is refused. QEMU gets each node explicitly.
  */
 int disk_root(struct sv *sv, struct vm_disk *d, char ***files, struct msb_err **err)
 {
 	const char *img = sv->spec.disk_image;
-	char backing[1024], top[1024];
-	struct strv chain = { 0 };
 	bool snap = sv->spec.disk_snapshot;
-	int r;
+	enum dimg_format f;
+	size_t k = 0;
+
+	*files = NULL; /* the chain's files come with @d */
 
 	sv->disk_lock = open(img, O_RDONLY | O_CLOEXEC);
 	if (sv->disk_lock < 0)
@@ -140,24 +142,30 @@ int disk_root(struct sv *sv, struct vm_disk *d, char ***files, struct msb_err **
 				   "sandbox %s: disk image %s is in use by another sandbox (give "
 				   "each sandbox its own copy, or use --disk-snapshot)",
 				   sv->spec.name, img);
-	*d = (struct vm_disk){ .path = snap ? "disk.qcow2" : img,
-			       .format = snap ? "qcow2" : sv->spec.disk_format,
-			       .serial = PROTO_ROOT_SERIAL,
-			       .readonly = false };
-	snprintf(top, sizeof(top), "%s", d->path);
-	for (int depth = 0; depth < 16; depth++) {
-		r = qcow2_backing(top, backing, sizeof(backing));
-		if (r < 0)
-			return msb_err_set(err, -r, "sandbox %s: %s: unreadable backing file name",
-					   sv->spec.name, top);
-		if (r == 0)
-			break;
-		if (strv_push(&chain, backing) < 0) {
-			strv_free(&chain);
-			return msb_err_sys(err, ENOMEM, "disk");
-		}
-		snprintf(top, sizeof(top), "%s", backing);
+	if (dimg_format_parse(sv->spec.disk_format, &f) < 0)
+		return msb_err_set(err, EINVAL, "sandbox %s: disk format %s", sv->spec.name,
+				   sv->spec.disk_format);
+	if (dchain_open(img, f, sv->spec.disk_allow, &sv->disk_chain, err) < 0)
+		return msb_err_prefix(err, "sandbox %s", sv->spec.name);
+	/* The overlay is msb's own; its backing is the image, whatever its header says. */
+	if (snap)
+		sv->disk_nodes[k++] =
+			(struct vm_disk_node){ .path = "disk.qcow2", .format = "qcow2" };
+	for (size_t i = 0; i < sv->disk_chain.n; i++, k++) {
+		const struct dchain_node *n = &sv->disk_chain.node[i];
+
+		sv->disk_nodes[k] = (struct vm_disk_node){
+			.path = n->path,
+			.format = dimg_format_name(n->format),
+			.data_file = n->data_file,
+			.extra = (const char *const *)n->extra,
+		};
 	}
-	*files = strv_steal(&chain);
-	return *files ? 0 : msb_err_sys(err, ENOMEM, "disk");
+	*d = (struct vm_disk){ .path = sv->disk_nodes[0].path,
+			       .format = sv->disk_nodes[0].format,
+			       .serial = PROTO_ROOT_SERIAL,
+			       .readonly = false,
+			       .chain = sv->disk_nodes,
+			       .nchain = k };
+	return 0;
 }

@@ -32,6 +32,7 @@
 #include "net/frame.h"
 #include "proto/proto.h"
 #include "sandbox/exec.h"
+#include "sandbox/diskchain.h"
 #include "sandbox/rootfs.h"
 #include "supervisor/netproc.h"
 #include "sandbox/volume.h"
@@ -202,6 +203,8 @@ struct sv {
 	 */
 	uint8_t resync[PROTO_RESYNC_SIZE];
 	bool paused, quiescing, from_state, resyncing;
+	struct dchain disk_chain; /* a disk image root's vetted chain of files */
+	struct vm_disk_node disk_nodes[DCHAIN_MAX_DEPTH + 2];
 };
 
 /* main.c */

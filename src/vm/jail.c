@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/capability.h>
+#include <linux/openat2.h>
 #include <sys/file.h>
 #include <sys/fsuid.h>
 #include <sys/mount.h>
@@ -629,16 +630,34 @@ int jail_add_exe(struct jail *j, const char *path)
 	return jail_add(j, real, false);
 }
 
+int jail_open_nofollow(const char *path)
+{
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC,
+				.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+	int fd;
+
+	if (path[0] != '/')
+		return -EINVAL;
+	fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+	return fd < 0 ? -errno : fd;
+}
+
 int jail_add_share(struct jail *j, const char *path, bool rw)
 {
-	char *real;
+	char *copy;
+	int fd;
 
 	if (j->nshares >= JAIL_MAX_SHARES)
 		return -E2BIG;
-	real = realpath(path, NULL);
-	if (!real)
-		return -errno;
-	j->shares[j->nshares].path = real;
+	/* Resolved once, when the sandbox was made: a symlink found now is refused. */
+	fd = jail_open_nofollow(path);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	j->shares[j->nshares].path = copy;
 	j->shares[j->nshares].rw = rw;
 	j->nshares++;
 	return 0;
@@ -690,10 +709,23 @@ int jail_enter(void *arg)
 			return r;
 	}
 	for (size_t i = 0; i < j->nshares; i++) {
-		char at[32];
+		char at[32], src[64];
+		int fd = jail_open_nofollow(j->shares[i].path);
 
+		/*
+		 * The source is opened without following any symlink, here in the
+		 * jail's own mount namespace, and that very descriptor is bound: a
+		 * component swapped for a symlink is refused, never followed.
+		 */
+		if (fd < 0) {
+			errno = -fd;
+			return fail("open (without following symlinks)", j->shares[i].path);
+		}
 		snprintf(at, sizeof(at), JAIL_SHARE_DIR "/%zu", i);
-		if ((r = bind(j->root, j->shares[i].path, at, j->shares[i].rw, false)) < 0)
+		snprintf(src, sizeof(src), "/proc/self/fd/%d", fd);
+		r = bind(j->root, src, at, j->shares[i].rw, false);
+		close(fd);
+		if (r < 0)
 			return r;
 	}
 	if (j->nshares && make_dirs(j->root, JAIL_SHARE_DIR) < 0)

@@ -97,11 +97,20 @@ int jail_add(struct jail *j, const char *path, bool rw);
 int jail_add_exe(struct jail *j, const char *path);
 
 /*
- * jail_add_share() - make the directory or file @path (symlinks resolved)
- * visible inside at JAIL_SHARE_DIR/<its index>, read-only unless @rw.
+ * jail_add_share() - make the directory or file @path (absolute, without a
+ * symlink in any component: -ELOOP otherwise) visible inside at
+ * JAIL_SHARE_DIR/<its index>, read-only unless @rw. The jail binds the
+ * descriptor it opens without following symlinks, never the name.
  * Return: 0 or -errno.
  */
 int jail_add_share(struct jail *j, const char *path, bool rw);
+
+/*
+ * jail_open_nofollow() - an O_PATH descriptor of absolute @path, resolved
+ * without following any symlink (openat2 RESOLVE_NO_SYMLINKS).
+ * Return: the fd, or -errno (-ELOOP: a component is a symlink).
+ */
+int jail_open_nofollow(const char *path);
 
 /*
  * jail_readable() - can the VMM read @path when it runs as another uid

@@ -164,6 +164,51 @@ static bool is_layer_vmdk(const struct vm_disk *d)
 	return d->readonly && d->format && !strcmp(d->format, "vmdk");
 }
 
+/*
+ * A disk image's vetted chain as one -blockdev per node, in JSON, the base
+ * first: every file name, format, data file and backing node is given, and
+ * the last node's backing is null, so QEMU follows no name the image holds.
+ * The top node is "d<i>", the drive the device uses.
+ */
+static int chain_args(struct argv *a, const struct vm_disk *d, size_t i)
+{
+	for (size_t k = d->nchain; k-- > 0;) {
+		const struct vm_disk_node *n = &d->chain[k];
+		bool rw = k == 0 && !d->readonly;
+		char name[64], below[64];
+		json_t *o;
+		char *text;
+
+		snprintf(name, sizeof(name), k ? "d%zu-b%zu" : "d%zu", i, k);
+		snprintf(below, sizeof(below), "d%zu-b%zu", i, k + 1);
+		o = json_pack("{s:s, s:s, s:b, s:{s:s, s:s, s:b}}", "driver", n->format,
+			      "node-name", name, "read-only", !rw, "file", "driver", "file",
+			      "filename", n->path, "read-only", !rw);
+		if (!o)
+			return -ENOMEM;
+		if (rw) {
+			json_object_set_new(o, "discard", json_string("unmap"));
+			json_object_set_new(json_object_get(o, "file"), "discard",
+					    json_string("unmap"));
+		}
+		if (strcmp(n->format, "raw") != 0)
+			json_object_set_new(o, "backing",
+					    k + 1 < d->nchain ? json_string(below) : json_null());
+		if (n->data_file)
+			json_object_set_new(o, "data-file",
+					    json_pack("{s:s, s:s, s:b}", "driver", "file",
+						      "filename", n->data_file, "read-only", !rw));
+		text = json_dumps(o, JSON_COMPACT);
+		json_decref(o);
+		if (!text)
+			return -ENOMEM;
+		arg_add(a, "-blockdev");
+		arg_add(a, "%s", text);
+		free(text);
+	}
+	return 0;
+}
+
 static int build_argv(const struct vm_config *c, const char *qemu, struct argv *a)
 {
 	_cleanup_free_ char *kernel = qemu_escape(c->kernel);
@@ -238,7 +283,10 @@ static int build_argv(const struct vm_config *c, const char *qemu, struct argv *
 
 		if (!path)
 			return -ENOMEM;
-		if (is_layer_vmdk(&c->disks[i])) {
+		if (c->disks[i].nchain) {
+			if (chain_args(a, &c->disks[i], i) < 0)
+				return -ENOMEM;
+		} else if (is_layer_vmdk(&c->disks[i])) {
 			/*
 			 * A raw node over the VMDK node: the VMDK node can be set
 			 * aside while the guest is saved (see job_vmdk_swap()). A
@@ -1058,8 +1106,22 @@ static int jail_setup(const struct vm_config *c, const char *qemu, struct jail *
 	}
 	if (!r)
 		r = jail_file(j, c->initrd, false, err);
-	for (size_t i = 0; !r && i < c->ndisks; i++)
-		r = jail_file(j, c->disks[i].path, !c->disks[i].readonly, err);
+	for (size_t i = 0; !r && i < c->ndisks; i++) {
+		const struct vm_disk *d = &c->disks[i];
+
+		r = jail_file(j, d->path, !d->readonly, err);
+		/* A chain: its files, vetted; only the top node's own files are written. */
+		for (size_t k = 0; !r && k < d->nchain; k++) {
+			bool rw = k == 0 && !d->readonly;
+
+			if (k)
+				r = jail_file(j, d->chain[k].path, false, err);
+			if (!r && d->chain[k].data_file)
+				r = jail_file(j, d->chain[k].data_file, rw, err);
+			for (const char *const *e = d->chain[k].extra; !r && e && *e; e++)
+				r = jail_file(j, *e, rw, err);
+		}
+	}
 	for (const char *const *f = c->files; !r && f && *f; f++)
 		r = jail_file(j, *f, false, err);
 	if (!r && c->mem_file)
@@ -1179,7 +1241,8 @@ int vm_start(const struct vm_config *c, struct vm **out, struct msb_err **err)
 	for (size_t i = 0; i < c->ndisks && vm->nvmdk < ARRAY_SIZE(vm->vmdk); i++) {
 		uint64_t size;
 
-		if (!is_layer_vmdk(&c->disks[i]) || vm_vmdk_size(c->disks[i].path, &size) < 0)
+		if (c->disks[i].nchain || !is_layer_vmdk(&c->disks[i]) ||
+		    vm_vmdk_size(c->disks[i].path, &size) < 0)
 			continue;
 		vm->vmdk[vm->nvmdk].path = strdup(c->disks[i].path);
 		if (!vm->vmdk[vm->nvmdk].path)

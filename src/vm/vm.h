@@ -30,11 +30,26 @@ const char *vm_accel_name(enum vm_accel a);
  */
 void vm_accel_warn(enum vm_accel accel, const char *why);
 
+/* One file of a disk's chain, with everything QEMU is to open for it. */
+struct vm_disk_node {
+	const char *path;
+	const char *format;	  /* "raw", "qcow2" or "vmdk" */
+	const char *data_file;	  /* a qcow2's external data file, or NULL */
+	const char *const *extra; /* further files it opens by name (vmdk extents), or NULL */
+};
+
 struct vm_disk {
 	const char *path;
 	const char *format; /* "raw", "qcow2" or "vmdk"; read-only "vmdk" is the layer disk */
 	const char *serial; /* what the guest reads in /sys/block/vdX/serial, or NULL */
 	bool readonly;
+	/*
+	 * A user's disk image: its vetted chain, [0] being @path, each node's
+	 * backing the next (the last has none). QEMU gets every file name and
+	 * format explicitly and follows no name written in an image.
+	 */
+	const struct vm_disk_node *chain;
+	size_t nchain;
 };
 
 /* A host directory or file the guest reaches through the shared-files device. */
