@@ -115,7 +115,7 @@ static int net_identity(const char *name, uid_t *uid, gid_t *gid, int *lock, cha
 {
 	const char *u = getenv("MSB_NET_UID");
 	char key[300];
-	uint32_t id;
+	uint32_t id = 0;
 	int r;
 
 	*lock = -1;

@@ -194,7 +194,7 @@ int jail_pick_id(const char *key, uint32_t *id, int *lock)
  */
 static int choose_id(struct jail *j)
 {
-	uint32_t id;
+	uint32_t id = 0;
 	int r = jail_pick_id(j->cwd, &id, &j->ids_lock);
 
 	if (r < 0)
