@@ -19,12 +19,12 @@
  * no_new_privs), so that nothing of the above is refused by it. exec drops
  * every other capability (the uid inside the namespace is not 0).
  *
- * As root the VMM must not be dumpable, or any process of its uid could
- * read its memory through /proc/PID/mem. A prctl before exec does not last:
- * exec resets dumpability, and clears it only when the credentials change
- * across it. So the child sets its filesystem gid to another gid just
- * before exec; exec sets it back to the effective gid, and that change
- * makes the new image non-dumpable (/proc/PID/ belongs to root).
+ * As root no other process has the VMM's uid, so none can trace it or read
+ * its memory through /proc/PID/mem. It stays dumpable: the only way to make
+ * a new image non-dumpable is a change of credentials across exec, and that
+ * change would also clear the parent-death signal, so a supervisor killed
+ * outright would leave its QEMU running (it did: an ephemeral run's CLI
+ * kills a supervisor that failed, and the VMMs were orphaned).
  */
 #define _GNU_SOURCE
 #include "vm/jail.h"
@@ -570,19 +570,6 @@ static int set_caps(uint64_t keep)
 	return 0;
 }
 
-/* A filesystem gid other than @gid until exec, which sets it back: see the DOC above. */
-static int undumpable_at_exec(gid_t gid)
-{
-	gid_t other = gid == 65534 ? 65533 : 65534;
-
-	setfsgid(other);
-	if ((gid_t)setfsgid((gid_t)-1) != other) {
-		errno = EPERM;
-		return fail("set the filesystem gid", NULL);
-	}
-	return 0;
-}
-
 /* Who the VMM is after exec: see jail.h. */
 static int drop_privileges(const struct jail *j)
 {
@@ -597,16 +584,15 @@ static int drop_privileges(const struct jail *j)
 	if (setgroups(0, NULL) < 0)
 		return fail("drop groups", NULL);
 	if (j->keep_root) {
-		if ((r = drop_bounding(FILE_CAPS)) < 0 || (r = undumpable_at_exec(0)) < 0)
+		if ((r = drop_bounding(FILE_CAPS)) < 0)
 			return r;
 		/* exec as uid 0 under no_new_privs keeps what is permitted now: these. */
 		return set_caps(FILE_CAPS);
 	}
 	if ((r = drop_bounding(0)) < 0)
 		return r;
-	if (setresgid(j->gid, j->gid, j->gid) < 0 || (r = undumpable_at_exec(j->gid)) < 0 ||
-	    setresuid(j->uid, j->uid, j->uid) < 0)
-		return r < 0 ? r : fail("drop to the VMM's uid", NULL);
+	if (setresgid(j->gid, j->gid, j->gid) < 0 || setresuid(j->uid, j->uid, j->uid) < 0)
+		return fail("drop to the VMM's uid", NULL);
 	return set_caps(0);
 }
 

@@ -8,7 +8,7 @@
  * paths; with no capabilities (as root with the user's files: only those of
  * file access), no_new_privs, msb's own seccomp filter (vm/seccomp.h),
  * resource limits, and (when msb runs as root) an unprivileged uid of its
- * own, not shared with any other process, and not dumpable.
+ * own, not shared with any other process.
  * docs/security.md describes the boundary.
  */
 #ifndef MSB_VM_JAIL_H
