@@ -48,6 +48,48 @@ expect_one_error_line() {
   expect_match "stderr names the problem" "$1" "^msb: $2"
 }
 
+# running PID: is PID alive (a zombie is not)?
+running() {
+  local st
+  st=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2> /dev/null)
+  [ -n "$st" ] && [ "$st" != Z ]
+}
+
+# wait_until SECONDS CMD...: runs CMD until it succeeds; returns 1 when SECONDS pass first.
+wait_until() {
+  local end=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$end" ] || return 1
+    sleep 0.2
+  done
+}
+
+# wait_for FILE REGEX SECONDS: until FILE has a line matching REGEX; 1 if SECONDS pass first.
+wait_for() {
+  local end=$((SECONDS + $3))
+  until grep -Eq "$2" "$1" 2> /dev/null; do
+    [ $SECONDS -lt $end ] || return 1
+    sleep 0.1
+  done
+}
+
+# wait_exit PID SECONDS: waits for background job PID; its status, or 124 (and it is
+# killed) if it still runs after SECONDS, so a missing behaviour fails instead of hanging.
+wait_exit() {
+  local end=$((SECONDS + $2))
+  while running "$1"; do
+    if [ $SECONDS -ge $end ]; then
+      fail "pid $1 still running after $2 s; killed"
+      kill -KILL "$1" 2> /dev/null
+      wait "$1" 2> /dev/null
+      return 124
+    fi
+    sleep 0.1
+  done
+  wait "$1"
+}
+
 # Processes started by msb run in a sandbox directory under MSB_HOME.
 leftover_processes() {
   local p cwd
@@ -87,11 +129,11 @@ tmux_run() {
     "export MSB_HOME=$MSB_HOME MSB_LIB_DIR=$MSB_LIB_DIR; $3; echo rc=\$?; sleep 60"
 }
 
-# tmux_wait TEXT: waits (up to 20 s) until the screen shows TEXT; prints the screen.
+# tmux_wait TEXT [SECONDS]: waits (default 60 s) until the screen shows TEXT; prints the screen.
 tmux_wait() {
-  local i
-  for i in $(seq 200); do
-    tmux capture-pane -p -t "$TMUX_SESSION" | grep -q "$1" && break
+  local end=$((SECONDS + ${2:-60}))
+  until tmux capture-pane -p -t "$TMUX_SESSION" | grep -q "$1"; do
+    [ $SECONDS -lt $end ] || break
     sleep 0.1
   done
   tmux capture-pane -p -t "$TMUX_SESSION" | sed -e '/^$/d'

@@ -49,29 +49,6 @@ rss_kb() {
   awk '/^VmRSS:/ { print $2; found = 1 } END { exit !found }' "/proc/$1/status" 2> /dev/null
 }
 
-# alive PID: true while PID runs (a zombie does not count).
-alive() {
-  local st
-  st=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2> /dev/null)
-  [ -n "$st" ] && [ "$st" != Z ]
-}
-
-# wait_exit PID SECONDS: waits for background job PID; its status, or 124 (and it is
-# killed) if it still runs after SECONDS, so a missing behaviour fails instead of hanging.
-wait_exit() {
-  local end=$((SECONDS + $2))
-  while alive "$1"; do
-    if [ $SECONDS -ge $end ]; then
-      fail "pid $1 still running after $2 s; killed"
-      kill -KILL "$1" 2> /dev/null
-      wait "$1" 2> /dev/null
-      return 124
-    fi
-    sleep 0.1
-  done
-  wait "$1"
-}
-
 # sigint_taken PID: PID has read the SIGINT sent to it (none is pending any more); msb reads
 # its signals from a signalfd, so the pending mask clears exactly when it took one.
 sigint_taken() {
@@ -114,7 +91,7 @@ expect_log_gap() {
 expect_dies() {
   local i
   for ((i = 0; i < $3 * 10; i++)); do
-    alive "$1" || return 0
+    running "$1" || return 0
     sleep 0.1
   done
   fail "$2 still running $3 s later (pid $1)"
@@ -127,7 +104,7 @@ supervisor_of() {
   for i in $(seq 1200); do
     sv=$(pgrep -P "$1" -f "msb __supervise .*--attached" | head -n 1)
     [ -n "$sv" ] && echo "$sv" && return 0
-    alive "$1" || break
+    running "$1" || break
     sleep 0.05
   done
   return 1
@@ -384,11 +361,11 @@ test_noread_guest_with_stdin_pushed_forever() {
   wait_for_text "$TMP/out" '^stalled$' $BOOT_S || fail "the hostile agent never said it stalled"
   # Not a readiness wait: how long stdin is pushed at a guest that never reads it.
   sleep 5
-  alive "$cli" || fail "msb ended on its own"
+  running "$cli" || fail "msb ended on its own"
   # First Ctrl-C: forwarded (nobody in the guest hears it). Second: msb gives up at once.
   kill -INT "$cli"
   wait_sigint_taken "$cli"
-  alive "$cli" || fail "msb ended on the first SIGINT"
+  running "$cli" || fail "msb ended on the first SIGINT"
   local t0=$EPOCHREALTIME
   kill -INT "$cli"
   wait_exit "$cli" 60
@@ -448,7 +425,7 @@ test_console_flood_keeps_kernel_log_capped() {
   watcher=$!
   sv=$(supervisor_of "$cli") || fail "no supervisor"
   dir=$(sandbox_dir_of "$sv")
-  while alive "$cli"; do
+  while running "$cli"; do
     for f in "$dir"/logs/kernel.log*; do
       sz=$(stat -c %s "$f" 2> /dev/null) || continue
       name=${f##*/}
@@ -513,7 +490,7 @@ test_double_sigint_abandons_a_session_the_guest_never_ends() {
   wait_for_text "$TMP/kl" "hostile: ignore-signals" $BOOT_S || fail "the hostile agent never started"
   kill -INT "$cli"
   wait_sigint_taken "$cli"
-  alive "$cli" || fail "msb ended on the first SIGINT"
+  running "$cli" || fail "msb ended on the first SIGINT"
   local t0=$EPOCHREALTIME
   kill -INT "$cli"
   wait_exit "$cli" 60

@@ -25,13 +25,6 @@ source "$REG/env"
 # shellcheck disable=SC1091
 source "$REG/images.env"
 
-# running PID: true while PID runs (a zombie, which kill -0 still finds, does not count).
-running() {
-  local st
-  st=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2> /dev/null)
-  [ -n "$st" ] && [ "$st" != Z ]
-}
-
 # The bad registry decompresses its bombs before it listens: seconds idle, more beside
 # busy VMs. It prints its port once it listens; wait for that (or its death), then for /v2/.
 python3 "$FIXTURES/badregistry.py" > "$TMP/bad.port" 2> "$TMP/bad.log" &
@@ -70,38 +63,6 @@ now_ms() { date +%s%3N; }
 # A VM boot under TCG beside other busy VMs can take a minute: waits that include one
 # get minutes, and still end (and fail) if the condition never comes.
 BOOT_S=180
-# wait_for FILE REGEX SECONDS: true once FILE has a line matching REGEX.
-wait_for() {
-  local end=$((SECONDS + $3))
-  until grep -Eq "$2" "$1" 2> /dev/null; do
-    [ $SECONDS -lt $end ] || return 1
-    sleep 0.1
-  done
-}
-# wait_exit PID SECONDS: waits for background job PID; its status, or 124 (and it is
-# killed) if it still runs after SECONDS, so a missing behaviour fails instead of hanging.
-wait_exit() {
-  local end=$((SECONDS + $2))
-  while running "$1"; do
-    if [ $SECONDS -ge $end ]; then
-      fail "pid $1 still running after $2 s; killed"
-      kill -KILL "$1" 2> /dev/null
-      wait "$1" 2> /dev/null
-      return 124
-    fi
-    sleep 0.1
-  done
-  wait "$1"
-}
-# screen_wait TEXT SECONDS: lib.sh's tmux_wait with a deadline of our own; prints the screen.
-screen_wait() {
-  local end=$((SECONDS + $2))
-  until tmux capture-pane -p -t "$TMUX_SESSION" | grep -q "$1"; do
-    [ $SECONDS -lt $end ] || break
-    sleep 0.1
-  done
-  tmux capture-pane -p -t "$TMUX_SESSION" | sed -e '/^$/d'
-}
 # ms_since EPOCH-SECONDS: milliseconds from that moment (a fixture's clock is ours) to now.
 ms_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", (b - a) * 1000 }'; }
 # bad_log_mark; ...; slow_started PATH-REGEX: when the bad registry began a slow answer
@@ -537,7 +498,7 @@ test_progress_bars_on_a_terminal() {
   fresh_home
   tmux_run 200 30 "MSB_HOME=$MSB_HOME $MSB pull $PLAIN/test/python:3.11"
   local out
-  out=$(screen_wait 'rc=' 120)
+  out=$(tmux_wait 'rc=' 120)
   tmux_end
   expect_match "one bar line per layer, then a summary" "$out" "[0-9a-f]{12}: Done.*[0-9a-f]{12}: Done.*[0-9a-f]{12}: Done.*pulled $PYTHON_DIGEST \\(3 layers, [0-9.]+ MiB downloaded in [0-9.]+s\\).*rc=0"
 }

@@ -43,16 +43,6 @@ fixture_fail() {
   exit 0
 }
 
-# wait_until SECONDS CMD...: runs CMD until it succeeds; returns 1 when SECONDS pass first.
-wait_until() {
-  local end=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    [ "$SECONDS" -lt "$end" ] || return 1
-    sleep 0.2
-  done
-}
-
 ip link set lo up
 # Unprivileged ping sockets for everyone, in this namespace only.
 sysctl -qw net.ipv4.ping_group_range="0 2147483647"

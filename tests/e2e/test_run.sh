@@ -8,48 +8,6 @@ SQFS=$FIX/rootfs.sqfs
 # minutes, and still end (and fail) if the condition never comes.
 BOOT_S=180
 
-# running PID: true while PID runs (a zombie, which kill -0 still finds, does not count).
-running() {
-  local st
-  st=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2> /dev/null)
-  [ -n "$st" ] && [ "$st" != Z ]
-}
-
-# wait_for FILE REGEX SECONDS: true once FILE has a line matching REGEX.
-wait_for() {
-  local end=$((SECONDS + $3))
-  until grep -Eq "$2" "$1" 2> /dev/null; do
-    [ $SECONDS -lt $end ] || return 1
-    sleep 0.1
-  done
-}
-
-# wait_exit PID SECONDS: waits for background job PID; its status, or 124 (and it is
-# killed) if it still runs after SECONDS, so a missing behaviour fails instead of hanging.
-wait_exit() {
-  local end=$((SECONDS + $2))
-  while running "$1"; do
-    if [ $SECONDS -ge $end ]; then
-      fail "pid $1 still running after $2 s; killed"
-      kill -KILL "$1" 2> /dev/null
-      wait "$1" 2> /dev/null
-      return 124
-    fi
-    sleep 0.1
-  done
-  wait "$1"
-}
-
-# screen_wait TEXT SECONDS: lib.sh's tmux_wait with a deadline of our own; prints the screen.
-screen_wait() {
-  local end=$((SECONDS + $2))
-  until tmux capture-pane -p -t "$TMUX_SESSION" | grep -q "$1"; do
-    [ $SECONDS -lt $end ] || break
-    sleep 0.1
-  done
-  tmux capture-pane -p -t "$TMUX_SESSION" | sed -e '/^$/d'
-}
-
 test_echo_from_directory_rootfs() {
   msb_capture run --rootfs "$ROOTFS" -- echo hello from the sandbox
   expect_eq "exit code" "$RC" 0
@@ -241,7 +199,7 @@ test_stopping_the_sandbox_is_graceful() {
 test_tty_mode_under_a_pty() {
   local out
   tmux_run 100 30 "$MSB run -t --rootfs $SQFS -- sh -c 'tty; stty size; echo \$TERM; echo err >&2'"
-  out=$(screen_wait 'rc=' $BOOT_S)
+  out=$(tmux_wait 'rc=' $BOOT_S)
   expect_match "pty, size, TERM, merged stderr" "$out" $'/dev/pts/0\n30 100\nxterm\nerr\nrc=0'
   tmux_end
   expect_no_leftovers
@@ -250,9 +208,9 @@ test_tty_mode_under_a_pty() {
 test_tty_ctrl_c_interrupts_the_command() {
   local out
   tmux_run 80 24 "$MSB run -t --rootfs $SQFS -- sh -c 'trap \"echo got-int; exit 9\" INT; echo ready; while :; do sleep 1; done'"
-  screen_wait '^ready' $BOOT_S > /dev/null
+  tmux_wait '^ready' $BOOT_S > /dev/null
   tmux send-keys -t "$TMUX_SESSION" C-c
-  out=$(screen_wait 'rc=' 60)
+  out=$(tmux_wait 'rc=' 60)
   tmux_end
   expect_match "trap ran and msb exited with its status" "$out" $'got-int.*rc=9'
   expect_no_leftovers
