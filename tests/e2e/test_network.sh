@@ -287,7 +287,8 @@ good-resolves"
     "dns: private\.test resolves to internal addresses only; answered NXDOMAIN \(rebind protection"
   "$MSB" rm keeper > /dev/null
   # Without it the names resolve, and a rule for a name lets its connections through
-  # once the name is resolved, not before.
+  # once the name is resolved, not before. A metadata address is the exception: a
+  # name's answer never opens it (the zone chose it); only a rule naming metadata does.
   msb_capture run --rootfs "$SQFS" --dns-nameserver "$DNS" --no-dns-rebind-protection \
     --net-rule allow@private.test:tcp:8080,allow@meta.test:tcp:80 -- sh -c "$GET"'
     nslookup -type=a private.test 2>&1 | grep -q "Address: 10.20.30.40" && echo private-resolves
@@ -299,6 +300,13 @@ good-resolves"
 hello-private
 refused http://169.254.169.254/index.html
 meta-resolves
+refused http://meta.test/index.html"
+  # The control: a rule that names metadata opens the same address and port.
+  msb_capture run --rootfs "$SQFS" --dns-nameserver "$DNS" --no-dns-rebind-protection \
+    --net-rule allow@metadata:tcp:80 -- sh -c "$GET"'
+    nslookup -type=a meta.test 2>&1 | grep -q "Address: 169.254.169.254" && echo meta-resolves
+    get http://meta.test/index.html'
+  expect_eq "allow@metadata opens it" "$OUT" "meta-resolves
 hello-metadata"
   expect_no_leftovers
 }
