@@ -453,6 +453,9 @@ char *logs_entry_json(const struct log_entry *e, bool raw)
 	char *line = NULL;
 	json_t *o;
 
+	/* One source per entry, a known one: checked before anything is allocated. */
+	if (!e->src || e->src & ~LOGS_ALL || e->src & (e->src - 1))
+		return NULL;
 	if (!e->utf8 && raw) {
 		enc = b64_encode(e->d, e->len);
 		if (!enc)
@@ -464,8 +467,6 @@ char *logs_entry_json(const struct log_entry *e, bool raw)
 	_Static_assert(LOGS_STDOUT == 1u << 0 && LOGS_STDERR == 1u << 1 && LOGS_OUTPUT == 1u << 2 &&
 			       LOGS_SYSTEM == 1u << 3,
 		       "names[] follows the LOGS_* bits");
-	if (!e->src || e->src & ~LOGS_ALL || e->src & (e->src - 1))
-		return NULL;
 	o = json_pack("{s:s, s:s, s:s%}", "t", e->t, "s", names[__builtin_ctz(e->src)], "d",
 		      enc		? enc
 		      : buf_size(&text) ? (const char *)buf_head(&text)
