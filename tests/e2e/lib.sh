@@ -90,6 +90,23 @@ wait_exit() {
   wait "$1"
 }
 
+# partitioned_disk IMG DIR: a 64 MiB raw disk, an MBR and one ext4 partition (at 1 MiB)
+# holding DIR's tree.
+partitioned_disk() {
+  truncate -s 64M "$1"
+  python3 - "$1" << 'PY'
+import struct, sys
+with open(sys.argv[1], 'r+b') as f:
+    mbr = bytearray(512)
+    start = 2048
+    size = 64 * 1024 * 1024 // 512 - start
+    mbr[446:462] = bytes([0, 0xfe, 0xff, 0xff, 0x83, 0xfe, 0xff, 0xff]) + struct.pack('<II', start, size)
+    mbr[510:512] = b'\x55\xaa'
+    f.write(mbr)
+PY
+  mkfs.ext4 -q -F -E offset=1048576 -d "$2" "$1" 63M
+}
+
 # Processes started by msb run in a sandbox directory under MSB_HOME.
 leftover_processes() {
   local p cwd

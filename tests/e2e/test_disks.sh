@@ -11,18 +11,7 @@ SQFS=$FIX/rootfs.sqfs
 make_disk() {
   rm -rf "$TMP/mkroot"
   cp -a "$FIX/rootfs" "$TMP/mkroot" && mkdir -p "$TMP/mkroot/root" && echo "$2" > "$TMP/mkroot/root/marker" || return 1
-  truncate -s 64M "$1"
-  python3 - "$1" << 'PY'
-import struct, sys
-with open(sys.argv[1], 'r+b') as f:
-    mbr = bytearray(512)
-    start = 2048
-    size = 64 * 1024 * 1024 // 512 - start
-    mbr[446:462] = bytes([0, 0xfe, 0xff, 0xff, 0x83, 0xfe, 0xff, 0xff]) + struct.pack('<II', start, size)
-    mbr[510:512] = b'\x55\xaa'
-    f.write(mbr)
-PY
-  mkfs.ext4 -q -F -E offset=1048576 -d "$TMP/mkroot" "$1" 63M
+  partitioned_disk "$1" "$TMP/mkroot"
   rm -rf "$TMP/mkroot"
 }
 

@@ -243,18 +243,7 @@ test_each_root_run_vmm_has_its_own_uid_and_dies_with_its_supervisor() {
 
 test_a_vm_with_a_volume_and_a_disk_image_still_runs_as_root() {
   need_root || return
-  truncate -s 64M "$TMP/disk.raw"
-  python3 - "$TMP/disk.raw" << 'PY'
-import struct, sys
-with open(sys.argv[1], 'r+b') as f:
-    mbr = bytearray(512)
-    start = 2048
-    size = 64 * 1024 * 1024 // 512 - start
-    mbr[446:462] = bytes([0, 0xfe, 0xff, 0xff, 0x83, 0xfe, 0xff, 0xff]) + struct.pack('<II', start, size)
-    mbr[510:512] = b'\x55\xaa'
-    f.write(mbr)
-PY
-  mkfs.ext4 -q -F -E offset=1048576 -d "$FIX/rootfs" "$TMP/disk.raw" 63M
+  partitioned_disk "$TMP/disk.raw" "$FIX/rootfs"
   rm -rf "$TMP/vol" && mkdir -p "$TMP/vol" && echo from-host > "$TMP/vol/in"
   msb_capture run "$TMP/disk.raw" -v "$TMP/vol:/v" -- sh -c 'cat /v/in; echo out > /v/out; echo disk > /root/d; cat /root/d'
   expect_eq "exit code" "$RC" 0

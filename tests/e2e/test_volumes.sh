@@ -346,18 +346,7 @@ test_cp_both_ways_on_running_and_stopped_sandboxes() {
 
 # make_disk OUT: a raw disk with an MBR and one ext4 partition holding the fixture rootfs.
 make_disk() {
-  truncate -s 64M "$1"
-  python3 - "$1" << 'PY'
-import struct, sys
-with open(sys.argv[1], 'r+b') as f:
-    mbr = bytearray(512)
-    start = 2048
-    size = 64 * 1024 * 1024 // 512 - start
-    mbr[446:462] = bytes([0, 0xfe, 0xff, 0xff, 0x83, 0xfe, 0xff, 0xff]) + struct.pack('<II', start, size)
-    mbr[510:512] = b'\x55\xaa'
-    f.write(mbr)
-PY
-  mkfs.ext4 -q -F -E offset=1048576 -d "$FIX/rootfs" "$1" 63M
+  partitioned_disk "$1" "$FIX/rootfs"
 }
 
 test_disk_images_boot_write_stop_start() {
