@@ -206,6 +206,7 @@ test_snapshot_restores_only_onto_its_own_image() {
   local reg=$TMP/reg
   "$E2E_ROOT/tests/fixtures/registry.sh" start "$reg" > "$TMP/reg.log" 2>&1 || {
     fail "registry did not start"
+    cat "$TMP/reg.log"
     return
   }
   # shellcheck disable=SC1091
