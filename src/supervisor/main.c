@@ -448,7 +448,10 @@ static int setup(struct sv *sv, struct msb_err **err)
 	for (size_t i = 0; i < sv->vols.nshares; i++)
 		shares[i] = (struct vm_share){ .path = sv->vols.share[i],
 					       .readonly = sv->vols.share_ro[i] };
-	/* Before the VM: a published port already in use fails the start here. */
+	/*
+	 * The network process confines itself while the VM starts; a published port
+	 * already in use fails the start at sbx_netrun_ready(), before the guest runs.
+	 */
 	if (sbx_netrun_start(&sv->spec, &sv->net, err) < 0)
 		return -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
@@ -491,6 +494,8 @@ static int setup(struct sv *sv, struct msb_err **err)
 		warm_start(sv, &cfg);
 	}
 	r = sv->vm ? 0 : vm_start(&cfg, &sv->vm, err);
+	if (r == 0)
+		r = sbx_netrun_ready(&sv->spec, &sv->net, err);
 	if (r < 0)
 		goto out;
 	conn_init(&sv->agent, steal_fd(agent[0]), AGENT_TX_HWM, RX_MAX);

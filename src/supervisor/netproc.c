@@ -211,28 +211,39 @@ static ssize_t await_msg(struct sbx_netrun *run, uint8_t want, uint8_t *buf, siz
 	}
 }
 
-/* Start the network process on the stack's end of the link (@link_fd, kept by the caller). */
+/* The process runs as its id (or never will): other picks see it from now on. */
+static void release_ids(struct sbx_netrun *run)
+{
+	run->pending = false;
+	if (run->id_lock < 0)
+		return;
+	jail_release_ids();
+	close(run->id_lock);
+	run->id_lock = -1;
+}
+
+/*
+ * Start the network process on the stack's end of the link (@link_fd, kept by
+ * the caller) and send its configuration; netproc_await() waits for it. As
+ * root, the range's lock stays held (run->id_lock) until then, shared with the
+ * VMM's own pick, which boots meanwhile (jail_hold_ids()).
+ */
 static int netproc_start(struct sbx_netrun *run, const char *name, const struct net_config *c,
 			 int link_fd, char *why, size_t len)
 {
 	char *argv[] = { "msb", "__net", NULL };
 	_cleanup_free_ char *conf = NULL;
-	_cleanup_free_ uint8_t *buf = NULL;
 	struct spawn_opts so;
-	_cleanup_close_ int id_lock = -1;
 	int ctl[2], r;
 	uid_t uid;
 	gid_t gid;
-	uint8_t type = 0;
-	ssize_t n;
 
 	run->ctl = -1;
-	r = net_identity(name, &uid, &gid, &id_lock, why, len);
+	r = net_identity(name, &uid, &gid, &run->id_lock, why, len);
 	if (r < 0)
 		return r;
 	conf = netconf_to_json(c, uid, gid);
-	buf = malloc(4096);
-	if (!conf || !buf) {
+	if (!conf) {
 		snprintf(why, len, "network process: out of memory");
 		return -ENOMEM;
 	}
@@ -261,7 +272,26 @@ static int netproc_start(struct sbx_netrun *run, const char *name, const struct 
 		snprintf(why, len, "network process: send its configuration: %s", strerror(-r));
 		return r;
 	}
+	if (run->id_lock >= 0)
+		jail_hold_ids(run->id_lock, uid);
+	run->pending = true;
+	return 0;
+}
+
+/* Until the process said READY (it runs confined, as its id) or failed. */
+static int netproc_await(struct sbx_netrun *run, char *why, size_t len)
+{
+	_cleanup_free_ uint8_t *buf = malloc(4096);
+	uint8_t type = 0;
+	ssize_t n;
+	int r;
+
+	if (!buf) {
+		snprintf(why, len, "network process: out of memory");
+		return -ENOMEM;
+	}
 	n = await_msg(run, NP_READY, buf, 4096, NETPROC_START_MS, &type);
+	release_ids(run);
 	if (n < 0) {
 		snprintf(why, len, "the network process did not start: %s",
 			 n == -ETIMEDOUT ? "no answer" : "it exited");
@@ -358,6 +388,7 @@ int sbx_netrun_start(const struct sbx_spec *spec, struct sbx_netrun *run, struct
 	memset(run, 0, sizeof(*run));
 	run->vmm_fd = -1;
 	run->ctl = -1;
+	run->id_lock = -1;
 	r = db_open(&db, err);
 	if (!r)
 		r = db_sandbox_lease(db, spec->name, &n->pool4, n->pool4_prefix, &n->pool6,
@@ -410,12 +441,28 @@ int sbx_netrun_start(const struct sbx_spec *spec, struct sbx_netrun *run, struct
 		return msb_err_set(err, -r, "sandbox %s: %s", spec->name, why);
 	}
 	run->vmm_fd = sp[1];
+	return 0;
+}
+
+int sbx_netrun_ready(const struct sbx_spec *spec, struct sbx_netrun *run, struct msb_err **err)
+{
+	char why[320];
+	int r;
+
+	if (!run->pending)
+		return 0;
+	r = netproc_await(run, why, sizeof(why));
+	if (r < 0) {
+		sbx_netrun_free(run);
+		return msb_err_set(err, -r, "sandbox %s: %s", spec->name, why);
+	}
 	describe(spec, run);
 	return 0;
 }
 
 void sbx_netrun_free(struct sbx_netrun *run)
 {
+	release_ids(run);
 	free(run->ca);
 	run->ca = NULL;
 	if (run->ctl >= 0)

@@ -20,16 +20,26 @@ struct sbx_netrun {
 	struct net_config cfg;
 	int vmm_fd; /* QEMU's end of the link, until handed over */
 	char *ca;   /* the host's CA bundle (--trust-host-cas), read at start */
+	int id_lock;  /* as root, the VMM id range's lock until the process runs, or -1 */
+	bool pending; /* started, READY not yet seen (sbx_netrun_ready()) */
 	size_t ca_len;
 };
 
 /*
  * sbx_netrun_start() - lease the sandbox's addresses, find its nameservers
- * and start its network process, which binds the published ports (so a port
- * in use is an error before boot) and confines itself. Return: 0 with
- * @run->vmm_fd for the VMM, or -1 with @err.
+ * and start its network process, which binds the published ports and
+ * confines itself while the VM starts. Return: 0 with @run->vmm_fd for the
+ * VMM, or -1 with @err.
  */
 int sbx_netrun_start(const struct sbx_spec *spec, struct sbx_netrun *run, struct msb_err **err);
+
+/*
+ * sbx_netrun_ready() - wait until the network process runs confined with
+ * its ports bound (a port in use fails here). As root, VMM ids picked before
+ * this never take the process's. Return: 0, or -1 with @err (the process is
+ * gone then).
+ */
+int sbx_netrun_ready(const struct sbx_spec *spec, struct sbx_netrun *run, struct msb_err **err);
 void sbx_netrun_free(struct sbx_netrun *run);
 
 /*

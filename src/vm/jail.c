@@ -154,6 +154,22 @@ static size_t ids_in_use(uint32_t first, uint32_t count, uint32_t *used, size_t 
 	return n;
 }
 
+/* The range's lock this process holds across a pick (jail_hold_ids()), and the id it reserved. */
+static int held_lock = -1;
+static uint32_t held_id;
+
+void jail_hold_ids(int lock, uint32_t reserved)
+{
+	held_lock = lock;
+	held_id = reserved;
+}
+
+void jail_release_ids(void)
+{
+	held_lock = -1;
+	held_id = 0;
+}
+
 int jail_pick_id(const char *key, uint32_t *id, int *lock)
 {
 	static uint32_t used[4096];
@@ -164,12 +180,19 @@ int jail_pick_id(const char *key, uint32_t *id, int *lock)
 	*lock = -1;
 	if (r < 0)
 		return r;
-	*lock = open(JAIL_IDS_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (*lock < 0)
-		return -errno;
-	while (flock(*lock, LOCK_EX) < 0)
-		if (errno != EINTR)
+	if (held_lock >= 0) {
+		/* The same open file description: its flock is ours already, nothing waits. */
+		*lock = fcntl(held_lock, F_DUPFD_CLOEXEC, 3);
+		if (*lock < 0)
 			return -errno;
+	} else {
+		*lock = open(JAIL_IDS_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (*lock < 0)
+			return -errno;
+		while (flock(*lock, LOCK_EX) < 0)
+			if (errno != EINTR)
+				return -errno;
+	}
 	for (const char *c = key; *c; c++)
 		h = (h ^ (unsigned char)*c) * 16777619u; /* FNV-1a */
 	start = h % count;
@@ -180,6 +203,8 @@ int jail_pick_id(const char *key, uint32_t *id, int *lock)
 
 		for (size_t k = 0; k < nused && !taken; k++)
 			taken = used[k] == cand;
+		if (held_lock >= 0 && cand == held_id)
+			taken = true;
 		if (taken || getpwuid(cand) || getgrgid(cand))
 			continue;
 		*id = cand;

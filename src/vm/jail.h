@@ -80,6 +80,16 @@ int jail_init(struct jail *j, const char *root, const char *cwd);
 int jail_pick_id(const char *key, uint32_t *id, int *lock);
 
 /*
+ * jail_hold_ids() - this process keeps the range's @lock (from jail_pick_id())
+ * past the pick, for @reserved, whose process is not running as it yet: later
+ * picks in this process share the lock instead of waiting for it (a dup of the
+ * same open file) and never choose @reserved. jail_release_ids() ends that,
+ * once @reserved shows as in use; the caller closes @lock.
+ */
+void jail_hold_ids(int lock, uint32_t reserved);
+void jail_release_ids(void);
+
+/*
  * jail_add() - make @path (a file or directory; relative to the current
  * directory or absolute) visible inside at its absolute path, read-only
  * unless @rw. A symlink is resolved: its target is what is exposed, at both

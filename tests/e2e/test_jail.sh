@@ -192,6 +192,14 @@ can_open_mem() {
   runuser -u "$1" -- sh -c "exec 3< /proc/$2/mem" 2> /dev/null
 }
 
+# net_uid_of NAME: the real, effective, saved and filesystem uids of NAME's network process.
+net_uid_of() {
+  local sv np
+  sv=$("$MSB" inspect "$1" --format json | python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+  np=$(pgrep -P "$sv" -f '__net' | head -n 1)
+  [ -n "$np" ] && awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$np/status"
+}
+
 test_each_root_run_vmm_has_its_own_uid_and_dies_with_its_supervisor() {
   need_root || return
   local a b ua ub n ctl= rpid
@@ -214,6 +222,19 @@ test_each_root_run_vmm_has_its_own_uid_and_dies_with_its_supervisor() {
   for u in "$ua" "$ub"; do
     [ "$u" -ge "$ID_FIRST" ] && [ "$u" -lt $((ID_FIRST + ID_COUNT)) ] || fail "uid $u is not in the range"
     getent passwd "$u" > /dev/null && fail "uid $u has a passwd entry"
+  done
+  # Each network process has an id of its own as well, no VMM's: it confines itself
+  # while its sandbox's VMM starts, and both picks are made under one lock.
+  local na nb
+  na=$(net_uid_of ja) nb=$(net_uid_of jb)
+  echo "    # network process uids: $na / $nb"
+  expect_match "network process a: one uid for all four" "$na" '^([0-9]+) \1 \1 \1$'
+  expect_match "network process b: one uid for all four" "$nb" '^([0-9]+) \1 \1 \1$'
+  na=${na%% *} nb=${nb%% *}
+  [ "$(printf '%s\n' "$ua" "$ub" "$na" "$nb" | sort -u | wc -l)" = 4 ] ||
+    fail "the VMMs and network processes share ids: $ua $ub $na $nb"
+  for u in "$na" "$nb"; do
+    [ "$u" -ge "$ID_FIRST" ] && [ "$u" -lt $((ID_FIRST + ID_COUNT)) ] || fail "uid $u is not in the range"
   done
   expect_match "VMM a: gid like its uid" "$(grep '^Gid:' "/proc/$a/status")" $'^Gid:\t'"$ua"$'\t'"$ua"$'\t'"$ua"$'\t'"$ua"'$'
   # No other process has its uid: nobody cannot open the memory.
@@ -238,6 +259,32 @@ test_each_root_run_vmm_has_its_own_uid_and_dies_with_its_supervisor() {
   [ ! -d "/proc/$a" ] || fail "VMM a outlived its supervisor"
   [ -d "/proc/$b" ] || fail "VMM b went too"
   "$MSB" rm -f ja jb > /dev/null
+  expect_no_leftovers
+}
+
+# A range of two ids: the network process (which starts first and confines itself while
+# the VMM boots) and the VMM take one each. With one id the VMM finds none left and the
+# start fails, saying so, with nothing left running.
+test_the_network_process_and_the_vmm_never_share_an_id_as_root() {
+  need_root || return
+  local q n
+  MSB_VMM_IDS="$ID_FIRST:2" msb_capture create --name pair --rootfs "$SQFS"
+  expect_eq "create with two ids" "$RC" 0
+  msb_capture exec pair -- echo up
+  expect_eq "it runs" "$OUT" up
+  q=$(qemu_of pair)
+  q=$(awk '/^Uid:/ {print $2}' "/proc/$q/status")
+  n=$(net_uid_of pair)
+  n=${n%% *}
+  echo "    # VMM $q, network process $n"
+  [ -n "$q" ] && [ -n "$n" ] && [ "$q" != "$n" ] || fail "VMM ($q) and network process ($n) share an id"
+  for u in "$q" "$n"; do
+    [ "$u" -ge "$ID_FIRST" ] && [ "$u" -lt $((ID_FIRST + 2)) ] || fail "uid $u is not in the range of two"
+  done
+  "$MSB" rm -f pair > /dev/null
+  MSB_VMM_IDS="$ID_FIRST:1" msb_capture run --rootfs "$SQFS" -- echo up
+  expect_eq "one id for two processes: refused" "$RC" 125
+  expect_match "the error names the range" "$ERR" "MSB_VMM_IDS|uid"
   expect_no_leftovers
 }
 
