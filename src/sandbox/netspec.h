@@ -17,6 +17,42 @@
 #define SBX_NET_DNS_TIMEOUT_MS	   5000
 #define SBX_NET_MAX_DNS_TIMEOUT_MS 60000
 
+#define SBX_MAX_SECRETS		32
+#define SBX_SECRET_MAX_VALUE	4096
+#define SBX_MAX_TLS_PORTS	16
+#define SBX_PLACEHOLDER_PREFIX	"msb-secret-"
+
+/* What happens when a placeholder heads somewhere its secret may not go. */
+enum sbx_violation {
+	SBX_VIOLATION_BLOCK = 0,	/* the request gets a 403, the connection closes */
+	SBX_VIOLATION_BLOCK_AND_LOG,	/* also a runtime.log line (names, never values) */
+	SBX_VIOLATION_BLOCK_AND_TERMINATE, /* also the sandbox is stopped */
+	SBX_VIOLATION_PASSTHROUGH,	/* the placeholder goes through unchanged, logged */
+};
+
+/*
+ * A --secret as the spec keeps it: never the value (that lives in the
+ * secrets store and, at run time, only in the network process).
+ */
+struct sbx_secret {
+	char *env;	   /* the guest's variable, e.g. OPENAI_API_KEY */
+	char *placeholder; /* SBX_PLACEHOLDER_PREFIX + 32 hex, random per sandbox and secret */
+	char **hosts;	   /* exact names or "*.suffix", NULL-terminated, at least one */
+	char **headers;	   /* NULL: substituted anywhere; else only in these headers (lower case) */
+};
+
+/* TLS interception settings (--tls-*). */
+struct sbx_tls {
+	bool intercept;	   /* --tls-intercept: all TLS on the ports, except bypassed names */
+	uint16_t ports[SBX_MAX_TLS_PORTS]; /* --tls-intercept-port; default {443} */
+	size_t nports;
+	char **bypass;	   /* --tls-bypass names ("*.suffix" too), NULL-terminated */
+	bool no_block_quic;
+	char *ca_cert, *ca_key; /* absolute paths; NULL: the installation's CA (~/.microsandbox/tls) */
+	char **upstream_cas;	/* absolute paths of --tls-upstream-ca-cert, NULL-terminated */
+	enum sbx_violation on_violation;
+};
+
 /*
  * struct sbx_net - the network part of a sandbox's spec. Owns everything:
  * sbx_net_free().
@@ -32,6 +68,9 @@ struct sbx_net {
 	struct net_port *ports;
 	size_t nports;
 	bool trust_host_cas;
+	struct sbx_secret *secrets;
+	size_t nsecrets;
+	struct sbx_tls tls;
 };
 
 /* sbx_net_init() - the defaults: public-only, rebind protection, the default pools. */
