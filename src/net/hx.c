@@ -675,9 +675,16 @@ static int body_feed(struct hx *h, const struct site *s, struct body *b, const u
 			buf_clear(&b->line);
 			return body_end(h, s, b, out) < 0 ? -1 : 1;
 		} else {
+			size_t tused;
+
 			if (buf_size(&b->trailers) + ln + 2 > MAX_TRAILERS)
 				return -2;
-			put(h, &b->trailers, l, ln);
+			/* a response's trailers may echo a value; a request's go up as sent */
+			if (s->resp)
+				scan(h, s, (const uint8_t *)l, ln, true, &b->trailers, &tused,
+				     NULL);
+			else
+				put(h, &b->trailers, l, ln);
 			puts_(h, &b->trailers, "\r\n");
 		}
 		buf_clear(&b->line);
@@ -1359,9 +1366,13 @@ static int response_head(struct hx *h, struct buf *guest)
 		if (reframe_close &&
 		    (ieq(x->name, x->nlen, "connection") || ieq(x->name, x->nlen, "keep-alive")))
 			continue;
-		put(h, out, x->name, x->nlen);
+		/*
+		 * Names too: a placeholder is a valid token. Content-Length is
+		 * digits msb checked; rewriting it would break the framing.
+		 */
+		scan(h, &s, (const uint8_t *)x->name, x->nlen, true, out, &used, NULL);
 		puts_(h, out, ": ");
-		if (framing(x))
+		if (ieq(x->name, x->nlen, "content-length"))
 			put(h, out, x->val, x->vlen);
 		else
 			scan(h, &s, (const uint8_t *)x->val, x->vlen, true, out, &used, NULL);
