@@ -1335,7 +1335,7 @@ static int response_head(struct hx *h, struct buf *guest)
 	h->status = (hd->f[1][0] - '0') * 100 + (hd->f[1][1] - '0') * 10 + (hd->f[1][2] - '0');
 	cl = content_length(hd);
 	te = find(hd, "transfer-encoding", &nte);
-	if (cl == -2 || (te && cl >= 0) || (h->status == 101 && !pd->upgrade)) {
+	if (cl == -2 || (te && cl >= 0) || h->status < 100 || (h->status == 101 && !pd->upgrade)) {
 		rc = resp_bad(h, guest, true);
 		goto out;
 	}

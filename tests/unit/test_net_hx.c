@@ -75,7 +75,8 @@ static char *str(struct buf *b)
 	char *s = malloc(buf_size(b) + 1);
 
 	assert_non_null(s);
-	memcpy(s, buf_head(b), buf_size(b));
+	if (buf_size(b))
+		memcpy(s, buf_head(b), buf_size(b));
 	s[buf_size(b)] = '\0';
 	return s;
 }
