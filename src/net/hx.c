@@ -45,8 +45,15 @@
  * 204 and 304 responses have no body. A 101 to a request that asked for an
  * Upgrade makes the connection opaque both ways (hx_opaque()).
  *
- * Every count is bounded: heads, lines, headers, pipelined requests, the
- * scanner's tail and the held body. Nothing here allocates per byte.
+ * What is not scanned, and why: the status code and Content-Length digits
+ * (rewriting them would break the framing msb relies on), request trailers
+ * (a placeholder left there reveals nothing), and everything after a 101.
+ *
+ * Every count is bounded: heads (also once substituted, 4 * HX_MAX_HEAD),
+ * lines, headers, pipelined requests, the scanner's tail and the held body.
+ * An error response goes to the guest at once, after whatever the caller
+ * already queued there; the caller sends it and closes, so earlier pipelined
+ * responses still in flight are lost with the connection.
  */
 #include "net/hx.h"
 
@@ -129,39 +136,32 @@ struct hx {
 	struct hx_config c;
 	struct needle *needles;
 	size_t nneedles;
-	uint8_t first[256]; /* bytes a needle starts with */
 
 	/* requests */
-	int rq;
 	struct buf rin;	 /* the head being read, the held body, or bytes held in RQ_WAIT */
-	size_t rscan;	 /* head end searched up to here */
 	struct buf rout; /* a head waiting for its buffered body */
+	size_t rscan;	 /* head end searched up to here */
 	struct body rb;
-	int rq_rc;
-	bool blocked;
 	/* the request being read */
 	size_t cur; /* its slot in @pend */
-	bool has_host, host_ok, headers_sent;
-	char host_reason[HX_AUDIT_HOST + 64];
-	char host[HX_AUDIT_HOST];
 	uint64_t reported;
 
 	struct pending pend[HX_MAX_PENDING];
 	size_t phead, pcount;
 
 	/* responses */
-	int rs;
 	struct buf sin;
-	size_t sscan;
 	struct buf sout;
+	size_t sscan;
 	struct body sb;
-	int status;
-	bool declined;
 
 	struct buf tmp;
-	bool oom;
 	struct hx_violation viol;
-	bool have_viol;
+	int rq, rq_rc, rs, status;
+	bool blocked, has_host, host_ok, headers_sent, declined, oom, have_viol;
+	uint8_t first[256]; /* bytes a needle starts with */
+	char host[HX_AUDIT_HOST];
+	char host_reason[HX_AUDIT_HOST + 64];
 };
 
 /* --- small helpers -------------------------------------------------------- */
@@ -364,7 +364,10 @@ static void put_encoded(struct hx *h, struct buf *out, const uint8_t *v, size_t 
 			e[1] = (char)c;
 			put(h, out, e, 2);
 		} else if (c < 0x20 || c == 0x7f) {
-			memcpy(e, "\\u00", 4);
+			e[0] = '\\';
+			e[1] = 'u';
+			e[2] = '0';
+			e[3] = '0';
 			e[4] = hx[c >> 4];
 			e[5] = hx[c & 15];
 			put(h, out, e, 6);
@@ -752,7 +755,7 @@ static const char *parse_head(const char *p, size_t n, bool resp, struct head *h
 			const char *ver = resp ? hd->f[0] : hd->f[2];
 			size_t vlen = resp ? hd->flen[0] : hd->flen[2];
 
-			if (vlen != 8 || memcmp(ver, "HTTP/1.", 7) ||
+			if (vlen != 8 || memcmp(ver, "HTTP/1.", 7) != 0 ||
 			    (ver[7] != '0' && ver[7] != '1'))
 				return "not HTTP/1.0 or HTTP/1.1";
 			hd->minor = ver[7] - '0';
@@ -1079,6 +1082,12 @@ static int request_head(struct hx *h, struct buf *up, struct buf *guest)
 		puts_(h, out, "\r\n");
 	}
 	puts_(h, out, "Accept-Encoding: identity\r\n");
+	/* values are bounded, but 1500 placeholders of long values are not a head */
+	if (buf_size(out) > (size_t)4 * HX_MAX_HEAD) {
+		rc = fail_bad(h, guest, "431 Request Header Fields Too Large",
+			      "request head too large once substituted");
+		goto out;
+	}
 	h->pcount++;
 
 	int enc = body_enc(hd);
@@ -1522,7 +1531,7 @@ int hx_response_end(struct hx *h, struct buf *guest)
 
 static bool valid_placeholder(const char *p)
 {
-	if (!p || strlen(p) != HX_PLACEHOLDER_LEN || memcmp(p, PH_PREFIX, PH_PREFIX_LEN))
+	if (!p || strlen(p) != HX_PLACEHOLDER_LEN || memcmp(p, PH_PREFIX, PH_PREFIX_LEN) != 0)
 		return false;
 	for (size_t i = PH_PREFIX_LEN; i < HX_PLACEHOLDER_LEN; i++)
 		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
@@ -1539,7 +1548,7 @@ static int add_needle(struct hx *h, const struct hx_secret *s, size_t idx, int e
 	if (h->oom)
 		return -ENOMEM;
 	for (size_t i = 0; i < h->nneedles; i++) {
-		if (h->needles[i].n == buf_size(&b) &&
+		if (h->needles[i].p && h->needles[i].n == buf_size(&b) &&
 		    !memcmp(h->needles[i].p, buf_head(&b), buf_size(&b))) {
 			buf_free(&b);
 			return 0;
