@@ -573,6 +573,55 @@ static void test_response_close_delimited(void **state)
 	hx_free(h);
 }
 
+/* Every split point of a response stream: what the guest gets never changes. */
+static void test_response_every_split(void **state)
+{
+	(void)state;
+	static const char in[] =
+		"HTTP/1.1 200 OK\r\nX-V: <sk-live/42 \"x\">\r\nContent-Length: 24\r\n\r\n"
+		"[sk-live/42 \\\"x\\\"tok123]HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+		"4\r\ntok1\r\n2\r\n23\r\n0\r\n\r\n";
+	size_t n = sizeof(in) - 1;
+	char *whole = NULL;
+
+	for (size_t k = 0; k < n; k++) {
+		struct hx *h = mk(SNI, false);
+		struct buf guest = { 0 }, g = { 0 };
+		char *s = req(h,
+			      "GET / HTTP/1.1\r\nHost: " SNI "\r\n\r\nGET / HTTP/1.1\r\nHost: " SNI
+			      "\r\n\r\n",
+			      0, HX_OK, &guest);
+
+		free(s);
+		assert_int_equal(hx_response(h, (const uint8_t *)in, k, &g), HX_OK);
+		assert_int_equal(hx_response(h, (const uint8_t *)in + k, n - k, &g), HX_OK);
+		s = str(&g);
+		assert_null(strstr(s, "sk-live/"));
+		assert_null(strstr(s, "tok123"));
+		assert_int_equal(naudits, 2);
+		if (!whole) {
+			whole = s;
+			assert_non_null(strstr(s, "X-V: <" PH0 ">\r\n"));
+			assert_non_null(strstr(s, "Content-Length: 88\r\n\r\n[" PH0 PH2 "]"));
+		} else {
+			/* chunk boundaries may move; the de-chunked body may not */
+			char *b1 = body_of(strstr(whole, "]HTTP") + 1),
+			     *b2 = body_of(strstr(s, "]HTTP") + 1);
+
+			assert_string_equal(b1, PH2);
+			assert_string_equal(b2, PH2);
+			assert_memory_equal(s, whole, (size_t)(strstr(whole, "]HTTP") - whole));
+			free(b1);
+			free(b2);
+			free(s);
+		}
+		buf_free(&g);
+		buf_free(&guest);
+		hx_free(h);
+	}
+	free(whole);
+}
+
 /* --- violations --------------------------------------------------------- */
 
 static void check_403(struct hx *h, const char *in, const char *body)
@@ -903,6 +952,7 @@ int main(void)
 		cmocka_unit_test(test_response_chunked_split_value),
 		cmocka_unit_test(test_response_large_and_close),
 		cmocka_unit_test(test_response_close_delimited),
+		cmocka_unit_test(test_response_every_split),
 		cmocka_unit_test(test_not_allowed_403),
 		cmocka_unit_test(test_host_mismatch),
 		cmocka_unit_test(test_plain_http),
