@@ -78,8 +78,10 @@ static void usage(void)
 	       "      --until TIME        Entries before TIME\n"
 	       "  -f, --follow            Keep printing new entries\n"
 	       "      --timestamps        Prefix lines with the entry's time\n"
-	       "      --source LIST       stdout,stderr,output,system,all (default "
-	       "stdout,stderr,output)\n"
+	       "      --source LIST       stdout,stderr,output,system,net,all (default "
+	       "stdout,stderr,output); net: the network's\n"
+	       "                          lines of runtime.log (intercepted requests,\n"
+	       "                          refusals), also part of system\n"
 	       "      --grep REGEX        Only entries matching REGEX (extended)\n"
 	       "      --json              One JSON object per entry\n"
 	       "      --raw               Exact bytes (base64 in JSON) for output that is not "
@@ -132,7 +134,7 @@ static int parse(int argc, char **argv, struct logs_opts *o, const char **name)
 			if (logs_parse_sources(optarg, &sources) < 0)
 				return cli_error(
 					"logs: invalid --source \"%s\" (use stdout, stderr, "
-					"output, system or all, comma-separated)",
+					"output, system, net or all, comma-separated)",
 					optarg);
 			break;
 		case OPT_GREP:

@@ -312,6 +312,15 @@ void dns_query(struct net *n, const uint8_t *q, size_t len, const struct frame_e
 		answer_rcode(n, q, len, &qq, DNS_RCODE_NXDOMAIN, e, tcp, gen);
 		return;
 	}
+	/*
+	 * HTTPS and SVCB records advertise HTTP/3, which QUIC would carry past the
+	 * interception: with QUIC blocked they get no records, so that clients go
+	 * to TCP at once instead of trying QUIC first and timing out.
+	 */
+	if ((qq.qtype == 64 || qq.qtype == 65) && n->tls && n->cfg.tls->block_quic) {
+		answer_rcode(n, q, len, &qq, DNS_RCODE_NOERROR, e, tcp, gen);
+		return;
+	}
 	if (!n->cfg.ndns) {
 		log_warn_rl("network: dns: no nameserver to ask (--dns-nameserver)");
 		answer_rcode(n, q, len, &qq, DNS_RCODE_SERVFAIL, e, tcp, gen);

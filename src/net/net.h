@@ -26,6 +26,35 @@ struct net_port {
 	uint16_t host_port, guest_port;
 };
 
+#define NET_MAX_SECRETS	  32
+#define NET_MAX_TLS_PORTS 16
+
+/* A secret as the network process holds it: the only place its value lives. */
+struct net_secret {
+	char *name;	   /* the guest's variable */
+	char *placeholder; /* what the guest has instead of the value */
+	uint8_t *value;
+	size_t value_len;
+	char **hosts;	/* exact names or "*.suffix", NULL-terminated */
+	char **headers; /* NULL: anywhere in a request; else only these headers (lower case) */
+};
+
+enum net_violation { NV_BLOCK, NV_BLOCK_AND_LOG, NV_BLOCK_AND_TERMINATE, NV_PASSTHROUGH };
+
+/* TLS interception and secrets (docs/network.md). Absent (NULL) when neither is asked for. */
+struct net_tls {
+	bool intercept_all; /* --tls-intercept */
+	uint16_t ports[NET_MAX_TLS_PORTS];
+	size_t nports;
+	char **bypass; /* NULL-terminated */
+	bool block_quic;
+	enum net_violation on_violation;
+	char *ca_cert_pem, *ca_key_pem; /* the interception CA */
+	char *upstream_pem;		/* extra trusted CAs for upstream servers, or NULL */
+	struct net_secret secrets[NET_MAX_SECRETS];
+	size_t nsecrets;
+};
+
 struct net_config {
 	struct ipaddr guest4, gw4;
 	unsigned int prefix4; /* 30 */
@@ -40,6 +69,7 @@ struct net_config {
 	unsigned int max_connections; /* 0 = no limit */
 	const struct net_port *ports;
 	size_t nports;
+	const struct net_tls *tls; /* NULL: no interception, no secrets */
 };
 
 struct net_stats {

@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <arpa/inet.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -174,6 +175,57 @@ static int parse_ns(const char *s, struct sockaddr_storage *ss)
 	return 0;
 }
 
+static json_t *strv_json(char **v)
+{
+	json_t *a = json_array();
+
+	for (; a && v && *v; v++)
+		json_array_append_new(a, json_string(*v));
+	return a;
+}
+
+/* The settings of @t without a value or a key: those follow as messages of their own. */
+static json_t *tls_to_json(const struct net_tls *t)
+{
+	json_t *ports = json_array(), *secrets = json_array();
+
+	for (size_t i = 0; ports && i < t->nports; i++)
+		json_array_append_new(ports, json_integer(t->ports[i]));
+	for (size_t i = 0; secrets && i < t->nsecrets; i++) {
+		const struct net_secret *s = &t->secrets[i];
+
+		json_array_append_new(
+			secrets, json_pack("{s:s, s:s, s:o, s:o}", "name", s->name, "placeholder",
+					   s->placeholder, "hosts", strv_json(s->hosts), "headers",
+					   s->headers ? strv_json(s->headers) : json_null()));
+	}
+	return json_pack("{s:b, s:o, s:o, s:b, s:i, s:b, s:o}", "intercept_all", t->intercept_all,
+			 "ports", ports, "bypass", strv_json(t->bypass), "block_quic",
+			 t->block_quic, "on_violation", (int)t->on_violation, "upstream",
+			 t->upstream_pem != NULL, "secrets", secrets);
+}
+
+int netconf_tls_send(int fd, const struct net_tls *t)
+{
+	size_t cl = strlen(t->ca_cert_pem), kl = strlen(t->ca_key_pem);
+	uint8_t *ca = malloc(cl + 1 + kl);
+	int r;
+
+	if (!ca)
+		return -ENOMEM;
+	memcpy(ca, t->ca_cert_pem, cl);
+	ca[cl] = '\0';
+	memcpy(ca + cl + 1, t->ca_key_pem, kl);
+	r = np_send(fd, NP_TLS_CA, ca, cl + 1 + kl);
+	OPENSSL_cleanse(ca, cl + 1 + kl);
+	free(ca);
+	if (!r && t->upstream_pem)
+		r = np_send(fd, NP_TLS_UPSTREAM, t->upstream_pem, strlen(t->upstream_pem));
+	for (size_t i = 0; !r && i < t->nsecrets; i++)
+		r = np_send(fd, NP_SECRET, t->secrets[i].value, t->secrets[i].value_len);
+	return r < 0 ? r : 0;
+}
+
 char *netconf_to_json(const struct net_config *c, uid_t uid, gid_t gid)
 {
 	char g4[IP_STRLEN], w4[IP_STRLEN], g6[IP_STRLEN], w6[IP_STRLEN], gm[18], wm[18];
@@ -205,6 +257,8 @@ char *netconf_to_json(const struct net_config *c, uid_t uid, gid_t gid)
 		      (json_int_t)c->dns_timeout_ms, "rebind_protection", c->rebind_protection,
 		      "max_connections", (json_int_t)c->max_connections, "ports", ports, "uid",
 		      (json_int_t)uid, "gid", (json_int_t)gid);
+	if (o && c->tls)
+		json_object_set_new(o, "tls", tls_to_json(c->tls));
 	if (!o)
 		return NULL;
 	text = json_dumps(o, JSON_COMPACT);
@@ -226,6 +280,76 @@ static int get_uint(const json_t *o, const char *key, json_int_t max, json_int_t
 	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max)
 		return -EINVAL;
 	*out = json_integer_value(v);
+	return 0;
+}
+
+/* A JSON array of at most @max strings of at most 253 bytes (names), as a NULL-terminated vector.
+ */
+static int strv_from(const json_t *a, size_t max, char ***out)
+{
+	size_t n = json_array_size(a);
+	char **v;
+
+	*out = NULL;
+	if (!json_is_array(a) || n > max)
+		return -EINVAL;
+	v = calloc(n + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	*out = v;
+	for (size_t i = 0; i < n; i++) {
+		const char *s = json_string_value(json_array_get(a, i));
+
+		if (!s || !*s || strlen(s) > 255 || !(v[i] = strdup(s)))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static void strv_free(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+static int tls_from_json(const json_t *o, struct netconf *nc)
+{
+	struct net_tls *t = &nc->tls;
+	const json_t *ports = json_object_get(o, "ports"), *secrets = json_object_get(o, "secrets");
+	json_int_t viol;
+
+	if (!json_is_object(o) || !json_is_array(ports) ||
+	    json_array_size(ports) > NET_MAX_TLS_PORTS || !json_is_array(secrets) ||
+	    json_array_size(secrets) > NET_MAX_SECRETS ||
+	    get_uint(o, "on_violation", NV_PASSTHROUGH, &viol) < 0)
+		return -EINVAL;
+	t->intercept_all = json_is_true(json_object_get(o, "intercept_all"));
+	t->block_quic = json_is_true(json_object_get(o, "block_quic"));
+	t->on_violation = (enum net_violation)viol;
+	nc->upstream = json_is_true(json_object_get(o, "upstream"));
+	for (size_t i = 0; i < json_array_size(ports); i++) {
+		json_int_t p = json_integer_value(json_array_get(ports, i));
+
+		if (p < 1 || p > 65535)
+			return -EINVAL;
+		t->ports[t->nports++] = (uint16_t)p;
+	}
+	if (strv_from(json_object_get(o, "bypass"), 256, &t->bypass) < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < json_array_size(secrets); i++) {
+		const json_t *s = json_array_get(secrets, i), *h = json_object_get(s, "headers");
+		struct net_secret *ns = &t->secrets[t->nsecrets++];
+		const char *name = json_string_value(json_object_get(s, "name"));
+		const char *ph = json_string_value(json_object_get(s, "placeholder"));
+
+		if (!name || !ph || strlen(ph) < 16 || strlen(ph) > 64 ||
+		    !(ns->name = strdup(name)) || !(ns->placeholder = strdup(ph)) ||
+		    strv_from(json_object_get(s, "hosts"), 64, &ns->hosts) < 0 || !ns->hosts[0] ||
+		    (!json_is_null(h) && strv_from(h, 64, &ns->headers) < 0))
+			return -EINVAL;
+	}
+	nc->cfg.tls = t;
 	return 0;
 }
 
@@ -287,6 +411,9 @@ int netconf_from_json(const char *text, struct netconf *nc, char *why, size_t le
 		nc->ports[i].udp = json_is_true(json_object_get(p, "udp"));
 	}
 	c->nports = i;
+	v = json_object_get(o, "tls");
+	if (v && tls_from_json(v, nc) < 0)
+		goto bad;
 	json_decref(o);
 	return 0;
 bad:
@@ -297,7 +424,25 @@ bad:
 
 void netconf_free(struct netconf *nc)
 {
+	struct net_tls *t = &nc->tls;
+
 	policy_free(&nc->policy);
+	strv_free(t->bypass);
+	for (size_t i = 0; i < t->nsecrets; i++) {
+		free(t->secrets[i].name);
+		free(t->secrets[i].placeholder);
+		strv_free(t->secrets[i].hosts);
+		strv_free(t->secrets[i].headers);
+		if (t->secrets[i].value)
+			OPENSSL_cleanse(t->secrets[i].value, t->secrets[i].value_len);
+		free(t->secrets[i].value);
+	}
+	if (t->ca_key_pem)
+		OPENSSL_cleanse(t->ca_key_pem, strlen(t->ca_key_pem));
+	free(t->ca_key_pem);
+	free(t->ca_cert_pem);
+	free(t->upstream_pem);
+	memset(t, 0, sizeof(*t));
 }
 
 /* --- the process ------------------------------------------------------------------ */
@@ -341,6 +486,64 @@ static void arm_timer(int tfd, uint64_t deadline_ms)
 	timerfd_settime(tfd, TFD_TIMER_ABSTIME, &it, NULL);
 }
 
+/* The next message, which must be of type @want; its payload NUL-terminated in @buf. */
+static ssize_t next_msg(int ctl, uint8_t want, uint8_t *buf)
+{
+	struct pollfd pfd = { .fd = ctl, .events = POLLIN };
+	uint8_t type = 0;
+	size_t n = 0;
+
+	if (poll(&pfd, 1, CONFIG_WAIT_MS) != 1 || np_recv(ctl, buf, NP_MSG_MAX, &type, &n) <= 0 ||
+	    type != want)
+		return -EPROTO;
+	buf[1 + n] = '\0';
+	return (ssize_t)n;
+}
+
+/* The messages that follow a configuration with "tls": the CA, upstream CAs, the values. */
+static int read_tls(int ctl, struct netconf *nc, uint8_t *buf)
+{
+	struct net_tls *t = &nc->tls;
+	ssize_t n = next_msg(ctl, NP_TLS_CA, buf);
+	size_t cl;
+
+	if (n < 0)
+		return (int)n;
+	cl = strnlen((const char *)buf + 1, (size_t)n);
+	if (cl >= (size_t)n)
+		return -EPROTO;
+	t->ca_cert_pem = strndup((const char *)buf + 1, cl);
+	t->ca_key_pem = strdup((const char *)buf + 1 + cl + 1);
+	if (!t->ca_cert_pem || !t->ca_key_pem)
+		return -ENOMEM;
+	if (nc->upstream) {
+		if ((n = next_msg(ctl, NP_TLS_UPSTREAM, buf)) < 0)
+			return (int)n;
+		if (!(t->upstream_pem = strndup((const char *)buf + 1, (size_t)n)))
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < t->nsecrets; i++) {
+		if ((n = next_msg(ctl, NP_SECRET, buf)) <= 0)
+			return -EPROTO;
+		t->secrets[i].value = malloc((size_t)n);
+		if (!t->secrets[i].value)
+			return -ENOMEM;
+		memcpy(t->secrets[i].value, buf + 1, (size_t)n);
+		t->secrets[i].value_len = (size_t)n;
+	}
+	return 0;
+}
+
+void netproc_terminate(const char *secret, const char *why)
+{
+	char text[400];
+	int n = snprintf(text, sizeof(text), "secret %s: %s", secret, why);
+
+	if (log_ctl >= 0)
+		np_send(log_ctl, NP_TERMINATE, text,
+			n < (int)sizeof(text) ? (size_t)n : sizeof(text) - 1);
+}
+
 /* The configuration: the first message, waited for with a bound. */
 static int read_config(int ctl, struct netconf *nc, char *why, size_t len)
 {
@@ -362,7 +565,16 @@ static int read_config(int ctl, struct netconf *nc, char *why, size_t len)
 		return -EPROTO;
 	}
 	buf[1 + n] = '\0';
-	return netconf_from_json((const char *)buf + 1, nc, why, len);
+	r = netconf_from_json((const char *)buf + 1, nc, why, len);
+	OPENSSL_cleanse(buf, n + 1);
+	if (r < 0 || !nc->cfg.tls)
+		return r;
+	r = read_tls(ctl, nc, buf);
+	OPENSSL_cleanse(buf, NP_MSG_MAX + 1);
+	if (r < 0)
+		snprintf(why, len,
+			 "network process: the TLS and secrets configuration did not come");
+	return r;
 }
 
 static void stats_reply(int ctl, const struct net *n)

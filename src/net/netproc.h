@@ -30,7 +30,20 @@ enum np_type {
 	NP_LOG = 4,	  /* net -> supervisor: a log line: level byte, then text */
 	NP_STATS_REQ = 5, /* supervisor -> net: counters, please */
 	NP_STATS = 6,	  /* net -> supervisor: struct np_stats_wire */
+	/*
+	 * After NP_CONFIG, when it has "tls": the CA (certificate PEM, a NUL, key
+	 * PEM), the extra upstream CAs (PEM) if it says so, then one NP_SECRET per
+	 * secret, in order, each the value's bytes. Values travel only here, never
+	 * in the JSON (which may be logged when it is refused).
+	 */
+	NP_TLS_CA = 7,
+	NP_TLS_UPSTREAM = 8,
+	NP_SECRET = 9,
+	NP_TERMINATE = 10, /* net -> supervisor: stop the sandbox (text: the secret and why) */
 };
+
+/* The most the extra upstream CAs may take together (one message). */
+#define NP_UPSTREAM_MAX (128u << 10)
 
 #define NP_MSG_MAX (256u << 10) /* the largest message either side accepts */
 
@@ -56,7 +69,22 @@ struct netconf {
 	struct net_port ports[NET_MAX_PORTS];
 	uid_t uid; /* as root: the unprivileged uid/gid to become; ignored otherwise */
 	gid_t gid;
+	struct net_tls tls; /* when cfg.tls points at it */
+	bool upstream;	    /* NP_TLS_UPSTREAM follows */
 };
+
+/*
+ * netconf_tls_send() - the messages after NP_CONFIG for @t (see enum np_type).
+ * Return: 0 or -errno.
+ */
+int netconf_tls_send(int fd, const struct net_tls *t);
+
+/*
+ * netproc_terminate() - ask the supervisor to stop the sandbox because a
+ * secret was about to leave where it may not (--on-secret-violation
+ * block-and-terminate). Names only in @secret and @why.
+ */
+void netproc_terminate(const char *secret, const char *why);
 
 /* netconf_to_json() - @c (its policy and ports included) and @uid/@gid as one JSON text. Caller
  * frees. */

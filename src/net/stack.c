@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include "net/stack.h"
+#include "net/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -549,6 +550,14 @@ int net_new(const struct net_config *c, int link_fd, struct net **out, char *why
 		log_warn("network: the host's own addresses cannot be followed (%s): only those "
 			 "known now count as the host",
 			 strerror(errno));
+	/* Before confinement too: the CA, the host's trusted CAs, OpenSSL's own set-up. */
+	if (c->tls && (c->tls->intercept_all || c->tls->nsecrets)) {
+		r = tls_global_new(c->tls, &n->tls, why, len);
+		if (r < 0) {
+			net_free(n);
+			return r;
+		}
+	}
 	fd_budgets(n);
 	n->dns_tx_max = DNS_TCP_TX_TOTAL;
 	*out = n;
@@ -587,6 +596,7 @@ void net_free(struct net *n)
 	conn_close(&n->link);
 	hostaddr_close(&n->host);
 	pins_free(&n->pins);
+	tls_global_free(n->tls);
 	free(n->tcp);
 	free(n->tcp_gen);
 	free(n);

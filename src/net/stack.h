@@ -69,6 +69,9 @@ enum tcp_state {
 	TS_ESTABLISHED,
 };
 
+struct ix;
+struct tls_global;
+
 struct tcp_flow {
 	enum tcp_state state;
 	int fd;	      /* the host socket, -1 for DNS over TCP to the gateway */
@@ -96,6 +99,7 @@ struct tcp_flow {
 	bool dns_busy; /* dns_stream() runs: answers come back inside it */
 	bool dns_over; /* an answer did not fit the bounds: reset once dns_stream() is done */
 	int32_t hnext; /* the next flow in this flow's hash bucket, -1 at the end */
+	struct ix *ix; /* TLS interception or the placeholder scan (tls.c), or NULL */
 };
 
 struct udp_flow {
@@ -176,6 +180,7 @@ struct net {
 	unsigned int fd_max[NFD_KINDS], fd_used[NFD_KINDS]; /* host descriptors, per kind */
 	unsigned int nresting;				    /* listeners resting */
 	size_t dns_tx, dns_tx_max; /* answer bytes DNS-over-TCP flows hold; the bound */
+	struct tls_global *tls;	   /* interception and secrets, or NULL */
 };
 
 /* stack.c */

@@ -43,6 +43,7 @@
 
 #include "net/dns.h"
 #include "net/stack.h"
+#include "net/tls.h"
 #include "util/log.h"
 
 /* A handshake (the host's connect(), the guest's answer to our SYN) ends within this. */
@@ -144,6 +145,8 @@ static void rearm(struct net *n, struct tcp_flow *f)
 		return;
 	if (f->state == TS_CONNECTING)
 		want = EPOLLOUT;
+	else if (f->state == TS_ESTABLISHED && f->ix)
+		want = ix_events(f);
 	else if (f->state == TS_ESTABLISHED) {
 		if (!f->host_eof && buf_size(&f->h2g) < TCP_BUF)
 			want |= EPOLLIN;
@@ -161,6 +164,7 @@ static void flow_free(struct net *n, struct tcp_flow *f)
 
 	if (f->dns)
 		n->dns_tx -= buf_size(&f->h2g);
+	ix_detach(f);
 	if (f->fd >= 0) {
 		if (f->ev)
 			epoll_ctl(n->ep, EPOLL_CTL_DEL, f->fd, NULL);
@@ -334,6 +338,26 @@ static int flush_g2h(struct net *n, struct tcp_flow *f)
 	return 0;
 }
 
+/*
+ * The guest's bytes onwards: through the interception or scan when the flow
+ * has one (which also reads the host for it), else straight to the socket.
+ */
+static int carry(struct net *n, struct tcp_flow *f)
+{
+	if (f->ix) {
+		size_t before = buf_size(&f->g2h);
+
+		if (ix_pump(n, f) < 0)
+			return -1;
+		if (f->ix) {
+			if (before && buf_size(&f->g2h) < before && f->last_wnd_adv < TCP_BUF / 4)
+				send_ack(n, f);
+			return 0;
+		}
+	}
+	return flush_g2h(n, f);
+}
+
 /* The answer to the guest's SYN once the host connected. */
 static void connected(struct net *n, struct tcp_flow *f)
 {
@@ -420,7 +444,7 @@ static void syn(struct net *n, const struct pkt *p)
 		connected(n, f);
 		return;
 	}
-	if (open_host_socket(n, f) < 0) {
+	if (open_host_socket(n, f) < 0 || ix_attach(n, f) < 0) {
 		reset_for(n, p);
 		flow_free(n, f);
 		return;
@@ -569,7 +593,7 @@ static void data_in(struct net *n, struct tcp_flow *f, const struct pkt *p)
 		dns_stream(n, f);
 		if (f->state == TS_FREE)
 			return; /* a malformed stream reset it: the slot is no flow any more */
-	} else if (flush_g2h(n, f) < 0) {
+	} else if (carry(n, f) < 0) {
 		abort_flow(n, f, true);
 		return;
 	}
@@ -678,6 +702,12 @@ void tcp_input(struct net *n, const struct pkt *p)
 		if (f->state == TS_FREE)
 			return;
 	}
+	/* The guest took some of what it was sent: an interception may have more for it. */
+	if (f->ix && f->state == TS_ESTABLISHED && !(p->dlen || (p->flags & TCP_FIN)) &&
+	    carry(n, f) < 0) {
+		abort_flow(n, f, true);
+		return;
+	}
 	/* Both directions finished and acknowledged: nothing left to carry. */
 	if (f->guest_fin && f->fin_acked && !buf_size(&f->g2h)) {
 		flow_free(n, f);
@@ -725,6 +755,17 @@ void tcp_event(struct net *n, unsigned int slot, uint32_t events)
 	if (f->state == TS_CONNECTING) {
 		connected(n, f);
 		return;
+	}
+	if (f->ix) {
+		if (carry(n, f) < 0) {
+			abort_flow(n, f, true);
+			return;
+		}
+		if (f->ix) {
+			push(n, f);
+			rearm(n, f);
+			return;
+		}
 	}
 	if ((events & EPOLLOUT) && flush_g2h(n, f) < 0) {
 		abort_flow(n, f, true);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "net/stack.h"
+#include "net/tls.h"
 #include "util/log.h"
 
 #define UDP_READ_BUDGET 64 /* datagrams per event */
@@ -97,6 +98,18 @@ void udp_input(struct net *n, const struct pkt *p)
 		if (!net_conn_room(n) || !net_allowed(n, NET_EGRESS, NET_UDP, &p->dst, p->dport) ||
 		    !net_fd_room(n, NFD_UDP))
 			return;
+		/*
+		 * QUIC to an intercept port would carry past the interception: refused,
+		 * so that clients fall back to TCP at once (--no-block-quic lets it be).
+		 */
+		if (n->tls && n->cfg.tls->block_quic && tls_is_port(n->cfg.tls, p->dport)) {
+			log_rl(LOG_INFO,
+			       "net: UDP to port %u refused: QUIC past TLS interception "
+			       "(--no-block-quic allows it)",
+			       p->dport);
+			n->stats.denied++;
+			return;
+		}
 		u = udp_new(n);
 		if (!u)
 			return;

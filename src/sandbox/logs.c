@@ -38,6 +38,8 @@ int logs_parse_sources(const char *s, unsigned int *out)
 			*out |= LOGS_OUTPUT;
 		else if (!strcmp(tok, "system"))
 			*out |= LOGS_SYSTEM;
+		else if (!strcmp(tok, "net"))
+			*out |= LOGS_NET;
 		else if (!strcmp(tok, "all"))
 			*out |= LOGS_ALL;
 		else
@@ -167,6 +169,7 @@ static int exec_line(const char *line, size_t n, const struct log_query *q, stru
 		: !strcmp(s, "stderr") ? LOGS_STDERR
 		: !strcmp(s, "output") ? LOGS_OUTPUT
 		: !strcmp(s, "system") ? LOGS_SYSTEM
+		: !strcmp(s, "net")    ? LOGS_NET
 				       : 0;
 	if (!t || !d || !e.src || strlen(t) >= sizeof(e.t)) {
 		json_decref(o);
@@ -213,6 +216,15 @@ static int runtime_line(const char *line, size_t n, const struct log_query *q, s
 		return -ENOMEM;
 	memcpy(e.d, sp + 1, e.len);
 	e.utf8 = utf8_prefix(e.d, e.len, &tl) == e.len;
+	/* The network's lines (its audit and refusals): "net" when asked for by that name. */
+	if (q->sources & LOGS_NET) {
+		const char *msg = memchr(e.d, ' ', e.len);
+		size_t rest = msg ? e.len - (size_t)(msg + 1 - (const char *)e.d) : 0;
+
+		if (msg && ((rest >= 4 && !memcmp(msg + 1, "net:", 4)) ||
+			    (rest >= 8 && !memcmp(msg + 1, "network:", 8))))
+			e.src = LOGS_NET;
+	}
 	return push(es, q, &e);
 }
 
@@ -390,13 +402,16 @@ int logs_read_all(struct logs *l, const char *dir, const struct log_query *q,
 	cursor_init(&l->runtime, dir, "runtime.log");
 	cursor_init(&l->kernel, dir, "kernel.log");
 	l->system = q->sources & LOGS_SYSTEM;
+	l->net = q->sources & LOGS_NET;
 	r = read_rotated(l->exec.path, 3, EXEC, q, &es);
 	if (!r)
 		r = cursor_read(&l->exec, EXEC, q, &es);
-	if (!r && l->system) {
+	if (!r && (l->system || l->net)) {
 		r = read_rotated(l->runtime.path, 2, RUNTIME, q, &es);
 		if (!r)
 			r = cursor_read(&l->runtime, RUNTIME, q, &es);
+	}
+	if (!r && l->system) {
 		if (!r)
 			r = read_rotated(l->kernel.path, 1, KERNEL, q, &es);
 		if (!r)
@@ -414,7 +429,7 @@ int logs_read_new(struct logs *l, const struct log_query *q, struct log_entry **
 	struct entries es = { 0 };
 	int r = cursor_read(&l->exec, EXEC, q, &es);
 
-	if (!r && l->system)
+	if (!r && (l->system || l->net))
 		r = cursor_read(&l->runtime, RUNTIME, q, &es);
 	if (!r && l->system)
 		r = cursor_read(&l->kernel, KERNEL, q, &es);
@@ -447,7 +462,7 @@ void logs_entries_free(struct log_entry *v, size_t n)
 char *logs_entry_json(const struct log_entry *e, bool raw)
 {
 	/* Indexed by bit position: LOGS_STDOUT is bit 0, LOGS_SYSTEM bit 3. */
-	static const char *const names[] = { "stdout", "stderr", "output", "system" };
+	static const char *const names[] = { "stdout", "stderr", "output", "system", "net" };
 	_cleanup_free_ char *enc = NULL;
 	struct buf text = { 0 };
 	char *line = NULL;
@@ -465,7 +480,7 @@ char *logs_entry_json(const struct log_entry *e, bool raw)
 		return NULL;
 	}
 	_Static_assert(LOGS_STDOUT == 1u << 0 && LOGS_STDERR == 1u << 1 && LOGS_OUTPUT == 1u << 2 &&
-			       LOGS_SYSTEM == 1u << 3,
+			       LOGS_SYSTEM == 1u << 3 && LOGS_NET == 1u << 4,
 		       "names[] follows the LOGS_* bits");
 	o = json_pack("{s:s, s:s, s:s%}", "t", e->t, "s", names[__builtin_ctz(e->src)], "d",
 		      enc		? enc

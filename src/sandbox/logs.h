@@ -22,7 +22,8 @@
 #define LOGS_STDERR  0x2u
 #define LOGS_OUTPUT  0x4u /* a pty session: stdout and stderr merged */
 #define LOGS_SYSTEM  0x8u
-#define LOGS_ALL     0xfu
+#define LOGS_NET     0x10u /* runtime.log lines of the network (also part of "system") */
+#define LOGS_ALL     0x1fu
 #define LOGS_DEFAULT (LOGS_STDOUT | LOGS_STDERR | LOGS_OUTPUT)
 
 /* One entry: a chunk of a session's output, or a system line. */
@@ -66,6 +67,7 @@ struct log_cursor {
 struct logs {
 	struct log_cursor exec, runtime, kernel;
 	bool system;
+	bool net; /* runtime.log is read for the network's lines alone */
 	uint64_t kernel_mtime_ms;
 };
 

@@ -17,17 +17,21 @@
 #define SBX_NET_DNS_TIMEOUT_MS	   5000
 #define SBX_NET_MAX_DNS_TIMEOUT_MS 60000
 
-#define SBX_MAX_SECRETS		32
-#define SBX_SECRET_MAX_VALUE	4096
-#define SBX_MAX_TLS_PORTS	16
-#define SBX_PLACEHOLDER_PREFIX	"msb-secret-"
+#define SBX_MAX_SECRETS	       32
+#define SBX_SECRET_MAX_VALUE   4096
+#define SBX_MAX_TLS_PORTS      16
+#define SBX_PLACEHOLDER_PREFIX "msb-secret-"
+/* Where the guest finds the interception CA on its own (NODE_EXTRA_CA_CERTS points at it). */
+#define SBX_TLS_GUEST_CA "/etc/ssl/certs/msb-interception-ca.pem"
+/* The bundle SSL_CERT_FILE, REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE point at; the CA is in it. */
+#define SBX_TLS_GUEST_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 
 /* What happens when a placeholder heads somewhere its secret may not go. */
 enum sbx_violation {
-	SBX_VIOLATION_BLOCK = 0,	/* the request gets a 403, the connection closes */
-	SBX_VIOLATION_BLOCK_AND_LOG,	/* also a runtime.log line (names, never values) */
+	SBX_VIOLATION_BLOCK = 0,	   /* the request gets a 403, the connection closes */
+	SBX_VIOLATION_BLOCK_AND_LOG,	   /* also a runtime.log line (names, never values) */
 	SBX_VIOLATION_BLOCK_AND_TERMINATE, /* also the sandbox is stopped */
-	SBX_VIOLATION_PASSTHROUGH,	/* the placeholder goes through unchanged, logged */
+	SBX_VIOLATION_PASSTHROUGH,	   /* the placeholder goes through unchanged, logged */
 };
 
 /*
@@ -43,13 +47,14 @@ struct sbx_secret {
 
 /* TLS interception settings (--tls-*). */
 struct sbx_tls {
-	bool intercept;	   /* --tls-intercept: all TLS on the ports, except bypassed names */
+	bool intercept; /* --tls-intercept: all TLS on the ports, except bypassed names */
 	uint16_t ports[SBX_MAX_TLS_PORTS]; /* --tls-intercept-port; default {443} */
 	size_t nports;
-	char **bypass;	   /* --tls-bypass names ("*.suffix" too), NULL-terminated */
+	char **bypass; /* --tls-bypass names ("*.suffix" too), NULL-terminated */
 	bool no_block_quic;
-	char *ca_cert, *ca_key; /* absolute paths; NULL: the installation's CA (~/.microsandbox/tls) */
-	char **upstream_cas;	/* absolute paths of --tls-upstream-ca-cert, NULL-terminated */
+	char *ca_cert,
+		*ca_key;     /* absolute paths; NULL: the installation's CA (~/.microsandbox/tls) */
+	char **upstream_cas; /* absolute paths of --tls-upstream-ca-cert, NULL-terminated */
 	enum sbx_violation on_violation;
 };
 

@@ -452,7 +452,7 @@ static int setup(struct sv *sv, struct msb_err **err)
 	 * The network process confines itself while the VM starts; a published port
 	 * already in use fails the start at sbx_netrun_ready(), before the guest runs.
 	 */
-	if (sbx_netrun_start(&sv->spec, &sv->net, err) < 0)
+	if (sbx_netrun_start(&sv->spec, &sv->net, NULL, NULL, err) < 0)
 		return -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
@@ -661,11 +661,22 @@ static void loop(struct sv *sv)
 			case K_QMP:
 				vm_handle(sv->vm);
 				break;
-			case K_NET:
-				if (sv->net.ctl >= 0 && sbx_netrun_event(&sv->net) < 0)
+			case K_NET: {
+				int r = sv->net.ctl >= 0 ? sbx_netrun_event(&sv->net) : 0;
+
+				if (r < 0)
 					log_info("network: the network process's control socket "
 						 "ended");
+				if (r == 1) {
+					log_error("network: %s: the sandbox is stopped "
+						  "(--on-secret-violation block-and-terminate)",
+						  sv->net.terminate);
+					notify_sessions(sv, "sandbox %s stopped: %s", sv->spec.name,
+							sv->net.terminate);
+					stop(sv, 0, "secret-violation");
+				}
 				break;
+			}
 			}
 		}
 		if (!conn_tx_full(&sv->agent))

@@ -103,6 +103,121 @@ static int host_ca_bundle(char **data, size_t *len, char *why, size_t wlen)
 	return r;
 }
 
+/* The interception CA's files: the user's (--tls-intercept-ca-cert/-key) or the installation's. */
+#define TLS_PEM_MAX ((size_t)64 << 10)
+
+static int read_pem(const char *what, const char *path, char **out, char *why, size_t len)
+{
+	size_t n;
+	int r = read_file(path, TLS_PEM_MAX, out, &n);
+
+	if (r < 0)
+		snprintf(why, len, "%s %s: %s", what, path, strerror(-r));
+	return r;
+}
+
+/*
+ * @run->tls from the spec: names point into @spec, values at @values; the
+ * CA's files and the extra upstream CAs are read now (the process cannot).
+ */
+static int build_tls(const struct sbx_spec *spec, struct sbx_netrun *run, char *const *values,
+		     const size_t *lens, char *why, size_t len)
+{
+	const struct sbx_tls *st = &spec->net.tls;
+	struct net_tls *t = &run->tls;
+	_cleanup_free_ char *dcert = NULL, *dkey = NULL;
+	const char *cert = st->ca_cert, *key = st->ca_key;
+	size_t up = 0;
+	int r;
+
+	if (!spec->net.nsecrets && !st->intercept)
+		return 0;
+	if (spec->net.nsecrets && !values) {
+		snprintf(why, len, "the values of its secrets did not come");
+		return -ENOENT;
+	}
+	t->intercept_all = st->intercept;
+	t->nports = st->nports < NET_MAX_TLS_PORTS ? st->nports : NET_MAX_TLS_PORTS;
+	memcpy(t->ports, st->ports, t->nports * sizeof(t->ports[0]));
+	if (!t->nports)
+		t->ports[t->nports++] = 443;
+	t->bypass = st->bypass;
+	t->block_quic = !st->no_block_quic;
+	t->on_violation = (enum net_violation)st->on_violation;
+	for (size_t i = 0; i < spec->net.nsecrets && i < NET_MAX_SECRETS; i++) {
+		const struct sbx_secret *s = &spec->net.secrets[i];
+
+		t->secrets[i] = (struct net_secret){
+			.name = s->env,
+			.placeholder = s->placeholder,
+			.value = (uint8_t *)values[i],
+			.value_len = lens[i],
+			.hosts = s->hosts,
+			.headers = s->headers,
+		};
+		t->nsecrets++;
+	}
+	if (!cert || !key) {
+		const char *home = msb_home();
+
+		if (!home || asprintf(&dcert, "%s/tls/ca.pem", home) < 0 ||
+		    asprintf(&dkey, "%s/tls/ca-key.pem", home) < 0) {
+			snprintf(why, len, "out of memory");
+			return -ENOMEM;
+		}
+		cert = dcert;
+		key = dkey;
+	}
+	r = read_pem("the interception CA", cert, &t->ca_cert_pem, why, len);
+	if (!r)
+		r = read_pem("the interception CA's key", key, &t->ca_key_pem, why, len);
+	if (r < 0)
+		return r;
+	run->ica = strdup(t->ca_cert_pem);
+	run->ica_len = run->ica ? strlen(run->ica) : 0;
+	for (char **p = st->upstream_cas; p && *p; p++) {
+		_cleanup_free_ char *pem = NULL;
+		size_t n = strlen(*p);
+		char *grown;
+
+		r = read_pem("--tls-upstream-ca-cert", *p, &pem, why, len);
+		if (r < 0)
+			return r;
+		n = strlen(pem);
+		if (up + n + 2 > NP_UPSTREAM_MAX) {
+			snprintf(why, len,
+				 "--tls-upstream-ca-cert: more than %u KiB of certificates",
+				 NP_UPSTREAM_MAX >> 10);
+			return -E2BIG;
+		}
+		grown = realloc(t->upstream_pem, up + n + 2);
+		if (!grown)
+			return -ENOMEM;
+		t->upstream_pem = grown;
+		memcpy(grown + up, pem, n);
+		grown[up + n] = '\n';
+		up += n + 1;
+		grown[up] = '\0';
+	}
+	return 0;
+}
+
+/* What the supervisor held of the secrets and the CA's key, once the process has them. */
+static void drop_tls_secrets(struct sbx_netrun *run)
+{
+	struct net_tls *t = &run->tls;
+
+	if (t->ca_key_pem) {
+		explicit_bzero(t->ca_key_pem, strlen(t->ca_key_pem));
+		free(t->ca_key_pem);
+		t->ca_key_pem = NULL;
+	}
+	for (size_t i = 0; i < t->nsecrets; i++) {
+		t->secrets[i].value = NULL; /* the caller's: it wipes them */
+		t->secrets[i].value_len = 0;
+	}
+}
+
 /*
  * The identity the network process takes when msb runs as root: never root,
  * never shared: an id of the VMM range of its own (jail_pick_id()), so that no
@@ -268,6 +383,9 @@ static int netproc_start(struct sbx_netrun *run, const char *name, const struct 
 	}
 	run->ctl = ctl[0];
 	r = np_send(run->ctl, NP_CONFIG, conf, strlen(conf));
+	if (!r && c->tls)
+		r = netconf_tls_send(run->ctl, c->tls);
+	drop_tls_secrets(run);
 	if (r < 0) {
 		snprintf(why, len, "network process: send its configuration: %s", strerror(-r));
 		return r;
@@ -313,6 +431,7 @@ static int netproc_await(struct sbx_netrun *run, char *why, size_t len)
 int sbx_netrun_event(struct sbx_netrun *run)
 {
 	uint8_t buf[2 + 2048];
+	int ret = 0;
 
 	for (int k = 0; k < 64 && run->ctl >= 0; k++) {
 		uint8_t type = 0;
@@ -330,8 +449,12 @@ int sbx_netrun_event(struct sbx_netrun *run)
 		}
 		if (type == NP_LOG)
 			relay_log(buf, len);
+		if (type == NP_TERMINATE && !run->terminate[0]) {
+			clean_text(buf + 1, len, run->terminate, sizeof(run->terminate));
+			ret = 1;
+		}
 	}
-	return 0;
+	return ret;
 }
 
 int sbx_netrun_stats(struct sbx_netrun *run, struct net_stats *s)
@@ -376,7 +499,8 @@ bool sbx_netrun_reaped(struct sbx_netrun *run, pid_t pid, int status)
 	return true;
 }
 
-int sbx_netrun_start(const struct sbx_spec *spec, struct sbx_netrun *run, struct msb_err **err)
+int sbx_netrun_start(const struct sbx_spec *spec, struct sbx_netrun *run, char *const *values,
+		     const size_t *lens, struct msb_err **err)
 {
 	const struct sbx_net *n = &spec->net;
 	struct net_config *c = &run->cfg;
@@ -424,6 +548,14 @@ int sbx_netrun_start(const struct sbx_spec *spec, struct sbx_netrun *run, struct
 	/* Read now, so that a missing bundle fails the start before the VM boots. */
 	if (n->trust_host_cas && host_ca_bundle(&run->ca, &run->ca_len, why, sizeof(why)) < 0)
 		return msb_err_set(err, ENOENT, "sandbox %s: %s", spec->name, why);
+	why[0] = '\0';
+	r = build_tls(spec, run, values, lens, why, sizeof(why));
+	if (r < 0) {
+		sbx_netrun_free(run);
+		return msb_err_set(err, -r, "sandbox %s: %s", spec->name, why);
+	}
+	if (run->tls.ca_cert_pem)
+		c->tls = &run->tls;
 	/* The stack's end never blocks; QEMU's does (it waits for us, not the other way round). */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
 		return msb_err_sys(err, errno, "network: socketpair");
@@ -463,6 +595,12 @@ int sbx_netrun_ready(const struct sbx_spec *spec, struct sbx_netrun *run, struct
 void sbx_netrun_free(struct sbx_netrun *run)
 {
 	release_ids(run);
+	drop_tls_secrets(run);
+	free(run->tls.ca_cert_pem);
+	free(run->tls.upstream_pem);
+	memset(&run->tls, 0, sizeof(run->tls));
+	free(run->ica);
+	run->ica = NULL;
 	free(run->ca);
 	run->ca = NULL;
 	if (run->ctl >= 0)
@@ -548,6 +686,21 @@ int sbx_netrun_config(const struct sbx_spec *spec, const struct sbx_netrun *run,
 		if (ca)
 			memcpy(ca, run->ca, run->ca_len);
 		r = ca ? add_file(c, NULL, 0644, PROTO_FILE_CA_BUNDLE, ca, run->ca_len) : -ENOMEM;
+	}
+	/* The interception CA: in every bundle of the image, and as a file of its own (Node). */
+	if (!r && run->ica) {
+		char *a = strdup(run->ica), *b = strdup(run->ica);
+
+		if (!a || !b) {
+			free(a);
+			free(b);
+			r = -ENOMEM;
+		} else if ((r = add_file(c, NULL, 0644, PROTO_FILE_CA_BUNDLE, a, run->ica_len)) ==
+			   0) {
+			r = add_file(c, SBX_TLS_GUEST_CA, 0644, 0, b, run->ica_len);
+		} else {
+			free(b);
+		}
 	}
 	if (r < 0 && !why[0])
 		snprintf(why, len, "network configuration: %s", strerror(-r));

@@ -20,18 +20,25 @@ struct sbx_netrun {
 	struct net_config cfg;
 	int vmm_fd; /* QEMU's end of the link, until handed over */
 	char *ca;   /* the host's CA bundle (--trust-host-cas), read at start */
-	int id_lock;  /* as root, the VMM id range's lock until the process runs, or -1 */
-	bool pending; /* started, READY not yet seen (sbx_netrun_ready()) */
+	struct net_tls
+		tls; /* interception and secrets: names alias the spec, values the caller's */
+	char *ica;   /* the interception CA's certificate, for the guest to trust */
+	size_t ica_len;
+	char terminate[400]; /* why the process asked for the sandbox to stop, or "" */
+	int id_lock;	     /* as root, the VMM id range's lock until the process runs, or -1 */
+	bool pending;	     /* started, READY not yet seen (sbx_netrun_ready()) */
 	size_t ca_len;
 };
 
 /*
  * sbx_netrun_start() - lease the sandbox's addresses, find its nameservers
  * and start its network process, which binds the published ports and
- * confines itself while the VM starts. Return: 0 with @run->vmm_fd for the
- * VMM, or -1 with @err.
+ * confines itself while the VM starts. @values (@lens bytes each) are the
+ * secrets' values in the spec's order; they go to the process and nowhere
+ * else. Return: 0 with @run->vmm_fd for the VMM, or -1 with @err.
  */
-int sbx_netrun_start(const struct sbx_spec *spec, struct sbx_netrun *run, struct msb_err **err);
+int sbx_netrun_start(const struct sbx_spec *spec, struct sbx_netrun *run, char *const *values,
+		     const size_t *lens, struct msb_err **err);
 
 /*
  * sbx_netrun_ready() - wait until the network process runs confined with
@@ -44,8 +51,9 @@ void sbx_netrun_free(struct sbx_netrun *run);
 
 /*
  * sbx_netrun_event() - the control socket is readable: relay the process's
- * log lines. Return: 0, or -1 once the socket has ended (the process is gone;
- * the caller stops watching it).
+ * log lines. Return: 0; 1 when it asks for the sandbox to stop (a secret's
+ * block-and-terminate; why in @run->terminate); -1 once the socket has ended
+ * (the process is gone; the caller stops watching it).
  */
 int sbx_netrun_event(struct sbx_netrun *run);
 
