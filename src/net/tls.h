@@ -23,7 +23,7 @@ struct tls_global;
 /* Leaf certificates kept (per name, least recently used first out) and how long each is good for.
  */
 #define TLS_LEAF_CACHE	128
-#define TLS_LEAF_LIFE_S (24 * 3600)
+#define TLS_LEAF_LIFE_S (24L * 3600)
 /* Plaintext held per direction per connection before the other side is read no more. */
 #define TLS_PLAIN_MAX ((size_t)64 << 10)
 

@@ -412,8 +412,7 @@ int logs_read_all(struct logs *l, const char *dir, const struct log_query *q,
 			r = cursor_read(&l->runtime, RUNTIME, q, &es);
 	}
 	if (!r && l->system) {
-		if (!r)
-			r = read_rotated(l->kernel.path, 1, KERNEL, q, &es);
+		r = read_rotated(l->kernel.path, 1, KERNEL, q, &es);
 		if (!r)
 			r = cursor_read(&l->kernel, KERNEL, q, &es);
 	}

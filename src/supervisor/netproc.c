@@ -177,7 +177,7 @@ static int build_tls(const struct sbx_spec *spec, struct sbx_netrun *run, char *
 	run->ica_len = run->ica ? strlen(run->ica) : 0;
 	for (char **p = st->upstream_cas; p && *p; p++) {
 		_cleanup_free_ char *pem = NULL;
-		size_t n = strlen(*p);
+		size_t n;
 		char *grown;
 
 		r = read_pem("--tls-upstream-ca-cert", *p, &pem, why, len);
