@@ -17,17 +17,17 @@
 #define SBX_NET_DNS_TIMEOUT_MS	   5000
 #define SBX_NET_MAX_DNS_TIMEOUT_MS 60000
 
-#define SBX_MAX_SECRETS		32
-#define SBX_SECRET_MAX_VALUE	4096
-#define SBX_MAX_TLS_PORTS	16
-#define SBX_PLACEHOLDER_PREFIX	"msb-secret-"
+#define SBX_MAX_SECRETS	       32
+#define SBX_SECRET_MAX_VALUE   4096
+#define SBX_MAX_TLS_PORTS      16
+#define SBX_PLACEHOLDER_PREFIX "msb-secret-"
 
 /* What happens when a placeholder heads somewhere its secret may not go. */
 enum sbx_violation {
-	SBX_VIOLATION_BLOCK = 0,	/* the request gets a 403, the connection closes */
-	SBX_VIOLATION_BLOCK_AND_LOG,	/* also a runtime.log line (names, never values) */
+	SBX_VIOLATION_BLOCK = 0,	   /* the request gets a 403, the connection closes */
+	SBX_VIOLATION_BLOCK_AND_LOG,	   /* also a runtime.log line (names, never values) */
 	SBX_VIOLATION_BLOCK_AND_TERMINATE, /* also the sandbox is stopped */
-	SBX_VIOLATION_PASSTHROUGH,	/* the placeholder goes through unchanged, logged */
+	SBX_VIOLATION_PASSTHROUGH,	   /* the placeholder goes through unchanged, logged */
 };
 
 /*
@@ -43,13 +43,14 @@ struct sbx_secret {
 
 /* TLS interception settings (--tls-*). */
 struct sbx_tls {
-	bool intercept;	   /* --tls-intercept: all TLS on the ports, except bypassed names */
+	bool intercept; /* --tls-intercept: all TLS on the ports, except bypassed names */
 	uint16_t ports[SBX_MAX_TLS_PORTS]; /* --tls-intercept-port; default {443} */
 	size_t nports;
-	char **bypass;	   /* --tls-bypass names ("*.suffix" too), NULL-terminated */
+	char **bypass; /* --tls-bypass names ("*.suffix" too), NULL-terminated */
 	bool no_block_quic;
-	char *ca_cert, *ca_key; /* absolute paths; NULL: the installation's CA (~/.microsandbox/tls) */
-	char **upstream_cas;	/* absolute paths of --tls-upstream-ca-cert, NULL-terminated */
+	char *ca_cert,
+		*ca_key;     /* absolute paths; NULL: the installation's CA (~/.microsandbox/tls) */
+	char **upstream_cas; /* absolute paths of --tls-upstream-ca-cert, NULL-terminated */
 	enum sbx_violation on_violation;
 };
 
@@ -70,10 +71,15 @@ struct sbx_net {
 	bool trust_host_cas;
 	struct sbx_secret *secrets;
 	size_t nsecrets;
+	/* Where a persistent sandbox's values are: "keyring", "file", or NULL (none kept). */
+	char *secrets_store;
 	struct sbx_tls tls;
 };
 
-/* sbx_net_init() - the defaults: public-only, rebind protection, the default pools. */
+/*
+ * sbx_net_init() - the defaults: public-only, rebind protection, the default
+ * pools, no secrets, no interception (port 443 when it is turned on).
+ */
 void sbx_net_init(struct sbx_net *n);
 void sbx_net_free(struct sbx_net *n);
 
@@ -81,6 +87,11 @@ void sbx_net_free(struct sbx_net *n);
 json_t *sbx_net_to_json(const struct sbx_net *n);
 /* sbx_net_from_json() - @j may be NULL (an older sandbox): the defaults. Return: 0 or -EINVAL. */
 int sbx_net_from_json(const json_t *j, struct sbx_net *n, char *why, size_t len);
+/*
+ * sbx_net_intercepts() - does the network process terminate TLS for this
+ * sandbox (--tls-intercept, or any --secret)? Then it needs a CA (tlsca.h).
+ */
+bool sbx_net_intercepts(const struct sbx_net *n);
 /* sbx_net_copy() - a deep copy. Return: 0 or -ENOMEM. */
 int sbx_net_copy(const struct sbx_net *from, struct sbx_net *to);
 

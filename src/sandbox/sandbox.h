@@ -199,6 +199,8 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bo
 /* The lock file in a sandbox directory, held by its live supervisor. */
 #define SBX_LOCK_FILE "lock"
 #define SBX_LOCK_FD   4
+/* A pipe with the values of the sandbox's secrets (sandbox/secrets.h), when it has any. */
+#define SBX_SECRETS_FD 5
 /* Present while (and after) a run has the spec's command as its main session. */
 #define SBX_MAIN_FILE "main-command"
 
