@@ -27,7 +27,9 @@
 #include "image/store.h"
 #include "sandbox/diskchain.h"
 #include "sandbox/rootfs.h"
+#include "sandbox/secrets.h"
 #include "sandbox/snapshot.h"
+#include "sandbox/tlsca.h"
 #include "store/db.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -150,16 +152,26 @@ static int plan(const struct sbx_create_opts *o, const struct image_config *ic, 
 		r |= env_set(&env, *e);
 	for (char **e = o->env; e && *e; e++)
 		r |= env_set(&env, *e);
+	if (o->net)
+		r |= sbx_net_copy(o->net, &s->net);
+	else
+		sbx_net_init(&s->net);
+	/* A secret's variable holds its placeholder, over the image's (-e may not name it). */
+	r |= sbx_secrets_placeholders(&s->net);
+	for (size_t i = 0; !r && i < s->net.nsecrets; i++) {
+		_cleanup_free_ char *kv = NULL;
+
+		if (asprintf(&kv, "%s=%s", s->net.secrets[i].env, s->net.secrets[i].placeholder) <
+		    0)
+			kv = NULL;
+		r |= !kv || env_set(&env, kv) < 0;
+	}
 	s->command = strv_steal(&argv);
 	s->env = strv_steal(&env);
 	s->workdir = o->workdir		 ? strdup(o->workdir)
 		     : ic && ic->workdir ? strdup(ic->workdir)
 					 : NULL;
 	s->user = o->user ? strdup(o->user) : ic && ic->user ? strdup(ic->user) : NULL;
-	if (o->net)
-		r |= sbx_net_copy(o->net, &s->net);
-	else
-		sbx_net_init(&s->net);
 	strv_free(&argv);
 	strv_free(&env);
 	return r || !s->command || !s->env ? -ENOMEM : 0;
@@ -577,6 +589,13 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 			err, EINVAL,
 			"invalid hostname \"%s\" (letters, digits, '-' and '.', at most 64)",
 			o->hostname);
+	/* The interception CA exists (made now, on first use) before anything else is. */
+	if (o->net && sbx_net_intercepts(o->net)) {
+		_cleanup_free_ char *cert = NULL, *key = NULL;
+
+		if (sbx_tls_ca_paths(&o->net->tls, &cert, &key, err) < 0)
+			return -1;
+	}
 	if (o->from_snapshot)
 		return create_from_snapshot(o, m, err);
 	disk = disk_source(o, &disk_path, &disk_fmt, err);
@@ -669,12 +688,23 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 		goto fail_dir;
 	if (spec.upper_mib && sbx_make_upper(m->name, spec.upper_mib, err) < 0)
 		goto fail_dir;
+	/* A persistent sandbox keeps its secrets' values for its next start; a run has them. */
+	if (o->name && spec.net.nsecrets) {
+		if (sbx_secrets_save(m->name, &spec.net, o->secret_values, err) < 0)
+			goto fail_dir;
+		m->secrets_stored = true;
+		m->secrets_keyring = !strcmp(spec.net.secrets_store, "keyring");
+	}
 	if (register_sandbox(&spec, err) < 0)
 		goto fail_dir;
+	sbx_secrets_pending(m->name, o->secret_values, spec.net.nsecrets);
 	r = 0;
 	goto out;
 fail_dir:
 	rm_rf(dir);
+	if (m->secrets_stored)
+		sbx_secrets_remove(m->name, m->secrets_keyring);
+	m->secrets_stored = false;
 fail:
 	sbx_made_release(m);
 out:
@@ -703,5 +733,9 @@ void sbx_discard(struct sbx_made *m)
 	if (dir)
 		rm_rf(dir);
 	sbx_forget(m->name);
+	if (m->secrets_stored)
+		sbx_secrets_remove(m->name, m->secrets_keyring);
+	m->secrets_stored = false;
+	sbx_secrets_pending(NULL, NULL, 0);
 	sbx_made_release(m);
 }

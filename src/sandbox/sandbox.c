@@ -22,6 +22,7 @@
 
 #include "proto/proto.h"
 #include "sandbox/rootfs.h"
+#include "sandbox/secrets.h"
 #include "store/db.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -150,7 +151,7 @@ static void reap_one(const char *parent_path, int parent, const char *name)
 	_cleanup_free_ char *path = NULL, *cfg = NULL;
 	struct stat st;
 	json_t *o = NULL;
-	bool ephemeral;
+	bool ephemeral, orphan = false;
 
 	if (dfd < 0 || sbx_lock_held(dfd))
 		return;
@@ -164,8 +165,10 @@ static void reap_one(const char *parent_path, int parent, const char *name)
 	o = cfg ? json_load_file(cfg, 0, NULL) : NULL;
 	ephemeral = name[0] == '.' || (o && json_is_true(json_object_get(o, "ephemeral")));
 	/* A named sandbox without config.json: its creator died before writing it. */
-	if (!o && name[0] != '.' && fstat(dfd, &st) == 0 && time(NULL) - st.st_mtime >= 60)
+	if (!o && name[0] != '.' && fstat(dfd, &st) == 0 && time(NULL) - st.st_mtime >= 60) {
 		ephemeral = true;
+		orphan = true;
+	}
 	json_decref(o);
 	if (!ephemeral)
 		return;
@@ -175,6 +178,9 @@ static void reap_one(const char *parent_path, int parent, const char *name)
 	rm_rf(path);
 	if (name[0] != '.')
 		sbx_forget(name);
+	/* Its maker may have stored its secrets' values before it died. */
+	if (orphan)
+		sbx_secrets_remove(name, false);
 }
 
 void sbx_reap(void)
@@ -422,15 +428,27 @@ int sbx_boot(const char *name, unsigned int flags, int lock_fd, struct sbx_boot_
 	     struct msb_err **err)
 {
 	bool attached = flags & SBX_BOOT_ATTACHED;
-	char ready[16], lock[16];
-	char *argv[10];
+	char ready[16], lock[16], secrets[16];
+	char *argv[12];
 	struct spawn_opts so;
-	int p[2], r, n = 0;
+	int p[2], sp[2] = { -1, -1 }, r, n = 0;
+	char **values = NULL;
+	size_t nvalues = 0;
 	pid_t pid;
 
 	memset(info, 0, sizeof(*info));
+	if (sbx_secrets_for_boot(name, &values, &nvalues, err) < 0)
+		return -1;
+	if (nvalues) {
+		if (pipe2(sp, O_CLOEXEC) < 0) {
+			sbx_secret_values_free(values, nvalues);
+			return msb_err_sys(err, errno, "pipe");
+		}
+		(void)fcntl(sp[1], F_SETPIPE_SZ, 256 << 10);
+	}
 	snprintf(ready, sizeof(ready), "%d", SBX_READY_FD);
 	snprintf(lock, sizeof(lock), "%d", SBX_LOCK_FD);
+	snprintf(secrets, sizeof(secrets), "%d", SBX_SECRETS_FD);
 	argv[n++] = "msb";
 	argv[n++] = "__supervise";
 	argv[n++] = "--ready-fd";
@@ -443,17 +461,43 @@ int sbx_boot(const char *name, unsigned int flags, int lock_fd, struct sbx_boot_
 		argv[n++] = "--attached";
 	if (flags & SBX_BOOT_RUN_MAIN)
 		argv[n++] = "--run-main";
+	if (nvalues) {
+		argv[n++] = "--secrets-fd";
+		argv[n++] = secrets;
+	}
 	argv[n++] = (char *)name;
 	argv[n] = NULL;
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return msb_err_sys(err, errno, "pipe");
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		r = -errno;
+		if (sp[0] >= 0) {
+			close(sp[0]);
+			close(sp[1]);
+		}
+		sbx_secret_values_free(values, nvalues);
+		return msb_err_sys(err, -r, "pipe");
+	}
 	so = spawn_opts_stdio(argv, SPAWN_NULL, SPAWN_NULL, attached ? 2 : SPAWN_NULL);
 	so.path = "/proc/self/exe";
 	so.fds[SBX_READY_FD] = p[1];
 	so.fds[SBX_LOCK_FD] = lock_fd >= 0 ? lock_fd : SPAWN_CLOSED;
-	so.nfds = SBX_LOCK_FD + 1;
+	so.fds[SBX_SECRETS_FD] = sp[0] >= 0 ? sp[0] : SPAWN_CLOSED;
+	so.nfds = (nvalues ? SBX_SECRETS_FD : SBX_LOCK_FD) + 1;
 	r = spawn(&so, &pid);
 	close(p[1]);
+	if (sp[0] >= 0)
+		close(sp[0]);
+	/*
+	 * The values go through a pipe, never argv or the environment. The
+	 * supervisor reads it first thing, so writing after the spawn cannot
+	 * wait long (the larger pipe usually takes it all at once). A failed
+	 * write (EPIPE from a supervisor that died early; SIGPIPE is ignored)
+	 * needs no report of its own: the supervisor's says what went wrong.
+	 */
+	if (r == 0 && nvalues)
+		(void)sbx_secrets_write_fd(sp[1], values, nvalues);
+	if (sp[1] >= 0)
+		close(sp[1]);
+	sbx_secret_values_free(values, nvalues);
 	if (r < 0) {
 		close(p[0]);
 		return msb_err_sys(err, -r, "start the sandbox supervisor");

@@ -298,10 +298,9 @@ static int parse_one(struct parsed *p, const char *arg, char *why, size_t len)
 	p->env[elen] = '\0';
 	if (!at) {
 		snprintf(why, len,
-			 "--secret %s: no host (use %s@HOST, e.g. %s@api.example.com: the value "
-			 "goes "
-			 "only there)",
-			 p->env, eq ? "ENV=VALUE" : "ENV", p->env);
+			 "--secret %s: no host (use %s@HOST, e.g. %s%s@api.example.com: the value "
+			 "goes only there)",
+			 p->env, eq ? "ENV=VALUE" : "ENV", p->env, eq ? "=VALUE" : "");
 		return -EINVAL;
 	}
 	if (eq) {

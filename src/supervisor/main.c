@@ -571,6 +571,15 @@ static void clients_linger(struct sv *sv)
 	}
 }
 
+static void secrets_wipe(struct sv *sv)
+{
+	sbx_secret_values_free(sv->secret_values, sv->nsecret_values);
+	free(sv->secret_lens);
+	sv->secret_values = NULL;
+	sv->secret_lens = NULL;
+	sv->nsecret_values = 0;
+}
+
 static void teardown(struct sv *sv)
 {
 	clients_linger(sv);
@@ -599,6 +608,7 @@ static void teardown(struct sv *sv)
 		close(sv->seq_fd);
 	sv->seq_fd = -1;
 	buf_free(&sv->exec_line);
+	secrets_wipe(sv);
 	record_end(sv);
 	if (sv->spec.ephemeral) {
 		/* Nothing of an ephemeral sandbox outlives it. */
@@ -676,7 +686,33 @@ static void loop(struct sv *sv)
 	}
 }
 
-int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bool run_main)
+/*
+ * The values of the spec's secrets, from @fd (the CLI's pipe), before
+ * anything else can keep the CLI waiting. Return: 0 or -1 with @err.
+ */
+static int read_secrets(struct sv *sv, int fd, struct msb_err **err)
+{
+	size_t n = sv->spec.net.nsecrets;
+	int r;
+
+	if (fd < 0 && !n)
+		return 0;
+	if (fd < 0)
+		return msb_err_set(err, EINVAL,
+				   "sandbox %s: the values of its secrets were not handed over",
+				   sv->spec.name);
+	r = sbx_secrets_read_fd(fd, n, &sv->secret_values, &sv->secret_lens);
+	close(fd);
+	if (r < 0)
+		return msb_err_set(err, -r,
+				   "sandbox %s: the values of its secrets did not arrive whole",
+				   sv->spec.name);
+	sv->nsecret_values = n;
+	return 0;
+}
+
+int sbx_supervise(const char *name, int ready_fd, int lock_fd, int secrets_fd, bool attached,
+		  bool run_main)
 {
 	_cleanup_err_ struct msb_err *err = NULL;
 	struct sv sv = { .ready_fd = ready_fd,
@@ -711,6 +747,11 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bo
 	}
 	if (sbx_spec_load(name, &sv.spec, &err) < 0) {
 		ready_report(&sv, "err 125 %s", err->msg);
+		return 1;
+	}
+	if (read_secrets(&sv, secrets_fd, &err) < 0) {
+		ready_report(&sv, "err 125 %s", err->msg);
+		sbx_spec_free(&sv.spec);
 		return 1;
 	}
 	/* What this run runs, for msb ps: the spec's command (msb run), or nothing. */
@@ -759,6 +800,7 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bo
 	}
 	log_setup(NULL, LOG_NONE, LOG_NONE);
 	rotlog_close(&sv.runtime_log);
+	secrets_wipe(&sv);
 	sbx_spec_free(&sv.spec);
 	free(sv.dir);
 	if (sv.lock_fd >= 0)
