@@ -463,6 +463,14 @@ static int create_from_snapshot(const struct sbx_create_opts *o, struct sbx_made
 	}
 	if (sbx_spec_read(cfgp, &spec, err) < 0)
 		goto fail;
+	/* Values are never part of a snapshot: a sandbox made from it could not start. */
+	if (spec.net.nsecrets) {
+		msb_err_set(err, EINVAL,
+			    "snapshot %s is of a sandbox with --secret, whose values snapshots do "
+			    "not keep (make the sandbox with its image and --secret instead)",
+			    o->from_snapshot);
+		goto fail;
+	}
 	m->lock = sbx_make_dir(m->name, err);
 	if (m->lock < 0)
 		goto fail;
