@@ -468,11 +468,14 @@ static int abs_file(const char *flag, const char *arg, char **out)
 	char *p = realpath(arg, NULL);
 	struct stat st;
 
-	if (!p)
-		return cli_error("%s %s: %s", flag, arg, strerror(errno));
+	if (!p) {
+		cli_error("%s %s: %s", flag, arg, strerror(errno));
+		return EXIT_MSB;
+	}
 	if (stat(p, &st) < 0 || !S_ISREG(st.st_mode) || access(p, R_OK) < 0) {
 		free(p);
-		return cli_error("%s %s: not a readable file", flag, arg);
+		cli_error("%s %s: not a readable file", flag, arg);
+		return EXIT_MSB;
 	}
 	free(*out);
 	*out = p;
@@ -504,10 +507,23 @@ static int parse_tls_opt(struct sbx_flags *f, int c, const char *arg)
 	uint64_t v;
 
 	switch (c) {
-	case OPT_SECRET:
+	case OPT_SECRET: {
+		const char *at = strrchr(arg, '@');
+
 		if (sbx_secret_parse(&f->net, &f->secret_values, arg, why, sizeof(why)) < 0)
 			return cli_error("%s", why);
+		/*
+		 * ENV@HOST: the value is copied; msb's own $ENV goes, so that no
+		 * helper msb starts (pulls, mkfs, secret-tool) inherits it.
+		 */
+		if (at && !memchr(arg, '=', (size_t)(at - arg))) {
+			_cleanup_free_ char *env = strndup(arg, (size_t)(at - arg));
+
+			if (env)
+				unsetenv(env);
+		}
 		return 0;
+	}
 	case OPT_ON_VIOLATION:
 		if (sbx_violation_parse(arg, &t->on_violation) < 0)
 			return cli_error("invalid --on-secret-violation \"%s\" (use block, "

@@ -28,6 +28,7 @@
 #include "util/fs.h"
 #include "util/sock.h"
 #include "util/spawn.h"
+#include "util/strv.h"
 
 /* How long a failing or interrupted supervisor gets to clean up before it is killed. */
 #define SUPERVISOR_EXIT_MS 10000
@@ -424,6 +425,32 @@ static int wait_ready(int fd, pid_t pid, struct sbx_boot_info *info, struct msb_
 	return r;
 }
 
+extern char **environ;
+
+/*
+ * This process's environment without the secrets' variables: msb's own
+ * $ENV of --secret ENV@HOST holds the value, and the supervisor, QEMU and
+ * the network process would all inherit it. Return: 0 or -ENOMEM.
+ */
+static int env_without(char *const *names, struct strv *out)
+{
+	for (char **e = environ; e && *e; e++) {
+		bool drop = false;
+
+		for (char *const *k = names; *k && !drop; k++) {
+			size_t n = strlen(*k);
+
+			drop = !strncmp(*e, *k, n) && (*e)[n] == '=';
+		}
+		if (!drop && strv_push(out, *e) < 0)
+			return -ENOMEM;
+	}
+	/* An empty environment is an empty array, not NULL ("inherit"). */
+	if (!out->v && !(out->v = calloc(1, sizeof(char *))))
+		return -ENOMEM;
+	return 0;
+}
+
 int sbx_boot(const char *name, unsigned int flags, int lock_fd, struct sbx_boot_info *info,
 	     struct msb_err **err)
 {
@@ -433,16 +460,25 @@ int sbx_boot(const char *name, unsigned int flags, int lock_fd, struct sbx_boot_
 	struct spawn_opts so;
 	int p[2], sp[2] = { -1, -1 }, r, n = 0;
 	char **values = NULL;
+	_cleanup_strv_ char **names = NULL;
+	struct strv env = { 0 };
 	size_t nvalues = 0;
 	pid_t pid;
 
 	memset(info, 0, sizeof(*info));
-	if (sbx_secrets_for_boot(name, &values, &nvalues, err) < 0)
+	if (sbx_secrets_for_boot(name, &values, &nvalues, &names, err) < 0)
 		return -1;
+	if (names[0] && env_without(names, &env) < 0) {
+		strv_free(&env);
+		sbx_secret_values_free(values, nvalues);
+		return msb_err_sys(err, ENOMEM, "sandbox %s", name);
+	}
 	if (nvalues) {
 		if (pipe2(sp, O_CLOEXEC) < 0) {
+			r = errno;
+			strv_free(&env);
 			sbx_secret_values_free(values, nvalues);
-			return msb_err_sys(err, errno, "pipe");
+			return msb_err_sys(err, r, "pipe");
 		}
 		(void)fcntl(sp[1], F_SETPIPE_SZ, 256 << 10);
 	}
@@ -473,6 +509,7 @@ int sbx_boot(const char *name, unsigned int flags, int lock_fd, struct sbx_boot_
 			close(sp[0]);
 			close(sp[1]);
 		}
+		strv_free(&env);
 		sbx_secret_values_free(values, nvalues);
 		return msb_err_sys(err, -r, "pipe");
 	}
@@ -482,7 +519,10 @@ int sbx_boot(const char *name, unsigned int flags, int lock_fd, struct sbx_boot_
 	so.fds[SBX_LOCK_FD] = lock_fd >= 0 ? lock_fd : SPAWN_CLOSED;
 	so.fds[SBX_SECRETS_FD] = sp[0] >= 0 ? sp[0] : SPAWN_CLOSED;
 	so.nfds = (nvalues ? SBX_SECRETS_FD : SBX_LOCK_FD) + 1;
+	if (env.v)
+		so.envp = env.v;
 	r = spawn(&so, &pid);
+	strv_free(&env);
 	close(p[1]);
 	if (sp[0] >= 0)
 		close(sp[0]);

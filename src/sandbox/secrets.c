@@ -20,6 +20,7 @@
 #include "util/keyring.h"
 #include "util/le.h"
 #include "util/parse.h"
+#include "util/strv.h"
 
 /* A store entry: {ENV: value} with JSON escapes; generous for 32 values of 4 KiB. */
 #define STORE_MAX ((size_t)1 << 20)
@@ -895,14 +896,31 @@ void sbx_secrets_pending(const char *name, char *const *values, size_t n)
 	}
 }
 
-int sbx_secrets_for_boot(const char *name, char ***values, size_t *n, struct msb_err **err)
+int sbx_secrets_for_boot(const char *name, char ***values, size_t *n, char ***names,
+			 struct msb_err **err)
 {
 	struct sbx_spec spec;
-	int r;
+	struct strv nv = { 0 };
+	int r = 0;
 
 	*values = NULL;
 	*n = 0;
-	if (pending.n && !strcmp(pending.name, name)) {
+	*names = NULL;
+	if (sbx_spec_load(name, &spec, err) < 0)
+		return -1;
+	for (size_t i = 0; !r && i < spec.net.nsecrets; i++)
+		r = strv_push(&nv, spec.net.secrets[i].env);
+	if (r < 0 || !(*names = strv_steal(&nv))) {
+		strv_free(&nv);
+		sbx_spec_free(&spec);
+		return msb_err_sys(err, ENOMEM, "sandbox %s: secrets", name);
+	}
+	if (!spec.net.nsecrets) {
+		sbx_spec_free(&spec);
+		sbx_secrets_pending(NULL, NULL, 0);
+		return 0;
+	}
+	if (pending.n == spec.net.nsecrets && !strcmp(pending.name, name)) {
 		char **v = calloc(pending.n + 1, sizeof(char *));
 
 		for (size_t i = 0; v && i < pending.n; i++) {
@@ -912,29 +930,22 @@ int sbx_secrets_for_boot(const char *name, char ***values, size_t *n, struct msb
 				v = NULL;
 			}
 		}
-		if (!v)
-			return msb_err_sys(err, ENOMEM, "sandbox %s: secrets", name);
-		*values = v;
-		*n = pending.n;
 		sbx_secrets_pending(NULL, NULL, 0);
-		return 0;
+		if (!v)
+			r = msb_err_sys(err, ENOMEM, "sandbox %s: secrets", name);
+		*values = v;
+	} else if (spec.ephemeral) {
+		r = msb_err_set(err, ENOENT,
+				"sandbox %s: the values of its secrets were never stored (an "
+				"ephemeral sandbox starts only once)",
+				name);
+	} else {
+		r = sbx_secrets_load(name, &spec.net, values, err);
 	}
-	if (sbx_spec_load(name, &spec, err) < 0)
-		return -1;
-	if (!spec.net.nsecrets) {
-		sbx_spec_free(&spec);
-		return 0;
-	}
-	if (spec.ephemeral) {
-		sbx_spec_free(&spec);
-		return msb_err_set(err, ENOENT,
-				   "sandbox %s: the values of its secrets were never stored (an "
-				   "ephemeral sandbox starts only once)",
-				   name);
-	}
-	r = sbx_secrets_load(name, &spec.net, values, err);
 	if (!r)
 		*n = spec.net.nsecrets;
+	else
+		cleanup_strvp(names);
 	sbx_spec_free(&spec);
 	return r;
 }

@@ -134,10 +134,13 @@ void sbx_secret_values_free(char **v, size_t n);
 void sbx_secrets_pending(const char *name, char *const *values, size_t n);
 
 /*
- * sbx_secrets_for_boot() - the values to hand sandbox @name's supervisor:
- * the pending ones, else, when its spec has secrets, the store's.
- * Return: 0 with *@values (NULL when none) and *@n, or -1 with @err.
+ * sbx_secrets_for_boot() - the values to hand sandbox @name's supervisor (the
+ * pending ones, else the store's), and the names of its secrets' variables,
+ * which the supervisor's environment must not carry (msb's own $ENV may hold
+ * the value). Return: 0 with *@values (NULL when none), *@n and *@names
+ * (NULL-terminated, newly allocated), or -1 with @err.
  */
-int sbx_secrets_for_boot(const char *name, char ***values, size_t *n, struct msb_err **err);
+int sbx_secrets_for_boot(const char *name, char ***values, size_t *n, char ***names,
+			 struct msb_err **err);
 
 #endif

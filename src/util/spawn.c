@@ -206,7 +206,7 @@ int spawn_io(char *const argv[], const char *input, char *out, size_t cap)
 {
 	int in[2], outp[2], st = 0, r;
 	size_t n = 0;
-	pid_t pid;
+	pid_t pid = -1;
 
 	if (pipe2(in, O_CLOEXEC) < 0)
 		return -errno;
