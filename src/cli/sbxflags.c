@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sandbox/secrets.h"
+#include "sandbox/tlsca.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/parse.h"
@@ -59,6 +61,15 @@ enum {
 	OPT_ALLOW_BACKING,
 	OPT_COLD,
 	OPT_FROM_SNAPSHOT,
+	OPT_SECRET,
+	OPT_ON_VIOLATION,
+	OPT_TLS_INTERCEPT,
+	OPT_TLS_PORT,
+	OPT_TLS_BYPASS,
+	OPT_NO_BLOCK_QUIC,
+	OPT_TLS_CA_CERT,
+	OPT_TLS_CA_KEY,
+	OPT_TLS_UPSTREAM,
 };
 
 static const struct option longopts[] = {
@@ -107,6 +118,15 @@ static const struct option longopts[] = {
 	{ "net-ipv6-pool", required_argument, NULL, OPT_POOL6 },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
 	{ "trust-host-cas", no_argument, NULL, OPT_TRUST_CAS },
+	{ "secret", required_argument, NULL, OPT_SECRET },
+	{ "on-secret-violation", required_argument, NULL, OPT_ON_VIOLATION },
+	{ "tls-intercept", no_argument, NULL, OPT_TLS_INTERCEPT },
+	{ "tls-intercept-port", required_argument, NULL, OPT_TLS_PORT },
+	{ "tls-bypass", required_argument, NULL, OPT_TLS_BYPASS },
+	{ "no-block-quic", no_argument, NULL, OPT_NO_BLOCK_QUIC },
+	{ "tls-intercept-ca-cert", required_argument, NULL, OPT_TLS_CA_CERT },
+	{ "tls-intercept-ca-key", required_argument, NULL, OPT_TLS_CA_KEY },
+	{ "tls-upstream-ca-cert", required_argument, NULL, OPT_TLS_UPSTREAM },
 	{ "disk-snapshot", no_argument, NULL, OPT_DISK_SNAPSHOT },
 	{ "rootfs-bind", no_argument, NULL, OPT_ROOTFS_BIND },
 	{ "allow-backing", required_argument, NULL, OPT_ALLOW_BACKING },
@@ -246,6 +266,25 @@ static void usage(const char *cmd)
 	       "from\n"
 	       "      --max-connections N Concurrent connections at most\n"
 	       "      --trust-host-cas    Add the host's CA certificates to the guest's\n"
+	       "\nSecrets and TLS interception (see docs/network.md):\n"
+	       "      --secret ENV@HOST   The guest's $ENV holds a placeholder; msb swaps in the\n"
+	       "                          value of msb's own $ENV only in requests to HOST (the\n"
+	       "                          value stays off the command line: prefer this form)\n"
+	       "      --secret ENV=VALUE@HOST  The same with the value given here. HOST: a name\n"
+	       "                          or *.suffix, a,b for several; append "
+	       ";header=NAME[,NAME]\n"
+	       "                          to swap it only in those request headers (repeatable)\n"
+	       "      --on-secret-violation ACTION  A placeholder sent to another host: block\n"
+	       "                          (default), block-and-log, block-and-terminate, "
+	       "passthrough\n"
+	       "      --tls-intercept     Terminate the guest's TLS in msb to inspect HTTPS\n"
+	       "      --tls-intercept-port PORT  Intercept TLS on PORT (repeatable; default 443)\n"
+	       "      --tls-bypass NAME   Never intercept NAME (a name or *.suffix; repeatable)\n"
+	       "      --no-block-quic     Let QUIC through while intercepting (blocked by "
+	       "default)\n"
+	       "      --tls-intercept-ca-cert PEM, --tls-intercept-ca-key PEM  Sign with this CA\n"
+	       "                          (both; default msb's own, made in ~/.microsandbox/tls)\n"
+	       "      --tls-upstream-ca-cert PEM  Also trust this CA for servers (repeatable)\n"
 	       "  -q, --quiet             Suppress progress output\n",
 	       run ? " (without it the sandbox is ephemeral)" : "");
 	if (run)
@@ -423,6 +462,122 @@ static int net_default(struct sbx_flags *f, const char *flag, unsigned int dirs,
 	return 0;
 }
 
+/* A path flag's file, absolute and resolved (config.json keeps it; the cwd does not last). */
+static int abs_file(const char *flag, const char *arg, char **out)
+{
+	char *p = realpath(arg, NULL);
+	struct stat st;
+
+	if (!p) {
+		cli_error("%s %s: %s", flag, arg, strerror(errno));
+		return EXIT_MSB;
+	}
+	if (stat(p, &st) < 0 || !S_ISREG(st.st_mode) || access(p, R_OK) < 0) {
+		free(p);
+		cli_error("%s %s: not a readable file", flag, arg);
+		return EXIT_MSB;
+	}
+	free(*out);
+	*out = p;
+	return 0;
+}
+
+/* Appends @s to NULL-terminated *@v unless it is there already. */
+static int strv_add_once(char ***v, const char *s)
+{
+	size_t n = 0;
+	char **nv;
+
+	for (; *v && (*v)[n]; n++)
+		if (!strcmp((*v)[n], s))
+			return 0;
+	nv = realloc(*v, (n + 2) * sizeof(char *));
+	if (!nv)
+		return cli_error("out of memory");
+	*v = nv;
+	nv[n] = strdup(s);
+	nv[n + 1] = NULL;
+	return nv[n] ? 0 : cli_error("out of memory");
+}
+
+static int parse_tls_opt(struct sbx_flags *f, int c, const char *arg)
+{
+	struct sbx_tls *t = &f->net.tls;
+	char why[512], name[SBX_HOST_PATTERN_MAX];
+	uint64_t v;
+
+	switch (c) {
+	case OPT_SECRET: {
+		const char *at = strrchr(arg, '@');
+
+		if (sbx_secret_parse(&f->net, &f->secret_values, arg, why, sizeof(why)) < 0)
+			return cli_error("%s", why);
+		/*
+		 * ENV@HOST: the value is copied; msb's own $ENV goes, so that no
+		 * helper msb starts (pulls, mkfs, secret-tool) inherits it.
+		 */
+		if (at && !memchr(arg, '=', (size_t)(at - arg))) {
+			_cleanup_free_ char *env = strndup(arg, (size_t)(at - arg));
+
+			if (env)
+				unsetenv(env);
+		}
+		return 0;
+	}
+	case OPT_ON_VIOLATION:
+		if (sbx_violation_parse(arg, &t->on_violation) < 0)
+			return cli_error("invalid --on-secret-violation \"%s\" (use block, "
+					 "block-and-log, block-and-terminate or passthrough)",
+					 arg);
+		return 0;
+	case OPT_TLS_INTERCEPT:
+		t->intercept = true;
+		return 0;
+	case OPT_TLS_PORT:
+		if (parse_u64(arg, &v) < 0 || v < 1 || v > 65535)
+			return cli_error("invalid --tls-intercept-port \"%s\" (use 1 to 65535)",
+					 arg);
+		/* The first one given replaces the default 443. */
+		if (!f->tls_port_given)
+			t->nports = 0;
+		f->tls_port_given = true;
+		for (size_t i = 0; i < t->nports; i++)
+			if (t->ports[i] == v)
+				return 0;
+		if (t->nports >= SBX_MAX_TLS_PORTS)
+			return cli_error("too many --tls-intercept-port (at most %d)",
+					 SBX_MAX_TLS_PORTS);
+		t->ports[t->nports++] = (uint16_t)v;
+		return 0;
+	case OPT_TLS_BYPASS:
+		if (sbx_host_pattern(arg, name, sizeof(name), why, sizeof(why)) < 0)
+			return cli_error("invalid --tls-bypass: %s", why);
+		return strv_add_once(&t->bypass, name);
+	case OPT_NO_BLOCK_QUIC:
+		t->no_block_quic = true;
+		return 0;
+	case OPT_TLS_CA_CERT:
+		return abs_file("--tls-intercept-ca-cert", arg, &t->ca_cert);
+	case OPT_TLS_CA_KEY:
+		return abs_file("--tls-intercept-ca-key", arg, &t->ca_key);
+	case OPT_TLS_UPSTREAM: {
+		_cleanup_free_ char *p = NULL;
+		_cleanup_err_ struct msb_err *e = NULL;
+		int r = abs_file("--tls-upstream-ca-cert", arg, &p);
+
+		if (r)
+			return r;
+		if (sbx_tls_check_certs(p, &e) < 0) {
+			msb_err_prefix(&e, "--tls-upstream-ca-cert");
+			return cli_fail(e);
+		}
+		return strv_add_once(&t->upstream_cas, p);
+	}
+	default:
+		return EXIT_MSB;
+	}
+}
+
 static int parse_net_opt(struct sbx_flags *f, int c, const char *arg)
 {
 	struct sbx_net *n = &f->net;
@@ -516,7 +671,7 @@ static int parse_net_opt(struct sbx_flags *f, int c, const char *arg)
 		n->trust_host_cas = true;
 		return 0;
 	default:
-		return EXIT_MSB;
+		return parse_tls_opt(f, c, arg);
 	}
 }
 
@@ -696,6 +851,15 @@ static int parse_opt(struct sbx_flags *f, int c, const char *arg)
 	case OPT_POOL6:
 	case OPT_MAX_CONN:
 	case OPT_TRUST_CAS:
+	case OPT_SECRET:
+	case OPT_ON_VIOLATION:
+	case OPT_TLS_INTERCEPT:
+	case OPT_TLS_PORT:
+	case OPT_TLS_BYPASS:
+	case OPT_NO_BLOCK_QUIC:
+	case OPT_TLS_CA_CERT:
+	case OPT_TLS_CA_KEY:
+	case OPT_TLS_UPSTREAM:
 		return parse_net_opt(f, c, arg);
 	case OPT_LOG_LEVEL:
 		if (log_level_parse(arg, &o->log_level) < 0)
@@ -709,6 +873,30 @@ static int parse_opt(struct sbx_flags *f, int c, const char *arg)
 	default:
 		return EXIT_MSB;
 	}
+}
+
+/* What only all the flags together tell: the CA pair, secrets against -e and the policy. */
+static int check_secrets_tls(const char *cmd, struct sbx_flags *f)
+{
+	const struct sbx_tls *t = &f->net.tls;
+	char why[512];
+
+	if (!t->ca_cert != !t->ca_key)
+		return cli_error(
+			"%s: --tls-intercept-ca-cert and --tls-intercept-ca-key go together "
+			"(give both, or neither for msb's own CA)",
+			cmd);
+	if (t->ca_cert) {
+		_cleanup_err_ struct msb_err *e = NULL;
+
+		if (sbx_tls_check_ca(t->ca_cert, t->ca_key, &e) < 0) {
+			msb_err_prefix(&e, "--tls-intercept-ca-cert/--tls-intercept-ca-key");
+			return cli_fail(e);
+		}
+	}
+	if (sbx_secrets_check(&f->net, f->env.v, why, sizeof(why)) < 0)
+		return cli_error("%s", why);
+	return 0;
 }
 
 /*
@@ -792,6 +980,10 @@ int sbxflags_parse(const char *cmd, int argc, char **argv, struct sbx_flags *f)
 			"%s: --no-net cannot be combined with --net-default allow (--no-net "
 			"is --net-default deny)",
 			cmd);
+	r = check_secrets_tls(cmd, f);
+	if (r)
+		return r;
+	f->co.secret_values = f->secret_values;
 	f->co.env = f->env.v;
 	f->co.init_args = f->init_args.v;
 	f->co.init_env = f->init_env.v;
@@ -819,6 +1011,8 @@ void sbxflags_free(struct sbx_flags *f)
 	strv_free(&f->pos);
 	strv_free(&f->script_args);
 	strv_free(&f->rlimit_args);
+	sbx_secret_values_free(f->secret_values, f->net.nsecrets);
+	f->secret_values = NULL;
 	sbx_net_free(&f->net);
 }
 

@@ -33,7 +33,9 @@ struct sbx_flags {
 	struct strv script_args; /* "kind\x1fNAME\x1fVALUE" */
 	struct sbx_net net;
 	bool no_net, net_default_allow; /* --no-net and --net-default allow contradict */
-	const char *shape_flag;		/* the first flag --from-snapshot does not allow */
+	char **secret_values;	/* --secret values, as net.secrets (wiped by sbxflags_free) */
+	bool tls_port_given;	/* a --tls-intercept-port replaced the default 443 */
+	const char *shape_flag; /* the first flag --from-snapshot does not allow */
 };
 
 /*

@@ -12,7 +12,7 @@
 
 int cmd_supervise(int argc, char **argv)
 {
-	int ready_fd = -1, lock_fd = -1;
+	int ready_fd = -1, lock_fd = -1, secrets_fd = -1;
 	bool attached = false, run_main = false;
 	const char *name = NULL;
 
@@ -31,6 +31,13 @@ int cmd_supervise(int argc, char **argv)
 			if (*end || fd < 3 || fd > 1024)
 				return cli_error("__supervise: invalid --lock-fd");
 			lock_fd = (int)fd;
+		} else if (!strcmp(argv[i], "--secrets-fd") && i + 1 < argc) {
+			char *end;
+			long fd = strtol(argv[++i], &end, 10);
+
+			if (*end || fd < 3 || fd > 1024)
+				return cli_error("__supervise: invalid --secrets-fd");
+			secrets_fd = (int)fd;
 		} else if (!strcmp(argv[i], "--attached"))
 			attached = true;
 		else if (!strcmp(argv[i], "--run-main"))
@@ -40,7 +47,7 @@ int cmd_supervise(int argc, char **argv)
 	}
 	if (!name)
 		return cli_error("__supervise: missing sandbox name");
-	return sbx_supervise(name, ready_fd, lock_fd, attached, run_main);
+	return sbx_supervise(name, ready_fd, lock_fd, secrets_fd, attached, run_main);
 }
 
 /* The supervisor placed the control socket at 3 and the guest's link at 4. */

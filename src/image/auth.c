@@ -10,13 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "image/regconfig.h"
 #include "util/b64.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
+#include "util/keyring.h"
 #include "util/spawn.h"
 
 #define SECRET_MAX	16384
@@ -32,76 +32,12 @@ void auth_cred_free(struct reg_cred *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* --- helpers run with the secret on stdin ------------------------------- */
-
-/*
- * Runs @argv with @input on stdin; captures up to @cap-1 bytes of stdout.
- * Return: exit status (0 = success), or -errno if it could not run.
- */
-static int run_io(char *const argv[], const char *input, char *out, size_t cap)
-{
-	int in[2], outp[2], st = 0, r;
-	size_t n = 0;
-	pid_t pid;
-
-	if (pipe2(in, O_CLOEXEC) < 0)
-		return -errno;
-	if (pipe2(outp, O_CLOEXEC) < 0) {
-		r = -errno;
-		close(in[0]);
-		close(in[1]);
-		return r;
-	}
-	{
-		struct spawn_opts o = spawn_opts_stdio(argv, in[0], outp[1], SPAWN_NULL);
-
-		r = spawn(&o, &pid);
-	}
-	close(in[0]);
-	close(outp[1]);
-	if (r < 0) {
-		close(in[1]);
-		close(outp[0]);
-		return r;
-	}
-	if (input)
-		(void)write_all(in[1], input, strlen(input));
-	close(in[1]);
-	for (;;) {
-		ssize_t k =
-			read(outp[0], out ? out + n : (char[256]){ 0 }, out ? cap - 1 - n : 256);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		if (out)
-			n += (size_t)k;
-		if (out && n >= cap - 1)
-			break;
-	}
-	close(outp[0]);
-	if (out)
-		out[n] = '\0';
-	spawn_wait(pid, &st);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 static void chomp(char *s)
 {
 	size_t n = strlen(s);
 
 	while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
 		s[--n] = '\0';
-}
-
-/* A Secret Service is reachable only inside a desktop (or test) D-Bus session. */
-static bool keyring_available(void)
-{
-	_cleanup_free_ char *tool = find_in_path("secret-tool");
-	const char *bus = getenv("DBUS_SESSION_BUS_ADDRESS");
-
-	return tool && bus && *bus && !getenv("MSB_NO_KEYRING");
 }
 
 /* --- msb's own store ---------------------------------------------------- */
@@ -164,19 +100,13 @@ static int from_msb(json_t *cfg, const char *host, struct reg_cred *c, struct ms
 	if (!s.username)
 		return 0;
 	if (s.store && !strcmp(s.store, "keyring")) {
-		char out[SECRET_MAX];
-		char *argv[] = { "secret-tool", "lookup",     "service", KEYRING_SERVICE,
-				 "registry",	(char *)host, NULL };
-
-		if (!keyring_available() || run_io(argv, NULL, out, sizeof(out)) != 0)
+		if (!keyring_available() ||
+		    keyring_lookup(KEYRING_SERVICE, "registry", host, SECRET_MAX - 1, &pass) < 0)
 			return msb_err_set(err, ENOENT,
 					   "credentials for %s are in the keyring, which is not "
 					   "available (log in again with 'msb registry login %s')",
 					   host, host);
-		chomp(out);
-		pass = strdup(out);
-		explicit_bzero(out, sizeof(out));
-		return pass ? cred_set(c, s.username, pass, "%s", "keyring") : -ENOMEM;
+		return cred_set(c, s.username, pass, "%s", "keyring");
 	}
 	if (s.store && !strcmp(s.store, "file")) {
 		_cleanup_free_ char *path = secret_file(host);
@@ -261,7 +191,7 @@ static int from_helper(const char *helper, const char *host, struct reg_cred *c)
 	{
 		char *argv[] = { prog, "get", NULL };
 
-		r = run_io(argv, server, out, sizeof(out));
+		r = spawn_io(argv, server, out, sizeof(out));
 	}
 	if (r != 0)
 		return 0; /* not found in the helper: anonymous */
@@ -397,11 +327,9 @@ int auth_login(const char *host, const char *username, const char *password, con
 
 	if (keyring_available()) {
 		char label[300];
-		char *argv[] = { "secret-tool",	  "store",    "--label",    label, "service",
-				 KEYRING_SERVICE, "registry", (char *)host, NULL };
 
 		snprintf(label, sizeof(label), "msb registry %s", host);
-		if (run_io(argv, password, NULL, 0) == 0)
+		if (keyring_store(KEYRING_SERVICE, "registry", host, label, password) == 0)
 			m.store = "keyring";
 	}
 	if (!m.store) {
@@ -433,10 +361,7 @@ int auth_logout(const char *host, struct msb_err **err)
 		return -1;
 	regcfg_host(cfg, host, &s);
 	if (s.store && !strcmp(s.store, "keyring") && keyring_available()) {
-		char *argv[] = { "secret-tool", "clear",      "service", KEYRING_SERVICE,
-				 "registry",	(char *)host, NULL };
-
-		run_io(argv, NULL, NULL, 0);
+		keyring_clear(KEYRING_SERVICE, "registry", host);
 	}
 	json_decref(cfg);
 	if (path)

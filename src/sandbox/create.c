@@ -27,7 +27,9 @@
 #include "image/store.h"
 #include "sandbox/diskchain.h"
 #include "sandbox/rootfs.h"
+#include "sandbox/secrets.h"
 #include "sandbox/snapshot.h"
+#include "sandbox/tlsca.h"
 #include "store/db.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -150,16 +152,50 @@ static int plan(const struct sbx_create_opts *o, const struct image_config *ic, 
 		r |= env_set(&env, *e);
 	for (char **e = o->env; e && *e; e++)
 		r |= env_set(&env, *e);
+	if (o->net)
+		r |= sbx_net_copy(o->net, &s->net);
+	else
+		sbx_net_init(&s->net);
+	/* A secret's variable holds its placeholder, over the image's (-e may not name it). */
+	r |= sbx_secrets_placeholders(&s->net);
+	for (size_t i = 0; !r && i < s->net.nsecrets; i++) {
+		_cleanup_free_ char *kv = NULL;
+
+		if (asprintf(&kv, "%s=%s", s->net.secrets[i].env, s->net.secrets[i].placeholder) <
+		    0)
+			kv = NULL;
+		r |= !kv || env_set(&env, kv) < 0;
+	}
+	/*
+	 * The interception CA is in the image's bundles (agentd appends it) and in a
+	 * file of its own; the variables clients read point at them: OpenSSL's,
+	 * Python requests', curl's, Node's (which only adds). Go and Python's ssl
+	 * read the bundle itself. A variable the user set (-e) is theirs.
+	 */
+	if (!r && sbx_net_intercepts(&s->net)) {
+		static const char *const vars[] = {
+			"SSL_CERT_FILE=" SBX_TLS_GUEST_BUNDLE,
+			"REQUESTS_CA_BUNDLE=" SBX_TLS_GUEST_BUNDLE,
+			"CURL_CA_BUNDLE=" SBX_TLS_GUEST_BUNDLE,
+			"NODE_EXTRA_CA_CERTS=" SBX_TLS_GUEST_CA,
+		};
+
+		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+			size_t k = (size_t)(strchr(vars[i], '=') - vars[i]);
+			bool user = false;
+
+			for (char **e = o->env; e && *e && !user; e++)
+				user = !strncmp(*e, vars[i], k) && (*e)[k] == '=';
+			if (!user)
+				r |= env_set(&env, vars[i]) < 0;
+		}
+	}
 	s->command = strv_steal(&argv);
 	s->env = strv_steal(&env);
 	s->workdir = o->workdir		 ? strdup(o->workdir)
 		     : ic && ic->workdir ? strdup(ic->workdir)
 					 : NULL;
 	s->user = o->user ? strdup(o->user) : ic && ic->user ? strdup(ic->user) : NULL;
-	if (o->net)
-		r |= sbx_net_copy(o->net, &s->net);
-	else
-		sbx_net_init(&s->net);
 	strv_free(&argv);
 	strv_free(&env);
 	return r || !s->command || !s->env ? -ENOMEM : 0;
@@ -451,6 +487,14 @@ static int create_from_snapshot(const struct sbx_create_opts *o, struct sbx_made
 	}
 	if (sbx_spec_read(cfgp, &spec, err) < 0)
 		goto fail;
+	/* Values are never part of a snapshot: a sandbox made from it could not start. */
+	if (spec.net.nsecrets) {
+		msb_err_set(err, EINVAL,
+			    "snapshot %s is of a sandbox with --secret, whose values snapshots do "
+			    "not keep (make the sandbox with its image and --secret instead)",
+			    o->from_snapshot);
+		goto fail;
+	}
 	m->lock = sbx_make_dir(m->name, err);
 	if (m->lock < 0)
 		goto fail;
@@ -577,6 +621,13 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 			err, EINVAL,
 			"invalid hostname \"%s\" (letters, digits, '-' and '.', at most 64)",
 			o->hostname);
+	/* The interception CA exists (made now, on first use) before anything else is. */
+	if (o->net && sbx_net_intercepts(o->net)) {
+		_cleanup_free_ char *cert = NULL, *key = NULL;
+
+		if (sbx_tls_ca_paths(&o->net->tls, &cert, &key, err) < 0)
+			return -1;
+	}
 	if (o->from_snapshot)
 		return create_from_snapshot(o, m, err);
 	disk = disk_source(o, &disk_path, &disk_fmt, err);
@@ -669,12 +720,23 @@ int sbx_create(const struct sbx_create_opts *o, struct sbx_made *m, struct msb_e
 		goto fail_dir;
 	if (spec.upper_mib && sbx_make_upper(m->name, spec.upper_mib, err) < 0)
 		goto fail_dir;
+	/* A persistent sandbox keeps its secrets' values for its next start; a run has them. */
+	if (o->name && spec.net.nsecrets) {
+		if (sbx_secrets_save(m->name, &spec.net, o->secret_values, err) < 0)
+			goto fail_dir;
+		m->secrets_stored = true;
+		m->secrets_keyring = !strcmp(spec.net.secrets_store, "keyring");
+	}
 	if (register_sandbox(&spec, err) < 0)
 		goto fail_dir;
+	sbx_secrets_pending(m->name, o->secret_values, spec.net.nsecrets);
 	r = 0;
 	goto out;
 fail_dir:
 	rm_rf(dir);
+	if (m->secrets_stored)
+		sbx_secrets_remove(m->name, m->secrets_keyring);
+	m->secrets_stored = false;
 fail:
 	sbx_made_release(m);
 out:
@@ -703,5 +765,9 @@ void sbx_discard(struct sbx_made *m)
 	if (dir)
 		rm_rf(dir);
 	sbx_forget(m->name);
+	if (m->secrets_stored)
+		sbx_secrets_remove(m->name, m->secrets_keyring);
+	m->secrets_stored = false;
+	sbx_secrets_pending(NULL, NULL, 0);
 	sbx_made_release(m);
 }

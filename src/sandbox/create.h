@@ -53,6 +53,8 @@ struct sbx_create_opts {
 	uint64_t main_timeout_ms; /* msb run --timeout: the main command's */
 	enum log_level log_level;
 	const struct sbx_net *net; /* NULL: the defaults */
+	/* The values of @net's secrets, in their order (never saved in the spec). */
+	char *const *secret_values;
 	/*
 	 * Made from this snapshot (its settings, layers, disk, and with a full
 	 * one its memory); @image, if given, must be the snapshot's image.
@@ -71,6 +73,8 @@ struct sbx_made {
 	int lock;
 	int *held;
 	size_t nheld;
+	bool secrets_stored; /* its secrets' values are in the store (sbx_discard() removes them) */
+	bool secrets_keyring; /* ... in the keyring */
 };
 
 /*

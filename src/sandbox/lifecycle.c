@@ -20,6 +20,7 @@
 
 #include "proto/proto.h"
 #include "sandbox/create.h"
+#include "sandbox/secrets.h"
 #include "store/db.h"
 #include "util/buf.h"
 #include "util/cleanup.h"
@@ -226,6 +227,7 @@ int sbx_remove(const char *name, bool force, struct msb_err **err)
 			db_sandbox_delete(db, name, NULL);
 		}
 		db_close(db);
+		sbx_secrets_remove(name, false);
 		return r == 0 ? 0 : msb_err_set(err, ENOENT, "sandbox %s: not found", name);
 	}
 	if (sbx_lock_held(dfd)) {
@@ -246,8 +248,21 @@ int sbx_remove(const char *name, bool force, struct msb_err **err)
 	}
 	if (lock < 0 || sbx_lock_take(lock) < 0)
 		return msb_err_set(err, EBUSY, "sandbox %s was started again meanwhile", name);
-	rm_rf(dir);
-	sbx_forget(name);
+	{
+		/* Its secrets' values go with it; an unreadable spec may have had some too. */
+		struct sbx_spec spec;
+		bool stored = true, keyring = true;
+
+		if (sbx_spec_load(name, &spec, NULL) == 0) {
+			stored = spec.net.secrets_store != NULL;
+			keyring = stored && !strcmp(spec.net.secrets_store, "keyring");
+			sbx_spec_free(&spec);
+		}
+		rm_rf(dir);
+		sbx_forget(name);
+		if (stored)
+			sbx_secrets_remove(name, keyring);
+	}
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sandbox/secrets.h"
 #include "util/cleanup.h"
 
 void sbx_net_init(struct sbx_net *n)
@@ -23,6 +24,19 @@ void sbx_net_init(struct sbx_net *n)
 	n->rebind_protection = true;
 	sbx_parse_pool(SBX_NET_POOL4, false, &n->pool4, &n->pool4_prefix, why, sizeof(why));
 	sbx_parse_pool(SBX_NET_POOL6, true, &n->pool6, &n->pool6_prefix, why, sizeof(why));
+	n->tls.ports[0] = 443;
+	n->tls.nports = 1;
+	n->tls.bypass = calloc(1, sizeof(char *));
+	n->tls.upstream_cas = calloc(1, sizeof(char *));
+	n->tls.on_violation = SBX_VIOLATION_BLOCK;
+}
+
+static void secret_free(struct sbx_secret *s)
+{
+	free(s->env);
+	free(s->placeholder);
+	cleanup_strvp(&s->hosts);
+	cleanup_strvp(&s->headers);
 }
 
 void sbx_net_free(struct sbx_net *n)
@@ -30,7 +44,20 @@ void sbx_net_free(struct sbx_net *n)
 	policy_free(&n->policy);
 	cleanup_strvp(&n->nameservers);
 	free(n->ports);
+	for (size_t i = 0; i < n->nsecrets; i++)
+		secret_free(&n->secrets[i]);
+	free(n->secrets);
+	free(n->secrets_store);
+	cleanup_strvp(&n->tls.bypass);
+	cleanup_strvp(&n->tls.upstream_cas);
+	free(n->tls.ca_cert);
+	free(n->tls.ca_key);
 	memset(n, 0, sizeof(*n));
+}
+
+bool sbx_net_intercepts(const struct sbx_net *n)
+{
+	return n->tls.intercept || n->nsecrets > 0;
 }
 
 static bool parse_port_num(const char *s, size_t n, uint16_t *out)
@@ -273,6 +300,56 @@ size_t sbx_host_nameservers(struct sockaddr_storage *out, size_t max)
 	return n;
 }
 
+/* A NULL-terminated array (NULL: empty) as a JSON array of strings. */
+static json_t *strv_to_json(char *const *v)
+{
+	json_t *a = json_array();
+
+	for (; a && v && *v; v++) {
+		if (json_array_append_new(a, json_string(*v)) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+/* The secrets as the spec keeps them: names, placeholders, hosts; never a value. */
+static json_t *secrets_to_json(const struct sbx_net *n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n->nsecrets; i++) {
+		const struct sbx_secret *s = &n->secrets[i];
+		json_t *o = json_pack("{s:s, s:s?, s:o}", "env", s->env, "placeholder",
+				      s->placeholder, "hosts", strv_to_json(s->hosts));
+
+		if (o && s->headers &&
+		    json_object_set_new(o, "headers", strv_to_json(s->headers)) < 0) {
+			json_decref(o);
+			o = NULL;
+		}
+		if (!o || json_array_append_new(a, o) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static json_t *tls_to_json(const struct sbx_tls *t)
+{
+	json_t *ports = json_array();
+
+	for (size_t i = 0; ports && i < t->nports; i++)
+		json_array_append_new(ports, json_integer(t->ports[i]));
+	return json_pack("{s:b, s:o, s:o, s:b, s:s?, s:s?, s:o, s:s}", "intercept", t->intercept,
+			 "ports", ports, "bypass", strv_to_json(t->bypass), "no_block_quic",
+			 t->no_block_quic, "ca_cert", t->ca_cert, "ca_key", t->ca_key,
+			 "upstream_cas", strv_to_json(t->upstream_cas), "on_secret_violation",
+			 sbx_violation_name(t->on_violation));
+}
+
 json_t *sbx_net_to_json(const struct sbx_net *n)
 {
 	json_t *o, *ports = json_array(), *ns = json_array();
@@ -296,7 +373,170 @@ json_t *sbx_net_to_json(const struct sbx_net *n)
 		      "ipv4_pool", p4, "ipv6_pool", p6, "max_connections",
 		      (json_int_t)n->max_connections, "ports", ports, "trust_host_cas",
 		      n->trust_host_cas);
+	if (o && (json_object_set_new(o, "secrets", secrets_to_json(n)) < 0 ||
+		  json_object_set_new(o, "tls", tls_to_json(&n->tls)) < 0 ||
+		  (n->secrets_store &&
+		   json_object_set_new(o, "secrets_store", json_string(n->secrets_store)) < 0))) {
+		json_decref(o);
+		return NULL;
+	}
 	return o;
+}
+
+/*
+ * A JSON array of strings into a NULL-terminated array, each checked by @ok
+ * (NULL: any). Return: 0, or -EINVAL (not such an array, more than @max).
+ */
+static int strv_from_json(const json_t *a, size_t max, bool (*ok)(const char *), char ***out)
+{
+	char **v;
+	json_t *s;
+	size_t i;
+
+	*out = NULL;
+	if (!json_is_array(a) || json_array_size(a) > max)
+		return -EINVAL;
+	v = calloc(json_array_size(a) + 1, sizeof(char *));
+	if (!v)
+		return -ENOMEM;
+	json_array_foreach(a, i, s)
+	{
+		if (!json_is_string(s) || (ok && !ok(json_string_value(s))) ||
+		    !(v[i] = strdup(json_string_value(s)))) {
+			cleanup_strvp(&v);
+			return -EINVAL;
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+/* A host pattern exactly as sbx_host_pattern() writes it. */
+static bool pattern_ok(const char *s)
+{
+	char norm[SBX_HOST_PATTERN_MAX], w[256];
+
+	return sbx_host_pattern(s, norm, sizeof(norm), w, sizeof(w)) == 0 && !strcmp(norm, s);
+}
+
+static bool header_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n && n < SBX_HOST_PATTERN_MAX &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789"
+			 "!#$%&'*+-.^_`|~") == n;
+}
+
+static bool abs_path_ok(const char *s)
+{
+	return s[0] == '/' && strlen(s) < 4096;
+}
+
+static bool placeholder_ok(const char *s)
+{
+	size_t p = sizeof(SBX_PLACEHOLDER_PREFIX) - 1;
+
+	return strlen(s) == SBX_PLACEHOLDER_LEN && !strncmp(s, SBX_PLACEHOLDER_PREFIX, p) &&
+	       strspn(s + p, "0123456789abcdef") == 32;
+}
+
+static bool env_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n && n < 256 && !(s[0] >= '0' && s[0] <= '9') &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == n;
+}
+
+static int secrets_from_json(const json_t *a, struct sbx_net *n)
+{
+	json_t *o;
+	size_t i;
+
+	if (!json_is_array(a) || json_array_size(a) > SBX_MAX_SECRETS)
+		return -EINVAL;
+	n->secrets = calloc(json_array_size(a) + 1, sizeof(*n->secrets));
+	if (!n->secrets)
+		return -ENOMEM;
+	json_array_foreach(a, i, o)
+	{
+		struct sbx_secret *s = &n->secrets[i];
+		const char *env = json_string_value(json_object_get(o, "env"));
+		const char *ph = json_string_value(json_object_get(o, "placeholder"));
+		json_t *headers = json_object_get(o, "headers");
+
+		n->nsecrets = i + 1;
+		if (!env || !env_ok(env) || (ph && !placeholder_ok(ph)))
+			return -EINVAL;
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(n->secrets[k].env, env))
+				return -EINVAL;
+		s->env = strdup(env);
+		s->placeholder = ph ? strdup(ph) : NULL;
+		if (!s->env || (ph && !s->placeholder))
+			return -ENOMEM;
+		if (strv_from_json(json_object_get(o, "hosts"), SBX_SECRET_MAX_HOSTS, pattern_ok,
+				   &s->hosts) < 0 ||
+		    !s->hosts[0])
+			return -EINVAL;
+		if (headers &&
+		    (strv_from_json(headers, SBX_SECRET_MAX_HEADERS, header_ok, &s->headers) < 0 ||
+		     !s->headers[0]))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int tls_from_json(const json_t *j, struct sbx_tls *t)
+{
+	const json_t *ports = json_object_get(j, "ports"), *v, *p;
+	const char *s;
+	size_t i;
+
+	if (!json_is_object(j))
+		return -EINVAL;
+	t->intercept = json_is_true(json_object_get(j, "intercept"));
+	t->no_block_quic = json_is_true(json_object_get(j, "no_block_quic"));
+	if (ports) {
+		if (!json_is_array(ports) || json_array_size(ports) > SBX_MAX_TLS_PORTS)
+			return -EINVAL;
+		t->nports = 0;
+		json_array_foreach(ports, i, p)
+		{
+			json_int_t k = json_integer_value(p);
+
+			if (!json_is_integer(p) || k < 1 || k > 65535)
+				return -EINVAL;
+			t->ports[t->nports++] = (uint16_t)k;
+		}
+		if (!t->nports) {
+			t->ports[0] = 443;
+			t->nports = 1;
+		}
+	}
+	if ((v = json_object_get(j, "bypass"))) {
+		cleanup_strvp(&t->bypass);
+		if (strv_from_json(v, 1024, pattern_ok, &t->bypass) < 0)
+			return -EINVAL;
+	}
+	if ((v = json_object_get(j, "upstream_cas"))) {
+		cleanup_strvp(&t->upstream_cas);
+		if (strv_from_json(v, 64, abs_path_ok, &t->upstream_cas) < 0)
+			return -EINVAL;
+	}
+	s = json_string_value(json_object_get(j, "ca_cert"));
+	if (s && !(abs_path_ok(s) && (t->ca_cert = strdup(s))))
+		return -EINVAL;
+	s = json_string_value(json_object_get(j, "ca_key"));
+	if (s && !(abs_path_ok(s) && (t->ca_key = strdup(s))))
+		return -EINVAL;
+	if (!t->ca_cert != !t->ca_key)
+		return -EINVAL;
+	s = json_string_value(json_object_get(j, "on_secret_violation"));
+	if (s && sbx_violation_parse(s, &t->on_violation) < 0)
+		return -EINVAL;
+	return 0;
 }
 
 int sbx_net_from_json(const json_t *j, struct sbx_net *n, char *why, size_t len)
@@ -374,6 +614,17 @@ int sbx_net_from_json(const json_t *j, struct sbx_net *n, char *why, size_t len)
 	}
 	if (n->dns_timeout_ms < 1 || n->dns_timeout_ms > SBX_NET_MAX_DNS_TIMEOUT_MS)
 		goto bad;
+	if ((v = json_object_get(j, "secrets")) && secrets_from_json(v, n) < 0)
+		goto bad;
+	if ((v = json_object_get(j, "tls")) && tls_from_json(v, &n->tls) < 0)
+		goto bad;
+	if ((v = json_object_get(j, "secrets_store"))) {
+		const char *st = json_string_value(v);
+
+		if (!st || (strcmp(st, "keyring") != 0 && strcmp(st, "file") != 0) ||
+		    !(n->secrets_store = strdup(st)))
+			goto bad;
+	}
 	return 0;
 bad:
 	if (!why[0] || 1)

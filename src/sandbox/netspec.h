@@ -75,10 +75,15 @@ struct sbx_net {
 	bool trust_host_cas;
 	struct sbx_secret *secrets;
 	size_t nsecrets;
+	/* Where a persistent sandbox's values are: "keyring", "file", or NULL (none kept). */
+	char *secrets_store;
 	struct sbx_tls tls;
 };
 
-/* sbx_net_init() - the defaults: public-only, rebind protection, the default pools. */
+/*
+ * sbx_net_init() - the defaults: public-only, rebind protection, the default
+ * pools, no secrets, no interception (port 443 when it is turned on).
+ */
 void sbx_net_init(struct sbx_net *n);
 void sbx_net_free(struct sbx_net *n);
 
@@ -86,6 +91,11 @@ void sbx_net_free(struct sbx_net *n);
 json_t *sbx_net_to_json(const struct sbx_net *n);
 /* sbx_net_from_json() - @j may be NULL (an older sandbox): the defaults. Return: 0 or -EINVAL. */
 int sbx_net_from_json(const json_t *j, struct sbx_net *n, char *why, size_t len);
+/*
+ * sbx_net_intercepts() - does the network process terminate TLS for this
+ * sandbox (--tls-intercept, or any --secret)? Then it needs a CA (tlsca.h).
+ */
+bool sbx_net_intercepts(const struct sbx_net *n);
 /* sbx_net_copy() - a deep copy. Return: 0 or -ENOMEM. */
 int sbx_net_copy(const struct sbx_net *from, struct sbx_net *to);
 

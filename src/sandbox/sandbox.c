@@ -22,11 +22,13 @@
 
 #include "proto/proto.h"
 #include "sandbox/rootfs.h"
+#include "sandbox/secrets.h"
 #include "store/db.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/sock.h"
 #include "util/spawn.h"
+#include "util/strv.h"
 
 /* How long a failing or interrupted supervisor gets to clean up before it is killed. */
 #define SUPERVISOR_EXIT_MS 10000
@@ -150,7 +152,7 @@ static void reap_one(const char *parent_path, int parent, const char *name)
 	_cleanup_free_ char *path = NULL, *cfg = NULL;
 	struct stat st;
 	json_t *o = NULL;
-	bool ephemeral;
+	bool ephemeral, orphan = false;
 
 	if (dfd < 0 || sbx_lock_held(dfd))
 		return;
@@ -164,8 +166,10 @@ static void reap_one(const char *parent_path, int parent, const char *name)
 	o = cfg ? json_load_file(cfg, 0, NULL) : NULL;
 	ephemeral = name[0] == '.' || (o && json_is_true(json_object_get(o, "ephemeral")));
 	/* A named sandbox without config.json: its creator died before writing it. */
-	if (!o && name[0] != '.' && fstat(dfd, &st) == 0 && time(NULL) - st.st_mtime >= 60)
+	if (!o && name[0] != '.' && fstat(dfd, &st) == 0 && time(NULL) - st.st_mtime >= 60) {
 		ephemeral = true;
+		orphan = true;
+	}
 	json_decref(o);
 	if (!ephemeral)
 		return;
@@ -175,6 +179,9 @@ static void reap_one(const char *parent_path, int parent, const char *name)
 	rm_rf(path);
 	if (name[0] != '.')
 		sbx_forget(name);
+	/* Its maker may have stored its secrets' values before it died. */
+	if (orphan)
+		sbx_secrets_remove(name, false);
 }
 
 void sbx_reap(void)
@@ -418,19 +425,66 @@ static int wait_ready(int fd, pid_t pid, struct sbx_boot_info *info, struct msb_
 	return r;
 }
 
+extern char **environ;
+
+/*
+ * This process's environment without the secrets' variables: msb's own
+ * $ENV of --secret ENV@HOST holds the value, and the supervisor, QEMU and
+ * the network process would all inherit it. Return: 0 or -ENOMEM.
+ */
+static int env_without(char *const *names, struct strv *out)
+{
+	for (char **e = environ; e && *e; e++) {
+		bool drop = false;
+
+		for (char *const *k = names; *k && !drop; k++) {
+			size_t n = strlen(*k);
+
+			drop = !strncmp(*e, *k, n) && (*e)[n] == '=';
+		}
+		if (!drop && strv_push(out, *e) < 0)
+			return -ENOMEM;
+	}
+	/* An empty environment is an empty array, not NULL ("inherit"). */
+	if (!out->v && !(out->v = calloc(1, sizeof(char *))))
+		return -ENOMEM;
+	return 0;
+}
+
 int sbx_boot(const char *name, unsigned int flags, int lock_fd, struct sbx_boot_info *info,
 	     struct msb_err **err)
 {
 	bool attached = flags & SBX_BOOT_ATTACHED;
-	char ready[16], lock[16];
-	char *argv[10];
+	char ready[16], lock[16], secrets[16];
+	char *argv[12];
 	struct spawn_opts so;
-	int p[2], r, n = 0;
+	int p[2], sp[2] = { -1, -1 }, r, n = 0;
+	char **values = NULL;
+	_cleanup_strv_ char **names = NULL;
+	struct strv env = { 0 };
+	size_t nvalues = 0;
 	pid_t pid;
 
 	memset(info, 0, sizeof(*info));
+	if (sbx_secrets_for_boot(name, &values, &nvalues, &names, err) < 0)
+		return -1;
+	if (names[0] && env_without(names, &env) < 0) {
+		strv_free(&env);
+		sbx_secret_values_free(values, nvalues);
+		return msb_err_sys(err, ENOMEM, "sandbox %s", name);
+	}
+	if (nvalues) {
+		if (pipe2(sp, O_CLOEXEC) < 0) {
+			r = errno;
+			strv_free(&env);
+			sbx_secret_values_free(values, nvalues);
+			return msb_err_sys(err, r, "pipe");
+		}
+		(void)fcntl(sp[1], F_SETPIPE_SZ, 256 << 10);
+	}
 	snprintf(ready, sizeof(ready), "%d", SBX_READY_FD);
 	snprintf(lock, sizeof(lock), "%d", SBX_LOCK_FD);
+	snprintf(secrets, sizeof(secrets), "%d", SBX_SECRETS_FD);
 	argv[n++] = "msb";
 	argv[n++] = "__supervise";
 	argv[n++] = "--ready-fd";
@@ -443,17 +497,47 @@ int sbx_boot(const char *name, unsigned int flags, int lock_fd, struct sbx_boot_
 		argv[n++] = "--attached";
 	if (flags & SBX_BOOT_RUN_MAIN)
 		argv[n++] = "--run-main";
+	if (nvalues) {
+		argv[n++] = "--secrets-fd";
+		argv[n++] = secrets;
+	}
 	argv[n++] = (char *)name;
 	argv[n] = NULL;
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return msb_err_sys(err, errno, "pipe");
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		r = -errno;
+		if (sp[0] >= 0) {
+			close(sp[0]);
+			close(sp[1]);
+		}
+		strv_free(&env);
+		sbx_secret_values_free(values, nvalues);
+		return msb_err_sys(err, -r, "pipe");
+	}
 	so = spawn_opts_stdio(argv, SPAWN_NULL, SPAWN_NULL, attached ? 2 : SPAWN_NULL);
 	so.path = "/proc/self/exe";
 	so.fds[SBX_READY_FD] = p[1];
 	so.fds[SBX_LOCK_FD] = lock_fd >= 0 ? lock_fd : SPAWN_CLOSED;
-	so.nfds = SBX_LOCK_FD + 1;
+	so.fds[SBX_SECRETS_FD] = sp[0] >= 0 ? sp[0] : SPAWN_CLOSED;
+	so.nfds = (nvalues ? SBX_SECRETS_FD : SBX_LOCK_FD) + 1;
+	if (env.v)
+		so.envp = env.v;
 	r = spawn(&so, &pid);
+	strv_free(&env);
 	close(p[1]);
+	if (sp[0] >= 0)
+		close(sp[0]);
+	/*
+	 * The values go through a pipe, never argv or the environment. The
+	 * supervisor reads it first thing, so writing after the spawn cannot
+	 * wait long (the larger pipe usually takes it all at once). A failed
+	 * write (EPIPE from a supervisor that died early; SIGPIPE is ignored)
+	 * needs no report of its own: the supervisor's says what went wrong.
+	 */
+	if (r == 0 && nvalues)
+		(void)sbx_secrets_write_fd(sp[1], values, nvalues);
+	if (sp[1] >= 0)
+		close(sp[1]);
+	sbx_secret_values_free(values, nvalues);
 	if (r < 0) {
 		close(p[0]);
 		return msb_err_sys(err, -r, "start the sandbox supervisor");

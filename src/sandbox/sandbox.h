@@ -189,16 +189,21 @@ int msb_lib_file(const char *name, char **out, struct msb_err **err);
 
 /*
  * The supervisor's entry point (msb's hidden "__supervise" command); @lock_fd
- * may be -1. With @run_main it runs the spec's command as the sandbox's main
- * session, and the sandbox ends when that does (msb run -d).
+ * may be -1. @secrets_fd (-1: none) carries the values of the spec's secrets
+ * (sbx_secrets_write_fd()); it is read to its end and closed at once. With
+ * @run_main it runs the spec's command as the sandbox's main session, and
+ * the sandbox ends when that does (msb run -d).
  */
-int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bool run_main);
+int sbx_supervise(const char *name, int ready_fd, int lock_fd, int secrets_fd, bool attached,
+		  bool run_main);
 
 /* Where the supervisor finds the descriptors its starter passes. */
 #define SBX_READY_FD 3
 /* The lock file in a sandbox directory, held by its live supervisor. */
 #define SBX_LOCK_FILE "lock"
 #define SBX_LOCK_FD   4
+/* A pipe with the values of the sandbox's secrets (sandbox/secrets.h), when it has any. */
+#define SBX_SECRETS_FD 5
 /* Present while (and after) a run has the spec's command as its main session. */
 #define SBX_MAIN_FILE "main-command"
 

@@ -384,6 +384,16 @@ static int setup_signals(struct sv *sv, struct msb_err **err)
 	return 0;
 }
 
+/* The secrets' values: wiped once the network process has them (or at the end). */
+static void secrets_wipe(struct sv *sv)
+{
+	sbx_secret_values_free(sv->secret_values, sv->nsecret_values);
+	free(sv->secret_lens);
+	sv->secret_values = NULL;
+	sv->secret_lens = NULL;
+	sv->nsecret_values = 0;
+}
+
 static int setup(struct sv *sv, struct msb_err **err)
 {
 	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *layer_disk = NULL;
@@ -452,7 +462,10 @@ static int setup(struct sv *sv, struct msb_err **err)
 	 * The network process confines itself while the VM starts; a published port
 	 * already in use fails the start at sbx_netrun_ready(), before the guest runs.
 	 */
-	if (sbx_netrun_start(&sv->spec, &sv->net, NULL, NULL, err) < 0)
+	r = sbx_netrun_start(&sv->spec, &sv->net, sv->secret_values, sv->secret_lens, err);
+	/* The network process holds them now, and nothing else. */
+	secrets_wipe(sv);
+	if (r < 0)
 		return -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
@@ -599,6 +612,7 @@ static void teardown(struct sv *sv)
 		close(sv->seq_fd);
 	sv->seq_fd = -1;
 	buf_free(&sv->exec_line);
+	secrets_wipe(sv);
 	record_end(sv);
 	if (sv->spec.ephemeral) {
 		/* Nothing of an ephemeral sandbox outlives it. */
@@ -687,7 +701,33 @@ static void loop(struct sv *sv)
 	}
 }
 
-int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bool run_main)
+/*
+ * The values of the spec's secrets, from @fd (the CLI's pipe), before
+ * anything else can keep the CLI waiting. Return: 0 or -1 with @err.
+ */
+static int read_secrets(struct sv *sv, int fd, struct msb_err **err)
+{
+	size_t n = sv->spec.net.nsecrets;
+	int r;
+
+	if (fd < 0 && !n)
+		return 0;
+	if (fd < 0)
+		return msb_err_set(err, EINVAL,
+				   "sandbox %s: the values of its secrets were not handed over",
+				   sv->spec.name);
+	r = sbx_secrets_read_fd(fd, n, &sv->secret_values, &sv->secret_lens);
+	close(fd);
+	if (r < 0)
+		return msb_err_set(err, -r,
+				   "sandbox %s: the values of its secrets did not arrive whole",
+				   sv->spec.name);
+	sv->nsecret_values = n;
+	return 0;
+}
+
+int sbx_supervise(const char *name, int ready_fd, int lock_fd, int secrets_fd, bool attached,
+		  bool run_main)
 {
 	_cleanup_err_ struct msb_err *err = NULL;
 	struct sv sv = { .ready_fd = ready_fd,
@@ -722,6 +762,11 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bo
 	}
 	if (sbx_spec_load(name, &sv.spec, &err) < 0) {
 		ready_report(&sv, "err 125 %s", err->msg);
+		return 1;
+	}
+	if (read_secrets(&sv, secrets_fd, &err) < 0) {
+		ready_report(&sv, "err 125 %s", err->msg);
+		sbx_spec_free(&sv.spec);
 		return 1;
 	}
 	/* What this run runs, for msb ps: the spec's command (msb run), or nothing. */
@@ -770,6 +815,7 @@ int sbx_supervise(const char *name, int ready_fd, int lock_fd, bool attached, bo
 	}
 	log_setup(NULL, LOG_NONE, LOG_NONE);
 	rotlog_close(&sv.runtime_log);
+	secrets_wipe(&sv);
 	sbx_spec_free(&sv.spec);
 	free(sv.dir);
 	if (sv.lock_fd >= 0)

@@ -34,6 +34,7 @@
 #include "sandbox/exec.h"
 #include "sandbox/diskchain.h"
 #include "sandbox/rootfs.h"
+#include "sandbox/secrets.h"
 #include "supervisor/netproc.h"
 #include "sandbox/volume.h"
 #include "sandbox/warm.h"
@@ -149,6 +150,14 @@ enum state { ST_BOOTING, ST_CONFIGURING, ST_RUNNING, ST_STOPPING, ST_QUITTING, S
 
 struct sv {
 	struct sbx_spec spec;
+	/*
+	 * The values of spec.net.secrets, same count and order, and their
+	 * lengths: from the CLI through SBX_SECRETS_FD at startup, wiped at
+	 * teardown. NULL when the sandbox has no secrets.
+	 */
+	char **secret_values;
+	size_t *secret_lens;
+	size_t nsecret_values;
 	char *dir;
 	int dirfd, ep, sigfd, listen_fd, timer_fd, ready_fd, lock_fd;
 	struct conn agent, console, vmm_err;

@@ -201,3 +201,52 @@ int spawn_wait(pid_t pid, int *status)
 		*status = st;
 	return 0;
 }
+
+int spawn_io(char *const argv[], const char *input, char *out, size_t cap)
+{
+	int in[2], outp[2], st = 0, r;
+	size_t n = 0;
+	pid_t pid = -1;
+
+	if (pipe2(in, O_CLOEXEC) < 0)
+		return -errno;
+	if (pipe2(outp, O_CLOEXEC) < 0) {
+		r = -errno;
+		close(in[0]);
+		close(in[1]);
+		return r;
+	}
+	{
+		struct spawn_opts o = spawn_opts_stdio(argv, in[0], outp[1], SPAWN_NULL);
+
+		r = spawn(&o, &pid);
+	}
+	close(in[0]);
+	close(outp[1]);
+	if (r < 0) {
+		close(in[1]);
+		close(outp[0]);
+		return r;
+	}
+	if (input)
+		(void)write_all(in[1], input, strlen(input));
+	close(in[1]);
+	for (;;) {
+		char sink[256];
+		ssize_t k = read(outp[0], out ? out + n : sink, out ? cap - 1 - n : sizeof(sink));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		if (out)
+			n += (size_t)k;
+		if (out && n >= cap - 1)
+			break;
+	}
+	close(outp[0]);
+	if (out)
+		out[n] = '\0';
+	spawn_wait(pid, &st);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}

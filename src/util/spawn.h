@@ -60,4 +60,13 @@ int spawn(const struct spawn_opts *o, pid_t *pid);
 /* spawn_wait() - waitpid() that retries on EINTR. Return: 0 with *@status, or -errno. */
 int spawn_wait(pid_t pid, int *status);
 
+/*
+ * spawn_io() - run @argv with @input (may be NULL) on stdin and stderr on
+ * /dev/null; capture up to @cap - 1 bytes of its stdout into @out (NUL
+ * terminated; @out NULL: discarded). For helpers handed a secret: it never
+ * travels on argv. Return: the exit status (0 = success, 128 when killed),
+ * or -errno if it could not run.
+ */
+int spawn_io(char *const argv[], const char *input, char *out, size_t cap);
+
 #endif
