@@ -582,7 +582,7 @@ int cmd_metrics(int argc, char **argv)
 	_cleanup_err_ struct msb_err *err = NULL;
 	struct simple_opts o = { 0 };
 	struct sandbox_row *rows = NULL;
-	json_t *arr = json_array();
+	json_t *arr;
 	json_t *first[256] = { 0 };
 	size_t n = 0, nsel = 0;
 	const char *sel[256];
@@ -596,6 +596,8 @@ int cmd_metrics(int argc, char **argv)
 
 	if (r)
 		return r < 0 ? 0 : r;
+	/* After the options: --help and bad flags return above, holding nothing. */
+	arr = json_array();
 	if (optind < argc) {
 		for (int i = optind; i < argc && nsel < 256; i++) {
 			if (!sbx_alive(argv[i])) {
@@ -612,8 +614,10 @@ int cmd_metrics(int argc, char **argv)
 			return rc;
 		}
 	} else {
-		if (sbx_list(&rows, &n, &err) < 0)
+		if (sbx_list(&rows, &n, &err) < 0) {
+			json_decref(arr);
 			return cli_fail(err);
+		}
 		for (size_t i = 0; i < n && nsel < 256; i++)
 			if (is_running(&rows[i]))
 				sel[nsel++] = rows[i].name;

@@ -189,7 +189,7 @@ REQ='req() { curl -s --max-time 30 -o /tmp/body -w "%{http_code}" "$@"; echo " $
 
 test_env_shows_the_placeholder() {
   tls_image || return
-  srun "${SECRET[@]}" -- sh -c 'echo "$KEY"; env | grep -c "'"$VALUE"'"; tr "\0" "\n" < /proc/self/environ | grep -c "^KEY="'
+  srun "${SECRET[@]}" -- sh -c 'echo "$KEY"; env | grep -c "'"$VALUE"'"; cat /proc/self/environ | tr "\0" "\n" | grep -c "^KEY="'
   expect_eq "exit code" "$RC" 0
   expect_match "the guest sees a placeholder, not the value" "$OUT" "^$PH_RE
 0
