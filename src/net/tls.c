@@ -101,6 +101,15 @@ struct ix {
 static struct tls_global *G;	  /* the process has one sandbox, one set of TLS state */
 static const struct net_tls *CFG; /* its settings */
 
+static X509 *leaf_for(struct tls_global *g, const char *name);
+
+static bool fatal_err(SSL *s, int r)
+{
+	int e = SSL_get_error(s, r);
+
+	return e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE;
+}
+
 static void ssl_why(char *why, size_t len, const char *what)
 {
 	unsigned long e = ERR_get_error();
@@ -189,6 +198,60 @@ static int alpn_select(SSL *s, const unsigned char **out, unsigned char *outlen,
 	return SSL_TLSEXT_ERR_NOACK;
 }
 
+/* Moves what each side of a memory handshake wrote to the other. */
+static void shuttle(SSL *from, SSL *to)
+{
+	char b[16384];
+	int n;
+
+	while ((n = BIO_read(SSL_get_wbio(from), b, sizeof(b))) > 0)
+		BIO_write(SSL_get_rbio(to), b, n);
+}
+
+/*
+ * One handshake with ourselves, in memory, before confinement: OpenSSL loads
+ * some of what it needs on first use (algorithm implementations, and files),
+ * which the confined process could not. Both ways the interception works:
+ * a client trusting our CA (succeeds) and our upstream context, which does
+ * not trust it (its verification runs and fails).
+ */
+static void warm_up(struct tls_global *g, X509 *leaf)
+{
+	SSL_CTX *trusting = SSL_CTX_new(TLS_client_method());
+	SSL_CTX *ctxs[2] = { trusting, g->cli };
+
+	if (trusting) {
+		X509_STORE_add_cert(SSL_CTX_get_cert_store(trusting), g->ca);
+		SSL_CTX_set_verify(trusting, SSL_VERIFY_PEER, NULL);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		SSL *c = ctxs[i] ? SSL_new(ctxs[i]) : NULL, *s = SSL_new(g->srv);
+
+		if (c && s) {
+			SSL_set_bio(c, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+			SSL_set_bio(s, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+			SSL_use_certificate(s, leaf);
+			SSL_use_PrivateKey(s, g->leaf_key);
+			SSL_set_tlsext_host_name(c, "warm-up.msb.invalid");
+			SSL_set1_host(c, "warm-up.msb.invalid");
+			SSL_set_connect_state(c);
+			SSL_set_accept_state(s);
+			for (int k = 0; k < 8; k++) {
+				int rc = SSL_do_handshake(c), rs = SSL_do_handshake(s);
+
+				shuttle(c, s);
+				shuttle(s, c);
+				if ((rc == 1 && rs == 1) || (rc <= 0 && fatal_err(c, rc)))
+					break;
+			}
+		}
+		SSL_free(c);
+		SSL_free(s);
+	}
+	SSL_CTX_free(trusting);
+	ERR_clear_error();
+}
+
 int tls_global_new(const struct net_tls *t, struct tls_global **out, char *why, size_t len)
 {
 	struct tls_global *g = calloc(1, sizeof(*g));
@@ -241,6 +304,7 @@ int tls_global_new(const struct net_tls *t, struct tls_global **out, char *why, 
 	}
 	G = g;
 	CFG = t;
+	warm_up(g, leaf_for(g, "warm-up.msb.invalid"));
 	*out = g;
 	return 0;
 fail:

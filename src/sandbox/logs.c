@@ -218,11 +218,12 @@ static int runtime_line(const char *line, size_t n, const struct log_query *q, s
 	e.utf8 = utf8_prefix(e.d, e.len, &tl) == e.len;
 	/* The network's lines (its audit and refusals): "net" when asked for by that name. */
 	if (q->sources & LOGS_NET) {
-		const char *msg = memchr(e.d, ' ', e.len);
-		size_t rest = msg ? e.len - (size_t)(msg + 1 - (const char *)e.d) : 0;
+		const char *msg = memchr(e.d, ' ', e.len), *end = (const char *)e.d + e.len;
 
-		if (msg && ((rest >= 4 && !memcmp(msg + 1, "net:", 4)) ||
-			    (rest >= 8 && !memcmp(msg + 1, "network:", 8))))
+		while (msg && msg < end && *msg == ' ')
+			msg++; /* the level is padded */
+		if (msg && ((end - msg >= 4 && !memcmp(msg, "net:", 4)) ||
+			    (end - msg >= 8 && !memcmp(msg, "network:", 8))))
 			e.src = LOGS_NET;
 	}
 	return push(es, q, &e);

@@ -439,13 +439,13 @@ int sbx_netrun_event(struct sbx_netrun *run)
 		int r = np_recv(run->ctl, buf, sizeof(buf), &type, &len);
 
 		if (r == -EAGAIN)
-			return 0;
+			return ret;
 		if (r == -EMSGSIZE)
 			continue;
 		if (r <= 0) {
 			close(run->ctl);
 			run->ctl = -1;
-			return -1;
+			return ret ? ret : -1;
 		}
 		if (type == NP_LOG)
 			relay_log(buf, len);

@@ -246,7 +246,7 @@ test_curl_http1_substitutes_in_header_query_basic_and_json() {
   [[ "$OUT" == *"$VALUE"* ]] && fail "the value reached the guest"
   # One audit line per request, the path without its query, no value.
   log=$(runtime_log_of keeper)
-  expect_match "an audit line for the query's request" "$log" "GET[^\n]*api\.test[^\n]*/h1/query[^\n]*200[^\n]*KEY"
+  expect_match "an audit line for the query's request" "$log" "GET[^[:cntrl:]]*api\.test[^[:cntrl:]]*/h1/query[^[:cntrl:]]*200[^[:cntrl:]]*KEY"
   expect_eq "four audit lines" "$(grep -Ec '/h1/(header|query|basic|json)' <<< "$log")" 4
   [[ "$log" == *querymarker* ]] && fail "the audit line has the query"
   [[ "$log" == *"$VALUE"* ]] && fail "the runtime log has the value"
@@ -349,6 +349,8 @@ started$"
 
 # VIOLATIONS: the four ways a placeholder heads where its secret may not go, with
 # the control (the same request to api.test, resolved, over TLS) in the same guest.
+# The suites run them with --tls-intercept: without it only the secret's own hosts
+# are intercepted, and TLS to other.test is end to end (msb cannot see inside).
 VIOLATIONS="$REQ"'
   nslookup -type=a api.test > /dev/null 2>&1
   req -H "Authorization: Bearer $KEY" https://api.test/v/control
@@ -362,7 +364,7 @@ test_violations_are_blocked() {
   local got
   tls_image || return
   : > "$ECHO_LOG"
-  srun "${SECRET[@]}" -- sh -c "$VIOLATIONS"
+  srun "${SECRET[@]}" --tls-intercept -- sh -c "$VIOLATIONS"
   expect_eq "exit code" "$RC" 0
   expect_match "403 naming the secret for each violation; the controls answer" "$OUT" \
     "^200 GET /v/control [^
@@ -391,7 +393,7 @@ test_violations_block_and_log() {
   local got log
   tls_image || return
   : > "$ECHO_LOG"
-  srun --name keeper "${SECRET[@]}" --on-secret-violation block-and-log -- sh -c "$VIOLATIONS"
+  srun --name keeper "${SECRET[@]}" --tls-intercept --on-secret-violation block-and-log -- sh -c "$VIOLATIONS"
   expect_eq "exit code" "$RC" 0
   expect_eq "403 for the four violations" "$(grep -c '^403 .*KEY' <<< "$OUT")" 4
   got=$(received /v/)
@@ -419,7 +421,7 @@ test_violations_block_and_terminate() {
   tls_image || return
   : > "$ECHO_LOG"
   "$MSB" run -d -q --name term --dns-nameserver "$DNS" --tls-upstream-ca-cert "$PKI/ca.pem" \
-    "${SECRET[@]}" --on-secret-violation block-and-terminate "$IMG" -- sleep 600 > /dev/null ||
+    "${SECRET[@]}" --tls-intercept --on-secret-violation block-and-terminate "$IMG" -- sleep 600 > /dev/null ||
     { fail "run -d term"; return; }
   msb_capture exec term -- sh -c "$REQ"'; req -H "Authorization: Bearer $KEY" https://api.test/t/control'
   expect_match "the control answers" "$OUT" "^200 GET /t/control"
@@ -427,7 +429,10 @@ test_violations_block_and_terminate() {
   msb_capture exec term -- sh -c "$REQ"'; req -H "Authorization: Bearer $KEY" https://other.test/t/violation'
   # shellcheck disable=SC2317 # called by wait_until
   term_stopped() { [ "$(status_of term)" = stopped ]; }
-  wait_until 60 term_stopped || fail "the sandbox still runs after the violation: $(status_of term)"
+  wait_until 60 term_stopped || {
+    fail "the sandbox still runs after the violation: $(status_of term)"
+    runtime_log_of term | tail -n 8 | sed 's/^/    # /'
+  }
   got=$(received /t/)
   expect_eq "the violation did not reach the server" "$(grep -c '/t/violation' <<< "$got")" 0
   expect_match "the log says why it stopped" "$(runtime_log_of term)" "KEY[^
@@ -441,7 +446,7 @@ test_violations_passthrough() {
   local got
   tls_image || return
   : > "$ECHO_LOG"
-  srun --name keeper "${SECRET[@]}" --on-secret-violation passthrough -- sh -c "$VIOLATIONS"
+  srun --name keeper "${SECRET[@]}" --tls-intercept --on-secret-violation passthrough -- sh -c "$VIOLATIONS"
   expect_eq "exit code" "$RC" 0
   expect_eq "every request answered" "$(grep -c '^200 ' <<< "$OUT")" 6
   got=$(received /v/)
