@@ -71,8 +71,9 @@ struct tls_global {
 };
 
 enum ix_mode {
-	IX_PEEK,   /* waiting for the whole ClientHello */
-	IX_SCAN,   /* plaintext: scanned for placeholders, relayed */
+	IX_PEEK,    /* waiting for the whole ClientHello */
+	IX_SCAN,    /* plaintext: scanned for placeholders, relayed */
+	IX_CONNECT, /* a proxy's CONNECT: its head goes up, then the tunnel is peeked at */
 	IX_TLS,	   /* intercepted */
 	IX_CLOSING /* a refusal is on its way to the guest; nothing else moves */
 };
@@ -80,6 +81,9 @@ enum ix_mode {
 struct ix {
 	enum ix_mode mode;
 	char sni[SNI_NAME_MAX + 1];
+	/* A CONNECT tunnel through a proxy: the name it asked for (the SNI must be it). */
+	bool tunnel;
+	char target[SNI_NAME_MAX + 1];
 	/* IX_SCAN */
 	size_t scanned;	   /* bytes at the head of g2h already scanned */
 	uint8_t carry[96]; /* the end of what was scanned before, for split placeholders */
@@ -451,8 +455,6 @@ int ix_attach(struct net *n, struct tcp_flow *f)
 
 	if (!G || f->dns || f->inbound)
 		return 0;
-	if (!tls_is_port(CFG, f->e.remote_port) && !CFG->nsecrets)
-		return 0;
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return -ENOMEM;
@@ -572,14 +574,98 @@ static int scan(struct ix *x, const uint8_t *p, size_t n)
 	return found;
 }
 
+/* The host socket into f->h2g, as a plain flow reads it. Return: 0, or -1 to reset. */
+static int read_plain(struct tcp_flow *f)
+{
+	while (!f->host_eof && buf_size(&f->h2g) < TCP_BUF) {
+		size_t room = TCP_BUF - buf_size(&f->h2g);
+		uint8_t *p = buf_tail(&f->h2g, room);
+		ssize_t r;
+
+		if (!p)
+			break;
+		r = recv(f->fd, p, room, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EAGAIN)
+			break;
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			f->host_eof = true;
+			break;
+		}
+		buf_commit(&f->h2g, (size_t)r);
+	}
+	return 0;
+}
+
+#define CONNECT_HEAD_MAX 8192
+
+/*
+ * "CONNECT host:port HTTP/1.1" to a proxy (HTTPS_PROXY): the head goes up as
+ * it is (after the placeholder scan), and what the guest sends next, in the
+ * tunnel, is peeked at like a connection to an intercept port, with the name
+ * the tunnel was asked for: the ClientHello's must be the same to be looked into.
+ */
+static int pump_connect(struct tcp_flow *f)
+{
+	struct ix *x = f->ix;
+	const uint8_t *h = buf_head(&f->g2h);
+	size_t have = buf_size(&f->g2h), head, i, n;
+	const uint8_t *end = have >= 4 ? memmem(h, have, "\r\n\r\n", 4) : NULL;
+
+	if (!end) {
+		if (have > CONNECT_HEAD_MAX || f->guest_fin)
+			return -1;
+		return 0;
+	}
+	head = (size_t)(end - h) + 4;
+	/* CONNECT SP host ":" port: the name, lower case, a plausible one. */
+	for (i = 8, n = 0; i < head && h[i] != ':' && h[i] != ' ' && n < SNI_NAME_MAX; i++)
+		x->target[n++] = (char)((h[i] >= 'A' && h[i] <= 'Z') ? h[i] + 32 : h[i]);
+	x->target[n] = '\0';
+	if (i >= head || h[i] != ':' || !n)
+		return -1;
+	int s = scan(x, h, head);
+
+	if (s >= 0) {
+		report_violation(f, CFG->secrets[s].name, NULL, x->target,
+				 "its placeholder was in a CONNECT request to a proxy");
+		if (CFG->on_violation != NV_PASSTHROUGH)
+			return -1;
+	}
+	x->ncarry = 0;
+	/* The head is small and the socket fresh: it goes at once, or the flow is reset. */
+	for (size_t off = 0; off < head;) {
+		ssize_t w = send(f->fd, h + off, head - off, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		off += (size_t)w;
+	}
+	buf_consume(&f->g2h, head);
+	x->tunnel = true;
+	x->mode = IX_PEEK;
+	return 0;
+}
+
 static int pump_scan(struct tcp_flow *f)
 {
 	struct ix *x = f->ix;
 	size_t have = buf_size(&f->g2h);
 
 	if (!x->started && have) {
+		if (have < 8 && !memcmp(buf_head(&f->g2h), "CONNECT ", have))
+			return 0; /* perhaps a CONNECT: its first bytes decide */
 		x->started = true;
 		x->http = looks_http(buf_head(&f->g2h), have);
+		if (have >= 8 && !memcmp(buf_head(&f->g2h), "CONNECT ", 8)) {
+			x->mode = IX_CONNECT;
+			return pump_connect(f);
+		}
 	}
 	if (x->scanned < have) {
 		int s = scan(x, buf_head(&f->g2h) + x->scanned, have - x->scanned);
@@ -623,28 +709,7 @@ static int pump_scan(struct tcp_flow *f)
 		shutdown(f->fd, SHUT_WR);
 		f->wr_shut = true;
 	}
-	/* Reading the host: as a plain flow does. */
-	while (!f->host_eof && buf_size(&f->h2g) < TCP_BUF) {
-		size_t room = TCP_BUF - buf_size(&f->h2g);
-		uint8_t *p = buf_tail(&f->h2g, room);
-		ssize_t r;
-
-		if (!p)
-			break;
-		r = recv(f->fd, p, room, 0);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && errno == EAGAIN)
-			break;
-		if (r < 0)
-			return -1;
-		if (r == 0) {
-			f->host_eof = true;
-			break;
-		}
-		buf_commit(&f->h2g, (size_t)r);
-	}
-	return 0;
+	return read_plain(f);
 }
 
 /* --- intercepted flows --------------------------------------------------------------- */
@@ -675,7 +740,11 @@ static void on_violation(void *ctx, const struct hx_violation *v)
 static int start_hx(struct net *n, struct tcp_flow *f)
 {
 	struct ix *x = f->ix;
-	bool pinned = pins_lookup(&n->pins, &f->e.remote, n->now, pin_is, x->sni);
+	/*
+	 * Through a proxy's tunnel the proxy chose the address: the name the tunnel
+	 * was asked for (the SNI's, checked) and the certificate bind it instead.
+	 */
+	bool pinned = x->tunnel || pins_lookup(&n->pins, &f->e.remote, n->now, pin_is, x->sni);
 	char dst[IP_STRLEN];
 	struct hx_config c = {
 		.secrets = x->hs,
@@ -725,6 +794,18 @@ static int decide(struct tcp_flow *f)
 
 	if (r == 0 && buf_size(&f->g2h) < SNI_PEEK_MAX && !f->guest_fin)
 		return 0; /* more to come */
+	if (x->tunnel && r != 1) {
+		x->mode = IX_SCAN; /* plaintext in the tunnel: scanned as any other */
+		x->started = true;
+		return 1;
+	}
+	if (x->tunnel && r == 1 && strcmp(x->sni, x->target) != 0) {
+		log_info("net: https through a proxy: the tunnel to %s carries TLS for %s: not "
+			 "looked into",
+			 x->target, x->sni[0] ? x->sni : "(no name)");
+		ix_detach(f);
+		return 1;
+	}
 	if (r != 1 || !x->sni[0] || bypassed(x->sni) ||
 	    (!CFG->intercept_all && !any_secret_for(x->sni))) {
 		/* Not ours to look into: from now on a scanned (secrets) or plain relay. */
@@ -1010,6 +1091,10 @@ int ix_pump(struct net *n, struct tcp_flow *f)
 {
 	struct ix *x = f->ix;
 
+	if (x->mode == IX_CONNECT)
+		return pump_connect(f) < 0 || read_plain(f) < 0 ? -1 : 0;
+	if (x->mode == IX_PEEK && x->tunnel && read_plain(f) < 0)
+		return -1; /* the proxy's answer to CONNECT, for the guest */
 	if (x->mode == IX_PEEK) {
 		int r = decide(f);
 
@@ -1035,6 +1120,8 @@ uint32_t ix_events(const struct tcp_flow *f)
 
 	switch (x->mode) {
 	case IX_PEEK:
+		return x->tunnel && !f->host_eof && buf_size(&f->h2g) < TCP_BUF ? EPOLLIN : 0;
+	case IX_CONNECT:
 		return 0;
 	case IX_SCAN:
 		if (!f->host_eof && buf_size(&f->h2g) < TCP_BUF)

@@ -63,7 +63,7 @@ ip link add msb-e2e0 type veth peer name msb-e2e1 netns "$INET" ||
   fixture_fail "no veth pair to the second namespace"
 ip addr add 192.0.2.1/30 dev msb-e2e0
 ip link set msb-e2e0 up
-INET_ADDRS=(198.51.100.10 198.51.100.11 198.51.100.12 198.51.100.13 198.51.100.53)
+INET_ADDRS=(198.51.100.10 198.51.100.11 198.51.100.12 198.51.100.13 198.51.100.20 198.51.100.53)
 "${INET_NS[@]}" sh -e -c '
   ip link set lo up
   ip addr add 192.0.2.2/30 dev msb-e2e1
@@ -93,13 +93,21 @@ BAD_SRV=$!
   udpecho,198.51.100.10,443 udpecho,198.51.100.10,9999 &
 PIDS+=($!)
 UDP_SRV=$!
+# An HTTPS_PROXY on .20:3128 (CONNECT only; names from its own map, never DNS).
+PROXY_LOG=$TMP/proxy.log
+: > "$PROXY_LOG"
+"${INET_NS[@]}" setpriv --pdeathsig KILL python3 "$E2E_ROOT/tests/fixtures/connproxy.py" \
+  --bind 198.51.100.20 --port 3128 --port-file "$TMP/proxy.ready" --log "$PROXY_LOG" \
+  --map api.test=198.51.100.10 --map other.test=198.51.100.11 &
+PIDS+=($!)
+PROXY_SRV=$!
 DNS=198.51.100.53:53
 DNS_LOG=$TMP/dns.log
 "${INET_NS[@]}" setpriv --pdeathsig KILL python3 "$DNSD" --listen "$DNS" --port-file "$TMP/dns.ready" \
   --log "$DNS_LOG" --ttl 60 \
   --record api.test=A:198.51.100.10 --record sub.api.test=A:198.51.100.10 \
   --record other.test=A:198.51.100.11 --record bad.test=A:198.51.100.13 \
-  --record direct.test=A:198.51.100.10 &
+  --record direct.test=A:198.51.100.10 --record proxy.test=A:198.51.100.20 &
 PIDS+=($!)
 DNS_SRV=$!
 
@@ -112,6 +120,7 @@ await_start echo "$ECHO_SRV"
 await_start bad "$BAD_SRV"
 await_start udp "$UDP_SRV"
 await_start dns "$DNS_SRV"
+await_start proxy "$PROXY_SRV"
 # Each one answering a real request from here, through the routes.
 probe_https() { # NAME ADDR
   curl -sf --max-time 5 --cacert "$PKI/ca.pem" --resolve "$1:443:$2" "https://$1/probe" > /dev/null
@@ -463,6 +472,30 @@ test_violations_passthrough() {
 ]*KEY"
   expect_eq "no file holds the value" "$(leaks)" ""
   "$MSB" rm keeper > /dev/null
+  expect_no_leftovers
+}
+
+# HTTPS_PROXY: the guest's CONNECT goes to the proxy as it was, and the TLS in the
+# tunnel is intercepted when its name is the tunnel's; a ClientHello for another name
+# than the CONNECT's is not looked into (end to end, so the value never goes in).
+test_https_proxy_connect_is_intercepted() {
+  local got
+  tls_image || return
+  : > "$ECHO_LOG"
+  : > "$PROXY_LOG"
+  srun "${SECRET[@]}" -- sh -c "$REQ"'
+    export HTTPS_PROXY=http://proxy.test:3128
+    req -H "Authorization: Bearer $KEY" https://api.test/px/through
+    req -H "Authorization: Bearer $KEY" --connect-to api.test:443:other.test:443 https://api.test/px/mismatch'
+  expect_match "through the proxy: answered, the echo with the placeholder" "$OUT" \
+    "^200 GET /px/through HTTP/1.1 .*Bearer msb-secret-[0-9a-f]{32}"
+  expect_match "a tunnel to another name: refused by the guest's own TLS check" \
+    "$(sed -n 2p <<< "$OUT")" "^000 "
+  expect_match "the proxy saw both tunnels" "$(cat "$PROXY_LOG")" "CONNECT api\.test:443
+CONNECT other\.test:443"
+  got=$(received /px/)
+  expect_match "the server got the value through the tunnel" "$got" "GET /px/through .*Bearer $VALUE"
+  expect_eq "the mismatched tunnel carried nothing to a server" "$(grep -c /px/mismatch <<< "$got")" 0
   expect_no_leftovers
 }
 
