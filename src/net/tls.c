@@ -74,8 +74,8 @@ enum ix_mode {
 	IX_PEEK,    /* waiting for the whole ClientHello */
 	IX_SCAN,    /* plaintext: scanned for placeholders, relayed */
 	IX_CONNECT, /* a proxy's CONNECT: its head goes up, then the tunnel is peeked at */
-	IX_TLS,	   /* intercepted */
-	IX_CLOSING /* a refusal is on its way to the guest; nothing else moves */
+	IX_TLS,	    /* intercepted */
+	IX_CLOSING  /* a refusal is on its way to the guest; nothing else moves */
 };
 
 struct ix {
