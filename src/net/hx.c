@@ -45,6 +45,23 @@
  * 204 and 304 responses have no body. A 101 to a request that asked for an
  * Upgrade makes the connection opaque both ways (hx_opaque()).
  *
+ * A Basic credential is base64 of "user:password", so a server that echoes
+ * the Authorization header (echo endpoints, debug and error pages) would
+ * hand the guest base64 of the real value. Each credential substituted into
+ * a request is remembered with the text the guest sent (at most HX_MAX_CREDS,
+ * each at most HX_MAX_CRED bytes), and its upstream text, raw or
+ * percent-encoded (a JSON string holds base64 as it is), is replaced by the
+ * guest's wherever it comes back, by the same rules as a value. When more
+ * are needed, the oldest whose response has completed is forgotten; a
+ * request that would need to forget one whose response is still to come,
+ * or whose credential is too large, is refused (400, 431). Only that exact
+ * text is recognised: a value inside other base64 (a body that is base64 of
+ * JSON holding it) is not. There it sits at one of three alignments, its
+ * first and last characters share bits with its neighbours, and replacing
+ * it changes the length, so every later character of the text would have
+ * to be decoded and encoded again; a whole-body base64 codec is not
+ * worth what it would guess wrong.
+ *
  * What is not scanned, and why: the status code and Content-Length digits
  * (rewriting them would break the framing msb relies on), request trailers
  * (a placeholder left there reveals nothing), and everything after a 101.
@@ -84,6 +101,19 @@ struct needle {
 	uint8_t *p;
 	size_t n;
 	size_t secret;
+};
+
+/*
+ * A Basic credential that went up with a value in it: [0] its base64 text,
+ * [1] percent-encoded (empty when the same). @seq counts the request that
+ * last sent it from the connection's first; it may be forgotten once that
+ * request's response has completed (@seq < hx.nresp).
+ */
+struct cred {
+	struct buf up[2];
+	struct buf guest[2];
+	uint64_t seq;
+	bool used;
 };
 
 /* One direction's body in flight. */
@@ -136,6 +166,8 @@ struct hx {
 	struct hx_config c;
 	struct needle *needles;
 	size_t nneedles;
+	struct cred creds[HX_MAX_CREDS];
+	uint64_t nresp; /* responses completed */
 
 	/* requests */
 	struct buf rin;	 /* the head being read, the held body, or bytes held in RQ_WAIT */
@@ -159,7 +191,7 @@ struct hx {
 	struct hx_violation viol;
 	int rq, rq_rc, rs, status;
 	bool blocked, has_host, host_ok, headers_sent, declined, oom, have_viol;
-	uint8_t first[256]; /* bytes a needle starts with */
+	uint8_t first[256]; /* bytes a needle or a credential starts with */
 	char host[HX_AUDIT_HOST];
 	char host_reason[HX_AUDIT_HOST + 64];
 };
@@ -310,24 +342,52 @@ static int match_ph(const struct hx *h, const uint8_t *p, size_t n, size_t *len,
 	return M_NO;
 }
 
-static int match_value(const struct hx *h, const uint8_t *p, size_t n, size_t *len, size_t *idx)
+static int match_at(const uint8_t *p, size_t n, const uint8_t *w, size_t wn)
+{
+	if (n >= wn)
+		return memcmp(p, w, wn) ? M_NO : M_YES;
+	return memcmp(p, w, n) ? M_NO : M_PART;
+}
+
+/*
+ * What a response may carry at @p: a remembered credential (tried first:
+ * a value inside its text must not break it up) or a value. Sets *@len and
+ * what replaces it, *@rep and *@rn.
+ */
+static int match_resp(const struct hx *h, const uint8_t *p, size_t n, size_t *len,
+		      const uint8_t **rep, size_t *rn)
 {
 	bool part = false;
 
 	if (!h->first[p[0]])
 		return M_NO;
-	for (size_t i = 0; i < h->nneedles; i++) {
-		const struct needle *nd = &h->needles[i];
+	for (size_t i = 0; i < HX_MAX_CREDS; i++) {
+		const struct cred *c = &h->creds[i];
 
-		if (n >= nd->n) {
-			if (!memcmp(p, nd->p, nd->n)) {
-				*len = nd->n;
-				*idx = nd->secret;
+		for (size_t f = 0; c->used && f < 2; f++) {
+			size_t cn = buf_size(&c->up[f]);
+			int m = cn ? match_at(p, n, buf_head(&c->up[f]), cn) : M_NO;
+
+			if (m == M_YES) {
+				*len = cn;
+				*rep = buf_head(&c->guest[f]);
+				*rn = buf_size(&c->guest[f]);
 				return M_YES;
 			}
-		} else if (!memcmp(p, nd->p, n)) {
-			part = true;
+			part |= m == M_PART;
 		}
+	}
+	for (size_t i = 0; i < h->nneedles; i++) {
+		const struct needle *nd = &h->needles[i];
+		int m = match_at(p, n, nd->p, nd->n);
+
+		if (m == M_YES) {
+			*len = nd->n;
+			*rep = (const uint8_t *)h->c.secrets[nd->secret].placeholder;
+			*rn = HX_PLACEHOLDER_LEN;
+			return M_YES;
+		}
+		part |= m == M_PART;
 	}
 	return part ? M_PART : M_NO;
 }
@@ -474,11 +534,12 @@ static int scan(struct hx *h, const struct site *s, const uint8_t *p, size_t n, 
 	size_t i = 0, from = 0;
 
 	while (i < n) {
-		size_t len = 0, idx = 0;
+		size_t len = 0, idx = 0, rn = 0;
+		const uint8_t *rep = NULL;
 		int m;
 
 		if (s->resp)
-			m = match_value(h, p + i, n - i, &len, &idx);
+			m = match_resp(h, p + i, n - i, &len, &rep, &rn);
 		else if (p[i] == 'm' || p[i] == '%' || p[i] == '\\')
 			m = match_ph(h, p + i, n - i, &len, &idx);
 		else
@@ -491,7 +552,7 @@ static int scan(struct hx *h, const struct site *s, const uint8_t *p, size_t n, 
 		}
 		put(h, out, p + from, i - from);
 		if (s->resp) {
-			put(h, out, h->c.secrets[idx].placeholder, HX_PLACEHOLDER_LEN);
+			put(h, out, rep, rn);
 			if (changed)
 				*changed = true;
 		} else if (!eligible(h, idx, s)) {
@@ -888,8 +949,83 @@ static int fail_blocked(struct hx *h, struct buf *guest)
 	return fail(h, guest, HX_VIOLATION, "403 Forbidden", msg);
 }
 
-/* Substitutes in one header value (Basic credentials decoded first). */
-static int subst_header(struct hx *h, const struct hdr *x, struct buf *out)
+static void first_bytes(struct hx *h)
+{
+	memset(h->first, 0, sizeof(h->first));
+	for (size_t i = 0; i < h->nneedles; i++)
+		h->first[h->needles[i].p[0]] = 1;
+	for (size_t i = 0; i < HX_MAX_CREDS; i++)
+		if (h->creds[i].used)
+			h->first[buf_head(&h->creds[i].up[0])[0]] = 1;
+}
+
+/* The same text again, else a free slot, else the oldest answered one, else NULL. */
+static struct cred *cred_slot(struct hx *h, const char *u, size_t un)
+{
+	struct cred *old = NULL;
+
+	for (size_t i = 0; i < HX_MAX_CREDS; i++)
+		if (h->creds[i].used && buf_size(&h->creds[i].up[0]) == un &&
+		    !memcmp(buf_head(&h->creds[i].up[0]), u, un))
+			return &h->creds[i];
+	for (size_t i = 0; i < HX_MAX_CREDS; i++)
+		if (!h->creds[i].used)
+			return &h->creds[i];
+	for (size_t i = 0; i < HX_MAX_CREDS; i++) {
+		struct cred *x = &h->creds[i];
+
+		if (x->seq < h->nresp && (!old || x->seq < old->seq))
+			old = x;
+	}
+	return old;
+}
+
+/*
+ * Remembers that the guest's Basic credential @g went up as @u, for the
+ * responses. Return: 0, or -1 with *@status and *@why set: the request is refused.
+ */
+static int remember(struct hx *h, const char *u, size_t un, const char *g, size_t gn,
+		    const char **status, const char **why)
+{
+	uint64_t seq = h->nresp + h->pcount; /* this request, not yet counted in pcount */
+	struct cred *c;
+
+	if (un > HX_MAX_CRED || gn > HX_MAX_CRED) {
+		*status = "431 Request Header Fields Too Large";
+		*why = "Basic credential too large once substituted";
+		return -1;
+	}
+	c = cred_slot(h, u, un);
+	if (!c) {
+		*status = "400 Bad Request";
+		*why = "too many Basic credentials awaiting their responses";
+		return -1;
+	}
+	for (size_t f = 0; f < 2; f++) {
+		buf_clear(&c->up[f]);
+		buf_clear(&c->guest[f]);
+	}
+	put(h, &c->up[0], u, un);
+	put(h, &c->guest[0], g, gn);
+	put_encoded(h, &c->up[1], (const uint8_t *)u, un, ENC_PCT);
+	if (buf_size(&c->up[1]) == un) {
+		buf_clear(&c->up[1]); /* nothing to escape: the same text */
+	} else {
+		put_encoded(h, &c->guest[1], (const uint8_t *)g, gn, ENC_PCT);
+	}
+	c->seq = seq;
+	c->used = !h->oom;
+	first_bytes(h);
+	return 0;
+}
+
+/*
+ * Substitutes in one header value (Basic credentials decoded first).
+ * Return: 0, -1 when a violation blocks the request, -2 when the request is
+ * refused with *@status and *@why.
+ */
+static int subst_header(struct hx *h, const struct hdr *x, struct buf *out, const char **status,
+			const char **why)
 {
 	struct site s = { false, SITE_HEADER, x->name, x->nlen, ENC_RAW };
 	size_t used;
@@ -933,13 +1069,16 @@ static int subst_header(struct hx *h, const struct hdr *x, struct buf *out)
 
 				if (!b) {
 					h->oom = true;
+				} else if (remember(h, b, strlen(b), x->val + k, x->vlen - k,
+						    status, why) < 0) {
+					rc = -2;
 				} else {
 					put(h, out, x->val, k);
 					puts_(h, out, b);
 				}
 				free(b);
 				buf_free(&plain);
-				return 0;
+				return rc;
 			}
 			buf_free(&plain);
 		} else {
@@ -1075,10 +1214,18 @@ static int request_head(struct hx *h, struct buf *up, struct buf *guest)
 
 		if (framing(x) || ieq(x->name, x->nlen, "accept-encoding"))
 			continue;
+		const char *status = NULL, *why_bad = NULL;
+		int r;
+
 		put(h, out, x->name, x->nlen);
 		puts_(h, out, ": ");
-		if (subst_header(h, x, out) < 0)
+		r = subst_header(h, x, out, &status, &why_bad);
+		if (r == -1)
 			goto blocked;
+		if (r < 0) {
+			rc = fail_bad(h, guest, status, why_bad);
+			goto out;
+		}
 		puts_(h, out, "\r\n");
 	}
 	puts_(h, out, "Accept-Encoding: identity\r\n");
@@ -1316,6 +1463,7 @@ static void response_done(struct hx *h)
 		h->declined = true;
 	h->phead = (h->phead + 1) % HX_MAX_PENDING;
 	h->pcount--;
+	h->nresp++;
 	h->rs = RS_HEAD;
 }
 
@@ -1400,6 +1548,7 @@ static int response_head(struct hx *h, struct buf *guest)
 			audit(h, pd, 0);
 			h->phead = (h->phead + 1) % HX_MAX_PENDING;
 			h->pcount--;
+			h->nresp++;
 			h->rs = RS_OPAQUE;
 		} else if (h->status / 100 != 1) {
 			response_done(h);
@@ -1614,6 +1763,12 @@ void hx_free(struct hx *h)
 	for (size_t i = 0; i < h->nneedles; i++)
 		free(h->needles[i].p);
 	free(h->needles);
+	for (size_t i = 0; i < HX_MAX_CREDS; i++) {
+		for (size_t f = 0; f < 2; f++) {
+			buf_free(&h->creds[i].up[f]);
+			buf_free(&h->creds[i].guest[f]);
+		}
+	}
 	buf_free(&h->rin);
 	buf_free(&h->rout);
 	buf_free(&h->sin);

@@ -23,7 +23,9 @@
 #define HX_MAX_PENDING	   16	 /* pipelined requests awaiting their response */
 #define HX_AUDIT_PATH	   512	 /* hx_audit.path is cut to this (NUL included) */
 #define HX_AUDIT_HOST	   256
-#define HX_PLACEHOLDER_LEN 43 /* "msb-secret-" and 32 lowercase hex digits */
+#define HX_PLACEHOLDER_LEN 43	 /* "msb-secret-" and 32 lowercase hex digits */
+#define HX_MAX_CREDS	   8	 /* Basic credentials remembered for the responses */
+#define HX_MAX_CRED	   16384 /* base64 bytes of one, as sent and as it went up */
 
 /* What hx_request() and friends return. */
 enum hx_rc {
@@ -144,8 +146,10 @@ int hx_request(struct hx *h, const uint8_t *p, size_t n, struct buf *up, struct 
 /*
  * hx_response() - @n bytes upstream sent (any split). Responses, with every
  * secret's value (raw, JSON-escaped or percent-encoded) replaced by its
- * placeholder, are appended to @guest. HX_BAD appends a 502 when nothing of
- * the broken response reached @guest yet. Return: enum hx_rc.
+ * placeholder, and the base64 text of each of the last HX_MAX_CREDS Basic
+ * credentials that went up with a value in it replaced by the text the guest
+ * sent, are appended to @guest. HX_BAD appends a 502 when nothing of the
+ * broken response reached @guest yet. Return: enum hx_rc.
  */
 int hx_response(struct hx *h, const uint8_t *p, size_t n, struct buf *guest);
 

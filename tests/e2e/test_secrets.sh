@@ -230,7 +230,7 @@ test_the_guest_trusts_msbs_ca() {
 }
 
 test_curl_http1_substitutes_in_header_query_basic_and_json() {
-  local got log basic
+  local got log basic ph sent
   tls_image || return
   : > "$ECHO_LOG"
   srun --name keeper "${SECRET[@]}" -- sh -c "$REQ"'
@@ -253,6 +253,13 @@ test_curl_http1_substitutes_in_header_query_basic_and_json() {
 200 POST /h1/basic|200 GET /h1/basic .*
 200 POST /h1/json .*\{\"key\": \"$PH_RE\"\}"
   [[ "$OUT" == *"$VALUE"* ]] && fail "the value reached the guest"
+  # The echoed Basic credential is the guest's own text, not base64 of the value.
+  ph=$(grep -oE "Authorization: Bearer $PH_RE" <<< "$OUT" | head -1)
+  ph=${ph#Authorization: Bearer }
+  sent=$(printf 'user:%s' "$ph" | base64 -w0)
+  [[ -n "$ph" && "$(grep -F "GET /h1/basic " <<< "$OUT")" == *"Authorization: Basic $sent"* ]] ||
+    fail "the guest's Basic echo is not the credential it sent (user:$ph, $sent): $OUT"
+  [[ "$OUT" == *"$basic"* ]] && fail "base64 of user:value reached the guest"
   # One audit line per request, the path without its query, no value.
   log=$(runtime_log_of keeper)
   expect_match "an audit line for the query's request" "$log" "GET[^[:cntrl:]]*api\.test[^[:cntrl:]]*/h1/query[^[:cntrl:]]*200[^[:cntrl:]]*KEY"

@@ -917,6 +917,205 @@ static void test_bounds(void **state)
 	}
 }
 
+/* --- echoed Basic credentials ------------------------------------------- */
+
+/* @s percent-encoded as hx encodes: all but RFC 3986 unreserved. */
+static char *pct(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char *o = malloc(3 * strlen(s) + 1), *p = o;
+
+	assert_non_null(o);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    strchr("-._~", c)) {
+			*p++ = (char)c;
+		} else {
+			*p++ = '%';
+			*p++ = hex[c >> 4];
+			*p++ = hex[c & 15];
+		}
+	}
+	*p = '\0';
+	return o;
+}
+
+/* base64 of @user ":" @pass, newly allocated. */
+static char *basic(const char *user, const char *pass)
+{
+	char plain[256];
+	int n = snprintf(plain, sizeof(plain), "%s:%s", user, pass);
+
+	assert_true(n > 0 && (size_t)n < sizeof(plain));
+	return b64_encode(plain, (size_t)n);
+}
+
+/* Sends a GET with "Authorization: Basic @cred"; asserts it went up as @want. */
+static void basic_req(struct hx *h, const char *cred, const char *want, int rc)
+{
+	struct buf guest = { 0 };
+	char in[512], line[256], *up;
+
+	snprintf(in, sizeof(in),
+		 "GET /e HTTP/1.1\r\nHost: " SNI "\r\nAuthorization: Basic %s\r\n\r\n", cred);
+	up = req(h, in, 0, rc, &guest);
+	if (want) {
+		snprintf(line, sizeof(line), "Authorization: Basic %s\r\n", want);
+		assert_non_null(strstr(up, line));
+	} else {
+		char *g = str(&guest);
+
+		assert_string_equal(up, "");
+		assert_non_null(strstr(g, "HTTP/1.1 400 "));
+		assert_non_null(strstr(g, "too many Basic credentials awaiting their responses"));
+		free(g);
+	}
+	free(up);
+	buf_free(&guest);
+}
+
+/* An echo of the credential as it went up, in a header and in bodies, split anywhere. */
+static void test_basic_echo_every_split(void **state)
+{
+	(void)state;
+	char *cred = basic("user", PH0), *want = basic("user", V0);
+	char *pcred = pct(cred), *pwant = pct(want);
+	char in[2048], body[512], exp_body[512], exp_head[1024], chunked[512];
+	size_t n, half;
+
+	/* a debug page: the header echoed, and JSON and form bodies holding it */
+	snprintf(body, sizeof(body), "{\"authorization\":\"Basic %s\",\"q\":\"a=%s&b=1\"}", want,
+		 pwant);
+	snprintf(exp_body, sizeof(exp_body), "{\"authorization\":\"Basic %s\",\"q\":\"a=%s&b=1\"}",
+		 cred, pcred);
+	half = strlen(want) / 2;
+	snprintf(chunked, sizeof(chunked), "%zx\r\n<%.*s\r\n%zx\r\n%s>\r\n0\r\n\r\n", half + 1,
+		 (int)half, want, strlen(want) - half + 1, want + half);
+	snprintf(in, sizeof(in),
+		 "HTTP/1.1 200 OK\r\nX-Echo: Basic %s\r\nContent-Type: application/json\r\n"
+		 "Content-Length: %zu\r\n\r\n%sHTTP/1.1 404 Not Found\r\n"
+		 "Transfer-Encoding: chunked\r\n\r\n%s",
+		 want, strlen(body), body, chunked);
+	snprintf(exp_head, sizeof(exp_head),
+		 "HTTP/1.1 200 OK\r\nX-Echo: Basic %s\r\nContent-Type: application/json\r\n"
+		 "Content-Length: %zu\r\n\r\n%s",
+		 cred, strlen(exp_body), exp_body);
+	n = strlen(in);
+	/* the lengths differ, so the framing must follow */
+	assert_true(strlen(cred) != strlen(want));
+	for (size_t k = 0; k <= n; k++) {
+		struct hx *h = mk(SNI, false);
+		struct buf g = { 0 };
+		char *s, *b;
+
+		basic_req(h, cred, want, HX_OK);
+		basic_req(h, cred, want, HX_OK);
+		assert_int_equal(hx_response(h, (const uint8_t *)in, k, &g), HX_OK);
+		assert_int_equal(hx_response(h, (const uint8_t *)in + k, n - k, &g), HX_OK);
+		s = str(&g);
+		assert_null(strstr(s, want));
+		assert_null(strstr(s, pwant));
+		assert_memory_equal(s, exp_head, strlen(exp_head));
+		assert_int_equal(content_length(s), (long)strlen(exp_body));
+		b = body_of(s + strlen(exp_head));
+		assert_int_equal(strlen(b), strlen(cred) + 2);
+		assert_true(b[0] == '<' && b[strlen(cred) + 1] == '>');
+		assert_memory_equal(b + 1, cred, strlen(cred));
+		assert_int_equal(naudits, 2);
+		free(b);
+		free(s);
+		buf_free(&g);
+		hx_free(h);
+	}
+	free(cred);
+	free(want);
+	free(pcred);
+	free(pwant);
+}
+
+/* At most HX_MAX_CREDS remembered; only answered ones are forgotten, oldest first. */
+static void test_basic_echo_bounds(void **state)
+{
+	(void)state;
+	char user[16], *cred[HX_MAX_CREDS + 1], *want[HX_MAX_CREDS + 1];
+	struct hx *h = mk(SNI, false);
+
+	for (size_t i = 0; i <= HX_MAX_CREDS; i++) {
+		snprintf(user, sizeof(user), "user%zu", i);
+		cred[i] = basic(user, PH0);
+		want[i] = basic(user, V0);
+	}
+	/* pipelined: the ninth would evict one whose echo may still come */
+	for (size_t i = 0; i < HX_MAX_CREDS; i++)
+		basic_req(h, cred[i], want[i], HX_OK);
+	basic_req(h, cred[HX_MAX_CREDS], NULL, HX_BAD);
+	hx_free(h);
+
+	/* one credential sent again and again takes one slot */
+	h = mk(SNI, false);
+	for (size_t i = 0; i < HX_MAX_PENDING; i++)
+		basic_req(h, cred[0], want[0], HX_OK);
+	hx_free(h);
+
+	/* answered in turn: the ninth forgets the first, and only it */
+	h = mk(SNI, false);
+	for (size_t i = 0; i <= HX_MAX_CREDS; i++) {
+		char *s;
+
+		basic_req(h, cred[i], want[i], HX_OK);
+		s = resp(h, "HTTP/1.1 204 No Content\r\n\r\n", 0, HX_OK);
+		free(s);
+		naudits = 0;
+	}
+	for (size_t i = 0; i <= HX_MAX_CREDS; i++) {
+		char in[256], out[256], *s;
+
+		basic_req(h, "eA==", "eA==", HX_OK); /* "x": nothing substituted, nothing kept */
+		snprintf(in, sizeof(in), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+			 strlen(want[i]), want[i]);
+		snprintf(out, sizeof(out), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+			 strlen(i ? cred[i] : want[i]), i ? cred[i] : want[i]);
+		s = resp(h, in, 0, HX_OK);
+		assert_string_equal(s, out);
+		free(s);
+		naudits = 0;
+	}
+	hx_free(h);
+	for (size_t i = 0; i <= HX_MAX_CREDS; i++) {
+		free(cred[i]);
+		free(want[i]);
+	}
+
+	/* a credential longer than HX_MAX_CRED is refused, not forgotten */
+	struct buf guest = { 0 }, up = { 0 }, in = { 0 };
+	size_t ulen = HX_MAX_CRED * 3 / 4;
+	char *plain = malloc(ulen + 1 + 43 + 1), *big, *g;
+
+	memset(plain, 'u', ulen);
+	memcpy(plain + ulen, ":" PH0, 45);
+	big = b64_encode(plain, strlen(plain));
+	h = mk(SNI, false);
+	assert_int_equal(
+		buf_append(&in, "GET / HTTP/1.1\r\nHost: " SNI "\r\nAuthorization: Basic ",
+			   strlen("GET / HTTP/1.1\r\nHost: " SNI "\r\nAuthorization: Basic ")),
+		0);
+	assert_int_equal(buf_append(&in, big, strlen(big)), 0);
+	assert_int_equal(buf_append(&in, "\r\n\r\n", 4), 0);
+	assert_int_equal(hx_request(h, buf_head(&in), buf_size(&in), &up, &guest), HX_BAD);
+	assert_int_equal(buf_size(&up), 0);
+	g = str(&guest);
+	assert_non_null(strstr(g, "HTTP/1.1 431 "));
+	assert_non_null(strstr(g, "Basic credential too large"));
+	free(g);
+	free(big);
+	free(plain);
+	buf_free(&in);
+	buf_free(&guest);
+	hx_free(h);
+}
+
 static void test_bad_config(void **state)
 {
 	(void)state;
@@ -964,6 +1163,8 @@ int main(void)
 		cmocka_unit_test(test_upgrade_declined),
 		cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_bad_config),
+		cmocka_unit_test(test_basic_echo_every_split),
+		cmocka_unit_test(test_basic_echo_bounds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
