@@ -46,14 +46,21 @@ nsenter -t "$inet" -n setpriv --pdeathsig KILL python3 tests/fixtures/netsrv.py 
   --ready "$tmp/inet.ready" http,198.51.100.10,8080,"$tmp/public" \
   http,10.20.30.40,8080,"$tmp/private" &
 pids+=($!)
+# An HTTPS API that echoes what it receives (its own test CA; names api.test, other.test).
+tests/fixtures/tlspki.sh "$tmp/pki"
+nsenter -t "$inet" -n setpriv --pdeathsig KILL python3 tests/fixtures/tlsecho.py \
+  --cert "$tmp/pki/server.pem" --key "$tmp/pki/server-key.pem" --bind 198.51.100.10 \
+  --port 443 --port-file "$tmp/echo.ready" --log "$tmp/echo.log" &
+pids+=($!)
 nsenter -t "$inet" -n setpriv --pdeathsig KILL python3 tests/fixtures/dnsd.py \
   --listen 198.51.100.53:53 --port-file "$tmp/dns.port" --log "$tmp/dns.log" \
-  --record api.demo.test=A:198.51.100.10 --record internal.demo.test=A:10.20.30.40 &
+  --record api.demo.test=A:198.51.100.10 --record internal.demo.test=A:10.20.30.40 \
+  --record api.test=A:198.51.100.10 --record other.test=A:198.51.100.10 &
 pids+=($!)
 dns=198.51.100.53:53
 # Ready when they answer, through the routes.
 for _ in $(seq 300); do
-  [ -s "$tmp/dns.port" ] && [ -s "$tmp/inet.ready" ] &&
+  [ -s "$tmp/dns.port" ] && [ -s "$tmp/inet.ready" ] && [ -s "$tmp/echo.ready" ] &&
     python3 -c 'import socket; socket.create_connection(("198.51.100.10", 8080), 1)' 2> /dev/null &&
     break
   sleep 0.1
@@ -95,3 +102,24 @@ import json, sys
 n = json.load(sys.stdin)["network"]
 print("  inspect: ipv4 %s (gateway %s), ipv6 %s, ports %s" % (n["ipv4"], n["gateway_ipv4"], n["ipv6"], ", ".join(n["ports"])))'
 $msb rm -f web
+
+echo "== a secret the guest never holds: --secret API_KEY@api.test (the value from msb's environment)"
+API_KEY=sk-demo-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+export API_KEY
+call='import os, ssl, sys, urllib.request
+print("  in the guest: API_KEY=%s" % os.environ["API_KEY"])
+for u in sys.argv[1:]:
+    r = urllib.request.Request(u, headers={"Authorization": "Bearer " + os.environ["API_KEY"]})
+    try:
+        body = urllib.request.urlopen(r, timeout=10).read().decode()
+        auth = [l for l in body.splitlines() if l.startswith("Authorization")]
+        print("  %-26s 200, the server echoed: %s" % (u, auth[0] if auth else "?"))
+    except Exception as e:
+        print("  %-26s %s" % (u, getattr(e, "code", e)))'
+$msb run -q --name secrets --dns-nameserver "$dns" --tls-upstream-ca-cert "$tmp/pki/ca.pem" \
+  --secret API_KEY@api.test --tls-intercept "$img" -- python3 -c "$call" https://api.test/v1 https://other.test/v1
+echo "  what api.test received: $(grep -m1 '^Authorization' "$tmp/echo.log")   (msb's value: $API_KEY)"
+echo "  other.test received nothing: $(grep -c 'Host: other.test' "$tmp/echo.log" || true) requests"
+echo "== each intercepted request is audited (never a value): msb logs --source net"
+$msb logs --source net secrets | grep -E 'https|secret' | sed 's/^/  /' || true
+$msb rm -f secrets

@@ -220,7 +220,7 @@ static void print_entry(struct logs_opts *o, const struct log_entry *e)
 		p = buf_head(&text);
 		n = buf_size(&text);
 	}
-	if (e->src == LOGS_SYSTEM) {
+	if (e->src == LOGS_SYSTEM || e->src == LOGS_NET) {
 		char safe[4096];
 
 		/* System lines come from logs msb wrote about the guest: keep them printable. */
