@@ -533,6 +533,9 @@ static int scan(struct hx *h, const struct site *s, const uint8_t *p, size_t n, 
 {
 	size_t i = 0, from = 0;
 
+	if (!p)
+		p = (const uint8_t *)""; /* nothing to scan: no arithmetic on a null pointer either */
+
 	while (i < n) {
 		size_t len = 0, idx = 0, rn = 0;
 		const uint8_t *rep = NULL;
@@ -608,7 +611,8 @@ static int body_data(struct hx *h, const struct site *s, struct body *b, const u
 			if (b->chunk_out)
 				puts_(h, out, "\r\n");
 		}
-		p += take;
+		if (take)
+			p += take;
 		n -= take;
 	} while (n);
 	return 0;

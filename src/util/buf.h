@@ -25,7 +25,7 @@ static inline size_t buf_size(const struct buf *b)
 
 static inline uint8_t *buf_head(const struct buf *b)
 {
-	return b->data + b->off;
+	return b->data ? b->data + b->off : b->data; /* never NULL + 0 */
 }
 
 /* buf_reserve() - make room for @n more bytes at the tail. Return: 0 or -ENOMEM. */
