@@ -534,7 +534,8 @@ static int scan(struct hx *h, const struct site *s, const uint8_t *p, size_t n, 
 	size_t i = 0, from = 0;
 
 	if (!p)
-		p = (const uint8_t *)""; /* nothing to scan: no arithmetic on a null pointer either */
+		p = (const uint8_t
+			     *)""; /* nothing to scan: no arithmetic on a null pointer either */
 
 	while (i < n) {
 		size_t len = 0, idx = 0, rn = 0;
