@@ -220,6 +220,9 @@ void tcp_input(struct net *n, const struct pkt *p);
 void tcp_event(struct net *n, unsigned int slot, uint32_t events);
 void tcp_timer(struct net *n);
 void tcp_link_drained(struct net *n);
+/* The host socket into f->h2g, up to TCP_BUF (host_eof at its end). Return: 0, or -1 on an error.
+ */
+int tcp_recv_host(struct tcp_flow *f);
 int tcp_inbound(struct net *n, int fd, const struct net_port *port, uint16_t nat_port);
 /* DNS over TCP: @len bytes of answer for TCP flow @slot of generation @gen. */
 void tcp_dns_answer(struct net *n, int slot, uint32_t gen, const uint8_t *msg, size_t len);

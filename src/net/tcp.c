@@ -718,7 +718,7 @@ void tcp_input(struct net *n, const struct pkt *p)
 }
 
 /* The host socket has data: take what h2g has room for. */
-static void host_read(struct net *n, struct tcp_flow *f)
+int tcp_recv_host(struct tcp_flow *f)
 {
 	while (!f->host_eof && buf_size(&f->h2g) < TCP_BUF) {
 		size_t room = TCP_BUF - buf_size(&f->h2g);
@@ -732,15 +732,22 @@ static void host_read(struct net *n, struct tcp_flow *f)
 			continue;
 		if (r < 0 && errno == EAGAIN)
 			break;
-		if (r < 0) {
-			abort_flow(n, f, true);
-			return;
-		}
+		if (r < 0)
+			return -1;
 		if (r == 0) {
 			f->host_eof = true;
 			break;
 		}
 		buf_commit(&f->h2g, (size_t)r);
+	}
+	return 0;
+}
+
+static void host_read(struct net *n, struct tcp_flow *f)
+{
+	if (tcp_recv_host(f) < 0) {
+		abort_flow(n, f, true);
+		return;
 	}
 	push(n, f);
 	rearm(n, f);

@@ -574,32 +574,6 @@ static int scan(struct ix *x, const uint8_t *p, size_t n)
 	return found;
 }
 
-/* The host socket into f->h2g, as a plain flow reads it. Return: 0, or -1 to reset. */
-static int read_plain(struct tcp_flow *f)
-{
-	while (!f->host_eof && buf_size(&f->h2g) < TCP_BUF) {
-		size_t room = TCP_BUF - buf_size(&f->h2g);
-		uint8_t *p = buf_tail(&f->h2g, room);
-		ssize_t r;
-
-		if (!p)
-			break;
-		r = recv(f->fd, p, room, 0);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && errno == EAGAIN)
-			break;
-		if (r < 0)
-			return -1;
-		if (r == 0) {
-			f->host_eof = true;
-			break;
-		}
-		buf_commit(&f->h2g, (size_t)r);
-	}
-	return 0;
-}
-
 #define CONNECT_HEAD_MAX 8192
 
 /*
@@ -709,7 +683,7 @@ static int pump_scan(struct tcp_flow *f)
 		shutdown(f->fd, SHUT_WR);
 		f->wr_shut = true;
 	}
-	return read_plain(f);
+	return tcp_recv_host(f);
 }
 
 /* --- intercepted flows --------------------------------------------------------------- */
@@ -1092,8 +1066,8 @@ int ix_pump(struct net *n, struct tcp_flow *f)
 	struct ix *x = f->ix;
 
 	if (x->mode == IX_CONNECT)
-		return pump_connect(f) < 0 || read_plain(f) < 0 ? -1 : 0;
-	if (x->mode == IX_PEEK && x->tunnel && read_plain(f) < 0)
+		return pump_connect(f) < 0 || tcp_recv_host(f) < 0 ? -1 : 0;
+	if (x->mode == IX_PEEK && x->tunnel && tcp_recv_host(f) < 0)
 		return -1; /* the proxy's answer to CONNECT, for the guest */
 	if (x->mode == IX_PEEK) {
 		int r = decide(f);
