@@ -4,7 +4,7 @@
 BUILD    ?= build
 CC       ?= cc
 MUSL_CC  ?= musl-gcc
-PKGS     := jansson libcurl libarchive sqlite3 openssl
+PKGS     := jansson libcurl libarchive sqlite3 openssl libnghttp2
 
 WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wno-format-nonliteral
 HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
@@ -20,7 +20,7 @@ BUILD    := build-san
 endif
 ALL_CFLAGS  = -std=gnu11 $(WARN) $(HARDEN) $(CFLAGS) -Isrc -MMD -MP
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
-LIBS        = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lcurl -larchive -lsqlite3 -lssl -lcrypto) -lpthread
+LIBS        = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lcurl -larchive -lsqlite3 -lssl -lcrypto -lnghttp2) -lpthread
 
 # Code shared by msb and agentd (must build with musl too).
 SHARED_SRC := src/proto/proto.c src/util/buf.c src/util/conn.c src/util/fs.c src/util/text.c

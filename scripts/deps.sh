@@ -6,7 +6,7 @@ set -euo pipefail
 build_pkgs=(
   make gcc libc6-dev pkg-config musl-tools
   libcurl4-openssl-dev libjansson-dev libarchive-dev libssl-dev libsqlite3-dev
-  libslirp-dev libsquashfs-dev squashfs-tools-ng e2fsprogs libcmocka-dev
+  libslirp-dev libsquashfs-dev squashfs-tools-ng e2fsprogs libcmocka-dev libnghttp2-dev
   qemu-system-x86 qemu-utils
   linux-source-6.1 bc bison flex libelf-dev cpio xz-utils
 )
@@ -14,7 +14,7 @@ test_pkgs=(
   docker-registry skopeo busybox-static debootstrap openssl apache2-utils
   xfsprogs git tmux procps clang libclang-rt-14-dev curl python3 libarchive-tools zstd tar
   clang-format clang-tidy cppcheck
-  gnome-keyring libsecret-tools dbus-daemon
+  gnome-keyring libsecret-tools dbus-daemon python3-h2
 )
 
 want=("${build_pkgs[@]}")

@@ -896,6 +896,25 @@ static int check_secrets_tls(const char *cmd, struct sbx_flags *f)
 	}
 	if (sbx_secrets_check(&f->net, f->env.v, why, sizeof(why)) < 0)
 		return cli_error("%s", why);
+	/* Settings of an interception that never happens are a mistake worth saying. */
+	if (!t->intercept && !f->net.nsecrets) {
+		const char *flag = NULL;
+
+		if (t->bypass && t->bypass[0])
+			flag = "--tls-bypass";
+		else if (f->tls_port_given)
+			flag = "--tls-intercept-port";
+		else if (t->ca_cert)
+			flag = "--tls-intercept-ca-cert";
+		else if (t->no_block_quic)
+			flag = "--no-block-quic";
+
+		if (flag)
+			return cli_error(
+				"%s: %s has no effect without --tls-intercept or a --secret "
+				"(add one of them, or drop %s)",
+				cmd, flag, flag);
+	}
 	return 0;
 }
 

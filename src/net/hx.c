@@ -1253,11 +1253,14 @@ static int request_head(struct hx *h, struct buf *up, struct buf *guest)
 				      "an HTTP/1.0 body this large cannot be re-framed");
 			goto out;
 		}
-		puts_(h, out, "Transfer-Encoding: chunked\r\n\r\n");
+		if (!h->c.unframed)
+			puts_(h, out, "Transfer-Encoding: chunked\r\n");
+		puts_(h, out, "\r\n");
 		put(h, up, buf_head(out), buf_size(out));
 		buf_clear(out);
 		h->headers_sent = true;
-		body_reset(&h->rb, te ? B_CHUNKED : B_LEN, te ? 0 : (uint64_t)cl, true, enc);
+		body_reset(&h->rb, te ? B_CHUNKED : B_LEN, te ? 0 : (uint64_t)cl, !h->c.unframed,
+			   enc);
 		h->rq = RQ_BODY;
 	} else if (cl > 0) {
 		body_reset(&h->rb, B_LEN, (uint64_t)cl, false, enc);
@@ -1523,7 +1526,7 @@ static int response_head(struct hx *h, struct buf *guest)
 		const struct hdr *x = &hd->h[i];
 
 		/* a chunked body is chunked again: its Transfer-Encoding stays */
-		if (body == B_LEN && framing(x))
+		if (framing(x) && (body == B_LEN || (h->c.unframed && body != B_NONE)))
 			continue;
 		if (reframe_close &&
 		    (ieq(x->name, x->nlen, "connection") || ieq(x->name, x->nlen, "keep-alive")))
@@ -1567,13 +1570,13 @@ static int response_head(struct hx *h, struct buf *guest)
 	}
 	if (reframe_close)
 		puts_(h, out, "Connection: close\r\n");
-	else if (body == B_LEN)
+	else if (body == B_LEN && !h->c.unframed)
 		puts_(h, out, "Transfer-Encoding: chunked\r\n");
 	puts_(h, out, "\r\n");
 	put(h, guest, buf_head(out), buf_size(out));
 	buf_clear(out);
 	body_reset(&h->sb, body, body == B_LEN ? (uint64_t)cl : 0,
-		   body != B_CLOSE && !reframe_close, ENC_RAW);
+		   body != B_CLOSE && !reframe_close && !h->c.unframed, ENC_RAW);
 	h->rs = RS_BODY;
 out:
 	free(hd);
@@ -1679,6 +1682,14 @@ int hx_response_end(struct hx *h, struct buf *guest)
 	if (h->rs == RS_DEAD)
 		return HX_OK;
 	return resp_bad(h, guest, h->rs == RS_HEAD);
+}
+
+void hx_response_text(struct hx *h, const uint8_t *p, size_t n, struct buf *out)
+{
+	struct site s = { true, SITE_HEADER, NULL, 0, ENC_RAW };
+	size_t used;
+
+	scan(h, &s, p, n, true, out, &used, NULL);
 }
 
 /* --- lifetime ----------------------------------------------------------- */

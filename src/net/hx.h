@@ -110,12 +110,16 @@ struct hx_audit {
  * @violation:	 called for each violation, in both modes, once per secret
  *		 and request (may be NULL)
  * @ctx:	 passed to both callbacks
+ * @unframed:	 HTTP/2 (h2x.c): bodies come out without HTTP/1 framing, no
+ *		 chunked encoding and no Transfer-Encoding line, the caller
+ *		 frames them; a body held whole still gets its Content-Length
  */
 struct hx_config {
 	const struct hx_secret *secrets;
 	size_t nsecrets;
 	const char *sni;
 	bool passthrough;
+	bool unframed;
 	void (*audit)(void *ctx, const struct hx_audit *a);
 	void (*violation)(void *ctx, const struct hx_violation *v);
 	void *ctx;
@@ -161,6 +165,13 @@ int hx_request_end(struct hx *h, struct buf *up, struct buf *guest);
  * Return: HX_BAD when a response was cut short, else enum hx_rc.
  */
 int hx_response_end(struct hx *h, struct buf *guest);
+
+/*
+ * hx_response_text() - @n bytes of a response field that travels outside the
+ * message the engine frames (an HTTP/2 trailer's value), with every value
+ * and remembered credential replaced as in a response, appended to @out.
+ */
+void hx_response_text(struct hx *h, const uint8_t *p, size_t n, struct buf *out);
 
 /* hx_violation() - the last violation, NULL if none yet. Valid until the next call. */
 const struct hx_violation *hx_violation(const struct hx *h);

@@ -39,6 +39,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "net/h2x.h"
 #include "net/hx.h"
 #include "net/netproc.h"
 #include "net/sni.h"
@@ -96,7 +97,10 @@ struct ix {
 	bool g_done, u_done, u_failed, u_want_write;
 	bool g_eof, u_eof, g_shut, u_shut;
 	char u_err[600];
+	/* ALPN: what the guest offered (the upstream is offered the same), HTTP/2 agreed */
+	bool alpn_seen, guest_h2, guest_h11, h2;
 	struct hx *hx;
+	struct h2x *h2x;
 	struct hx_secret hs[NET_MAX_SECRETS];
 	char why[NET_MAX_SECRETS][600];
 	struct buf up, down; /* plaintext after hx, for upstream and for the guest */
@@ -180,24 +184,96 @@ static X509_STORE *upstream_store(const struct net_tls *t, char *why, size_t len
 	return st;
 }
 
-/* ALPN, guest side: HTTP/1.1 is what the substitution speaks; a client offering only h2 is refused.
- */
-static int alpn_select(SSL *s, const unsigned char **out, unsigned char *outlen,
-		       const unsigned char *in, unsigned int inlen, void *arg)
+/* Does the ALPN list @in (RFC 7301 wire form, @inlen bytes) hold @proto? Sets *@at to it. */
+static bool alpn_has(const unsigned char *in, size_t inlen, const char *proto,
+		     const unsigned char **at)
 {
-	(void)s;
-	(void)arg;
-	for (unsigned int i = 0; i < inlen;) {
-		unsigned int l = in[i];
+	size_t pl = strlen(proto);
+
+	for (size_t i = 0; i < inlen;) {
+		size_t l = in[i];
 
 		if (i + 1 + l > inlen)
 			break;
-		if (l == 8 && !memcmp(in + i + 1, "http/1.1", 8)) {
-			*out = in + i + 1;
-			*outlen = (unsigned char)l;
-			return SSL_TLSEXT_ERR_OK;
+		if (l == pl && !memcmp(in + i + 1, proto, pl)) {
+			if (at)
+				*at = in + i + 1;
+			return true;
 		}
 		i += 1 + l;
+	}
+	return false;
+}
+
+/*
+ * The guest's ClientHello, before our answer: what it offers by ALPN is what
+ * the upstream is offered. A guest offering HTTP/2 waits here (the handshake
+ * is resumed) until the upstream's handshake has chosen: HTTP/2 is spoken to
+ * the guest only when the server speaks it too.
+ */
+static int hello_cb(SSL *s, int *al, void *arg)
+{
+	struct ix *x = SSL_get_app_data(s);
+	const unsigned char *p;
+	size_t n;
+
+	(void)al;
+	(void)arg;
+	if (!x)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	if (!x->alpn_seen) {
+		unsigned char protos[12];
+		unsigned int k = 0;
+
+		x->alpn_seen = true;
+		if (SSL_client_hello_get0_ext(s, TLSEXT_TYPE_application_layer_protocol_negotiation,
+					      &p, &n) == 1 &&
+		    n >= 2 && ((size_t)p[0] << 8 | p[1]) == n - 2) {
+			x->guest_h2 = alpn_has(p + 2, n - 2, "h2", NULL);
+			x->guest_h11 = alpn_has(p + 2, n - 2, "http/1.1", NULL);
+		}
+		if (x->guest_h2) {
+			static const unsigned char h2[] = { 2, 'h', '2' };
+
+			memcpy(protos, h2, sizeof(h2));
+			k = sizeof(h2);
+		}
+		if (x->guest_h11) {
+			static const unsigned char h11[] = { 8,	  'h', 't', 't', 'p',
+							     '/', '1', '.', '1' };
+
+			memcpy(protos + k, h11, sizeof(h11));
+			k += sizeof(h11);
+		}
+		if (k)
+			SSL_set_alpn_protos(x->u, protos, k);
+	}
+	if (x->guest_h2 && !x->u_done && !x->u_failed)
+		return SSL_CLIENT_HELLO_RETRY;
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* ALPN, guest side: what the upstream chose (HTTP/2 or HTTP/1.1), else HTTP/1.1. */
+static int alpn_select(SSL *s, const unsigned char **out, unsigned char *outlen,
+		       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	struct ix *x = SSL_get_app_data(s);
+	const unsigned char *up = NULL, *at = NULL;
+	unsigned int upn = 0;
+
+	(void)arg;
+	if (x && x->u_done)
+		SSL_get0_alpn_selected(x->u, &up, &upn);
+	if (x && upn == 2 && !memcmp(up, "h2", 2) && alpn_has(in, inlen, "h2", &at)) {
+		x->h2 = true;
+		*out = at;
+		*outlen = 2;
+		return SSL_TLSEXT_ERR_OK;
+	}
+	if (alpn_has(in, inlen, "http/1.1", &at)) {
+		*out = at;
+		*outlen = 8;
+		return SSL_TLSEXT_ERR_OK;
 	}
 	return SSL_TLSEXT_ERR_NOACK;
 }
@@ -290,6 +366,7 @@ int tls_global_new(const struct net_tls *t, struct tls_global **out, char *why, 
 	SSL_CTX_set_min_proto_version(g->srv, TLS1_2_VERSION);
 	SSL_CTX_set_min_proto_version(g->cli, TLS1_2_VERSION);
 	SSL_CTX_set_alpn_select_cb(g->srv, alpn_select, NULL);
+	SSL_CTX_set_client_hello_cb(g->srv, hello_cb, NULL);
 	SSL_CTX_set_mode(g->srv,
 			 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_mode(g->cli,
@@ -471,6 +548,7 @@ void ix_detach(struct tcp_flow *f)
 	if (!x)
 		return;
 	hx_free(x->hx);
+	h2x_free(x->h2x);
 	SSL_free(x->g); /* frees its BIOs */
 	SSL_free(x->u);
 	buf_free(&x->up);
@@ -755,6 +833,10 @@ static int start_hx(struct net *n, struct tcp_flow *f)
 			h->allowed = true;
 		h->why_not = h->allowed ? NULL : x->why[i];
 	}
+	if (x->h2) {
+		x->h2x = h2x_new(&c);
+		return x->h2x ? 0 : -1;
+	}
 	x->hx = hx_new(&c);
 	return x->hx ? 0 : -1;
 }
@@ -803,6 +885,7 @@ static int decide(struct tcp_flow *f)
 		return -1;
 	}
 	SSL_set_bio(x->g, x->g_in, x->g_out);
+	SSL_set_app_data(x->g, x);
 	SSL_set_accept_state(x->g);
 	if (SSL_use_certificate(x->g, leaf) != 1 || SSL_use_PrivateKey(x->g, G->leaf_key) != 1 ||
 	    SSL_set_fd(x->u, f->fd) != 1 || SSL_set_tlsext_host_name(x->u, x->sni) != 1 ||
@@ -819,7 +902,8 @@ static bool fatal(SSL *s, int r)
 {
 	int e = SSL_get_error(s, r);
 
-	return e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE;
+	return e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE &&
+	       e != SSL_ERROR_WANT_CLIENT_HELLO_CB;
 }
 
 static void upstream_handshake(struct tcp_flow *f)
@@ -856,7 +940,7 @@ static int guest_plain(struct net *n, struct tcp_flow *f)
 	uint8_t tmp[16384];
 
 	while (x->mode == IX_TLS && x->g_done && (x->u_done || x->u_failed) && !x->g_eof &&
-	       buf_size(&x->up) < TLS_PLAIN_MAX) {
+	       buf_size(&x->up) < TLS_PLAIN_MAX && buf_size(&x->down) < TLS_PLAIN_MAX) {
 		int r = SSL_read(x->g, tmp, sizeof(tmp));
 
 		if (r <= 0) {
@@ -877,8 +961,14 @@ static int guest_plain(struct net *n, struct tcp_flow *f)
 			ERR_clear_error();
 			return -1;
 		}
-		if (!x->hx && start_hx(n, f) < 0)
+		if (!x->hx && !x->h2x && start_hx(n, f) < 0)
 			return -1;
+		if (x->h2x) {
+			if (h2x_guest(x->h2x, tmp, (size_t)r) < 0 ||
+			    h2x_send(x->h2x, &x->up, &x->down, TLS_PLAIN_MAX) < 0)
+				return -1;
+			continue;
+		}
 		if (x->u_failed) {
 			char body[640];
 
@@ -908,6 +998,8 @@ static int guest_plain(struct net *n, struct tcp_flow *f)
 	}
 	if (x->g_eof && x->hx && x->mode == IX_TLS)
 		hx_request_end(x->hx, &x->up, &x->down);
+	if (x->h2x && x->mode == IX_TLS && h2x_done(x->h2x))
+		x->mode = IX_CLOSING;
 	return 0;
 }
 
@@ -920,6 +1012,8 @@ static int upstream_io(struct tcp_flow *f)
 	if (!x->u_done || x->mode != IX_TLS)
 		return 0;
 	x->u_want_write = false;
+	if (x->h2x && h2x_send(x->h2x, &x->up, &x->down, TLS_PLAIN_MAX) < 0)
+		return -1;
 	while (buf_size(&x->up)) {
 		size_t len = buf_size(&x->up) < INT32_MAX ? buf_size(&x->up) : INT32_MAX;
 		int w = SSL_write(x->u, buf_head(&x->up), (int)len);
@@ -939,7 +1033,7 @@ static int upstream_io(struct tcp_flow *f)
 		shutdown(f->fd, SHUT_WR);
 		x->u_shut = true;
 	}
-	while (!x->u_eof && buf_size(&x->down) < TLS_PLAIN_MAX) {
+	while (!x->u_eof && buf_size(&x->down) < TLS_PLAIN_MAX && (x->h2x || !x->h2)) {
 		int r = SSL_read(x->u, tmp, sizeof(tmp));
 
 		if (r <= 0) {
@@ -956,7 +1050,18 @@ static int upstream_io(struct tcp_flow *f)
 			x->u_eof = true;
 			if (x->hx)
 				hx_response_end(x->hx, &x->down);
+			if (x->h2x) {
+				h2x_upstream_end(x->h2x);
+				if (h2x_send(x->h2x, &x->up, &x->down, TLS_PLAIN_MAX) < 0)
+					return -1;
+			}
 			break;
+		}
+		if (x->h2x) {
+			if (h2x_upstream(x->h2x, tmp, (size_t)r) < 0 ||
+			    h2x_send(x->h2x, &x->up, &x->down, TLS_PLAIN_MAX) < 0)
+				return -1;
+			continue;
 		}
 		if (!x->hx)
 			continue; /* nothing asked: nothing to answer */
@@ -983,6 +1088,10 @@ static void guest_out(struct tcp_flow *f)
 {
 	struct ix *x = f->ix;
 
+	/* Broken, or over: a violation's GOAWAY, or the server's end, is out. */
+	if (x->h2x && x->mode == IX_TLS &&
+	    (h2x_send(x->h2x, &x->up, &x->down, TLS_PLAIN_MAX) < 0 || h2x_done(x->h2x)))
+		x->mode = IX_CLOSING;
 	while (x->g_done && buf_size(&x->down) && BIO_ctrl_pending(x->g_out) < TLS_PLAIN_MAX) {
 		size_t len = buf_size(&x->down) < 16384 ? buf_size(&x->down) : 16384;
 		int w = SSL_write(x->g, buf_head(&x->down), (int)len);
@@ -993,7 +1102,8 @@ static void guest_out(struct tcp_flow *f)
 		}
 		buf_consume(&x->down, (size_t)w);
 	}
-	if (x->g_done && !buf_size(&x->down) && !x->g_shut && (x->u_eof || x->mode == IX_CLOSING)) {
+	if (x->g_done && !buf_size(&x->down) && !x->g_shut &&
+	    ((x->u_eof && !x->h2x) || x->mode == IX_CLOSING)) {
 		SSL_shutdown(x->g);
 		ERR_clear_error();
 		x->g_shut = true;
@@ -1014,6 +1124,28 @@ static void guest_out(struct tcp_flow *f)
 		f->host_eof = true;
 }
 
+/* The guest's handshake, as far as it goes. Return: 0, or 1 when it failed (answered or reset). */
+static int guest_handshake(struct tcp_flow *f)
+{
+	struct ix *x = f->ix;
+	int r;
+
+	if (x->g_done)
+		return 0;
+	r = SSL_do_handshake(x->g);
+	if (r == 1) {
+		x->g_done = true;
+	} else if (fatal(x->g, r)) {
+		char why[200];
+
+		ssl_why(why, sizeof(why), "handshake");
+		log_info("net: https %s: the guest's TLS handshake failed (%s)", x->sni, why);
+		guest_out(f); /* its alert, if any */
+		return 1;
+	}
+	return 0;
+}
+
 static int pump_tls(struct net *n, struct tcp_flow *f)
 {
 	struct ix *x = f->ix;
@@ -1027,26 +1159,19 @@ static int pump_tls(struct net *n, struct tcp_flow *f)
 			return -1;
 		buf_consume(&f->g2h, (size_t)w);
 	}
-	if (!x->g_done) {
-		int r = SSL_do_handshake(x->g);
-
-		if (r == 1)
-			x->g_done = true;
-		else if (fatal(x->g, r)) {
-			char why[200];
-
-			ssl_why(why, sizeof(why), "handshake");
-			log_info("net: https %s: the guest's TLS handshake failed (%s)", x->sni,
-				 why);
-			guest_out(f); /* its alert, if any */
-			return buf_size(&f->h2g) ? 0 : -1;
-		}
-	}
+	/* Twice: a guest offering HTTP/2 waits on the upstream's handshake (hello_cb). */
+	if (guest_handshake(f))
+		return buf_size(&f->h2g) ? 0 : -1;
 	upstream_handshake(f);
+	if (guest_handshake(f))
+		return buf_size(&f->h2g) ? 0 : -1;
+	/* HTTP/2 both ways: the engine starts now, before either side's first frame is read. */
+	if (x->g_done && x->h2 && !x->h2x && start_hx(n, f) < 0)
+		return -1;
 	if (x->mode == IX_TLS && guest_plain(n, f) < 0)
 		return -1;
 	if (upstream_io(f) < 0) {
-		if (!x->g_done)
+		if (!x->g_done || x->h2x)
 			return -1;
 		refuse(f, &x->down, 502, "Bad Gateway",
 		       "msb: the connection to the server failed\n");

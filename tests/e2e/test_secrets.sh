@@ -63,7 +63,8 @@ ip link add msb-e2e0 type veth peer name msb-e2e1 netns "$INET" ||
   fixture_fail "no veth pair to the second namespace"
 ip addr add 192.0.2.1/30 dev msb-e2e0
 ip link set msb-e2e0 up
-INET_ADDRS=(198.51.100.10 198.51.100.11 198.51.100.12 198.51.100.13 198.51.100.20 198.51.100.53)
+INET_ADDRS=(198.51.100.10 198.51.100.11 198.51.100.12 198.51.100.13 198.51.100.14 198.51.100.20
+  198.51.100.53)
 "${INET_NS[@]}" sh -e -c '
   ip link set lo up
   ip addr add 192.0.2.2/30 dev msb-e2e1
@@ -89,6 +90,17 @@ ECHO_SRV=$!
   --log "$BAD_LOG" &
 PIDS+=($!)
 BAD_SRV=$!
+# An HTTP/2 tlsecho on .14 (h2.api.test), with Debian's python3-h2 (not pyenv's python).
+H2_LOG=$TMP/h2.log
+: > "$H2_LOG"
+H2_SRV=
+if /usr/bin/python3 -c 'import h2' 2> /dev/null; then
+  "${INET_NS[@]}" setpriv --pdeathsig KILL /usr/bin/python3 "$TLSECHO" --h2 \
+    --cert "$PKI/server.pem" --key "$PKI/server-key.pem" --bind 198.51.100.14 --port 443 \
+    --port-file "$TMP/h2.ready" --log "$H2_LOG" &
+  PIDS+=($!)
+  H2_SRV=$!
+fi
 "${INET_NS[@]}" setpriv --pdeathsig KILL python3 "$NETSRV" serve --ready "$TMP/udp.ready" \
   udpecho,198.51.100.10,443 udpecho,198.51.100.10,9999 &
 PIDS+=($!)
@@ -107,7 +119,8 @@ DNS_LOG=$TMP/dns.log
   --log "$DNS_LOG" --ttl 60 \
   --record api.test=A:198.51.100.10 --record sub.api.test=A:198.51.100.10 \
   --record other.test=A:198.51.100.11 --record bad.test=A:198.51.100.13 \
-  --record direct.test=A:198.51.100.10 --record proxy.test=A:198.51.100.20 &
+  --record direct.test=A:198.51.100.10 --record proxy.test=A:198.51.100.20 \
+  --record h2.api.test=A:198.51.100.14 &
 PIDS+=($!)
 DNS_SRV=$!
 
@@ -118,6 +131,7 @@ await_start() { # NAME PID
 }
 await_start echo "$ECHO_SRV"
 await_start bad "$BAD_SRV"
+[ -z "$H2_SRV" ] || await_start h2 "$H2_SRV"
 await_start udp "$UDP_SRV"
 await_start dns "$DNS_SRV"
 await_start proxy "$PROXY_SRV"
@@ -130,9 +144,15 @@ for a in 198.51.100.10 198.51.100.11 198.51.100.12; do
 done
 probe_bad() { curl -sf --max-time 5 --cacert "$PKI/rogue-ca.pem" --resolve bad.test:443:198.51.100.13 https://bad.test/probe > /dev/null; }
 wait_until 60 probe_bad || fixture_fail "tlsecho on 198.51.100.13 does not answer"
+probe_h2() {
+  [ "$(curl -s --http2 --max-time 5 --cacert "$PKI/ca.pem" --resolve h2.api.test:443:198.51.100.14 \
+    -o /dev/null -w '%{http_version}' https://h2.api.test/probe)" = 2 ]
+}
+[ -z "$H2_SRV" ] || wait_until 60 probe_h2 || fixture_fail "tlsecho --h2 on 198.51.100.14 does not answer"
 probe_out=$(python3 "$NETSRV" probe --deadline 60 dns,198.51.100.53,53 2>&1) || fixture_fail "$probe_out"
 : > "$ECHO_LOG"
 : > "$BAD_LOG"
+: > "$H2_LOG"
 
 # The secret of every test: random per run, so that finding it anywhere means it leaked.
 VALUE=sk-e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
@@ -147,9 +167,9 @@ json_get() {
 }
 status_of() { json_get "$1" 'j["status"]'; }
 
-# received PATH: the requests tlsecho got whose request line has PATH (with its "# to" line).
+# received PATH [LOG]: the requests tlsecho got whose request line has PATH (with its "# to" line).
 received() {
-  awk -v p=" $1" 'BEGIN { RS = "\n----\n" } index($0, p) { print $0; print "----" }' "$ECHO_LOG"
+  awk -v p=" $1" 'BEGIN { RS = "\n----\n" } index($0, p) { print $0; print "----" }' "${2:-$ECHO_LOG}"
 }
 
 # leaks: every file under MSB_HOME, but the secrets store, that holds VALUE (none may).
@@ -303,6 +323,70 @@ test_curl_http2_flag_still_works() {
 200
 200$"
   [[ "$OUT" == *"$VALUE"* ]] && fail "the value reached the guest"
+  expect_no_leftovers
+}
+
+H2SECRET=(--secret "KEY=$VALUE@h2.api.test")
+need_h2() {
+  [ -n "$H2_SRV" ] && return 0
+  skip "no HTTP/2 test server: Debian's python3-h2 is not installed"
+  return 1
+}
+
+# HTTP/2 both ways: the guest and the server speak it, msb substitutes per stream.
+test_curl_http2_is_intercepted_as_http2() {
+  local got log basic
+  need_h2 || return
+  tls_image || return
+  : > "$H2_LOG"
+  srun --name h2k "${H2SECRET[@]}" -- sh -c "$REQ"'
+    req --http2 -H "Authorization: Bearer $KEY" "https://h2.api.test/h2/header"
+    req --http2 "https://h2.api.test/h2/query?key=$KEY&q=querymarker"
+    req --http2 -u "user:$KEY" "https://h2.api.test/h2/basic"
+    req --http2 -H "Content-Type: application/json" -d "{\"key\": \"$KEY\"}" "https://h2.api.test/h2/json"
+    curl -s --http2 -H "X-Key: $KEY" -o /dev/null -o /dev/null \
+      -w "%{http_version} %{http_code} %{num_connects}\n" "https://h2.api.test/h2/m1" "https://h2.api.test/h2/m2"'
+  expect_eq "exit code" "$RC" 0
+  got=$(received /h2/ "$H2_LOG")
+  expect_match "the header arrived with the value, over HTTP/2" "$got" "GET /h2/header HTTP/2
+(.*
+)*authorization: Bearer $VALUE"
+  expect_match "the query arrived with the value" "$got" "GET /h2/query\?key=$VALUE&q=querymarker HTTP/2"
+  basic=$(printf 'user:%s' "$VALUE" | base64 -w0)
+  expect_match "Basic auth arrived with the value" "$got" "authorization: Basic $basic"
+  expect_match "the JSON body arrived with the value (new length)" "$got" "content-length: $((11 + ${#VALUE}))
+(.*
+)*\{\"key\": \"$VALUE\"\}"
+  expect_eq "both multiplexed requests carried it" "$(grep -c "^x-key: $VALUE$" <<< "$got")" 2
+  [[ "$got" == *msb-secret-* ]] && fail "a placeholder reached the server"
+  expect_match "the guest's echoes: HTTP/2, the placeholder back" "$OUT" \
+    "^200 GET /h2/header HTTP/2 .*authorization: Bearer $PH_RE .*
+200 GET /h2/query\?key=$PH_RE&q=querymarker .*
+200 GET /h2/basic .*
+200 POST /h2/json .*\{\"key\": \"$PH_RE\"\}.*
+2 200 1
+2 200 0$"
+  [[ "$OUT" == *"$VALUE"* ]] && fail "the value reached the guest"
+  [[ "$OUT" == *"$basic"* ]] && fail "base64 of user:value reached the guest"
+  log=$(runtime_log_of h2k)
+  expect_eq "an audit line per stream" "$(grep -Ec 'https (GET|POST) h2\.api\.test /h2/(header|query|basic|json|m1|m2) -> 200.*KEY' <<< "$log")" 6
+  [[ "$log" == *"$VALUE"* ]] && fail "the runtime log has the value"
+  "$MSB" rm h2k > /dev/null
+  expect_no_leftovers
+}
+
+test_http2_violation_is_a_403_and_nothing_goes_up() {
+  need_h2 || return
+  tls_image || return
+  : > "$H2_LOG"
+  srun "${H2SECRET[@]}" -- sh -c "$REQ"'
+    req --http2 -H "Host: other.test" -H "Authorization: Bearer $KEY" "https://h2.api.test/h2/wronghost"
+    req --http2 -H "Authorization: Bearer $KEY" "https://h2.api.test/h2/fine"'
+  expect_eq "exit code" "$RC" 0
+  expect_match "the :authority that is not the SNI is refused" "$OUT" \
+    "^403 msb: secret KEY blocked: Host header other\.test differs from the TLS name h2\.api\.test ?
+200 GET /h2/fine HTTP/2"
+  [ -z "$(received /h2/wronghost "$H2_LOG")" ] || fail "the refused request reached the server"
   expect_no_leftovers
 }
 
@@ -668,6 +752,9 @@ test_bad_input_is_one_line() {
 --tls-intercept --tls-intercept-ca-cert $PKI/icept-ca.pem --tls-intercept-ca-key $PKI/other-key.pem|.*(match|other-key\.pem)
 --tls-intercept --tls-intercept-ca-cert $PKI/icept-ca.pem|.*--tls-intercept-ca-key
 --tls-intercept --tls-upstream-ca-cert $TMP/nope.pem|.*nope\.pem
+--tls-bypass api.test|.*--tls-bypass.*--tls-intercept
+--tls-intercept-port 8443|.*--tls-intercept-port.*--tls-intercept
+--no-block-quic|.*--no-block-quic.*--tls-intercept
 EOF
   # A carriage return in the value: never a header's line break upstream.
   msb_capture run --rootfs "$SQFS" --dns-nameserver "$DNS" --secret $'KEY=s3cr3t\r\nX-Evil: 1@api.test' -- true
