@@ -417,6 +417,50 @@ for i in range(2):  # one kept-alive connection, two requests
   expect_no_leftovers
 }
 
+# A WebSocket through interception: the handshake is an HTTP/1.1 request like
+# any other (its secret substituted, its echo hidden); after the 101 the
+# frames pass both ways unchanged (a placeholder inside one stays as it is).
+test_websocket_upgrade_passes_frames_after_the_handshake() {
+  local got
+  tls_image || return
+  : > "$ECHO_LOG"
+  srun "${SECRET[@]}" -- python3 -c '
+import base64, os, socket, ssl
+s = ssl.create_default_context().wrap_socket(socket.create_connection(("api.test", 443), timeout=30),
+                                             server_hostname="api.test")
+key = base64.b64encode(os.urandom(16)).decode()
+s.sendall(("GET /ws/chat HTTP/1.1\r\nHost: api.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key + "\r\n"
+           "Authorization: Bearer " + os.environ["KEY"] + "\r\n\r\n").encode())
+buf = b""
+while b"\r\n\r\n" not in buf:
+    buf += s.recv(4096)
+head, buf = buf.split(b"\r\n\r\n", 1)
+print(head.split(b"\r\n")[0].decode())
+for word in ("hello", "key=" + os.environ["KEY"]):
+    msg, mask = word.encode(), os.urandom(4)
+    s.sendall(bytes([0x81, 0x80 | len(msg)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(msg)))
+    while len(buf) < 2 or len(buf) < 2 + (buf[1] & 0x7F):
+        buf += s.recv(4096)
+    n = buf[1] & 0x7F
+    print(buf[2:2 + n].decode())
+    buf = buf[2 + n:]
+s.sendall(bytes([0x88, 0x80]) + os.urandom(4))'
+  expect_eq "exit code" "$RC" 0
+  got=$(received /ws/chat)
+  expect_match "the handshake carried the value" "$got" "GET /ws/chat HTTP/1.1
+(.*
+)*Authorization: Bearer $VALUE"
+  expect_match "the frames went through, the placeholder in one unchanged" "$got" "WSFRAME /ws/chat hello
+(.*
+)*WSFRAME /ws/chat key=$PH_RE"
+  expect_match "the guest: the 101, then both echoes" "$OUT" "^HTTP/1.1 101 Switching Protocols
+echo:hello
+echo:key=$PH_RE$"
+  [[ "$OUT" == *"$VALUE"* ]] && fail "the value reached the guest"
+  expect_no_leftovers
+}
+
 test_the_value_never_reaches_the_guest_memory() {
   local mark snap
   tls_image || return
