@@ -39,11 +39,10 @@
  * what it compressed is not seen.
  *
  * Responses are paired with requests in order (pipelining). The real values,
- * raw, JSON-escaped and percent-encoded, are replaced by their placeholders in
- * header values, the reason phrase and bodies, framed again by the same rules
- * (a large body of an HTTP/1.0 exchange becomes close-delimited). HEAD, 1xx,
- * 204 and 304 responses have no body. A 101 to a request that asked for an
- * Upgrade makes the connection opaque both ways (hx_opaque()).
+ * raw, JSON-escaped (with "/" as "\/" too) and percent-encoded, are replaced by their placeholders
+ * in header values, the reason phrase and bodies, framed again by the same rules (a large body of
+ * an HTTP/1.0 exchange becomes close-delimited). HEAD, 1xx, 204 and 304 responses have no body. A
+ * 101 to a request that asked for an Upgrade makes the connection opaque both ways (hx_opaque()).
  *
  * A Basic credential is base64 of "user:password", so a server that echoes
  * the Authorization header (echo endpoints, debug and error pages) would
@@ -89,7 +88,8 @@
 #define MAX_TRAILERS  HX_MAX_HEAD
 
 enum { M_NO, M_YES, M_PART };
-enum { ENC_RAW, ENC_PCT, ENC_JSON, ENC_BASIC }; /* BASIC: raw, then base64 */
+/* BASIC: raw, then base64. JSON_SLASH: JSON with "/" as "\/" too (PHP's json_encode). */
+enum { ENC_RAW, ENC_PCT, ENC_JSON, ENC_BASIC, ENC_JSON_SLASH };
 enum { SITE_TARGET, SITE_HEADER, SITE_BODY };
 enum { B_NONE, B_LEN, B_CHUNKED, B_CLOSE };
 enum { CK_SIZE, CK_DATA, CK_DATA_END, CK_TRAILER };
@@ -419,7 +419,7 @@ static void put_encoded(struct hx *h, struct buf *out, const uint8_t *v, size_t 
 				e[2] = hx[c & 15];
 				put(h, out, e, 3);
 			}
-		} else if (c == '"' || c == '\\') {
+		} else if (c == '"' || c == '\\' || (c == '/' && enc == ENC_JSON_SLASH)) {
 			e[0] = '\\';
 			e[1] = (char)c;
 			put(h, out, e, 2);
@@ -1748,7 +1748,7 @@ struct hx *hx_new(const struct hx_config *c)
 	if (!h)
 		return NULL;
 	h->c = *c;
-	h->needles = calloc(3 * c->nsecrets + 1, sizeof(*h->needles));
+	h->needles = calloc(4 * c->nsecrets + 1, sizeof(*h->needles));
 	if (!h->needles) {
 		free(h);
 		return NULL;
@@ -1756,6 +1756,7 @@ struct hx *hx_new(const struct hx_config *c)
 	for (size_t i = 0; i < c->nsecrets; i++) {
 		if (add_needle(h, &c->secrets[i], i, ENC_RAW) < 0 ||
 		    add_needle(h, &c->secrets[i], i, ENC_JSON) < 0 ||
+		    add_needle(h, &c->secrets[i], i, ENC_JSON_SLASH) < 0 ||
 		    add_needle(h, &c->secrets[i], i, ENC_PCT) < 0) {
 			hx_free(h);
 			errno = ENOMEM;

@@ -482,6 +482,27 @@ static void test_response_values_replaced(void **state)
 	}
 }
 
+/* PHP's json_encode writes "/" as "\/": that form of a value is found too. */
+static void test_response_value_with_escaped_slash(void **state)
+{
+	(void)state;
+	struct hx *h = mk(SNI, false);
+	struct buf guest = { 0 };
+	char *up = req(h, "GET / HTTP/1.1\r\nHost: " SNI "\r\n\r\n", 0, HX_OK, &guest), *whole, *b;
+
+	free(up);
+	whole = resp(
+		h,
+		"HTTP/1.1 200 OK\r\nContent-Length: 25\r\n\r\n{\"a\":\"sk-live\\/42 \\\"x\\\"\"}",
+		0, HX_OK);
+	b = body_of(whole);
+	assert_string_equal(b, "{\"a\":\"" PH0 "\"}");
+	free(b);
+	free(whole);
+	buf_free(&guest);
+	hx_free(h);
+}
+
 static void test_response_chunked_split_value(void **state)
 {
 	(void)state;
@@ -1139,6 +1160,7 @@ int main(void)
 		cmocka_unit_test(test_header_raw_and_accept_encoding),
 		cmocka_unit_test(test_percent_and_json_encoded_placeholders),
 		cmocka_unit_test(test_json_body),
+		cmocka_unit_test(test_response_value_with_escaped_slash),
 		cmocka_unit_test(test_form_and_raw_body),
 		cmocka_unit_test(test_basic_auth),
 		cmocka_unit_test(test_header_restricted),
