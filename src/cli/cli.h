@@ -69,6 +69,9 @@ int cmd_branch(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
+int cmd_install(int argc, char **argv);
+int cmd_uninstall(int argc, char **argv);
+int cmd_alias(int argc, char **argv);
 
 /*
  * cli_sandbox_up() - make sure @name runs, starting a stopped sandbox (a

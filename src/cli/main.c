@@ -43,6 +43,9 @@ static const struct command commands[] = {
 	{ "pause", cmd_pause, "Suspend running sandboxes in place" },
 	{ "resume", cmd_resume, "Continue paused sandboxes" },
 	{ "registry", cmd_registry, "Manage registry credentials (login, logout, ls)" },
+	{ "install", cmd_install, "Install an image's program as a command on the host" },
+	{ "uninstall", cmd_uninstall, "Remove installed commands" },
+	{ "__alias", cmd_alias, NULL },
 	{ "__supervise", cmd_supervise, NULL },
 	{ "__net", cmd_net, NULL },
 };
