@@ -3,7 +3,8 @@
 # The main job, end to end: install dependencies, build the kernel, agent and CLI,
 # build OCI images from Debian packages, serve them from a local OCI registry,
 # then pull one and run real commands in a microVM made from it; a persistent
-# sandbox, volumes and msb cp, and the network.
+# sandbox, volumes and msb cp, an installed command, and the network (secrets,
+# TLS interception over HTTP/1.1 and HTTP/2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
@@ -87,6 +88,17 @@ echo "copied out: $(cat "$work/big.txt")"
 $msb rm -f cpdemo
 $msb volume rm demo-data
 rm -rf "$work"
+
+echo "== msb install: the image's python as a host command"
+$msb install -n demo-python "$PLAIN/test/python:3.11"
+$msb install --list
+"$MSB_HOME/bin/demo-python" -c 'import sys; print("python", sys.version.split()[0], "from an installed alias, args:", sys.argv[1:])' a "b c"
+echo 'print(6 * 7)' | "$MSB_HOME/bin/demo-python" -
+set +e
+"$MSB_HOME/bin/demo-python" -c 'raise SystemExit(3)'
+echo "exit code: $?"
+set -e
+$msb uninstall demo-python
 
 # The network, in a network namespace of its own: no packet leaves this machine.
 scripts/demo-net.sh "$PLAIN/test/python:3.11"
