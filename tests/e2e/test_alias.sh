@@ -17,6 +17,10 @@ suite_teardown() {
 }
 trap suite_teardown EXIT
 source "$REG/env"
+"$FIXTURES/images.sh" "$FIX/images" > "$TMP/images.log" 2>&1 || {
+  echo "the test images did not build: $(tail -n 3 "$TMP/images.log")"
+  exit 1
+}
 # Only the two images used here (pushing every fixture image takes minutes).
 for img in busybox:latest python:3.11; do
   skopeo --policy "$REG/policy.json" copy -q --dest-tls-verify=false \
