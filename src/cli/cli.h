@@ -72,6 +72,7 @@ int cmd_cp(int argc, char **argv);
 int cmd_install(int argc, char **argv);
 int cmd_uninstall(int argc, char **argv);
 int cmd_alias(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 
 /*
  * cli_sandbox_up() - make sure @name runs, starting a stopped sandbox (a

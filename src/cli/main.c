@@ -45,6 +45,7 @@ static const struct command commands[] = {
 	{ "registry", cmd_registry, "Manage registry credentials (login, logout, ls)" },
 	{ "install", cmd_install, "Install an image's program as a command on the host" },
 	{ "uninstall", cmd_uninstall, "Remove installed commands" },
+	{ "doctor", cmd_doctor, "Check this host for msb (KVM, QEMU, namespaces, disk, ...)" },
 	{ "__alias", cmd_alias, NULL },
 	{ "__supervise", cmd_supervise, NULL },
 	{ "__net", cmd_net, NULL },

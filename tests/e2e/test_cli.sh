@@ -263,4 +263,40 @@ test_image_ls_columns_hold_long_references() {
   expect_no_leftovers
 }
 
+# msb doctor: every check, one line each, the fix with what is not ok; JSON too.
+test_doctor_checks_the_host() {
+  local j
+  msb_capture doctor --format json
+  expect_eq "doctor exit code (nothing fails here)" "$RC" 0
+  j=$(python3 -c '
+import json, sys
+a = json.loads(sys.stdin.read())
+assert all(c["status"] in ("ok", "warn", "fail") for c in a), a
+assert all(c["fix"] for c in a if c["status"] != "ok"), a
+print(" ".join(c["check"] + "=" + c["status"] for c in a))' <<< "$OUT" 2>&1)
+  expect_match "every check, a status, a fix where not ok" "$j" \
+    "^kvm=(ok|warn) qemu=ok guest=ok userns=ok seccomp=ok disk=(ok|warn) keyring=(ok|warn) ping=(ok|warn)$"
+  msb_capture doctor
+  expect_match "text: one line per check" "$OUT" "^(ok|warn) +kvm +.*
+(.*
+)*ok +qemu +QEMU [0-9]+\.[0-9]+"
+  MSB_LIB_DIR=$TMP/nowhere msb_capture doctor
+  expect_eq "a missing guest kernel fails" "$RC" 1
+  expect_match "and says how to fix it" "$OUT" "fail +guest +.*vmlinux.*
+ +fix: install msb with scripts/setup.sh"
+  MSB_QEMU=$TMP/no-qemu msb_capture doctor
+  expect_eq "no QEMU fails" "$RC" 1
+  expect_match "and names the package" "$OUT" "fail +qemu .*
+ +fix: .*qemu-system-x86"
+  # An ordinary user gets the same checks (and the kvm group fix, where it applies).
+  if [ "$(id -u)" = 0 ]; then
+    OUT=$(setpriv --reuid=65534 --regid=65534 --clear-groups env MSB_HOME="$TMP/nobody" "$MSB" doctor 2>&1)
+    expect_eq "doctor as an ordinary user" "$?" 0
+    expect_match "as nobody: disk under its home" "$OUT" "disk +.*$TMP/nobody"
+  fi
+  msb_capture doctor --frobnicate
+  expect_eq "bad flag" "$RC" 125
+  expect_one_error_line "$ERR" "doctor: unknown option --frobnicate|.*--frobnicate"
+}
+
 run_tests
