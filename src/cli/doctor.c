@@ -129,10 +129,12 @@ static void check_qemu(struct report *r)
 	int maj = 0, min = 0;
 
 	if (!q) {
+		const char *env = getenv("MSB_QEMU");
+
 		c = add(r, "qemu", FAIL);
-		if (getenv("MSB_QEMU") && *getenv("MSB_QEMU"))
+		if (env && *env)
 			snprintf(c->detail, sizeof(c->detail), "MSB_QEMU=%s is not an executable",
-				 getenv("MSB_QEMU"));
+				 env);
 		else
 			snprintf(c->detail, sizeof(c->detail), "%s not found in PATH", VMM_PROGRAM);
 		snprintf(c->fix, sizeof(c->fix), "sudo apt-get install %s", VMM_PACKAGE);
