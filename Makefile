@@ -34,7 +34,7 @@ LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 AGENT_OBJ  := $(AGENT_SRC:%.c=$(BUILD)/agent-obj/%.o)
 
-.PHONY: all deps check unit e2e fuzz clean kernel lint format install
+.PHONY: all deps check unit e2e fuzz clean kernel lint format install uninstall dist
 all: deps $(BUILD)/msb $(BUILD)/initrd.cpio $(BUILD)/vmlinux
 
 deps:
@@ -66,6 +66,48 @@ $(BUILD)/initrd.cpio: $(BUILD)/agentd scripts/mkinitrd.sh
 $(BUILD)/vmlinux: kernel/msb.config kernel/build.sh | deps
 	kernel/build.sh $(BUILD)
 kernel: $(BUILD)/vmlinux
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the FHS layout. The installed msb finds
+# its guest files in ../lib/msb/ relative to itself (msb_lib_file()).
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+LIBDIR  ?= $(PREFIX)/lib/msb
+DOCDIR  ?= $(PREFIX)/share/doc/msb
+install: $(BUILD)/msb $(BUILD)/vmlinux $(BUILD)/initrd.cpio
+	install -D -m 0644 $(BUILD)/vmlinux $(DESTDIR)$(LIBDIR)/vmlinux
+	install -D -m 0644 $(BUILD)/initrd.cpio $(DESTDIR)$(LIBDIR)/initrd.cpio
+	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -D -m 0644 -t $(DESTDIR)$(DOCDIR)/docs docs/*.md
+	install -D -m 0755 $(BUILD)/msb $(DESTDIR)$(BINDIR)/msb
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/msb $(DESTDIR)$(LIBDIR)/vmlinux $(DESTDIR)$(LIBDIR)/initrd.cpio
+	rm -rf $(DESTDIR)$(DOCDIR)
+	-rmdir $(DESTDIR)$(LIBDIR) 2>/dev/null
+
+# make dist: $(DISTDIR)/msb-VERSION-linux-ARCH.tar.gz and its .sha256 (sha256sum -c
+# format), from this build. Inside, one directory in the ~/.microsandbox layout:
+# bin/msb and lib/{vmlinux,initrd.cpio}, which msb finds as ../lib/ relative to itself;
+# scripts/setup.sh --tarball installs it. Reproducible: sorted, owner 0, the mtime of
+# the last commit.
+DISTDIR      ?= $(BUILD)
+DIST_VERSION ?= $(shell scripts/version.sh)
+DIST_ARCH    ?= $(shell uname -m)
+DIST_NAME    := msb-$(DIST_VERSION)-linux-$(DIST_ARCH)
+DIST_TAR     := $(DISTDIR)/$(DIST_NAME).tar.gz
+dist: $(DIST_TAR)
+	@echo "$(DIST_TAR)"
+$(DIST_TAR): $(BUILD)/msb $(BUILD)/vmlinux $(BUILD)/initrd.cpio README.md
+	@rm -rf $(BUILD)/dist-stage && mkdir -p $(BUILD)/dist-stage $(DISTDIR)
+	install -D -m 0755 $(BUILD)/msb $(BUILD)/dist-stage/$(DIST_NAME)/bin/msb
+	install -D -m 0644 -t $(BUILD)/dist-stage/$(DIST_NAME)/lib $(BUILD)/vmlinux $(BUILD)/initrd.cpio
+	install -D -m 0644 README.md $(BUILD)/dist-stage/$(DIST_NAME)/README.md
+	tar -C $(BUILD)/dist-stage --sort=name --owner=0 --group=0 --numeric-owner \
+		--mtime=@$$(git log -1 --format=%ct 2>/dev/null || date +%s) -cf - $(DIST_NAME) | \
+		gzip -n -9 > $@.tmp
+	mv -f $@.tmp $@
+	cd $(DISTDIR) && sha256sum $(DIST_NAME).tar.gz > $(DIST_NAME).tar.gz.sha256.tmp && \
+		mv -f $(DIST_NAME).tar.gz.sha256.tmp $(DIST_NAME).tar.gz.sha256
+	@rm -rf $(BUILD)/dist-stage
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(AGENT_OBJ:.o=.d)
 -include tests/tests.mk

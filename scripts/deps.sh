@@ -17,13 +17,26 @@ test_pkgs=(
   gnome-keyring libsecret-tools dbus-daemon python3-h2
 )
 
+# deps.sh [--test] [--list]: --list prints the missing packages (one line, none: empty)
+# and installs nothing.
 want=("${build_pkgs[@]}")
-[ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")
+list=0
+for a in "$@"; do
+  case $a in
+    --test) want+=("${test_pkgs[@]}") ;;
+    --list) list=1 ;;
+    *) echo "usage: $0 [--test] [--list]" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+if [ "$list" = 1 ]; then
+  echo "${missing[*]}"
+  exit 0
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

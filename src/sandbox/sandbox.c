@@ -567,7 +567,7 @@ int sbx_connect(const char *name, struct msb_err **err)
 int msb_lib_file(const char *name, char **out, struct msb_err **err)
 {
 	const char *env = getenv("MSB_LIB_DIR"), *home = msb_home();
-	char *cand[4] = { NULL, NULL, NULL, NULL };
+	char *cand[5] = { NULL, NULL, NULL, NULL, NULL };
 	size_t n = 0;
 	int found = -1;
 
@@ -577,6 +577,9 @@ int msb_lib_file(const char *name, char **out, struct msb_err **err)
 		cand[n++] = path_join(self_dir(), name);
 		if (asprintf(&cand[n], "%s/../lib/msb/%s", self_dir(), name) >= 0)
 			n++;
+		/* An unpacked release tarball or ~/.microsandbox: bin/msb, lib/NAME. */
+		if (asprintf(&cand[n], "%s/../lib/%s", self_dir(), name) >= 0)
+			n++;
 		if (home && asprintf(&cand[n], "%s/lib/%s", home, name) >= 0)
 			n++;
 	}
@@ -584,8 +587,15 @@ int msb_lib_file(const char *name, char **out, struct msb_err **err)
 		if (found < 0 && cand[i] && access(cand[i], R_OK) == 0)
 			found = (int)i;
 	}
-	if (found >= 0)
-		*out = steal_ptr(cand[found]);
+	/*
+	 * Canonical: the confined VMM sees only the file itself, so a path
+	 * through bin/.. would not resolve there.
+	 */
+	if (found >= 0) {
+		*out = realpath(cand[found], NULL);
+		if (!*out)
+			*out = steal_ptr(cand[found]);
+	}
 	for (size_t i = 0; i < n; i++)
 		free(cand[i]);
 	if (found < 0)

@@ -183,7 +183,8 @@ int sbx_shutdown(int fd, uint32_t grace_ms);
 /*
  * msb_lib_file() - find a guest artefact (vmlinux, initrd.cpio): in
  * $MSB_LIB_DIR, next to the msb binary (a build tree), in ../lib/msb
- * relative to it, or in <MSB_HOME>/lib. Return: 0 and a newly allocated path.
+ * relative to it (make install), in ../lib relative to it (a release tarball,
+ * ~/.microsandbox), or in <MSB_HOME>/lib. Return: 0 and a newly allocated path.
  */
 int msb_lib_file(const char *name, char **out, struct msb_err **err);
 

@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Installing msb: make install (the FHS tree), make dist (a release tarball and its
+# .sha256), and scripts/setup.sh as an ordinary user, whose next login shell finds
+# msb on PATH and boots a sandbox with it. Every install runs without MSB_LIB_DIR.
+source "$(dirname "$0")/lib.sh"
+SQFS=$FIX/rootfs.sqfs
+USER_NAME=msb-e2e-inst
+BEGIN='# >>> msb >>>'
+
+# make from inside `make e2e`: the parent's jobserver and flags are not this one's.
+unset MAKEFLAGS MFLAGS MAKELEVEL
+
+remove_user() {
+  if id "$USER_NAME" > /dev/null 2>&1; then userdel -r -f "$USER_NAME" > /dev/null 2>&1; fi
+  return 0
+}
+trap remove_user EXIT
+suite_teardown() { remove_user; }
+
+# The user's homes live under $TMP, which they must be able to walk through.
+chmod 711 "$TMP"
+mkdir -p "$TMP/users" && chmod 755 "$TMP/users"
+UHOME=$TMP/users/$USER_NAME
+
+# need_user: as root, the ordinary user (created once, home $UHOME); else a skip.
+need_user() {
+  if [ "$(id -u)" != 0 ]; then
+    skip "needs root to create an ordinary user"
+    return 1
+  fi
+  id "$USER_NAME" > /dev/null 2>&1 && return 0
+  useradd -m -d "$UHOME" -s /bin/bash "$USER_NAME" 2> "$TMP/useradd.err" ||
+    { fail "cannot create the test user: $(cat "$TMP/useradd.err")"; return 1; }
+}
+
+# as_user HOME CMD...: CMD with a bare environment and HOME, as the test user when
+# running as root (need_user first), else as whoever runs the suite.
+as_user() {
+  local home=$1
+  shift
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u "$USER_NAME" -- env -i HOME="$home" PATH=/usr/bin:/bin "$@"
+  else
+    env -i HOME="$home" PATH=/usr/bin:/bin "$@"
+  fi
+}
+
+# new_home DIR: an empty home for as_user.
+new_home() {
+  rm -rf "$1" && mkdir -p "$1"
+  if [ "$(id -u)" = 0 ]; then chown "$USER_NAME:" "$1"; fi
+}
+
+# The release tarball, made once for the suite: DIST_TAR (its .sha256 beside it).
+DIST_TAR=
+make_dist() {
+  [ -z "$DIST_TAR" ] || return 0
+  local out
+  out=$(make -s -C "$E2E_ROOT" BUILD="$BUILD" DISTDIR="$TMP/dist" dist 2> "$TMP/dist.err") ||
+    { fail "make dist failed: $(cat "$TMP/dist.err")"; return 1; }
+  DIST_TAR=$(printf '%s\n' "$out" | tail -n 1)
+  [ -f "$DIST_TAR" ] || { fail "make dist printed no tarball: $out"; DIST_TAR=; return 1; }
+}
+
+# user_copy FILE...: into $UHOME, the user's own.
+user_copy() {
+  local f
+  for f in "$@"; do
+    cp "$f" "$UHOME/" && chown "$USER_NAME:" "$UHOME/${f##*/}"
+  done
+}
+
+# blocks FILE: how many msb blocks FILE has.
+blocks() { grep -cxF "$BEGIN" "$1" || true; }
+
+# without_blocks FILE: FILE as it was before setup.sh (what an uninstall removes).
+without_blocks() { sed '/^# >>> msb >>>$/,/^# <<< msb <<<$/d' "$1"; }
+
+test_make_install_fhs_tree_and_the_installed_msb_finds_its_kernel() {
+  local d=$TMP/root before want f
+  before=$(stat -c %y "$MSB")
+  make -s -C "$E2E_ROOT" BUILD="$BUILD" DESTDIR="$d" PREFIX=/usr install > "$TMP/out" 2>&1
+  expect_eq "make install" "$?" 0
+  expect_eq "make install output" "$(cat "$TMP/out")" ""
+  expect_eq "the build is reused, not relinked" "$(stat -c %y "$MSB")" "$before"
+  want=$(
+    echo "755 ./usr/bin/msb"
+    echo "644 ./usr/lib/msb/initrd.cpio"
+    echo "644 ./usr/lib/msb/vmlinux"
+    echo "644 ./usr/share/doc/msb/README.md"
+    for f in "$E2E_ROOT"/docs/*.md; do echo "644 ./usr/share/doc/msb/docs/${f##*/}"; done
+  )
+  expect_eq "the FHS tree" "$(cd "$d" && find . -type f -printf '%m %p\n' | sort -k2)" "$(sort -k2 <<< "$want")"
+  cmp -s "$d/usr/bin/msb" "$MSB" || fail "bin/msb is the build's"
+  cmp -s "$d/usr/lib/msb/vmlinux" "$BUILD/vmlinux" || fail "lib/msb/vmlinux is the build's"
+  cmp -s "$d/usr/lib/msb/initrd.cpio" "$BUILD/initrd.cpio" || fail "lib/msb/initrd.cpio is the build's"
+
+  # Nothing beside it and an empty MSB_HOME: only ../lib/msb/ can give it a kernel.
+  OUT=$(env -u MSB_LIB_DIR MSB_HOME="$TMP/fhs-home" "$d/usr/bin/msb" run --rootfs "$SQFS" -- echo hi 2> "$TMP/err")
+  expect_eq "the installed msb boots a guest" "$OUT$(cat "$TMP/err")" hi
+  mv "$d/usr/lib/msb/initrd.cpio" "$TMP/initrd.away"
+  OUT=$(env -u MSB_LIB_DIR MSB_HOME="$TMP/fhs-home" "$d/usr/bin/msb" run --rootfs "$SQFS" -- echo hi 2> "$TMP/err")
+  expect_one_error_line "$(cat "$TMP/err")" "guest initrd.cpio not found"
+  mv "$TMP/initrd.away" "$d/usr/lib/msb/initrd.cpio"
+
+  make -s -C "$E2E_ROOT" BUILD="$BUILD" DESTDIR="$d" PREFIX=/usr uninstall > "$TMP/out" 2>&1
+  expect_eq "make uninstall" "$?" 0
+  expect_eq "make uninstall leaves no file" "$(find "$d" -type f)" ""
+  rm -rf "$d" "$TMP/fhs-home"
+}
+
+test_make_dist_tarball_sha256_and_an_unpacked_release_runs_anywhere() {
+  local before name top listing sum
+  before=$(stat -c %y "$MSB")
+  make_dist || return
+  expect_eq "the build is reused, not relinked" "$(stat -c %y "$MSB")" "$before"
+  name=msb-$("$E2E_ROOT/scripts/version.sh")-linux-$(uname -m)
+  expect_eq "versioned name" "$DIST_TAR" "$TMP/dist/$name.tar.gz"
+  expect_match "a version" "$name" '^msb-[0-9]+\.[0-9]+\.[0-9]+'
+  (cd "$TMP/dist" && sha256sum -c --quiet "$name.tar.gz.sha256") > "$TMP/out" 2>&1
+  expect_eq "sha256sum -c accepts its .sha256" "$?$(cat "$TMP/out")" 0
+  expect_match ".sha256 names the tarball" "$(cat "$DIST_TAR.sha256")" "^[0-9a-f]{64}  $name\.tar\.gz$"
+  listing=$(tar -tvzf "$DIST_TAR" | awk '{ print $1, $2, $6 }')
+  expect_eq "contents: one directory, the ~/.microsandbox layout" "$listing" \
+    "drwxr-xr-x 0/0 $name/
+-rw-r--r-- 0/0 $name/README.md
+drwxr-xr-x 0/0 $name/bin/
+-rwxr-xr-x 0/0 $name/bin/msb
+drwxr-xr-x 0/0 $name/lib/
+-rw-r--r-- 0/0 $name/lib/initrd.cpio
+-rw-r--r-- 0/0 $name/lib/vmlinux"
+
+  # Made again from the same build: the same bytes.
+  sum=$(cut -d' ' -f1 "$DIST_TAR.sha256")
+  rm -f "$DIST_TAR" "$DIST_TAR.sha256"
+  make -s -C "$E2E_ROOT" BUILD="$BUILD" DISTDIR="$TMP/dist" dist > /dev/null 2>&1
+  expect_eq "reproducible" "$(sha256sum < "$DIST_TAR" | cut -d' ' -f1)" "$sum"
+
+  # Unpacked anywhere, with MSB_HOME elsewhere: bin/msb finds ../lib/.
+  mkdir -p "$TMP/unpacked" && tar -xzf "$DIST_TAR" -C "$TMP/unpacked"
+  top=$TMP/unpacked/$name
+  cmp -s "$top/bin/msb" "$MSB" || fail "bin/msb is the build's"
+  OUT=$(env -u MSB_LIB_DIR MSB_HOME="$TMP/elsewhere" "$top/bin/msb" run --rootfs "$SQFS" -- echo hi 2> "$TMP/err")
+  expect_eq "the unpacked release boots a guest" "$OUT$(cat "$TMP/err")" hi
+  rm -rf "$TMP/unpacked" "$TMP/elsewhere"
+}
+
+test_setup_tarball_as_an_ordinary_user_then_a_login_shell_runs_msb() {
+  need_user || return
+  make_dist || return
+  local tb=${DIST_TAR##*/} bin=$UHOME/.microsandbox/bin out version
+  user_copy "$DIST_TAR" "$DIST_TAR.sha256" "$SQFS" "$E2E_ROOT/scripts/setup.sh"
+  out=$(su - "$USER_NAME" -c "bash ~/setup.sh --tarball ~/$tb" 2> "$TMP/err")
+  expect_eq "setup.sh as the user" "$?" 0
+  expect_match "it says what it did" "$out" "installed $bin/msb \(msb [0-9.]+\)"
+  expect_match "the sha256 was checked" "$out" "sha256 verified"
+  expect_match "bashrc and profile" "$out" "PATH: added to ~/.bashrc.*PATH: added to ~/.profile"
+  expect_eq "the last line" "$(tail -n 1 <<< "$out")" \
+    "setup: done; open a new shell or run: export PATH=\"$bin:\$PATH\""
+  if runuser -u "$USER_NAME" -- test -r /dev/kvm -a -w /dev/kvm; then
+    expect_eq "no warning with KVM" "$(cat "$TMP/err")" ""
+  elif [ -e /dev/kvm ]; then
+    expect_match "the fix for /dev/kvm" "$(cat "$TMP/err")" "sudo usermod -aG kvm $USER_NAME"
+  else
+    expect_match "no /dev/kvm: TCG, said once" "$(cat "$TMP/err")" "^setup: warning: /dev/kvm does not exist[^"$'\n'"]*TCG"
+    expect_eq "one warning" "$(grep -c '' "$TMP/err")" 1
+  fi
+  expect_eq "the user's own files" \
+    "$(stat -c '%U %a' "$bin/msb" "$UHOME/.microsandbox/lib/vmlinux" "$UHOME/.microsandbox/lib/initrd.cpio")" \
+    "$USER_NAME 755
+$USER_NAME 644
+$USER_NAME 644"
+  expect_eq "no temp files left beside them" "$(cd "$UHOME/.microsandbox" && find . -type f | sort | tr '\n' ' ')" \
+    "./bin/msb ./lib/initrd.cpio ./lib/vmlinux "
+
+  # A new login shell: no MSB_LIB_DIR, the default MSB_HOME, PATH from ~/.profile.
+  version=$("$MSB" --version)
+  out=$(su - "$USER_NAME" -c 'command -v msb; msb --version; msb run --rootfs ~/rootfs.sqfs -- echo hi' 2>&1)
+  expect_eq "a login shell finds msb and boots a guest" "$out" "$bin/msb
+$version
+hi"
+  # An interactive shell that is not a login shell: ~/.bashrc.
+  # shellcheck disable=SC2016 # the user's HOME, in the user's shell
+  out=$(su - "$USER_NAME" -c 'env -i HOME="$HOME" TERM=dumb PATH=/usr/bin:/bin bash -i -c "command -v msb" 2>/dev/null')
+  expect_eq "an interactive bash finds msb" "$out" "$bin/msb"
+  wait_until 10 sh -c "! ps -u $USER_NAME -o pid= > /dev/null" ||
+    fail "the user's processes outlived the sandbox: $(ps -u "$USER_NAME" -o pid=,args=)"
+}
+
+test_setup_twice_leaves_one_block_per_rc_file() {
+  need_user || return
+  make_dist || return
+  local h=$TMP/users/twice f
+  new_home "$h"
+  cp /etc/skel/.bashrc /etc/skel/.profile "$h/"
+  printf 'echo bash-login\n' > "$h/.bash_profile"
+  # A .zshrc with an old msb block in the middle and no newline at its end; fish's.
+  printf 'export A=1\n%s\nold msb line\n# <<< msb <<<\nexport B=2' "$BEGIN" > "$h/.zshrc"
+  mkdir -p "$h/.config/fish" && printf 'set -x C 3\n' > "$h/.config/fish/config.fish"
+  if [ "$(id -u)" = 0 ]; then chown -R "$USER_NAME:" "$h"; fi
+  for f in .bashrc .profile .bash_profile .config/fish/config.fish; do cp "$h/$f" "$TMP/orig.${f##*/}"; done
+
+  as_user "$h" bash "$E2E_ROOT/scripts/setup.sh" --tarball "$DIST_TAR" > "$TMP/out1" 2> /dev/null
+  expect_eq "first run" "$?" 0
+  for f in .bashrc .profile .bash_profile .zshrc .config/fish/config.fish; do cp "$h/$f" "$TMP/first.${f##*/}"; done
+  as_user "$h" bash "$E2E_ROOT/scripts/setup.sh" --tarball "$DIST_TAR" > "$TMP/out2" 2> /dev/null
+  expect_eq "second run" "$?" 0
+  expect_eq "the second run says so" "$(grep -c 'already has it' "$TMP/out2")" 5
+  for f in .bashrc .profile .bash_profile .zshrc .config/fish/config.fish; do
+    expect_eq "$f: one block" "$(blocks "$h/$f")" 1
+    cmp -s "$h/$f" "$TMP/first.${f##*/}" || fail "$f: the second run changed it"
+  done
+  for f in .bashrc .profile .bash_profile .config/fish/config.fish; do
+    expect_eq "$f: without the block, as it was" "$(without_blocks "$h/$f")" "$(cat "$TMP/orig.${f##*/}")"
+  done
+  expect_eq ".zshrc: the old block replaced in place" "$(without_blocks "$h/.zshrc")" $'export A=1\nexport B=2'
+  expect_eq ".zshrc: the block where the old one was" "$(sed -n 2p "$h/.zshrc")" "$BEGIN"
+  # shellcheck disable=SC2016 # literally $HOME and $PATH
+  expect_match "fish: its own syntax" "$(cat "$h/.config/fish/config.fish")" \
+    'if not contains -- "\$HOME/\.microsandbox/bin" \$PATH'
+
+  # The blocks work in the shells: sh as a login shell, and zsh and fish where installed.
+  expect_eq "sh reading .profile" "$(as_user "$h" sh -c '. ~/.profile; command -v msb')" "$h/.microsandbox/bin/msb"
+  if command -v zsh > /dev/null; then
+    expect_eq "zsh -i" "$(as_user "$h" zsh -i -c 'command -v msb' 2> /dev/null)" "$h/.microsandbox/bin/msb"
+  fi
+  if command -v fish > /dev/null; then
+    expect_eq "fish" "$(as_user "$h" fish -c 'command -v msb' 2> /dev/null)" "$h/.microsandbox/bin/msb"
+  fi
+}
+
+test_setup_refuses_a_corrupted_tarball_and_installs_nothing() {
+  if [ "$(id -u)" = 0 ]; then need_user || return; fi
+  make_dist || return
+  local h=$TMP/users/corrupt tb=${DIST_TAR##*/}
+  new_home "$h"
+  touch "$TMP/before-corrupt"
+  mkdir -p "$TMP/bad" && chmod 755 "$TMP/bad"
+  cp "$DIST_TAR" "$DIST_TAR.sha256" "$TMP/bad/"
+  chmod 644 "$TMP/bad"/*
+  # The control: the same copy, intact, installs.
+  new_home "$h-ok"
+  as_user "$h-ok" bash "$E2E_ROOT/scripts/setup.sh" --tarball "$TMP/bad/$tb" > "$TMP/out" 2> /dev/null
+  expect_eq "the intact copy installs" "$?" 0
+  [ -x "$h-ok/.microsandbox/bin/msb" ] || fail "the intact copy installed msb"
+  rm -rf "$h-ok"
+  printf 'X' | dd of="$TMP/bad/$tb" bs=1 seek=4096 conv=notrunc 2> /dev/null
+  chmod 644 "$TMP/bad"/*
+  as_user "$h" bash "$E2E_ROOT/scripts/setup.sh" --tarball "$TMP/bad/$tb" > "$TMP/out" 2> "$TMP/err"
+  expect_eq "refused" "$?" 1
+  expect_eq "nothing on stdout" "$(cat "$TMP/out")" ""
+  expect_eq "one line on stderr" "$(grep -c '' "$TMP/err")" 1
+  expect_match "it names the mismatch" "$(cat "$TMP/err")" "^setup: $TMP/bad/$tb: sha256 mismatch .*; nothing installed$"
+  expect_eq "nothing installed, no rc file touched" "$(ls -A "$h")" ""
+
+  # Without a .sha256, a truncated tarball fails to unpack: nothing installed either.
+  rm -f "$TMP/bad/$tb.sha256"
+  head -c 100000 "$DIST_TAR" > "$TMP/bad/$tb"
+  as_user "$h" bash "$E2E_ROOT/scripts/setup.sh" --tarball "$TMP/bad/$tb" > "$TMP/out" 2> "$TMP/err"
+  expect_eq "a truncated tarball refused" "$?" 1
+  expect_match "it says why" "$(tail -n 1 "$TMP/err")" "^setup: $TMP/bad/$tb: cannot unpack it \(.*\); nothing installed$"
+  expect_eq "still nothing installed" "$(ls -A "$h")" ""
+  expect_eq "no unpacked leftovers" "$(find /tmp -maxdepth 1 -name 'msb-setup.*' -newer "$TMP/before-corrupt")" ""
+  rm -rf "$TMP/bad"
+}
+
+test_setup_from_source_prints_the_apt_line_for_missing_packages() {
+  local t=$TMP/fake
+  rm -rf "$t" && mkdir -p "$t/scripts"
+  cp "$E2E_ROOT/scripts/setup.sh" "$t/scripts/"
+  # shellcheck disable=SC2016 # a script's text
+  printf '#!/bin/sh\n[ "$1" = --list ] && echo "libfoo-dev qemu-utils"\n' > "$t/scripts/deps.sh"
+  printf 'all:\n\ttouch built\n' > "$t/Makefile"
+  chmod 755 "$t/scripts/deps.sh"
+  rm -rf "$TMP/fake-home" && mkdir "$TMP/fake-home"
+  env -i HOME="$TMP/fake-home" PATH=/usr/bin:/bin bash "$t/scripts/setup.sh" > "$TMP/out" 2> "$TMP/err"
+  expect_eq "refused" "$?" 1
+  expect_match "the exact apt line" "$(cat "$TMP/err")" \
+    $'\n  sudo apt-get install -y --no-install-recommends libfoo-dev qemu-utils$'
+  [ ! -e "$t/built" ] || fail "make ran anyway"
+  expect_eq "nothing installed" "$(ls -A "$TMP/fake-home")" ""
+  rm -rf "$t" "$TMP/fake-home"
+}
+
+test_setup_from_source_installs_this_build() {
+  local h=$TMP/src-home before
+  before=$(stat -c %y "$MSB")
+  rm -rf "$h" && mkdir -p "$h"
+  env -i HOME="$h" PATH=/usr/bin:/bin BUILD="$BUILD" bash "$E2E_ROOT/scripts/setup.sh" > "$TMP/out" 2> "$TMP/err"
+  expect_eq "setup.sh from the source tree" "$?" 0
+  expect_eq "the build is reused, not relinked" "$(stat -c %y "$MSB")" "$before"
+  cmp -s "$h/.microsandbox/bin/msb" "$MSB" || fail "bin/msb is the build's"
+  cmp -s "$h/.microsandbox/lib/vmlinux" "$BUILD/vmlinux" || fail "lib/vmlinux is the build's"
+  cmp -s "$h/.microsandbox/lib/initrd.cpio" "$BUILD/initrd.cpio" || fail "lib/initrd.cpio is the build's"
+  expect_eq "rc files" "$(blocks "$h/.bashrc") $(blocks "$h/.profile")" "1 1"
+  rm -rf "$h"
+}
+
+run_tests
