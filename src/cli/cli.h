@@ -73,6 +73,10 @@ int cmd_install(int argc, char **argv);
 int cmd_uninstall(int argc, char **argv);
 int cmd_alias(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_completion(int argc, char **argv);
+int cmd_complete(int argc, char **argv);
+/* cli_command_name() - the @i-th user-facing command's name; NULL past the last. */
+const char *cli_command_name(size_t i);
 
 /*
  * cli_sandbox_up() - make sure @name runs, starting a stopped sandbox (a

@@ -46,10 +46,20 @@ static const struct command commands[] = {
 	{ "install", cmd_install, "Install an image's program as a command on the host" },
 	{ "uninstall", cmd_uninstall, "Remove installed commands" },
 	{ "doctor", cmd_doctor, "Check this host for msb (KVM, QEMU, namespaces, disk, ...)" },
+	{ "completion", cmd_completion, "Print a shell completion script (bash, zsh, fish)" },
 	{ "__alias", cmd_alias, NULL },
+	{ "__complete", cmd_complete, NULL },
 	{ "__supervise", cmd_supervise, NULL },
 	{ "__net", cmd_net, NULL },
 };
+
+const char *cli_command_name(size_t i)
+{
+	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+		if (commands[k].help && !i--)
+			return commands[k].name;
+	return NULL;
+}
 
 static void usage(FILE *f)
 {

@@ -299,4 +299,44 @@ print(" ".join(c["check"] + "=" + c["status"] for c in a))' <<< "$OUT" 2>&1)
   expect_one_error_line "$ERR" "doctor: unknown option --frobnicate|.*--frobnicate"
 }
 
+# msb completion: the bash script, sourced, completes commands, subcommands,
+# flags (from --help) and names from the store; zsh and fish parse.
+test_completion_completes_commands_flags_and_names() {
+  local bin=$TMP/compbin
+  mkdir -p "$bin"
+  ln -sf "$MSB" "$bin/msb"
+  "$MSB" volume create comp-vol > /dev/null || fail "volume create"
+  "$MSB" install --no-pull -n comp-alias example.test/tools/thing:1 > /dev/null 2>&1 ||
+    fail "install --no-pull"
+  "$MSB" create -q --name comp-box --rootfs "$SQFS" > /dev/null || fail "create comp-box"
+  complete_words() { # WORD... (the last one is completed): COMPREPLY, one per line
+    PATH=$bin:$PATH bash -c 'source <(msb completion bash)
+      COMP_WORDS=(msb "$@"); COMP_CWORD=$#; _msb; printf "%s\n" "${COMPREPLY[@]}"' _ "$@"
+  }
+  expect_eq "commands" "$(complete_words sn)" "snapshot"
+  expect_eq "subcommands" "$(complete_words volume i)" "inspect"
+  expect_match "run's flags, from its --help" "$(complete_words run --no-)" "--no-net"
+  expect_match "install's flags" "$(complete_words install --t)" "^--tmp$"
+  expect_eq "a subcommand's flags" "$(complete_words snapshot create --fu)" "--full"
+  expect_eq "sandbox names" "$(complete_words stop comp-)" "comp-box"
+  expect_eq "volume names" "$(complete_words volume rm comp)" "comp-vol"
+  expect_eq "installed commands" "$(complete_words uninstall comp)" "comp-alias"
+  expect_eq "shells" "$(complete_words completion "")" "bash
+zsh
+fish"
+  if command -v zsh > /dev/null; then
+    "$MSB" completion zsh | zsh -n || fail "the zsh script does not parse"
+  fi
+  if command -v fish > /dev/null; then
+    "$MSB" completion fish | fish -n || fail "the fish script does not parse"
+  fi
+  msb_capture completion tcsh
+  expect_eq "an unknown shell" "$RC" 125
+  expect_one_error_line "$ERR" "completion: unknown shell \"tcsh\""
+  "$MSB" rm -f comp-box > /dev/null
+  "$MSB" uninstall comp-alias > /dev/null
+  "$MSB" volume rm comp-vol > /dev/null
+  expect_no_leftovers
+}
+
 run_tests
