@@ -34,7 +34,7 @@ LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 AGENT_OBJ  := $(AGENT_SRC:%.c=$(BUILD)/agent-obj/%.o)
 
-.PHONY: all deps check unit e2e fuzz clean kernel lint format install uninstall dist
+.PHONY: all deps check unit e2e fuzz clean kernel lint format install uninstall dist man
 all: deps $(BUILD)/msb $(BUILD)/initrd.cpio $(BUILD)/vmlinux
 
 deps:
@@ -73,14 +73,39 @@ PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 LIBDIR  ?= $(PREFIX)/lib/msb
 DOCDIR  ?= $(PREFIX)/share/doc/msb
-install: $(BUILD)/msb $(BUILD)/vmlinux $(BUILD)/initrd.cpio
+MANDIR  ?= $(PREFIX)/share/man
+SHAREDIR ?= $(PREFIX)/share
+COMPLETIONS := $(BUILD)/completions/msb.bash $(BUILD)/completions/_msb $(BUILD)/completions/msb.fish
+
+# msb(1), from msb's own --help texts; the completion scripts, from msb completion.
+$(BUILD)/msb.1: $(BUILD)/msb scripts/mkman.sh
+	scripts/mkman.sh $(BUILD)/msb $@
+$(BUILD)/completions/msb.bash: $(BUILD)/msb
+	@mkdir -p $(dir $@)
+	$(BUILD)/msb completion bash > $@
+$(BUILD)/completions/_msb: $(BUILD)/msb
+	@mkdir -p $(dir $@)
+	$(BUILD)/msb completion zsh > $@
+$(BUILD)/completions/msb.fish: $(BUILD)/msb
+	@mkdir -p $(dir $@)
+	$(BUILD)/msb completion fish > $@
+man: $(BUILD)/msb.1
+
+install: $(BUILD)/msb $(BUILD)/vmlinux $(BUILD)/initrd.cpio $(BUILD)/msb.1 $(COMPLETIONS)
 	install -D -m 0644 $(BUILD)/vmlinux $(DESTDIR)$(LIBDIR)/vmlinux
 	install -D -m 0644 $(BUILD)/initrd.cpio $(DESTDIR)$(LIBDIR)/initrd.cpio
 	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -D -m 0644 -t $(DESTDIR)$(DOCDIR)/docs docs/*.md
+	install -D -m 0644 $(BUILD)/msb.1 $(DESTDIR)$(MANDIR)/man1/msb.1
+	install -D -m 0644 $(BUILD)/completions/msb.bash $(DESTDIR)$(SHAREDIR)/bash-completion/completions/msb
+	install -D -m 0644 $(BUILD)/completions/_msb $(DESTDIR)$(SHAREDIR)/zsh/vendor-completions/_msb
+	install -D -m 0644 $(BUILD)/completions/msb.fish $(DESTDIR)$(SHAREDIR)/fish/vendor_completions.d/msb.fish
 	install -D -m 0755 $(BUILD)/msb $(DESTDIR)$(BINDIR)/msb
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/msb $(DESTDIR)$(LIBDIR)/vmlinux $(DESTDIR)$(LIBDIR)/initrd.cpio
+	rm -f $(DESTDIR)$(MANDIR)/man1/msb.1 $(DESTDIR)$(SHAREDIR)/bash-completion/completions/msb \
+		$(DESTDIR)$(SHAREDIR)/zsh/vendor-completions/_msb \
+		$(DESTDIR)$(SHAREDIR)/fish/vendor_completions.d/msb.fish
 	rm -rf $(DESTDIR)$(DOCDIR)
 	-rmdir $(DESTDIR)$(LIBDIR) 2>/dev/null
 

@@ -90,9 +90,22 @@ test_make_install_fhs_tree_and_the_installed_msb_finds_its_kernel() {
     echo "644 ./usr/lib/msb/vmlinux"
     echo "644 ./usr/share/doc/msb/README.md"
     for f in "$E2E_ROOT"/docs/*.md; do echo "644 ./usr/share/doc/msb/docs/${f##*/}"; done
+    echo "644 ./usr/share/man/man1/msb.1"
+    echo "644 ./usr/share/bash-completion/completions/msb"
+    echo "644 ./usr/share/zsh/vendor-completions/_msb"
+    echo "644 ./usr/share/fish/vendor_completions.d/msb.fish"
   )
   expect_eq "the FHS tree" "$(cd "$d" && find . -type f -printf '%m %p\n' | sort -k2)" "$(sort -k2 <<< "$want")"
   cmp -s "$d/usr/bin/msb" "$MSB" || fail "bin/msb is the build's"
+  # The manual is msb's own --help texts: every command's usage line is in it.
+  for c in $("$MSB" --help | awk '/^Commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }'); do
+    grep -q "^\.SS msb $c\$" "$d/usr/share/man/man1/msb.1" || fail "msb.1 has no section for $c"
+    grep -qF "$("$MSB" "$c" --help | head -n 1 | sed 's/\\/\\e/g')" "$d/usr/share/man/man1/msb.1" ||
+      fail "msb.1 does not have msb $c --help's first line"
+  done
+  if command -v groff > /dev/null; then
+    expect_eq "msb.1 renders without warnings" "$(groff -man -Tutf8 -ww -z "$d/usr/share/man/man1/msb.1" 2>&1)" ""
+  fi
   cmp -s "$d/usr/lib/msb/vmlinux" "$BUILD/vmlinux" || fail "lib/msb/vmlinux is the build's"
   cmp -s "$d/usr/lib/msb/initrd.cpio" "$BUILD/initrd.cpio" || fail "lib/msb/initrd.cpio is the build's"
 
