@@ -614,6 +614,16 @@ int warm_make(const struct vm_config *real, const char *key, char *why, size_t l
 		r = -EIO;
 		goto out;
 	}
+	/* The VMM has its ends: ours closed, its exit is an end of file, not a timeout. */
+	{
+		int *ends[] = { &agent[1], &con[1], &net[1] };
+
+		for (size_t i = 0; i < 3; i++) {
+			if (*ends[i] >= 0)
+				close(*ends[i]);
+			*ends[i] = -1;
+		}
+	}
 	r = wait_ready(agent[0], con[0], net[0], WARM_BOOT_TIMEOUT_MS);
 	if (r < 0) {
 		snprintf(why, len, "the template's guest did not come up: %s", strerror(-r));

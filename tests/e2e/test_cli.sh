@@ -339,4 +339,15 @@ fish"
   expect_no_leftovers
 }
 
+# A VMM that dies at once is reported at once, not after the boot timeout
+# (the warm-start template's wait held its own end of the VMM's sockets).
+test_a_vmm_that_exits_at_once_fails_fast() {
+  local t0=$SECONDS
+  MSB_QEMU=/bin/false msb_capture run --rootfs "$SQFS" -- echo hi
+  expect_eq "exit code" "$RC" 125
+  expect_one_error_line "$ERR" "sandbox msb-[0-9a-f]+: guest failed to boot"
+  [ $((SECONDS - t0)) -lt 20 ] || fail "it took $((SECONDS - t0)) s to notice"
+  expect_no_leftovers
+}
+
 run_tests
