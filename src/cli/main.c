@@ -45,6 +45,7 @@ static const struct command commands[] = {
 	{ "registry", cmd_registry, "Manage registry credentials (login, logout, ls)" },
 	{ "install", cmd_install, "Install an image's program as a command on the host" },
 	{ "uninstall", cmd_uninstall, "Remove installed commands" },
+	{ "df", cmd_df, "Show the disk msb uses, by kind, and what could be reclaimed" },
 	{ "doctor", cmd_doctor, "Check this host for msb (KVM, QEMU, namespaces, disk, ...)" },
 	{ "completion", cmd_completion, "Print a shell completion script (bash, zsh, fish)" },
 	{ "__alias", cmd_alias, NULL },

@@ -350,4 +350,33 @@ test_a_vmm_that_exits_at_once_fails_fast() {
   expect_no_leftovers
 }
 
+# msb df: blocks on disk by kind; templates are reclaimable; totals add up.
+test_df_shows_disk_use_by_kind() {
+  local j
+  "$MSB" volume create df-vol > /dev/null || fail "volume create"
+  "$MSB" run --rootfs "$SQFS" -v df-vol:/data -- dd if=/dev/urandom of=/data/f bs=1M count=3 2> /dev/null ||
+    fail "writing 3 MiB into the volume"
+  msb_capture df --format json
+  expect_eq "df exit code" "$RC" 0
+  j=$(python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+k = {x["kind"]: x for x in d["kinds"]}
+assert d["size"] == sum(x["size"] for x in d["kinds"]), d
+assert d["reclaimable"] == sum(x["reclaimable"] for x in d["kinds"]), d
+assert k["templates"]["reclaimable"] == k["templates"]["size"], d
+print(k["volumes"]["count"], k["volumes"]["size"] >= 3 << 20, k["sandboxes"]["count"])' <<< "$OUT" 2>&1)
+  expect_eq "one volume holding 3 MiB, no sandbox left" "$j" "1 True 0"
+  msb_capture df
+  expect_match "the table" "$OUT" "^KIND +COUNT +SIZE +RECLAIMABLE
+images .*
+(.*
+)*volumes +1 +3\.[0-9] MiB +0 B
+(.*
+)*total "
+  msb_capture df extra
+  expect_eq "an argument" "$RC" 125
+  "$MSB" volume rm df-vol > /dev/null
+}
+
 run_tests
