@@ -28,12 +28,14 @@
  * responses are not passed on: a client must cope with their absence.
  * Server push is refused (SETTINGS_ENABLE_PUSH 0), and so is CONNECT.
  *
- * Bounds: H2X_MAX_STREAMS streams; per stream, a field block of at most
- * HX_MAX_HEAD bytes, and no more than H2X_STREAM_WINDOW bytes of body held
- * per direction: windows are opened again only once what a stream holds has
- * gone on to the other side (the connection windows at once, the streams'
- * bounding both). Frames are taken from nghttp2 only while the caller's
- * buffer has room.
+ * Bounds: H2X_MAX_STREAMS streams; per stream, a field block (trailers too)
+ * of at most HX_MAX_HEAD bytes, and no more than H2X_STREAM_WINDOW bytes of
+ * body held per direction: windows are opened again only once what a stream
+ * holds has gone on to the other side (the connection windows at once, the
+ * streams' bounding both). Substitution can make a request grow past its
+ * window (a long value for a placeholder): the caller reads the guest only
+ * while h2x_can_take(). Frames are taken from nghttp2 only while the
+ * caller's buffer has room.
  */
 #include "net/h2x.h"
 
@@ -206,13 +208,17 @@ static size_t packed_nv(const struct buf *b, nghttp2_nv *nv, size_t cap)
 	size_t n = 0;
 
 	while (p < e && n < cap) {
-		const uint8_t *name = p, *val;
+		const uint8_t *name = p, *val, *z = memchr(p, 0, (size_t)(e - p));
 
-		p += strlen((const char *)p) + 1;
-		val = p;
-		p += strlen((const char *)p) + 1;
-		nv[n++] = (nghttp2_nv){ (uint8_t *)name, (uint8_t *)val, strlen((const char *)name),
-					strlen((const char *)val), 0 };
+		if (!z)
+			break;
+		val = z + 1;
+		z = val < e ? memchr(val, 0, (size_t)(e - val)) : NULL;
+		if (!z)
+			break; /* cut short (out of memory): not a field */
+		nv[n++] = (nghttp2_nv){ (uint8_t *)name, (uint8_t *)val, (size_t)(val - 1 - name),
+					(size_t)(z - val), 0 };
+		p = z + 1;
 	}
 	return n;
 }
@@ -536,6 +542,8 @@ static int g_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *n
 		return r < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
 	}
 	if (f->headers.cat != NGHTTP2_HCAT_REQUEST) { /* trailers: up as sent */
+		if (buf_size(&st->up_trailers) + nl + vl + 2 > HX_MAX_HEAD)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
 		put(st->x, &st->up_trailers, name, nl);
 		put(st->x, &st->up_trailers, "", 1);
 		put(st->x, &st->up_trailers, val, vl);
@@ -1017,6 +1025,15 @@ int h2x_send(struct h2x *x, struct buf *up, struct buf *guest, size_t max)
 bool h2x_done(const struct h2x *x)
 {
 	return x->closing && !nghttp2_session_want_read(x->g) && !nghttp2_session_want_write(x->g);
+}
+
+bool h2x_can_take(const struct h2x *x)
+{
+	size_t held = 0;
+
+	for (const struct stream *st = x->streams; st; st = st->next)
+		held += buf_size(&st->up);
+	return held < H2X_HOLD_MAX;
 }
 
 bool h2x_want_upstream(const struct h2x *x)

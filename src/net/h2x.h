@@ -24,6 +24,13 @@
  * request body with a Content-Length is held whole up to.
  */
 #define H2X_STREAM_WINDOW (256u << 10)
+/*
+ * What the streams' requests together may hold before the guest is read no
+ * more: a value longer than its placeholder makes a request grow as it is
+ * substituted, beyond what the windows count. (Responses only shrink, and
+ * the windows bound them; the server is read on, its WINDOW_UPDATEs too.)
+ */
+#define H2X_HOLD_MAX ((size_t)4 << 20)
 
 struct h2x;
 
@@ -57,6 +64,9 @@ int h2x_send(struct h2x *x, struct buf *up, struct buf *guest, size_t max);
  * the guest a GOAWAY, and every stream it left open has been answered.
  */
 bool h2x_done(const struct h2x *x);
+
+/* h2x_can_take() - the requests hold less than H2X_HOLD_MAX: read the guest on. */
+bool h2x_can_take(const struct h2x *x);
 
 /* h2x_want_upstream() - the upstream session still reads or writes. */
 bool h2x_want_upstream(const struct h2x *x);

@@ -940,7 +940,8 @@ static int guest_plain(struct net *n, struct tcp_flow *f)
 	uint8_t tmp[16384];
 
 	while (x->mode == IX_TLS && x->g_done && (x->u_done || x->u_failed) && !x->g_eof &&
-	       buf_size(&x->up) < TLS_PLAIN_MAX && buf_size(&x->down) < TLS_PLAIN_MAX) {
+	       buf_size(&x->up) < TLS_PLAIN_MAX && buf_size(&x->down) < TLS_PLAIN_MAX &&
+	       (!x->h2x || h2x_can_take(x->h2x))) {
 		int r = SSL_read(x->g, tmp, sizeof(tmp));
 
 		if (r <= 0) {
