@@ -328,9 +328,22 @@ int cmd_install(int argc, char **argv)
 			free(name);
 			name = strdup(optarg);
 			break;
+		case 'v':
+			/* A host path is the caller's now: made absolute, for calls from anywhere.
+			 */
+			if (optarg[0] == '.') {
+				_cleanup_free_ char *cwd = getcwd(NULL, 0), *abs = NULL;
+
+				if (!cwd || asprintf(&abs, "%s/%s", cwd,
+						     optarg + (optarg[1] == '/' ? 2 : 0)) < 0)
+					return cli_error("out of memory");
+				if (strv_push(&opts, "--volume") < 0 || strv_push(&opts, abs) < 0)
+					return cli_error("out of memory");
+				break;
+			}
+			/* fall through */
 		case 'c':
 		case 'm':
-		case 'v':
 		case 'w':
 		case 'e':
 			if (strv_push(&opts, flag[c]) < 0 || strv_push(&opts, optarg) < 0)
@@ -384,10 +397,10 @@ int cmd_install(int argc, char **argv)
 		struct sbx_flags f;
 		int k;
 
-		strv_push(&check, "install");
-		strv_push_all(&check, opts.v);
-		strv_push(&check, image);
-		k = check.n ? sbxflags_parse("install", (int)check.n, check.v, &f) : EXIT_MSB;
+		if (strv_push(&check, "install") < 0 || strv_push_all(&check, opts.v) < 0 ||
+		    strv_push(&check, image) < 0)
+			return cli_error("out of memory");
+		k = sbxflags_parse("install", (int)check.n, check.v, &f);
 		sbxflags_free(&f);
 		if (k)
 			return k < 0 ? EXIT_MSB : k;
