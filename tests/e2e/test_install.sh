@@ -258,7 +258,9 @@ test_setup_refuses_a_corrupted_tarball_and_installs_nothing() {
   expect_eq "the intact copy installs" "$?" 0
   [ -x "$h-ok/.microsandbox/bin/msb" ] || fail "the intact copy installed msb"
   rm -rf "$h-ok"
-  printf 'X' | dd of="$TMP/bad/$tb" bs=1 seek=4096 conv=notrunc 2> /dev/null
+  # One byte flipped (writing a fixed byte would change nothing where it already was).
+  python3 -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[4096] ^= 0xFF
+open(p, "wb").write(b)' "$TMP/bad/$tb"
   chmod 644 "$TMP/bad"/*
   as_user "$h" bash "$E2E_ROOT/scripts/setup.sh" --tarball "$TMP/bad/$tb" > "$TMP/out" 2> "$TMP/err"
   expect_eq "refused" "$?" 1
