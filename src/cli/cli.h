@@ -74,6 +74,7 @@ int cmd_uninstall(int argc, char **argv);
 int cmd_alias(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_df(int argc, char **argv);
+int cmd_self(int argc, char **argv);
 int cmd_completion(int argc, char **argv);
 int cmd_complete(int argc, char **argv);
 /* cli_command_name() - the @i-th user-facing command's name; NULL past the last. */

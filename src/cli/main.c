@@ -47,6 +47,7 @@ static const struct command commands[] = {
 	{ "uninstall", cmd_uninstall, "Remove installed commands" },
 	{ "df", cmd_df, "Show the disk msb uses, by kind, and what could be reclaimed" },
 	{ "doctor", cmd_doctor, "Check this host for msb (KVM, QEMU, namespaces, disk, ...)" },
+	{ "self", cmd_self, "Manage the msb installation itself (uninstall)" },
 	{ "completion", cmd_completion, "Print a shell completion script (bash, zsh, fish)" },
 	{ "__alias", cmd_alias, NULL },
 	{ "__complete", cmd_complete, NULL },

@@ -312,4 +312,119 @@ test_setup_from_source_installs_this_build() {
   rm -rf "$h"
 }
 
+
+# self_home NAME: a new home for as_user with the shells' files a user might have
+# (kept in $TMP/NAME.orig/ as they were), and msb installed there by setup.sh.
+self_home() {
+  local h=$TMP/users/$1 f
+  new_home "$h"
+  printf 'export A=1\n' > "$h/.bashrc"
+  printf 'echo profile\n' > "$h/.profile"
+  printf 'echo bash-login\n' > "$h/.bash_profile"
+  printf 'export Z=1\n' > "$h/.zshrc"
+  mkdir -p "$h/.config/fish" && printf 'set -x C 3\n' > "$h/.config/fish/config.fish"
+  if [ "$(id -u)" = 0 ]; then chown -R "$USER_NAME:" "$h"; fi
+  rm -rf "$TMP/$1.orig" && cp -a "$h" "$TMP/$1.orig"
+  as_user "$h" bash "$E2E_ROOT/scripts/setup.sh" --tarball "$DIST_TAR" > /dev/null 2> "$TMP/err" ||
+    { fail "setup.sh: $(cat "$TMP/err")"; return 1; }
+  for f in .bashrc .profile .bash_profile .zshrc .config/fish/config.fish; do
+    expect_eq "setup.sh gave $f a block" "$(blocks "$h/$f")" 1
+  done
+}
+
+# same_rc_files NAME: the shells' files are byte for byte what they were before setup.sh.
+same_rc_files() {
+  local f
+  for f in .bashrc .profile .bash_profile .zshrc .config/fish/config.fish; do
+    cmp -s "$TMP/users/$1/$f" "$TMP/$1.orig/$f" || fail "$f is not as it was before setup.sh"
+  done
+}
+
+test_self_uninstall_yes_removes_the_install_the_path_blocks_and_all_data() {
+  if [ "$(id -u)" = 0 ]; then need_user || return; fi
+  make_dist || return
+  local h=$TMP/users/self-yes m out
+  m=$h/.microsandbox
+  self_home self-yes || return
+  as_user "$h" "$m/bin/msb" install --no-pull -n someapp example.test/x:1 > /dev/null 2>&1
+  expect_eq "msb install" "$?" 0
+  { [ -x "$m/bin/someapp" ] && [ -f "$m/aliases/someapp.json" ]; } || fail "msb install made no command"
+  as_user "$h" "$m/bin/msb" volume create v1 > /dev/null 2>&1 || fail "volume create"
+
+  out=$(as_user "$h" "$m/bin/msb" self uninstall -y 2> "$TMP/err" < /dev/null)
+  expect_eq "msb self uninstall -y" "$?" 0
+  expect_eq "no warning" "$(cat "$TMP/err")" ""
+  expect_eq "what it says it removed" "$out" "removed the PATH block from $h/.bashrc
+removed the PATH block from $h/.profile
+removed the PATH block from $h/.bash_profile
+removed the PATH block from $h/.zshrc
+removed the PATH block from $h/.config/fish/config.fish
+removed command someapp ($m/bin/someapp)
+removed $m/aliases
+removed $m/lib/vmlinux
+removed $m/lib/initrd.cpio
+removed $m/bin/msb
+removed $m (all sandboxes, images, volumes and snapshots)"
+  same_rc_files self-yes
+  [ ! -e "$m" ] || fail "$m is still there: $(find "$m" | head)"
+  expect_eq "nothing else in the home changed" "$(diff -r "$h" "$TMP/self-yes.orig" 2>&1)" ""
+  rm -rf "$h" "$TMP/self-yes.orig"
+}
+
+test_self_uninstall_keeps_the_data_with_keep_data_or_without_a_terminal() {
+  if [ "$(id -u)" = 0 ]; then need_user || return; fi
+  make_dist || return
+  local h=$TMP/users/self-keep m out
+  m=$h/.microsandbox
+  self_home self-keep || return
+  as_user "$h" "$m/bin/msb" volume create v1 > /dev/null 2>&1 || fail "volume create"
+  as_user "$h" "$m/bin/msb" install --no-pull -n someapp example.test/x:1 > /dev/null 2>&1 ||
+    fail "msb install"
+  out=$(as_user "$h" "$m/bin/msb" self uninstall --keep-data 2> "$TMP/err" < /dev/null)
+  expect_eq "msb self uninstall --keep-data" "$?" 0
+  expect_eq "no warning" "$(cat "$TMP/err")" ""
+  expect_match "the binary, then what it kept" "$out" \
+    $'\nremoved '"$m"$'/bin/msb\nkept '"$m"': sandboxes, images, volumes and snapshots \(to remove them: rm -rf '"$m"'\)$'
+  same_rc_files self-keep
+  expect_eq "the volume is kept, the install is gone" "$(cd "$m" && find . -maxdepth 2 | sort | tr '\n' ' ')" \
+    ". ./volumes ./volumes/v1 "
+
+  # Installed again: no -y, no --keep-data and no terminal to ask on: the data stays.
+  as_user "$h" bash "$E2E_ROOT/scripts/setup.sh" --tarball "$DIST_TAR" > /dev/null 2>&1 ||
+    fail "setup.sh again"
+  as_user "$h" "$m/bin/msb" volume ls -q > "$TMP/out" 2>&1
+  expect_eq "the reinstalled msb has the kept volume" "$(cat "$TMP/out")" v1
+  as_user "$h" mkdir -p "$m/volumes/v2"
+  out=$(as_user "$h" "$m/bin/msb" self uninstall 2> "$TMP/err" < /dev/null)
+  expect_eq "msb self uninstall without a terminal" "$?" 0
+  expect_match "it says why it kept the data" "$(tail -n 1 <<< "$out")" \
+    "^kept $m: .*\(no terminal to ask on; to remove them too: rm -rf $m\)$"
+  { [ -d "$m/volumes/v1" ] && [ -d "$m/volumes/v2" ]; } || fail "the data went without a yes"
+  { [ ! -e "$m/bin/msb" ] && [ ! -e "$m/lib/vmlinux" ]; } || fail "the install is still there"
+  rm -rf "$h" "$TMP/self-keep.orig"
+}
+
+test_self_uninstall_refuses_an_msb_it_did_not_install_and_bad_flags() {
+  local h=$TMP/self-build
+  rm -rf "$h" && mkdir -p "$h/.microsandbox/lib"
+  printf 'export A=1\n%s\nexport PATH=x\n# <<< msb <<<\n' "$BEGIN" > "$h/.bashrc"
+  touch "$h/.microsandbox/lib/vmlinux"
+  cp -a "$h" "$TMP/self-build.orig"
+  out=$(env -i HOME="$h" PATH=/usr/bin:/bin "$MSB" self uninstall -y 2> "$TMP/err")
+  expect_eq "the build tree's msb is refused" "$?" 125
+  expect_eq "nothing on stdout" "$out" ""
+  expect_one_error_line "$(cat "$TMP/err")" \
+    "msb self uninstall removes a setup.sh install; this msb is $(realpath "$MSB") \(remove it with your package manager / make uninstall\)$"
+  expect_eq "nothing touched" "$(diff -r "$h" "$TMP/self-build.orig" 2>&1)" ""
+
+  out=$(env -i HOME="$h" PATH=/usr/bin:/bin "$MSB" self uninstall --bogus 2> "$TMP/err")
+  expect_eq "a bad flag" "$?" 125
+  expect_one_error_line "$(cat "$TMP/err")" "self uninstall: unknown flag --bogus"
+  out=$(env -i HOME="$h" PATH=/usr/bin:/bin "$MSB" self frobnicate 2> "$TMP/err")
+  expect_eq "an unknown subcommand" "$?" 125
+  expect_one_error_line "$(cat "$TMP/err")" "self: unknown command \"frobnicate\""
+  expect_eq "still nothing touched" "$(diff -r "$h" "$TMP/self-build.orig" 2>&1)" ""
+  rm -rf "$h" "$TMP/self-build.orig"
+}
+
 run_tests
