@@ -320,6 +320,15 @@ static bool same_dir(const char *a, const char *b)
 	return ra && rb && !strcmp(ra, rb);
 }
 
+/* Is @b (resolved) inside directory @a (resolved)? */
+static bool holds(const char *a, const char *b)
+{
+	_cleanup_free_ char *ra = a ? realpath(a, NULL) : NULL, *rb = b ? realpath(b, NULL) : NULL;
+	size_t n = ra ? strlen(ra) : 0;
+
+	return ra && rb && !strncmp(ra, rb, n) && (rb[n] == '/' || rb[n] == '\0');
+}
+
 /* "y" or "yes" on stdin after @question on stderr. */
 static bool ask(const char *question)
 {
@@ -438,8 +447,10 @@ static int uninstall(int argc, char **argv)
 		data = false;
 		asked_none = true;
 	}
-	if (data && (same_dir(home, "/") || same_dir(home, user_home))) {
-		fprintf(stderr, "msb: warning: %s is your home directory: not removing it\n", home);
+	if (data && (same_dir(home, "/") || same_dir(home, user_home) || holds(home, user_home))) {
+		fprintf(stderr,
+			"msb: warning: %s is or holds your home directory: not removing it\n",
+			home);
 		data = false;
 	}
 
