@@ -114,23 +114,11 @@ unmatched:
 /* @path replaced by @len bytes of @data, with mode @mode: whole, or not at all. */
 static int replace_file(const char *path, const char *data, size_t len, mode_t mode)
 {
-	_cleanup_free_ char *tmp = NULL;
-	int fd, r = 0;
+	int r = write_file_atomic(path, data, len, mode);
 
-	if (asprintf(&tmp, "%s.msb-%d", path, (int)getpid()) < 0)
-		return -ENOMEM;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	r = write_all(fd, data, len);
-	if (!r && (fchmod(fd, mode) < 0 || fsync(fd) < 0))
+	/* The file's own mode, not the umask's version of it. */
+	if (!r && chmod(path, mode) < 0)
 		r = -errno;
-	if (close(fd) < 0 && !r)
-		r = -errno;
-	if (!r && rename(tmp, path) < 0)
-		r = -errno;
-	if (r)
-		unlink(tmp);
 	return r;
 }
 

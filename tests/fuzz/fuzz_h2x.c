@@ -78,33 +78,6 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
 	return 0;
 }
 
-struct split {
-	unsigned int kind;
-	const uint8_t *seed;
-	size_t nseed, at;
-};
-
-static size_t piece(struct split *s, size_t left)
-{
-	size_t n;
-
-	switch (s->kind) {
-	case 0:
-		n = left;
-		break;
-	case 1:
-		n = 1;
-		break;
-	case 2:
-		n = 13;
-		break;
-	default:
-		n = s->nseed ? 1 + (size_t)s->seed[s->at++ % s->nseed] % 211 : left;
-		break;
-	}
-	return n < left ? n : left;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint8_t preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -130,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (glen > size - 3)
 		glen = size - 3;
 	c.passthrough = data[0] & 1;
-	sp = (struct split){ (data[0] >> 1) & 3, data + 3, size - 3, 0 };
+	sp = (struct split){ (data[0] >> 1) & 3, data + 3, size - 3, 0, 13, 211 };
 	x = h2x_new(&c);
 	CHECK(x);
 	CHECK(nghttp2_session_callbacks_new(&cb) == 0);
@@ -146,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(buf_append(&guest_in, data + 3, glen) == 0);
 	/* The guest's bytes, then the server's (or the two interleaved, mode bit 3). */
 	for (off = 0; off < buf_size(&guest_in) && !dead;) {
-		size_t n = piece(&sp, buf_size(&guest_in) - off);
+		size_t n = split_piece(&sp, buf_size(&guest_in) - off);
 
 		if ((data[0] & 8) && off + n == buf_size(&guest_in))
 			break;
@@ -157,7 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!dead)
 		dead = h2x_upstream(x, settings, sizeof(settings)) < 0;
 	for (size_t u = 3 + glen; u < size && !dead;) {
-		size_t n = piece(&sp, size - u);
+		size_t n = split_piece(&sp, size - u);
 
 		dead = h2x_upstream(x, data + u, n) < 0 || h2x_send(x, &up, &down, 64 << 10) < 0;
 		u += n;

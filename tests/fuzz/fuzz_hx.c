@@ -170,33 +170,6 @@ static bool holds_value(const struct text *t, const struct hx_config *c)
 	return yes;
 }
 
-struct split {
-	unsigned int kind;
-	const uint8_t *seed;
-	size_t nseed, at;
-};
-
-static size_t piece(struct split *s, size_t left)
-{
-	size_t n;
-
-	switch (s->kind) {
-	case 0:
-		n = left;
-		break;
-	case 1:
-		n = 1;
-		break;
-	case 2:
-		n = 7;
-		break;
-	default:
-		n = s->nseed ? 1 + (size_t)s->seed[s->at++ % s->nseed] % 97 : left;
-		break;
-	}
-	return n < left ? n : left;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char prime[] = "GET /a HTTP/1.1\r\nHost: " SNI "\r\n\r\n"
@@ -226,7 +199,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size--;
 	c.passthrough = mode & 0x10;
 	c.sni = mode & 0x20 ? NULL : SNI;
-	sp = (struct split){ (mode >> 2) & 3, data, size > 64 ? 64 : size, 0 };
+	sp = (struct split){ (mode >> 2) & 3, data, size > 64 ? 64 : size, 0, 7, 97 };
 	switch (mode & 3) {
 	case 0:
 		rq = data;
@@ -258,7 +231,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      HX_OK);
 	while (nrq || nrs) {
 		if (nrq) {
-			size_t n = piece(&sp, nrq);
+			size_t n = split_piece(&sp, nrq);
 
 			rc1 = hx_request(h, rq, n, &up, &guest);
 			CHECK(rc1 == HX_OK || rc1 == HX_VIOLATION || rc1 == HX_BAD);
@@ -266,7 +239,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			nrq -= n;
 		}
 		if (nrs) {
-			size_t n = piece(&sp, nrs);
+			size_t n = split_piece(&sp, nrs);
 
 			rc2 = hx_response(h, rs, n, &resp);
 			CHECK(rc2 == HX_OK || rc2 == HX_BAD);
