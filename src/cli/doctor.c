@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,14 +46,30 @@ struct report {
 	size_t n;
 };
 
-static struct check *add(struct report *r, const char *name, enum level l)
+/* A check's result, its detail formatted from @fmt. */
+__attribute__((format(printf, 4, 5))) static struct check *add(struct report *r, const char *name,
+							       enum level l, const char *fmt, ...)
 {
 	struct check *c = &r->c[r->n < MAX_CHECKS ? r->n++ : MAX_CHECKS - 1];
+	va_list ap;
 
 	memset(c, 0, sizeof(*c));
 	c->name = name;
 	c->level = l;
+	va_start(ap, fmt);
+	vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
+	va_end(ap);
 	return c;
+}
+
+/* What to do about @c, formatted from @fmt. */
+__attribute__((format(printf, 2, 3))) static void set_fix(struct check *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->fix, sizeof(c->fix), fmt, ap);
+	va_end(ap);
 }
 
 static bool in_group(gid_t g)
@@ -77,22 +94,19 @@ static void check_kvm(struct report *r)
 	int fd;
 
 	if (stat("/dev/kvm", &st) < 0) {
-		c = add(r, "kvm", WARN);
-		snprintf(c->detail, sizeof(c->detail),
-			 "no /dev/kvm: guests run under QEMU's TCG (software emulation, several "
-			 "times slower)");
-		snprintf(c->fix, sizeof(c->fix),
-			 "enable virtualization (VT-x/AMD-V) in the firmware and load kvm_intel or "
-			 "kvm_amd");
+		c = add(r, "kvm", WARN,
+			"no /dev/kvm: guests run under QEMU's TCG (software emulation, several "
+			"times slower)");
+		set_fix(c,
+			"enable virtualization (VT-x/AMD-V) in the firmware and load kvm_intel or "
+			"kvm_amd");
 		return;
 	}
 	if (!hw) {
-		c = add(r, "kvm", WARN);
-		snprintf(c->detail, sizeof(c->detail),
-			 "/dev/kvm is not hardware KVM (no kvm_intel or kvm_amd; PVM or nested "
-			 "without VMX?): guests run under QEMU's TCG");
-		snprintf(c->fix, sizeof(c->fix),
-			 "run on a host or VM with hardware virtualization exposed");
+		c = add(r, "kvm", WARN,
+			"/dev/kvm is not hardware KVM (no kvm_intel or kvm_amd; PVM or nested "
+			"without VMX?): guests run under QEMU's TCG");
+		set_fix(c, "run on a host or VM with hardware virtualization exposed");
 		return;
 	}
 	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -100,25 +114,21 @@ static void check_kvm(struct report *r)
 		struct group *g = getgrgid(st.st_gid);
 		const char *gn = g ? g->gr_name : "kvm";
 
-		c = add(r, "kvm", WARN);
-		snprintf(c->detail, sizeof(c->detail),
-			 "hardware KVM, but this user may not open /dev/kvm (%s): guests fall back "
-			 "to TCG",
-			 strerror(errno));
+		c = add(r, "kvm", WARN,
+			"hardware KVM, but this user may not open /dev/kvm (%s): guests fall back "
+			"to TCG",
+			strerror(errno));
 		if (!in_group(st.st_gid))
-			snprintf(c->fix, sizeof(c->fix),
-				 "sudo usermod -aG %s %s, then log in again", gn,
-				 getenv("USER") ? getenv("USER") : "$USER");
+			set_fix(c, "sudo usermod -aG %s %s, then log in again", gn,
+				getenv("USER") ? getenv("USER") : "$USER");
 		else
-			snprintf(c->fix, sizeof(c->fix),
-				 "you are in group %s already: log in again so it takes effect",
-				 gn);
+			set_fix(c, "you are in group %s already: log in again so it takes effect",
+				gn);
 		return;
 	}
 	close(fd);
-	c = add(r, "kvm", OK);
-	snprintf(c->detail, sizeof(c->detail), "hardware KVM (%s), /dev/kvm opens read-write",
-		 access("/sys/module/kvm_intel", F_OK) == 0 ? "kvm_intel" : "kvm_amd");
+	add(r, "kvm", OK, "hardware KVM (%s), /dev/kvm opens read-write",
+	    access("/sys/module/kvm_intel", F_OK) == 0 ? "kvm_intel" : "kvm_amd");
 }
 
 static void check_qemu(struct report *r)
@@ -131,13 +141,9 @@ static void check_qemu(struct report *r)
 	if (!q) {
 		const char *env = getenv("MSB_QEMU");
 
-		c = add(r, "qemu", FAIL);
-		if (env && *env)
-			snprintf(c->detail, sizeof(c->detail), "MSB_QEMU=%s is not an executable",
-				 env);
-		else
-			snprintf(c->detail, sizeof(c->detail), "%s not found in PATH", VMM_PROGRAM);
-		snprintf(c->fix, sizeof(c->fix), "sudo apt-get install %s", VMM_PACKAGE);
+		c = env && *env ? add(r, "qemu", FAIL, "MSB_QEMU=%s is not an executable", env)
+				: add(r, "qemu", FAIL, "%s not found in PATH", VMM_PROGRAM);
+		set_fix(c, "sudo apt-get install %s", VMM_PACKAGE);
 		return;
 	}
 	{
@@ -151,23 +157,19 @@ static void check_qemu(struct report *r)
 				min = (int)strtol(end + 1, NULL, 10);
 		}
 		if (!end || end == v + 8) {
-			c = add(r, "qemu", FAIL);
-			snprintf(c->detail, sizeof(c->detail), "%s --version did not answer", q);
-			snprintf(c->fix, sizeof(c->fix), "reinstall %s", VMM_PACKAGE);
+			c = add(r, "qemu", FAIL, "%s --version did not answer", q);
+			set_fix(c, "reinstall %s", VMM_PACKAGE);
 			return;
 		}
 	}
 	if (maj < 7) {
-		c = add(r, "qemu", FAIL);
-		snprintf(c->detail, sizeof(c->detail),
-			 "QEMU %d.%d at %s: msb needs 7.0 or later (microvm, -netdev stream)", maj,
-			 min, q);
-		snprintf(c->fix, sizeof(c->fix), "install QEMU 7.0 or later (Debian 12 has 7.2)");
+		c = add(r, "qemu", FAIL,
+			"QEMU %d.%d at %s: msb needs 7.0 or later (microvm, -netdev stream)", maj,
+			min, q);
+		set_fix(c, "install QEMU 7.0 or later (Debian 12 has 7.2)");
 		return;
 	}
-	c = add(r, "qemu", OK);
-	snprintf(c->detail, sizeof(c->detail), "QEMU %d.%d at %s (microvm, -netdev stream)", maj,
-		 min, q);
+	add(r, "qemu", OK, "QEMU %d.%d at %s (microvm, -netdev stream)", maj, min, q);
 }
 
 static void check_guest(struct report *r)
@@ -177,16 +179,12 @@ static void check_guest(struct report *r)
 	struct check *c;
 
 	if (msb_lib_file("vmlinux", &k, &err) < 0 || msb_lib_file("initrd.cpio", &i, &err) < 0) {
-		c = add(r, "guest", FAIL);
-		snprintf(c->detail, sizeof(c->detail), "%s",
-			 err && err->msg ? err->msg : "not found");
-		snprintf(c->fix, sizeof(c->fix),
-			 "install msb with scripts/setup.sh, or set MSB_LIB_DIR to the build "
-			 "directory");
+		c = add(r, "guest", FAIL, "%s", err && err->msg ? err->msg : "not found");
+		set_fix(c, "install msb with scripts/setup.sh, or set MSB_LIB_DIR to the build "
+			   "directory");
 		return;
 	}
-	c = add(r, "guest", OK);
-	snprintf(c->detail, sizeof(c->detail), "kernel %s, agent %s", k, i);
+	add(r, "guest", OK, "kernel %s, agent %s", k, i);
 }
 
 /* Can this user make a user namespace (QEMU's jail and the network process use one)? */
@@ -199,17 +197,14 @@ static void check_userns(struct report *r)
 	if (pid == 0)
 		_exit(unshare(CLONE_NEWUSER) == 0 ? 0 : 1);
 	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
-		c = add(r, "userns", FAIL);
-		snprintf(c->detail, sizeof(c->detail),
-			 "unprivileged user namespaces are off: msb confines QEMU and its network "
-			 "process in them");
-		snprintf(c->fix, sizeof(c->fix),
-			 "sudo sysctl -w kernel.unprivileged_userns_clone=1 (Debian) or "
-			 "user.max_user_namespaces=15000");
+		c = add(r, "userns", FAIL,
+			"unprivileged user namespaces are off: msb confines QEMU and its network "
+			"process in them");
+		set_fix(c, "sudo sysctl -w kernel.unprivileged_userns_clone=1 (Debian) or "
+			   "user.max_user_namespaces=15000");
 		return;
 	}
-	c = add(r, "userns", OK);
-	snprintf(c->detail, sizeof(c->detail), "unprivileged user namespaces work");
+	add(r, "userns", OK, "unprivileged user namespaces work");
 }
 
 static void check_seccomp(struct report *r)
@@ -217,13 +212,11 @@ static void check_seccomp(struct report *r)
 	struct check *c;
 
 	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0 && errno == EINVAL) {
-		c = add(r, "seccomp", FAIL);
-		snprintf(c->detail, sizeof(c->detail), "the kernel has no seccomp");
-		snprintf(c->fix, sizeof(c->fix), "use a kernel built with CONFIG_SECCOMP_FILTER");
+		c = add(r, "seccomp", FAIL, "the kernel has no seccomp");
+		set_fix(c, "use a kernel built with CONFIG_SECCOMP_FILTER");
 		return;
 	}
-	c = add(r, "seccomp", OK);
-	snprintf(c->detail, sizeof(c->detail), "seccomp filters available");
+	add(r, "seccomp", OK, "seccomp filters available");
 }
 
 static void check_disk(struct report *r)
@@ -250,18 +243,14 @@ static void check_disk(struct report *r)
 		*slash = '\0';
 	}
 	if (!p) {
-		c = add(r, "disk", WARN);
-		snprintf(c->detail, sizeof(c->detail), "cannot tell the free space under %s",
-			 h ? h : "MSB_HOME");
+		add(r, "disk", WARN, "cannot tell the free space under %s", h ? h : "MSB_HOME");
 		return;
 	}
 	gib = (double)sv.f_bavail * (double)sv.f_frsize / (1024.0 * 1024 * 1024);
-	c = add(r, "disk", gib < 1 ? FAIL : gib < 5 ? WARN : OK);
-	snprintf(c->detail, sizeof(c->detail), "%.1f GiB free under %s", gib, h);
+	c = add(r, "disk", gib < 1 ? FAIL : gib < 5 ? WARN : OK, "%.1f GiB free under %s", gib, h);
 	if (c->level != OK)
-		snprintf(c->fix, sizeof(c->fix),
-			 "free space there (msb prune when it lands; msb rmi, msb rm), or set "
-			 "MSB_HOME elsewhere");
+		set_fix(c, "free space there (msb prune when it lands; msb rmi, msb rm), or set "
+			   "MSB_HOME elsewhere");
 }
 
 static void check_keyring(struct report *r)
@@ -269,17 +258,14 @@ static void check_keyring(struct report *r)
 	struct check *c;
 
 	if (keyring_available()) {
-		c = add(r, "keyring", OK);
-		snprintf(c->detail, sizeof(c->detail),
-			 "Secret Service reachable: registry passwords and secrets go there");
+		add(r, "keyring", OK,
+		    "Secret Service reachable: registry passwords and secrets go there");
 		return;
 	}
-	c = add(r, "keyring", WARN);
-	snprintf(c->detail, sizeof(c->detail),
-		 "no Secret Service (secret-tool and a D-Bus session): credentials and secrets "
-		 "are kept in 0600 files under ~/.microsandbox/secrets");
-	snprintf(c->fix, sizeof(c->fix),
-		 "sudo apt-get install libsecret-tools gnome-keyring, in a desktop session");
+	c = add(r, "keyring", WARN,
+		"no Secret Service (secret-tool and a D-Bus session): credentials and secrets "
+		"are kept in 0600 files under ~/.microsandbox/secrets");
+	set_fix(c, "sudo apt-get install libsecret-tools gnome-keyring, in a desktop session");
 }
 
 static void check_ping(struct report *r)
@@ -299,20 +285,17 @@ static void check_ping(struct report *r)
 		fclose(f);
 	}
 	if (lo <= (long)g && (long)g <= hi) {
-		c = add(r, "ping", OK);
-		snprintf(c->detail, sizeof(c->detail),
-			 "ping sockets allowed for group %ld: the guest's ping reaches allowed "
-			 "hosts",
-			 (long)g);
+		add(r, "ping", OK,
+		    "ping sockets allowed for group %ld: the guest's ping reaches allowed "
+		    "hosts",
+		    (long)g);
 		return;
 	}
-	c = add(r, "ping", WARN);
-	snprintf(c->detail, sizeof(c->detail),
-		 "ping sockets not allowed for group %ld (ping_group_range %ld %ld): the guest's "
-		 "ICMP echo gets no answer",
-		 (long)g, lo, hi);
-	snprintf(c->fix, sizeof(c->fix),
-		 "sudo sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"");
+	c = add(r, "ping", WARN,
+		"ping sockets not allowed for group %ld (ping_group_range %ld %ld): the guest's "
+		"ICMP echo gets no answer",
+		(long)g, lo, hi);
+	set_fix(c, "sudo sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"");
 }
 
 static const char *level_name(enum level l)
