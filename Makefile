@@ -34,7 +34,7 @@ LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 AGENT_OBJ  := $(AGENT_SRC:%.c=$(BUILD)/agent-obj/%.o)
 
-.PHONY: all deps check unit e2e fuzz clean kernel lint format install uninstall dist man
+.PHONY: all deps check unit e2e fuzz clean kernel lint format install uninstall dist man deb FORCE
 all: deps $(BUILD)/msb $(BUILD)/initrd.cpio $(BUILD)/vmlinux
 
 deps:
@@ -43,6 +43,30 @@ deps:
 $(BUILD)/obj/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# What this msb is (src/cli/release.c): the release version, the commit, and the
+# Ed25519 key `msb self update` trusts (TRUST_KEY, a PEM public key). A stamp holds
+# them, so the object is rebuilt when one changes and only then.
+RELEASE_VERSION ?= $(shell scripts/version.sh)
+RELEASE_COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+TRUST_KEY       ?= keys/release-ed25519.pub
+DEFAULT_KEY     := keys/release-ed25519.pub
+# key_bytes KEYFILE: its 32 raw bytes as a C initialiser list.
+key_bytes = $(shell openssl pkey -pubin -in $(1) -outform DER | tail -c 32 | od -An -v -tx1 | \
+	tr -s ' \n' '  ' | sed 's/^ //; s/ $$//; s/\([0-9a-f][0-9a-f]\)/0x\1,/g; s/ //g')
+# release_flags VERSION KEYFILE
+release_flags = -DMSB_RELEASE_VERSION='"$(1)"' -DMSB_RELEASE_COMMIT='"$(RELEASE_COMMIT)"' \
+	-DMSB_RELEASE_KEY='$(call key_bytes,$(2))' \
+	$(if $(filter $(abspath $(DEFAULT_KEY)),$(abspath $(2))),,-DMSB_RELEASE_TESTING=1)
+
+# write_stamp FILE,TEXT: FILE holds TEXT, rewritten (so newer) only when TEXT changes.
+write_stamp = @mkdir -p $(dir $(1)); echo '$(2)' | cmp -s - $(1) 2>/dev/null || echo '$(2)' > $(1)
+$(BUILD)/release.stamp: FORCE
+	$(call write_stamp,$@,$(RELEASE_VERSION) $(RELEASE_COMMIT) $(TRUST_KEY))
+$(BUILD)/obj/src/cli/release.o: src/cli/release.c $(BUILD)/release.stamp $(TRUST_KEY) | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(call release_flags,$(RELEASE_VERSION),$(TRUST_KEY)) -c $< -o $@
+FORCE:
 
 $(BUILD)/libmsb.a: $(LIB_OBJ)
 	@rm -f $@
@@ -110,29 +134,57 @@ uninstall:
 	-rmdir $(DESTDIR)$(LIBDIR) 2>/dev/null
 
 # make dist: $(DISTDIR)/msb-VERSION-linux-ARCH.tar.gz and its .sha256 (sha256sum -c
-# format), from this build. Inside, one directory in the ~/.microsandbox layout:
-# bin/msb and lib/{vmlinux,initrd.cpio}, which msb finds as ../lib/ relative to itself;
+# format). Inside, one directory in the ~/.microsandbox layout: bin/msb and
+# lib/{vmlinux,initrd.cpio}, which msb finds as ../lib/ relative to itself;
 # scripts/setup.sh --tarball installs it. Reproducible: sorted, owner 0, the mtime of
-# the last commit.
+# the last commit. Its msb is this build's, linked with DIST_VERSION and TRUST_KEY.
+#
+# With SIGNING_KEY (an Ed25519 private key, PEM) DISTDIR becomes an update channel:
+# latest-linux-ARCH.json names the tarball, its sha256 and size, and .json.sig is its
+# signature, which the release's msb and the ones before it (msb self update) check
+# against TRUST_KEY. A key that does not match TRUST_KEY is refused.
 DISTDIR      ?= $(BUILD)
-DIST_VERSION ?= $(shell scripts/version.sh)
+DIST_VERSION ?= $(RELEASE_VERSION)
 DIST_ARCH    ?= $(shell uname -m)
 DIST_NAME    := msb-$(DIST_VERSION)-linux-$(DIST_ARCH)
 DIST_TAR     := $(DISTDIR)/$(DIST_NAME).tar.gz
+DIST_OBJ     := $(BUILD)/dist/$(DIST_VERSION)-$(notdir $(basename $(TRUST_KEY)))
+DIST_MANIFEST := $(DISTDIR)/latest-linux-$(DIST_ARCH).json
 dist: $(DIST_TAR)
+ifneq ($(SIGNING_KEY),)
+	@test "$$(openssl pkey -in $(SIGNING_KEY) -pubout)" = "$$(openssl pkey -pubin -in $(TRUST_KEY))" || \
+		{ echo "make dist: SIGNING_KEY $(SIGNING_KEY) is not the private half of TRUST_KEY $(TRUST_KEY)" >&2; exit 1; }
+	printf '{"name":"msb","version":"%s","commit":"%s","arch":"%s","tarball":"%s","sha256":"%s","size":%s}\n' \
+		'$(DIST_VERSION)' '$(RELEASE_COMMIT)' '$(DIST_ARCH)' '$(DIST_NAME).tar.gz' \
+		"$$(sha256sum < $(DIST_TAR) | cut -d' ' -f1)" "$$(stat -c %s $(DIST_TAR))" > $(DIST_MANIFEST).tmp
+	openssl pkeyutl -sign -inkey $(SIGNING_KEY) -rawin -in $(DIST_MANIFEST).tmp -out $(DIST_MANIFEST).sig.tmp
+	mv -f $(DIST_MANIFEST).sig.tmp $(DIST_MANIFEST).sig
+	mv -f $(DIST_MANIFEST).tmp $(DIST_MANIFEST)
+endif
 	@echo "$(DIST_TAR)"
-$(DIST_TAR): $(BUILD)/msb $(BUILD)/vmlinux $(BUILD)/initrd.cpio README.md
+$(DIST_OBJ)/release.stamp: FORCE
+	$(call write_stamp,$@,$(DIST_VERSION) $(RELEASE_COMMIT) $(TRUST_KEY))
+$(DIST_OBJ)/release.o: src/cli/release.c $(DIST_OBJ)/release.stamp $(TRUST_KEY) | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(call release_flags,$(DIST_VERSION),$(TRUST_KEY)) -c $< -o $@
+# The build's objects in the build's order, this release.o in its place: with the
+# build's version and key, the same bytes as $(BUILD)/msb.
+DIST_LINK := $(patsubst $(BUILD)/obj/src/cli/release.o,$(DIST_OBJ)/release.o,$(CLI_OBJ))
+$(DIST_OBJ)/msb: $(DIST_LINK) $(BUILD)/libmsb.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(DIST_LINK) $(BUILD)/libmsb.a $(LIBS)
+$(DIST_TAR): $(DIST_OBJ)/msb $(BUILD)/vmlinux $(BUILD)/initrd.cpio README.md FORCE
 	@rm -rf $(BUILD)/dist-stage && mkdir -p $(BUILD)/dist-stage $(DISTDIR)
-	install -D -m 0755 $(BUILD)/msb $(BUILD)/dist-stage/$(DIST_NAME)/bin/msb
+	install -D -m 0755 $(DIST_OBJ)/msb $(BUILD)/dist-stage/$(DIST_NAME)/bin/msb
 	install -D -m 0644 -t $(BUILD)/dist-stage/$(DIST_NAME)/lib $(BUILD)/vmlinux $(BUILD)/initrd.cpio
 	install -D -m 0644 README.md $(BUILD)/dist-stage/$(DIST_NAME)/README.md
 	tar -C $(BUILD)/dist-stage --sort=name --owner=0 --group=0 --numeric-owner \
 		--mtime=@$$(git log -1 --format=%ct 2>/dev/null || date +%s) -cf - $(DIST_NAME) | \
-		gzip -n -9 > $@.tmp
+		gzip -n -$(DIST_GZIP) > $@.tmp
 	mv -f $@.tmp $@
 	cd $(DISTDIR) && sha256sum $(DIST_NAME).tar.gz > $(DIST_NAME).tar.gz.sha256.tmp && \
 		mv -f $(DIST_NAME).tar.gz.sha256.tmp $(DIST_NAME).tar.gz.sha256
 	@rm -rf $(BUILD)/dist-stage
+DIST_GZIP ?= 9
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(AGENT_OBJ:.o=.d)
 -include tests/tests.mk

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs msb for the current user, who needs no root: ~/.microsandbox/bin/msb and
 # ~/.microsandbox/lib/{vmlinux,initrd.cpio} ($MSB_HOME instead of ~/.microsandbox when
-# set), and that bin directory on PATH in the shells' configuration.
+# set), links into releases/ (below), and that bin directory on PATH in the shells'
+# configuration.
 #
 #   scripts/setup.sh                  build this source tree (make) and install the result
 #   scripts/setup.sh --tarball FILE   install a release tarball (make dist); checked
@@ -112,24 +113,58 @@ else
   NEW_BIN=$build/msb NEW_KERNEL=$build/vmlinux NEW_INITRD=$build/initrd.cpio
 fi
 
-# put SRC DEST MODE: DEST appears whole or not at all (a temp name beside it, renamed).
-put() {
-  local tmp
-  tmp=$(mktemp "$(dirname "$2")/.$(basename "$2").XXXXXX")
-  if ! cp "$1" "$tmp" || ! chmod "$3" "$tmp" || ! mv -f "$tmp" "$2"; then
-    rm -f "$tmp"
-    die "cannot install $2"
+# The install is one directory per release, switched to by one rename (msb self
+# update does the same): releases/VERSION-SHA12/{bin/msb,lib/vmlinux,lib/initrd.cpio},
+# releases/current (and previous) linking to one; bin/msb and lib/'s files link through
+# releases/current. Killed at any point, the msb installed before or this one is there.
+reldir=$root/releases
+
+# relink DIR NAME TARGET: DIR/NAME becomes a link to TARGET in one rename.
+relink() {
+  if ! ln -sfn "$3" "$1/.$2.tmp" || ! mv -fT "$1/.$2.tmp" "$1/$2"; then
+    rm -f "$1/.$2.tmp"
+    die "cannot link $1/$2"
   fi
 }
 
-mkdir -p "$bindir" "$libdir" || die "cannot create $bindir and $libdir"
-# The guest files first: an msb that is there has what it needs to boot.
-put "$NEW_KERNEL" "$libdir/vmlinux" 0644
-put "$NEW_INITRD" "$libdir/initrd.cpio" 0644
-put "$NEW_BIN" "$bindir/msb" 0755
+mkdir -p "$bindir" "$libdir" "$reldir" || die "cannot create $bindir, $libdir and $reldir"
+exec 9> "$reldir/.lock"
+flock -n 9 || die "another setup.sh or msb self update is installing msb here; wait for it"
+version=$("$NEW_BIN" --version 2> /dev/null | sed -n '1s/^msb //p') || version=
+if [ -z "$version" ] && [ -n "$tarball" ]; then
+  version=$(basename "$tarball" | sed -n 's/^msb-\(.*\)-linux-[^-]*\.tar\.gz$/\1/p')
+fi
+version=${version:-unknown}
+# The same name msb self update gives: the version and the tarball's (or binary's) digest.
+name=$version-$(sha256sum < "${tarball:-$NEW_BIN}" | cut -c1-12)
+if [ ! -d "$reldir/$name" ]; then
+  stage_rel=$(mktemp -d "$reldir/.new-XXXXXX")
+  if ! chmod 755 "$stage_rel" || ! install -D -m 0755 "$NEW_BIN" "$stage_rel/bin/msb" ||
+    ! install -D -m 0644 -t "$stage_rel/lib" "$NEW_KERNEL" "$NEW_INITRD" ||
+    ! sync "$stage_rel/bin/msb" "$stage_rel/lib/vmlinux" "$stage_rel/lib/initrd.cpio" ||
+    ! mv -T "$stage_rel" "$reldir/$name"; then
+    rm -rf "$stage_rel"
+    die "cannot install $reldir/$name"
+  fi
+fi
+old=$(readlink "$reldir/current" 2> /dev/null) || old=
+if [ -n "$old" ] && [ "$old" != "$name" ]; then relink "$reldir" previous "$old"; fi
+relink "$reldir" current "$name"
+relink "$libdir" vmlinux ../releases/current/lib/vmlinux
+relink "$libdir" initrd.cpio ../releases/current/lib/initrd.cpio
+relink "$bindir" msb ../releases/current/bin/msb
+# Kept: current and previous; leftovers of an install killed half-way go.
+prev=$(readlink "$reldir/previous" 2> /dev/null) || prev=
+for d in "$reldir"/* "$reldir"/.new-* "$reldir"/.dl-*; do
+  [ -e "$d" ] || [ -L "$d" ] || continue
+  case ${d##*/} in
+    current | previous | "$name" | "$prev") ;;
+    *) rm -rf "$d" ;;
+  esac
+done
 say "installed $libdir/vmlinux and $libdir/initrd.cpio"
-if version=$("$bindir/msb" --version 2> /dev/null); then
-  say "installed $bindir/msb ($version)"
+if version=$("$bindir/msb" --version 2> /dev/null | head -n 1); then
+  say "installed $bindir/msb ($version, in $reldir/$name)"
 else
   say "installed $bindir/msb"
   libs=$(ldd "$bindir/msb" 2> /dev/null | awk '/not found/ { printf "%s%s", sep, $1; sep = " " }')

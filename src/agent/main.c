@@ -13,7 +13,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto/proto.h"
 #include "util/cleanup.h"
+#include "util/version.h"
+
+#define AGENT_STR_(x) #x
+#define AGENT_STR(x)  AGENT_STR_(x)
+
+/* What `msb --version` reads out of the initramfs: agentd's version and protocol. */
+__attribute__((used)) static const char agent_ident[] =
+	"msb-agentd-version " MSB_VERSION "/protocol-" AGENT_STR(PROTO_VERSION);
 
 void agent_vline(const char *prefix, const char *fmt, va_list ap)
 {

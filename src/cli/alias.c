@@ -268,9 +268,27 @@ static int shell_quote(FILE *f, const char *s)
 	return fputc('\'', f) == EOF ? -1 : 0;
 }
 
+/*
+ * The msb an alias runs: setup.sh's $MSB_HOME/bin/msb when that is this msb
+ * (a link that `msb self update` moves to each new release), else this one.
+ */
+static char *installed_msb(void)
+{
+	char *self = realpath("/proc/self/exe", NULL);
+	const char *home = msb_home();
+	_cleanup_free_ char *inst = home ? path_join(home, "bin/msb") : NULL;
+	_cleanup_free_ char *real = inst ? realpath(inst, NULL) : NULL;
+
+	if (self && real && !strcmp(self, real)) {
+		free(self);
+		return steal_ptr(inst);
+	}
+	return self;
+}
+
 static int write_exe(const char *name, const char *path)
 {
-	_cleanup_free_ char *self = realpath("/proc/self/exe", NULL), *d = bin_dir();
+	_cleanup_free_ char *self = installed_msb(), *d = bin_dir();
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);

@@ -93,4 +93,17 @@ int cmd_registry(int argc, char **argv);
 int cmd_supervise(int argc, char **argv);
 int cmd_net(int argc, char **argv);
 
+/* What this msb is (release.c, compiled by the Makefile with its release's values). */
+extern const char msb_release_version[];
+extern const char msb_release_commit[];
+extern const unsigned char msb_release_key[32];
+extern const bool msb_release_key_set;
+extern const bool msb_release_testing;
+
+/* msb self update (update.c); msb --version's long form (update.c). */
+int self_update(int argc, char **argv);
+int cli_version(void);
+/* version_cmp() - <0, 0, >0 as release @a is older than, the same as, newer than @b. */
+int version_cmp(const char *a, const char *b);
+
 #endif

@@ -40,6 +40,7 @@ static void self_usage(void)
 	printf("Usage: msb self COMMAND\n\n"
 	       "Manage the msb installation itself.\n\n"
 	       "Commands:\n"
+	       "  update      Update msb to the latest release (alias: upgrade; --rollback)\n"
 	       "  uninstall   Remove msb, its guest kernel, and its shell configuration\n");
 }
 
@@ -47,7 +48,8 @@ static void uninstall_usage(void)
 {
 	printf("Usage: msb self uninstall [OPTIONS]\n\n"
 	       "Remove what scripts/setup.sh installed: ~/.microsandbox/bin/msb (this msb),\n"
-	       "lib/vmlinux and lib/initrd.cpio, the commands 'msb install' made, and the\n"
+	       "lib/vmlinux and lib/initrd.cpio, the releases 'msb self update' keeps in\n"
+	       "releases/, the commands 'msb install' made, and the\n"
 	       "PATH block in the shells' configuration files. Then asks whether to remove\n"
 	       "the data too (sandboxes, images, volumes, snapshots: all of ~/.microsandbox);\n"
 	       "without a terminal to ask on, the data is kept.\n\n"
@@ -481,6 +483,19 @@ static int uninstall(int argc, char **argv)
 	}
 	printf("removed %s\n", installed);
 	rmdir(bin);
+	/* The releases `msb self update` keeps (setup.sh's install is one of them). */
+	{
+		_cleanup_free_ char *rel = path_join(home, "releases");
+
+		if (rel && access(rel, F_OK) == 0) {
+			r = rm_rf(rel);
+			if (r < 0) {
+				fprintf(stderr, "msb: cannot remove %s: %s\n", rel, strerror(-r));
+				return EXIT_MSB;
+			}
+			printf("removed %s\n", rel);
+		}
+	}
 	if (data) {
 		r = rm_rf(home);
 		if (r < 0) {
@@ -502,6 +517,8 @@ int cmd_self(int argc, char **argv)
 		self_usage();
 		return argc < 2 ? EXIT_MSB : 0;
 	}
+	if (!strcmp(argv[1], "update") || !strcmp(argv[1], "upgrade"))
+		return self_update(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "uninstall"))
 		return uninstall(argc - 1, argv + 1);
 	return cli_error("self: unknown command \"%s\" (see 'msb self --help')", argv[1]);

@@ -162,6 +162,20 @@ tmux_end() {
 
 # Runs every function named test_* in the calling file (E2E_ONLY=REGEX: only the
 # tests whose names match); prints TAP-style lines.
+# make_release VERSION DIR: `make dist` of this build as release VERSION into DIR,
+# signed with the test key that only such releases trust: DIR is an update channel
+# (msb self update). Prints the tarball's path.
+# MAKE_SAN: what `make` needs to link more of this build (SANITIZE=1 for build-san).
+MAKE_SAN=
+[ "${BUILD##*/}" != build-san ] || MAKE_SAN=SANITIZE=1
+make_release() {
+  # shellcheck disable=SC2086 # $MAKE_SAN: a word or nothing
+  env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$E2E_ROOT" BUILD="$BUILD" $MAKE_SAN \
+    DIST_VERSION="$1" DISTDIR="$2" DIST_GZIP=1 TRUST_KEY=tests/fixtures/update/test-release.pub \
+    SIGNING_KEY=tests/fixtures/update/test-release.key dist 2> "$TMP/make-release.err" | tail -n 1
+  [ "${PIPESTATUS[0]}" = 0 ] || { fail "make dist $1: $(tail -n 3 "$TMP/make-release.err")"; return 1; }
+}
+
 run_tests() {
   local t n=0
   for t in $(declare -F | awk '{print $3}' | grep '^test_'); do

@@ -162,6 +162,36 @@ test_no_pull_learns_the_command_on_first_use() {
   MSB_HOME=$h
 }
 
+test_an_alias_keeps_working_after_self_update_and_rollback() {
+  local ch=$TMP/channels arch m=$MSB_HOME/bin/msb alias_file=$BIN/bbup
+  arch=$(uname -m)
+  make_release 9.0.0 "$ch/9.0.0" > /dev/null && make_release 9.1.0 "$ch/9.1.0" > /dev/null || return
+  # msb installed into this MSB_HOME (its images and registry settings) by setup.sh;
+  # HOME elsewhere, so the shells' files it edits are the test's own.
+  mkdir -p "$TMP/upd-home"
+  HOME=$TMP/upd-home bash "$E2E_ROOT/scripts/setup.sh" --tarball "$ch/9.0.0/msb-9.0.0-linux-$arch.tar.gz" \
+    > /dev/null 2> "$TMP/err" || { fail "setup.sh: $(cat "$TMP/err")"; return; }
+  python3 - "$MSB_HOME/config.json" "$ch/9.1.0" << 'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["update"] = {"url": sys.argv[2]}
+json.dump(c, open(sys.argv[1], "w"))
+EOF
+  env -u MSB_LIB_DIR "$m" install -n bbup "$BB" > /dev/null || fail "install bbup"
+  expect_match "the alias runs the installed msb by its stable path" "$(cat "$alias_file")" \
+    "exec '$m' __alias 'bbup'"
+  expect_eq "the alias, before" "$(env -u MSB_LIB_DIR bbup -c 'echo kept > /root/f; echo before')" before
+  OUT=$(env -u MSB_LIB_DIR "$m" self update 2>&1)
+  expect_eq "self update" "$?$OUT" "0msb updated: 9.0.0 -> 9.1.0 ($MSB_HOME/releases/current; 'msb self update --rollback' goes back)"
+  expect_eq "the alias, after the update: its sandbox and files" \
+    "$(env -u MSB_LIB_DIR bbup -c 'cat /root/f; echo after')" "kept
+after"
+  env -u MSB_LIB_DIR "$m" self update --rollback > /dev/null 2>&1 || fail "rollback"
+  expect_eq "the alias, after the rollback" "$(env -u MSB_LIB_DIR bbup -c 'echo back')" back
+  env -u MSB_LIB_DIR "$m" uninstall bbup > /dev/null 2>&1 || fail "uninstall bbup"
+  rm -rf "$MSB_HOME/releases" "$m" "$MSB_HOME/lib" "$TMP/upd-home"
+}
+
 test_bad_input_is_one_line() {
   local args want
   while IFS='|' read -r args want; do

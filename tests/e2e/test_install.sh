@@ -57,7 +57,8 @@ DIST_TAR=
 make_dist() {
   [ -z "$DIST_TAR" ] || return 0
   local out
-  out=$(make -s -C "$E2E_ROOT" BUILD="$BUILD" DISTDIR="$TMP/dist" dist 2> "$TMP/dist.err") ||
+  # shellcheck disable=SC2086 # $MAKE_SAN: a word or nothing
+  out=$(make -s -C "$E2E_ROOT" BUILD="$BUILD" $MAKE_SAN DISTDIR="$TMP/dist" dist 2> "$TMP/dist.err") ||
     { fail "make dist failed: $(cat "$TMP/dist.err")"; return 1; }
   DIST_TAR=$(printf '%s\n' "$out" | tail -n 1)
   [ -f "$DIST_TAR" ] || { fail "make dist printed no tarball: $out"; DIST_TAR=; return 1; }
@@ -147,7 +148,8 @@ drwxr-xr-x 0/0 $name/lib/
   # Made again from the same build: the same bytes.
   sum=$(cut -d' ' -f1 "$DIST_TAR.sha256")
   rm -f "$DIST_TAR" "$DIST_TAR.sha256"
-  make -s -C "$E2E_ROOT" BUILD="$BUILD" DISTDIR="$TMP/dist" dist > /dev/null 2>&1
+  # shellcheck disable=SC2086 # $MAKE_SAN: a word or nothing
+  make -s -C "$E2E_ROOT" BUILD="$BUILD" $MAKE_SAN DISTDIR="$TMP/dist" dist > /dev/null 2>&1
   expect_eq "reproducible" "$(sha256sum < "$DIST_TAR" | cut -d' ' -f1)" "$sum"
 
   # Unpacked anywhere, with MSB_HOME elsewhere: bin/msb finds ../lib/.
@@ -166,7 +168,7 @@ test_setup_tarball_as_an_ordinary_user_then_a_login_shell_runs_msb() {
   user_copy "$DIST_TAR" "$DIST_TAR.sha256" "$SQFS" "$E2E_ROOT/scripts/setup.sh"
   out=$(su - "$USER_NAME" -c "bash ~/setup.sh --tarball ~/$tb" 2> "$TMP/err")
   expect_eq "setup.sh as the user" "$?" 0
-  expect_match "it says what it did" "$out" "installed $bin/msb \(msb [0-9.]+\)"
+  expect_match "it says what it did" "$out" "installed $bin/msb \(msb [0-9.]+[^,]*, in $UHOME/.microsandbox/releases/[^/]+-[0-9a-f]{12}\)"
   expect_match "the sha256 was checked" "$out" "sha256 verified"
   expect_match "bashrc and profile" "$out" "PATH: added to ~/.bashrc.*PATH: added to ~/.profile"
   expect_eq "the last line" "$(tail -n 1 <<< "$out")" \
@@ -180,16 +182,17 @@ test_setup_tarball_as_an_ordinary_user_then_a_login_shell_runs_msb() {
     expect_eq "one warning" "$(grep -c '' "$TMP/err")" 1
   fi
   expect_eq "the user's own files" \
-    "$(stat -c '%U %a' "$bin/msb" "$UHOME/.microsandbox/lib/vmlinux" "$UHOME/.microsandbox/lib/initrd.cpio")" \
+    "$(stat -L -c '%U %a' "$bin/msb" "$UHOME/.microsandbox/lib/vmlinux" "$UHOME/.microsandbox/lib/initrd.cpio")" \
     "$USER_NAME 755
 $USER_NAME 644
 $USER_NAME 644"
-  expect_eq "no temp files left beside them" "$(cd "$UHOME/.microsandbox" && find . -type f | sort | tr '\n' ' ')" \
-    "./bin/msb ./lib/initrd.cpio ./lib/vmlinux "
+  expect_eq "no temp files left beside them" \
+    "$(cd "$UHOME/.microsandbox" && find . -type f -o -type l | sed 's,releases/[^/]*-[0-9a-f]\{12\}/,releases/REL/,' | sort | tr '\n' ' ')" \
+    "./bin/msb ./lib/initrd.cpio ./lib/vmlinux ./releases/.lock ./releases/REL/bin/msb ./releases/REL/lib/initrd.cpio ./releases/REL/lib/vmlinux ./releases/current "
 
   # A new login shell: no MSB_LIB_DIR, the default MSB_HOME, PATH from ~/.profile.
-  version=$("$MSB" --version)
-  out=$(su - "$USER_NAME" -c 'command -v msb; msb --version; msb run --rootfs ~/rootfs.sqfs -- echo hi' 2>&1)
+  version=$("$MSB" --version | head -n 1)
+  out=$(su - "$USER_NAME" -c 'command -v msb; msb --version | head -n 1; msb run --rootfs ~/rootfs.sqfs -- echo hi' 2>&1)
   expect_eq "a login shell finds msb and boots a guest" "$out" "$bin/msb
 $version
 hi"
@@ -364,6 +367,7 @@ removed $m/aliases
 removed $m/lib/vmlinux
 removed $m/lib/initrd.cpio
 removed $m/bin/msb
+removed $m/releases
 removed $m (all sandboxes, images, volumes and snapshots)"
   same_rc_files self-yes
   [ ! -e "$m" ] || fail "$m is still there: $(find "$m" | head)"
@@ -384,7 +388,7 @@ test_self_uninstall_keeps_the_data_with_keep_data_or_without_a_terminal() {
   expect_eq "msb self uninstall --keep-data" "$?" 0
   expect_eq "no warning" "$(cat "$TMP/err")" ""
   expect_match "the binary, then what it kept" "$out" \
-    $'\nremoved '"$m"$'/bin/msb\nkept '"$m"': sandboxes, images, volumes and snapshots \(to remove them: rm -rf '"$m"'\)$'
+    $'\nremoved '"$m"$'/bin/msb\nremoved '"$m"$'/releases\nkept '"$m"': sandboxes, images, volumes and snapshots \(to remove them: rm -rf '"$m"'\)$'
   same_rc_files self-keep
   expect_eq "the volume is kept, the install is gone" "$(cd "$m" && find . -maxdepth 2 | sort | tr '\n' ' ')" \
     ". ./volumes ./volumes/v1 "
@@ -425,6 +429,228 @@ test_self_uninstall_refuses_an_msb_it_did_not_install_and_bad_flags() {
   expect_one_error_line "$(cat "$TMP/err")" "self: unknown command \"frobnicate\""
   expect_eq "still nothing touched" "$(diff -r "$h" "$TMP/self-build.orig" 2>&1)" ""
   rm -rf "$h" "$TMP/self-build.orig"
+}
+
+# --- msb self update ------------------------------------------------------------
+# Releases 8.0.0, 9.0.0 and 9.1.0 of this build, each its own update channel, signed
+# with the test key that only these releases trust (make_release).
+CH=$TMP/channels
+ARCH=$(uname -m)
+channels() {
+  local v
+  for v in 8.0.0 9.0.0 9.1.0; do
+    [ -f "$CH/$v/latest-linux-$ARCH.json.sig" ] || make_release "$v" "$CH/$v" > /dev/null || return 1
+  done
+  chmod -R a+rX "$CH"
+}
+
+# upd_home NAME [URL]: a new home with release 9.0.0 installed by setup.sh and its
+# channel URL (default: 9.1.0's) in config.json. Sets H (the home) and M (its MSB_HOME).
+upd_home() {
+  H=$TMP/users/$1 M=$TMP/users/$1/.microsandbox
+  new_home "$H"
+  as_user "$H" bash "$E2E_ROOT/scripts/setup.sh" --tarball "$CH/9.0.0/msb-9.0.0-linux-$ARCH.tar.gz" \
+    > /dev/null 2> "$TMP/err" || { fail "setup.sh 9.0.0: $(cat "$TMP/err")"; return 1; }
+  upd_url "${2:-$CH/9.1.0}"
+}
+upd_url() { as_user "$H" sh -c "printf '{\"update\": {\"url\": \"%s\"}}\n' '$1' > '$M/config.json'"; }
+
+# umsb ARGS...: the installed msb as the user, into OUT, ERR and RC.
+umsb() {
+  OUT=$(as_user "$H" "$M/bin/msb" "$@" 2> "$TMP/err" < /dev/null)
+  RC=$?
+  ERR=$(cat "$TMP/err")
+}
+
+# installed: the version the installed msb says it is, after checking that its kernel
+# and initramfs are the ones of its own release.
+installed() {
+  local exe rel
+  exe=$(readlink -f "$M/bin/msb") rel=${exe%/bin/msb}
+  [ "$(readlink -f "$M/lib/vmlinux")" = "$rel/lib/vmlinux" ] || fail "lib/vmlinux is not $rel's"
+  as_user "$H" "$M/bin/msb" --version 2>&1 | sed -n '1s/^msb //p; s/^kernel: Linux [^ ]* (\(.*\))$/kernel=\1/p' |
+    sed "s,=$rel/lib/vmlinux$,=own," | tr '\n' ' '
+}
+
+# rels: what releases/ holds, release directories by version alone.
+rels() { find "$M/releases" -mindepth 1 -maxdepth 1 -printf '%f\n' | sed 's/-[0-9a-f]\{12\}$//' | sort | tr '\n' ' '; }
+
+# state: everything under releases/ and the links into it (nothing may change on a refusal).
+state() { (cd "$M" && find bin lib releases -printf '%p %y %s %l\n' | sort); }
+
+test_self_update_installs_the_new_release_then_says_up_to_date_and_reinstalls_with_f() {
+  if [ "$(id -u)" = 0 ]; then need_user || return; fi
+  channels || return
+  upd_home upd-good || return
+  expect_eq "9.0.0 installed" "$(installed)" "9.0.0 kernel=own "
+  umsb self update
+  expect_eq "self update" "$RC" 0
+  expect_eq "what it says" "$OUT" "msb updated: 9.0.0 -> 9.1.0 ($M/releases/current; 'msb self update --rollback' goes back)"
+  expect_eq "no warning" "$ERR" ""
+  expect_eq "9.1.0 runs, with its own kernel" "$(installed)" "9.1.0 kernel=own "
+  expect_match "the release's directory" "$(readlink "$M/releases/current")" '^9\.1\.0-[0-9a-f]{12}$'
+  expect_match "the previous one is kept" "$(readlink "$M/releases/previous")" '^9\.0\.0-[0-9a-f]{12}$'
+  expect_eq "two releases, no leftovers" "$(rels)" \
+    ".lock 9.0.0 9.1.0 current previous "
+  umsb self update
+  expect_eq "again" "$RC$OUT$ERR" "0msb 9.1.0 is up to date (-f to install it again)"
+  umsb self upgrade -f
+  expect_eq "upgrade -f" "$RC$OUT$ERR" "0msb 9.1.0 reinstalled ($M/releases/current)"
+  expect_eq "still 9.1.0" "$(installed)" "9.1.0 kernel=own "
+  expect_eq "no leftovers of the reinstall" "$(rels)" \
+    ".lock 9.0.0 9.1.0 current previous "
+  rm -rf "$H"
+}
+
+test_self_update_over_http_from_a_local_server() {
+  if [ "$(id -u)" = 0 ]; then need_user || return; fi
+  channels || return
+  local port pid
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  python3 -m http.server --bind 127.0.0.1 --directory "$CH" "$port" > "$TMP/http.log" 2>&1 &
+  pid=$!
+  wait_until 30 curl -sf -o /dev/null "http://127.0.0.1:$port/9.1.0/latest-linux-$ARCH.json" ||
+    { fail "the channel's HTTP server did not come up: $(cat "$TMP/http.log")"; kill "$pid"; return; }
+  upd_home upd-http "http://127.0.0.1:$port/9.1.0" || { kill "$pid"; return; }
+  umsb self update
+  expect_eq "self update over http" "$RC$ERR" 0
+  expect_eq "9.1.0 from the server" "$(installed)" "9.1.0 kernel=own "
+  upd_url "http://127.0.0.1:$port/none"
+  umsb self update
+  expect_eq "a channel without a release" "$RC" 125
+  expect_one_error_line "$ERR" "update channel: cannot fetch http://127.0.0.1:$port/none/latest-linux-$ARCH.json: The requested URL returned error: 404"
+  kill "$pid"
+  wait "$pid" 2> /dev/null
+  rm -rf "$H"
+}
+
+test_self_update_refuses_a_bad_signature_or_digest_and_changes_nothing() {
+  if [ "$(id -u)" = 0 ]; then need_user || return; fi
+  channels || return
+  local bad=$TMP/bad-ch before j=latest-linux-$ARCH.json
+  upd_home upd-bad "$bad" || return
+  before=$(state)
+
+  # The manifest changed after signing (a bigger size).
+  rm -rf "$bad" && cp -a "$CH/9.1.0" "$bad"
+  sed -i 's/"size":\([0-9]\)/"size":9\1/' "$bad/$j"
+  umsb self update
+  expect_eq "a changed manifest" "$RC" 125
+  expect_one_error_line "$ERR" "update channel $bad: the manifest's signature does not verify with msb's release key \(a damaged or forged release\); nothing changed"
+  # Signed, but with another key.
+  cp "$CH/9.1.0/$j" "$bad/$j"
+  openssl pkeyutl -sign -inkey "$E2E_ROOT/tests/fixtures/update/other.key" -rawin -in "$bad/$j" -out "$bad/$j.sig"
+  umsb self update
+  expect_eq "another key's signature" "$RC" 125
+  expect_match "the same refusal" "$ERR" "the manifest's signature does not verify"
+  # A good manifest, another tarball under its name.
+  cp "$CH/9.1.0/$j.sig" "$bad/$j.sig"
+  cp "$CH/8.0.0/msb-8.0.0-linux-$ARCH.tar.gz" "$bad/msb-9.1.0-linux-$ARCH.tar.gz"
+  umsb self update
+  expect_eq "a tarball that is not the signed one" "$RC" 125
+  expect_one_error_line "$ERR" "update channel: msb-9.1.0-linux-$ARCH.tar.gz does not match the signed manifest \(sha256:[0-9a-f]{64}, [0-9]+ bytes; the manifest says sha256:[0-9a-f]{64}, [0-9]+ bytes\); nothing changed"
+  expect_eq "nothing changed" "$(state)" "$before"
+  expect_eq "still 9.0.0" "$(installed)" "9.0.0 kernel=own "
+
+  # The positive control: the same home, the good channel.
+  upd_url "$CH/9.1.0"
+  umsb self update
+  expect_eq "the good channel" "$RC$ERR" 0
+  expect_eq "then 9.1.0" "$(installed)" "9.1.0 kernel=own "
+  rm -rf "$H" "$bad"
+}
+
+test_self_update_refuses_an_older_release_unless_f_and_rolls_back() {
+  if [ "$(id -u)" = 0 ]; then need_user || return; fi
+  channels || return
+  local before
+  upd_home upd-old "$CH/8.0.0" || return
+  umsb self update --rollback
+  expect_eq "nothing to roll back to yet" "$RC" 125
+  expect_one_error_line "$ERR" "self update --rollback: there is no previous version to go back to \(it is kept after an update\)"
+  before=$(state)
+  umsb self update
+  expect_eq "an older release" "$RC" 125
+  expect_one_error_line "$ERR" "self update: the channel's release 8.0.0 is older than this msb 9.0.0 \(-f installs it anyway; --rollback goes back to the version before\)"
+  expect_eq "nothing changed" "$(state)" "$before"
+  umsb self update -f
+  expect_eq "-f" "$RC$OUT$ERR" "0msb downgraded: 9.0.0 -> 8.0.0 ($M/releases/current; 'msb self update --rollback' goes back)"
+  expect_eq "8.0.0 runs" "$(installed)" "8.0.0 kernel=own "
+  umsb self update --rollback
+  expect_eq "--rollback" "$RC$OUT$ERR" "0msb rolled back: 8.0.0 -> 9.0.0 (again to undo)"
+  expect_eq "9.0.0 again" "$(installed)" "9.0.0 kernel=own "
+  umsb self update --rollback
+  expect_eq "--rollback again undoes it" "$RC$OUT" "0msb rolled back: 9.0.0 -> 8.0.0 (again to undo)"
+  expect_eq "8.0.0 again" "$(installed)" "8.0.0 kernel=own "
+  rm -rf "$H"
+}
+
+test_self_update_killed_at_every_stage_leaves_a_working_msb() {
+  if [ "$(id -u)" = 0 ]; then need_user || return; fi
+  channels || return
+  local s want got
+  for s in downloaded unpacking unpacked checked placed previous switched linked-lib linked; do
+    upd_home upd-kill || return
+    OUT=$(as_user "$H" env MSB_TEST_UPDATE_KILL="$s" "$M/bin/msb" self update 2>&1)
+    expect_eq "killed at $s" "$?" 137
+    case $s in
+      switched | linked-lib | linked) want=9.1.0 ;;
+      *) want=9.0.0 ;;
+    esac
+    got=$(installed)
+    expect_eq "after a kill at $s, a whole msb" "$got" "$want kernel=own "
+    # The next update finishes the job and sweeps what the killed one left.
+    umsb self update
+    case $want in
+      9.0.0) expect_eq "then the update ($s)" "$RC$ERR" 0 ;;
+      *) expect_eq "then the update ($s)" "$RC$OUT$ERR" "0msb 9.1.0 is up to date (-f to install it again)" ;;
+    esac
+    expect_eq "9.1.0 at last ($s)" "$(installed)" "9.1.0 kernel=own "
+    expect_eq "no leftovers ($s)" "$(rels)" ".lock 9.0.0 9.1.0 current previous "
+  done
+
+  # A real kill -9 from outside, while the download hangs (the tarball is a FIFO).
+  upd_home upd-kill "$TMP/fifo-ch" || return
+  rm -rf "$TMP/fifo-ch" && cp -a "$CH/9.1.0" "$TMP/fifo-ch"
+  rm -f "$TMP/fifo-ch/msb-9.1.0-linux-$ARCH.tar.gz" && mkfifo "$TMP/fifo-ch/msb-9.1.0-linux-$ARCH.tar.gz"
+  chmod a+rw "$TMP/fifo-ch/msb-9.1.0-linux-$ARCH.tar.gz"
+  as_user "$H" "$M/bin/msb" self update > /dev/null 2>&1 &
+  local pid=$!
+  wait_until 30 sh -c "find '$M/releases' -name '.dl-*' | grep -q ." || fail "the update did not start downloading"
+  pkill -9 -f "^$M/bin/msb self update" || fail "no msb self update to kill"
+  wait "$pid" 2> /dev/null
+  expect_eq "after kill -9 mid-download" "$(installed)" "9.0.0 kernel=own "
+  upd_url "$CH/9.1.0"
+  umsb self update
+  expect_eq "the next update" "$RC$ERR" 0
+  expect_eq "no leftover download" "$(rels)" ".lock 9.0.0 9.1.0 current previous "
+  rm -rf "$H" "$TMP/fifo-ch"
+}
+
+test_self_update_bad_input_is_one_line_and_a_build_tree_msb_is_refused() {
+  if [ "$(id -u)" = 0 ]; then need_user || return; fi
+  channels || return
+  upd_home upd-input || return
+  umsb self update --bogus
+  expect_eq "an unknown flag" "$RC" 125
+  expect_one_error_line "$ERR" "self update: unknown flag --bogus \(see 'msb self update --help'\)"
+  umsb self update now
+  expect_eq "an argument" "$RC" 125
+  expect_one_error_line "$ERR" "self update: unexpected argument \"now\" \(it takes only flags\)"
+  umsb self update --rollback -f
+  expect_eq "--rollback -f" "$RC" 125
+  expect_one_error_line "$ERR" "self update: --rollback and -f do not go together \(pick one\)"
+  upd_url "channels/9.1.0"
+  umsb self update
+  expect_eq "a relative url" "$RC" 125
+  expect_one_error_line "$ERR" "config.json: update.url \"channels/9.1.0\" is neither an absolute directory nor a file://, http:// or https:// URL"
+  as_user "$H" sh -c "echo '{\"update\": {\"url\": 7}}' > '$M/config.json'"
+  umsb self update
+  expect_one_error_line "$ERR" "config.json: update.url must be a string \(a directory, or an http\(s\):// URL\)"
+  OUT=$(env -i HOME="$H" PATH=/usr/bin:/bin "$MSB" self update 2> "$TMP/err")
+  expect_eq "the build tree's msb" "$?" 125
+  expect_one_error_line "$(cat "$TMP/err")" "msb self update updates a setup.sh install; this msb is $(realpath "$MSB") \(run the installed one instead; update it with your package manager, or git pull and make\)"
+  rm -rf "$H"
 }
 
 run_tests
