@@ -186,6 +186,44 @@ $(DIST_TAR): $(DIST_OBJ)/msb $(BUILD)/vmlinux $(BUILD)/initrd.cpio README.md FOR
 	@rm -rf $(BUILD)/dist-stage
 DIST_GZIP ?= 9
 
+# make deb: $(DISTDIR)/msb_VERSION_ARCH.deb, the make install tree under /usr. Its
+# Depends: the libraries msb links (dpkg-shlibdeps) and the programs it runs (QEMU,
+# qemu-img, tar2sqfs, mkfs.ext4), so `apt-get install ./msb_*.deb` is all a Debian 12
+# host needs. The version is the release's with - as + (0.1.0-gabc -> 0.1.0+gabc).
+DEB_VERSION  ?= $(subst -,+,$(RELEASE_VERSION))
+DEB_ARCH     ?= $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB_FILE     := $(DISTDIR)/msb_$(DEB_VERSION)_$(DEB_ARCH).deb
+DEB_STAGE    := $(BUILD)/deb-stage
+DEB_RUNTIME  := qemu-system-x86 (>= 1:7.2), qemu-utils, squashfs-tools-ng, e2fsprogs
+deb: $(DEB_FILE)
+	@echo "$(DEB_FILE)"
+$(DEB_FILE): $(BUILD)/msb $(BUILD)/vmlinux $(BUILD)/initrd.cpio $(BUILD)/msb.1 $(COMPLETIONS) FORCE
+	@rm -rf $(DEB_STAGE) && mkdir -p $(DEB_STAGE)/DEBIAN $(DEB_STAGE)/shlibs/debian $(DISTDIR)
+	$(MAKE) --no-print-directory -s install DESTDIR=$(abspath $(DEB_STAGE))/root PREFIX=/usr
+	install -m 0644 packaging/copyright $(DEB_STAGE)/root/usr/share/doc/msb/copyright
+	gzip -n -9 $(DEB_STAGE)/root/usr/share/man/man1/msb.1
+	printf 'Source: msb\n\nPackage: msb\nArchitecture: any\n' > $(DEB_STAGE)/shlibs/debian/control
+	cd $(DEB_STAGE)/shlibs && dpkg-shlibdeps -O -e$(abspath $(DEB_STAGE))/root/usr/bin/msb 2>/dev/null | \
+		sed -n 's/^shlibs:Depends=//p' > ../shlibs.txt
+	test -s $(DEB_STAGE)/shlibs.txt || { echo "make deb: dpkg-shlibdeps found no libraries" >&2; exit 1; }
+	mv $(DEB_STAGE)/root/* $(DEB_STAGE)/ && rmdir $(DEB_STAGE)/root && rm -rf $(DEB_STAGE)/shlibs
+	{ echo 'Package: msb'; echo 'Version: $(DEB_VERSION)'; echo 'Architecture: $(DEB_ARCH)'; \
+	  echo 'Maintainer: msb developers <msb@microsandbox.dev>'; \
+	  echo "Installed-Size: $$(du -sk --exclude=DEBIAN $(DEB_STAGE) | cut -f1)"; \
+	  echo "Depends: $$(cat $(DEB_STAGE)/shlibs.txt), $(DEB_RUNTIME)"; \
+	  echo 'Recommends: libsecret-tools'; \
+	  echo 'Section: admin'; echo 'Priority: optional'; \
+	  echo 'Description: run untrusted code in hardware-isolated microVMs'; \
+	  echo ' msb runs AI agents'"'"' tools, user scripts and CI jobs inside microVMs made'; \
+	  echo ' from ordinary OCI images, with a docker-like command line and no daemon.'; \
+	  echo ' Each sandbox is a real VM with its own Linux kernel (KVM, or TCG emulation).'; \
+	} > $(DEB_STAGE)/DEBIAN/control
+	rm -f $(DEB_STAGE)/shlibs.txt
+	cd $(DEB_STAGE) && find usr -type f | LC_ALL=C sort | xargs md5sum > DEBIAN/md5sums
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_STAGE) $@.tmp > /dev/null
+	mv -f $@.tmp $@
+	@rm -rf $(DEB_STAGE)
+
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(AGENT_OBJ:.o=.d)
 -include tests/tests.mk
 

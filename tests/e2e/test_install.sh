@@ -12,6 +12,9 @@ BEGIN='# >>> msb >>>'
 unset MAKEFLAGS MFLAGS MAKELEVEL
 
 remove_user() {
+  if dpkg-query -W -f='${Status}' msb 2> /dev/null | grep -q 'ok installed'; then
+    DEBIAN_FRONTEND=noninteractive apt-get purge -y msb > /dev/null 2>&1
+  fi
   if id "$USER_NAME" > /dev/null 2>&1; then userdel -r -f "$USER_NAME" > /dev/null 2>&1; fi
   return 0
 }
@@ -429,6 +432,63 @@ test_self_uninstall_refuses_an_msb_it_did_not_install_and_bad_flags() {
   expect_one_error_line "$(cat "$TMP/err")" "self: unknown command \"frobnicate\""
   expect_eq "still nothing touched" "$(diff -r "$h" "$TMP/self-build.orig" 2>&1)" ""
   rm -rf "$h" "$TMP/self-build.orig"
+}
+
+# --- make deb ---------------------------------------------------------------------
+# The clean root is apt's view of a system with nothing installed (an empty dpkg
+# status): apt must find every dependency in Debian's archive. Then the package is
+# installed on this host with apt-get, which must fetch nothing more, and an ordinary
+# user runs a sandbox with /usr/bin/msb, nothing else done.
+test_make_deb_depends_right_and_apt_installs_it_to_run_a_sandbox() {
+  if [ "$(id -u)" != 0 ]; then
+    skip "installing a .deb needs root"
+    return
+  fi
+  need_user || return
+  if ! apt-cache policy qemu-system-x86 2> /dev/null | grep -q 'Candidate: [0-9]'; then
+    skip "no apt package lists on this host (apt-get update)"
+    return
+  fi
+  local deb depends lib pkg prog out
+  # shellcheck disable=SC2086 # $MAKE_SAN: a word or nothing
+  deb=$(make -s -C "$E2E_ROOT" BUILD="$BUILD" $MAKE_SAN DISTDIR="$TMP/deb" deb 2> "$TMP/err" | tail -n 1)
+  [ -f "$deb" ] || { fail "make deb: $(cat "$TMP/err")"; return; }
+  expect_match "its name" "${deb##*/}" "^msb_[0-9]+\.[0-9]+\.[0-9]+[^_]*_$(dpkg --print-architecture)\.deb$"
+  depends=", $(dpkg-deb -f "$deb" Depends),"
+  # Every library msb links, and every program it runs, comes with a package it names.
+  for lib in $(readelf -d "$BUILD/msb" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
+    pkg=$(dpkg -S "*/$lib" 2> /dev/null | grep -v -- '-dbg' | awk -F: 'NR == 1 { print $1 }')
+    expect_match "$lib: its package in Depends" "$depends" ", $pkg( \([^)]*\))?,"
+  done
+  for prog in qemu-system-x86_64 qemu-img tar2sqfs mkfs.ext4; do
+    pkg=$(dpkg -S "bin/$prog" 2> /dev/null | awk -F: 'NR == 1 { print $1 }')
+    expect_match "$prog: its package in Depends" "$depends" ", $pkg( \([^)]*\))?,"
+  done
+  expect_match "QEMU new enough for microvm and -netdev stream" "$depends" ", qemu-system-x86 \(>= 1:7.2\),"
+
+  : > "$TMP/empty-status"
+  apt-get -s -o Dir::State::status="$TMP/empty-status" -o Debug::NoLocking=1 \
+    -o APT::Install-Recommends=false install "$deb" > "$TMP/sim" 2>&1
+  expect_eq "apt resolves it on a root with nothing installed$(tail -n 3 "$TMP/sim")" "$?" 0
+  for pkg in msb qemu-system-x86 qemu-utils squashfs-tools-ng libcurl4 libarchive13; do
+    grep -q "^Inst $pkg " "$TMP/sim" || fail "apt would not install $pkg on a clean root"
+  done
+
+  # This host has what it needs already (deps.sh): apt must install msb and fetch nothing.
+  apt-get -s install "$deb" > "$TMP/sim" 2>&1
+  expect_eq "here, apt installs msb alone" "$(grep '^Inst ' "$TMP/sim" | cut -d' ' -f2)" msb
+  [ "$(grep -c '^Inst ' "$TMP/sim")" = 1 ] || return
+  DEBIAN_FRONTEND=noninteractive apt-get install -y "$deb" > "$TMP/apt" 2>&1 ||
+    { fail "apt-get install ./$(basename "$deb"): $(tail -n 3 "$TMP/apt")"; return; }
+  user_copy "$SQFS"
+  out=$(runuser -u "$USER_NAME" -- env -i HOME="$UHOME" PATH=/usr/bin:/bin \
+    sh -c 'command -v msb; msb --version | grep "^kernel:" | sed "s/.*(//"; msb run --rootfs ~/rootfs.sqfs -- echo hi' 2>&1)
+  expect_eq "the package's msb, its kernel, a sandbox" "$out" "/usr/bin/msb
+/usr/lib/msb/vmlinux)
+hi"
+  expect_match "man msb" "$(MANWIDTH=80 man -P cat msb 2> /dev/null | head -n 5)" "msb"
+  DEBIAN_FRONTEND=noninteractive apt-get purge -y msb > "$TMP/apt" 2>&1 || fail "apt-get purge msb: $(tail -n 3 "$TMP/apt")"
+  { [ ! -e /usr/bin/msb ] && [ ! -e /usr/lib/msb ]; } || fail "apt-get purge left files"
 }
 
 # --- msb self update ------------------------------------------------------------
