@@ -91,8 +91,8 @@ static uint64_t usage_at(int at, const char *name, struct seen *s, int depth)
 
 struct kind {
 	const char *name;
-	const char *dir; /* under MSB_HOME */
-	int prune; /* the enum prune_kind of its reclaimable items, or -1 */
+	const char *dir;    /* under MSB_HOME */
+	int prune;	    /* the enum prune_kind of its reclaimable items, or -1 */
 	const char *suffix; /* what an entry's name ends with to count (NULL: any) */
 	uint64_t count, size, reclaim;
 	const char *note;
@@ -218,8 +218,8 @@ int cmd_df(int argc, char **argv)
 		return 0;
 	}
 	printf("%-10s %6s %11s %11s\n", "KIND", "COUNT", "SIZE", "RECLAIMABLE");
-	printf("%-10s %6zu %11s %11s  %zu not used by any sandbox, snapshot or alias (msb prune)\n", "images", nimg, "-",
-	       "-", unused);
+	printf("%-10s %6zu %11s %11s  %zu not used by any sandbox, snapshot or alias (msb prune)\n",
+	       "images", nimg, "-", "-", unused);
 	for (size_t i = 0; i < nk; i++) {
 		char a[32], b[32];
 

@@ -67,7 +67,8 @@ static bool hex_name(const char *s, const char *suffix)
 	       (!suffix || !strcmp(s + HEX_LEN, suffix));
 }
 
-/* The diff_id of layer file @path if it is one of the cache's, else NULL. Return: newly allocated. */
+/* The diff_id of layer file @path if it is one of the cache's, else NULL. Return: newly allocated.
+ */
 static char *cache_layer_id(const char *layers_dir, const char *path)
 {
 	size_t n = strlen(layers_dir);
@@ -299,7 +300,8 @@ static int pick_template(int at, const char *entry, const struct refs *r, char *
 	return *name ? 1 : -ENOMEM;
 }
 
-/* Inodes reached by the plan's items: how many of their links, and which item reached them first. */
+/* Inodes reached by the plan's items: how many of their links, and which item reached them first.
+ */
 struct ino {
 	dev_t dev;
 	ino_t ino;
