@@ -74,6 +74,9 @@ int cmd_uninstall(int argc, char **argv);
 int cmd_alias(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_df(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+/* cli_image_prune() - msb image prune (in prune.c). */
+int cli_image_prune(int argc, char **argv);
 int cmd_self(int argc, char **argv);
 int cmd_completion(int argc, char **argv);
 int cmd_complete(int argc, char **argv);

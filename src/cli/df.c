@@ -3,7 +3,8 @@
  * msb df: the disk msb uses under MSB_HOME, by kind, with what could be
  * reclaimed. Sizes are blocks on disk (sparse files count what they hold);
  * a file linked from several places (a layer image a sandbox holds a link
- * to) counts once, under the first kind that reaches it.
+ * to) counts once, under the first kind that reaches it. What is reclaimable
+ * is what `msb prune` removes: the same plan (sandbox/prune.h).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "sandbox/prune.h"
 #include "store/db.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -90,14 +92,14 @@ static uint64_t usage_at(int at, const char *name, struct seen *s, int depth)
 struct kind {
 	const char *name;
 	const char *dir;    /* under MSB_HOME */
+	int prune;	    /* the enum prune_kind of its reclaimable items, or -1 */
 	const char *suffix; /* what an entry's name ends with to count (NULL: any) */
 	uint64_t count, size, reclaim;
 	const char *note;
 };
 
-/* Entries of MSB_HOME/@dir: each one's size added to @k; @reclaim(name) says which may go. */
-static void measure(int home, struct kind *k, struct seen *s, bool (*reclaim)(const char *, void *),
-		    void *ctx)
+/* Entries of MSB_HOME/@dir: each one's size added to @k (a dot-named one is not counted). */
+static void measure(int home, struct kind *k, struct seen *s)
 {
 	int fd = openat(home, k->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -109,40 +111,16 @@ static void measure(int home, struct kind *k, struct seen *s, bool (*reclaim)(co
 		return;
 	}
 	while ((e = readdir(d))) {
-		uint64_t u;
-
-		if (e->d_name[0] == '.')
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		u = usage_at(dirfd(d), e->d_name, s, 0);
-		if (!k->suffix ||
-		    (strlen(e->d_name) > strlen(k->suffix) &&
-		     !strcmp(e->d_name + strlen(e->d_name) - strlen(k->suffix), k->suffix)))
+		k->size += usage_at(dirfd(d), e->d_name, s, 0);
+		if (e->d_name[0] != '.' &&
+		    (!k->suffix ||
+		     (strlen(e->d_name) > strlen(k->suffix) &&
+		      !strcmp(e->d_name + strlen(e->d_name) - strlen(k->suffix), k->suffix))))
 			k->count++;
-		k->size += u;
-		if (reclaim && reclaim(e->d_name, ctx))
-			k->reclaim += u;
 	}
 	closedir(d);
-}
-
-static bool always(const char *name, void *ctx)
-{
-	(void)name;
-	(void)ctx;
-	return true;
-}
-
-/* A layer image no image record uses (left by an interrupted removal). */
-static bool orphan_layer(const char *name, void *ctx)
-{
-	struct db *db = ctx;
-	char id[80];
-	size_t n = strspn(name, "0123456789abcdef");
-
-	if (!db || n != 64)
-		return false;
-	snprintf(id, sizeof(id), "sha256:%.64s", name);
-	return db_layer_users(db, id, NULL) == 0;
 }
 
 int cmd_df(int argc, char **argv)
@@ -153,18 +131,21 @@ int cmd_df(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct kind k[] = {
-		{ "layers", "cache/layers", ".sqfs", 0, 0, 0, "not used by any image" },
-		{ "downloads", "cache/blobs", NULL, 0, 0, 0, "partial downloads" },
-		{ "sandboxes", "sandboxes", NULL, 0, 0, 0, NULL },
-		{ "volumes", "volumes", NULL, 0, 0, 0, NULL },
-		{ "snapshots", "snapshots", NULL, 0, 0, 0, NULL },
-		{ "templates", "templates", NULL, 0, 0, 0,
-		  "warm-start templates, made again on demand" },
+		{ "layers", "cache/layers", PRUNE_LAYER, ".sqfs", 0, 0, 0,
+		  "not used by any image kept" },
+		{ "downloads", "cache/blobs", PRUNE_DOWNLOAD, NULL, 0, 0, 0, "partial downloads" },
+		{ "sandboxes", "sandboxes", PRUNE_SANDBOX, NULL, 0, 0, 0,
+		  "left by killed ephemeral runs" },
+		{ "volumes", "volumes", -1, NULL, 0, 0, 0, NULL },
+		{ "snapshots", "snapshots", -1, NULL, 0, 0, 0, NULL },
+		{ "templates", "templates", PRUNE_TEMPLATE, NULL, 0, 0, 0,
+		  "warm-start templates unused for 14 days" },
 	};
 	const size_t nk = sizeof(k) / sizeof(k[0]);
 	_cleanup_err_ struct msb_err *err = NULL;
 	struct image_record *imgs = NULL;
 	size_t nimg = 0, unused = 0;
+	struct prune_plan plan = { 0 };
 	struct seen s = { 0 };
 	struct db *db = NULL;
 	const char *home = msb_home();
@@ -182,7 +163,7 @@ int cmd_df(int argc, char **argv)
 			printf("Usage: msb df [--format json]\n\nDisk used under MSB_HOME by "
 			       "layers, "
 			       "downloads, sandboxes, volumes, snapshots and templates,\nand how "
-			       "much of it could be reclaimed.\n");
+			       "much of it could be reclaimed (what 'msb prune' removes).\n");
 			return 0;
 		} else {
 			return cli_bad_flag("df", argv, lo);
@@ -192,20 +173,27 @@ int cmd_df(int argc, char **argv)
 		return cli_error("df: unexpected argument \"%s\"", argv[optind]);
 	if (!home)
 		return cli_error("df: no home directory (set MSB_HOME)");
-	hfd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (hfd >= 0 && db_open(&db, &err) == 0 && db_image_list(db, &imgs, &nimg, &err) == 0)
-		for (size_t i = 0; i < nimg; i++)
-			unused += db_sandboxes_using(db, imgs[i].reference, NULL) == 0;
-	if (hfd >= 0) {
-		measure(hfd, &k[0], &s, orphan_layer, db);
-		measure(hfd, &k[1], &s, always, NULL);
-		for (size_t i = 2; i < nk; i++)
-			measure(hfd, &k[i], &s, i == nk - 1 ? always : NULL, NULL);
-		close(hfd);
+	if (prune_plan(PRUNE_ALL, &plan, &err) < 0 || db_open(&db, &err) < 0 ||
+	    db_image_list(db, &imgs, &nimg, &err) < 0) {
+		db_close(db);
+		prune_plan_free(&plan);
+		return cli_fail(err);
 	}
 	image_records_free(imgs, nimg);
 	db_close(db);
+	hfd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (size_t i = 0; hfd >= 0 && i < nk; i++)
+		measure(hfd, &k[i], &s);
+	if (hfd >= 0)
+		close(hfd);
 	free(s.v);
+	for (size_t i = 0; i < plan.n; i++) {
+		unused += plan.v[i].kind == PRUNE_IMAGE;
+		for (size_t j = 0; j < nk; j++)
+			if (k[j].prune == (int)plan.v[i].kind)
+				k[j].reclaim += plan.v[i].size;
+	}
+	prune_plan_free(&plan);
 	for (size_t i = 0; i < nk; i++) {
 		total += k[i].size;
 		reclaim += k[i].reclaim;
@@ -230,8 +218,8 @@ int cmd_df(int argc, char **argv)
 		return 0;
 	}
 	printf("%-10s %6s %11s %11s\n", "KIND", "COUNT", "SIZE", "RECLAIMABLE");
-	printf("%-10s %6zu %11s %11s  %zu not used by any sandbox (msb rmi)\n", "images", nimg, "-",
-	       "-", unused);
+	printf("%-10s %6zu %11s %11s  %zu not used by any sandbox, snapshot or alias (msb prune)\n",
+	       "images", nimg, "-", "-", unused);
 	for (size_t i = 0; i < nk; i++) {
 		char a[32], b[32];
 

@@ -408,7 +408,8 @@ int cmd_image(int argc, char **argv)
 		printf("Usage: msb image COMMAND\n\nCommands:\n"
 		       "  ls        List cached images (alias: msb images)\n"
 		       "  inspect   Show an image's metadata\n"
-		       "  rm        Remove images (alias: msb rmi)\n");
+		       "  rm        Remove images (alias: msb rmi)\n"
+		       "  prune     Remove images no sandbox uses\n");
 		return argc < 2 ? EXIT_MSB : 0;
 	}
 	if (!strcmp(argv[1], "ls") || !strcmp(argv[1], "list"))
@@ -417,6 +418,8 @@ int cmd_image(int argc, char **argv)
 		return image_inspect(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "rm") || !strcmp(argv[1], "remove"))
 		return image_rm(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "prune"))
+		return cli_image_prune(argc - 1, argv + 1);
 	return cli_error("image: unknown command \"%s\" (see 'msb image --help')", argv[1]);
 }
 

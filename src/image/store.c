@@ -126,24 +126,28 @@ void image_release_layers(int *fds, size_t n)
 	free(fds);
 }
 
-int image_remove_layer(struct db *db, const char *diff_id, struct msb_err **err)
+int image_try_lock_layer(const char *diff_id)
 {
-	_cleanup_free_ char *lock = layer_lock_file(diff_id), *file = layer_file(diff_id),
-			    *tmp = NULL;
+	_cleanup_free_ char *lock = layer_lock_file(diff_id);
 	_cleanup_close_ int fd = -1;
-	int r, used;
 
-	if (!lock || !file || asprintf(&tmp, "%s.tmp", file) < 0)
-		return msb_err_set(err, EINVAL, "invalid layer %s", diff_id);
+	if (!lock)
+		return -EINVAL;
 	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == ENOENT)
-		return 1; /* no cache directory: nothing to delete */
 	if (fd < 0)
-		return msb_err_sys(err, errno, "%s", lock);
-	/* Wait for sandboxes that are linking it and pulls that are about to record it. */
-	r = lock_wait(fd, LOCK_EX);
-	if (r < 0)
-		return msb_err_sys(err, -r, "%s", lock);
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK ? -EBUSY : -errno;
+	return steal_fd(fd);
+}
+
+int image_remove_layer_locked(struct db *db, const char *diff_id, struct msb_err **err)
+{
+	_cleanup_free_ char *file = layer_file(diff_id), *tmp = NULL;
+	int used;
+
+	if (!file || asprintf(&tmp, "%s.tmp", file) < 0)
+		return msb_err_set(err, EINVAL, "invalid layer %s", diff_id);
 	used = db_layer_users(db, diff_id, err);
 	if (used < 0)
 		return -1;
@@ -154,4 +158,24 @@ int image_remove_layer(struct db *db, const char *diff_id, struct msb_err **err)
 	/* Under the exclusive lock a .tmp can only be a crashed conversion's. */
 	unlink(tmp);
 	return 1;
+}
+
+int image_remove_layer(struct db *db, const char *diff_id, struct msb_err **err)
+{
+	_cleanup_free_ char *lock = layer_lock_file(diff_id);
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (!lock)
+		return msb_err_set(err, EINVAL, "invalid layer %s", diff_id);
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT)
+		return 1; /* no cache directory: nothing to delete */
+	if (fd < 0)
+		return msb_err_sys(err, errno, "%s", lock);
+	/* Wait for sandboxes that are linking it and pulls that are about to record it. */
+	r = lock_wait(fd, LOCK_EX);
+	if (r < 0)
+		return msb_err_sys(err, -r, "%s", lock);
+	return image_remove_layer_locked(db, diff_id, err);
 }

@@ -52,4 +52,18 @@ void image_release_layers(int *fds, size_t n);
  */
 int image_remove_layer(struct db *db, const char *diff_id, struct msb_err **err);
 
+/*
+ * image_try_lock_layer() - take @diff_id's lock exclusively without waiting
+ * (`msb prune` passes over what a pull or a starting sandbox holds).
+ * Return: the lock's descriptor (closing it releases the lock), -EBUSY when
+ * someone holds it, or another -errno.
+ */
+int image_try_lock_layer(const char *diff_id);
+
+/*
+ * image_remove_layer_locked() - image_remove_layer() for a caller that holds
+ * @diff_id's lock exclusively already. Return: 1 deleted, 0 kept, -1 with @err.
+ */
+int image_remove_layer_locked(struct db *db, const char *diff_id, struct msb_err **err);
+
 #endif

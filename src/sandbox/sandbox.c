@@ -139,49 +139,79 @@ void sbx_forget(const char *name)
 }
 
 /*
- * A sandbox directory whose supervisor is gone: removed if nothing of it is
- * meant to last (an ephemeral sandbox, or one whose creator died half-way).
+ * Is entry @name of the sandboxes directory (@parent) a sandbox whose
+ * supervisor is gone and of which nothing is meant to last (an ephemeral
+ * sandbox, or one whose creator died half-way)? *@orphan: the latter, named.
  * Looking takes no lock (sbx_lock_held()), so a sandbox starting meanwhile is
- * never disturbed; the lock is taken only to remove.
+ * never disturbed.
  */
-static void reap_one(const char *parent_path, int parent, const char *name)
+static bool is_leftover(int parent, const char *name, bool *orphan)
 {
 	_cleanup_close_ int dfd =
 		openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_close_ int lock = -1;
-	_cleanup_free_ char *path = NULL, *cfg = NULL;
+	_cleanup_close_ int cfg = -1;
 	struct stat st;
 	json_t *o = NULL;
-	bool ephemeral, orphan = false;
+	bool ephemeral;
 
+	*orphan = false;
 	if (dfd < 0 || sbx_lock_held(dfd))
-		return;
+		return false;
 	/* A directory being made has no lock for an instant: only old ones are leftovers. */
 	if (name[0] == '.' && (fstat(dfd, &st) < 0 || time(NULL) - st.st_mtime < 60))
-		return;
-	path = path_join(parent_path, name);
-	if (!path)
-		return;
-	cfg = path_join(path, "config.json");
-	o = cfg ? json_load_file(cfg, 0, NULL) : NULL;
+		return false;
+	cfg = openat(dfd, "config.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	o = cfg >= 0 ? json_loadfd(cfg, 0, NULL) : NULL;
 	ephemeral = name[0] == '.' || (o && json_is_true(json_object_get(o, "ephemeral")));
 	/* A named sandbox without config.json: its creator died before writing it. */
 	if (!o && name[0] != '.' && fstat(dfd, &st) == 0 && time(NULL) - st.st_mtime >= 60) {
 		ephemeral = true;
-		orphan = true;
+		*orphan = true;
 	}
 	json_decref(o);
-	if (!ephemeral)
-		return;
-	lock = openat(dfd, SBX_LOCK_FILE, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	return ephemeral;
+}
+
+/* Removes leftover @name (see is_leftover()) under its lock. Return: true if removed. */
+static bool reap_one(const char *parent_path, int parent, const char *name)
+{
+	_cleanup_close_ int dfd = -1, lock = -1;
+	_cleanup_free_ char *path = NULL;
+	bool orphan;
+
+	if (!is_leftover(parent, name, &orphan))
+		return false;
+	dfd = openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	lock = dfd >= 0 ? openat(dfd, SBX_LOCK_FILE, O_RDWR | O_CLOEXEC | O_NOFOLLOW) : -1;
+	/* The lock is taken only to remove: a supervisor that has it keeps its sandbox. */
 	if (lock < 0 || sbx_lock_take(lock) < 0)
-		return;
-	rm_rf(path);
+		return false;
+	path = path_join(parent_path, name);
+	if (!path || rm_rf(path) < 0)
+		return false;
 	if (name[0] != '.')
 		sbx_forget(name);
 	/* Its maker may have stored its secrets' values before it died. */
 	if (orphan)
 		sbx_secrets_remove(name, false);
+	return true;
+}
+
+bool sbx_leftover(const char *name)
+{
+	_cleanup_free_ char *parent = sandboxes_dir();
+	_cleanup_close_ int pfd = parent ? open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+	bool orphan;
+
+	return pfd >= 0 && strchr(name, '/') == NULL && is_leftover(pfd, name, &orphan);
+}
+
+bool sbx_reap_one(const char *name)
+{
+	_cleanup_free_ char *parent = sandboxes_dir();
+	_cleanup_close_ int pfd = parent ? open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+
+	return pfd >= 0 && strchr(name, '/') == NULL && reap_one(parent, pfd, name);
 }
 
 void sbx_reap(void)

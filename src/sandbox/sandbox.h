@@ -112,6 +112,18 @@ int sbx_make_dir(const char *name, struct msb_err **err);
  */
 void sbx_reap(void);
 
+/*
+ * sbx_leftover() - is entry @name of the sandboxes directory what sbx_reap()
+ * removes (a dead ephemeral sandbox, a half-made one)? Looks without locking.
+ */
+bool sbx_leftover(const char *name);
+
+/*
+ * sbx_reap_one() - remove leftover @name as sbx_reap() does, under its lock
+ * (never one whose supervisor took it meanwhile). Return: true if removed.
+ */
+bool sbx_reap_one(const char *name);
+
 /* sbx_lock_take() - take the sandbox lock on @fd without waiting. Return: 0 or -errno. */
 int sbx_lock_take(int fd);
 /* sbx_lock_held() - is the lock in the sandbox directory @dirfd held (its supervisor alive)? */

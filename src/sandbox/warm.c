@@ -495,6 +495,11 @@ static int wait_ready(int agent, int console, int net, unsigned int timeout_ms)
 	return r;
 }
 
+bool warm_stale(const struct stat *st, time_t now)
+{
+	return S_ISDIR(st->st_mode) && now - st->st_mtime >= UNUSED_TEMPLATE_S;
+}
+
 /*
  * Removes the templates of shapes no start has used for UNUSED_TEMPLATE_S (a
  * kernel rebuilt long ago, a memory size no longer asked for): each is tens of
@@ -513,7 +518,7 @@ static void prune(const char *keep)
 
 		if (de->d_name[0] == '.' || !strcmp(de->d_name, keep) ||
 		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISDIR(st.st_mode) || now - st.st_mtime < UNUSED_TEMPLATE_S)
+		    !warm_stale(&st, now))
 			continue;
 		p = path_join(root, de->d_name);
 		if (p && rm_rf(p) == 0)

@@ -10,6 +10,8 @@
 #define MSB_SANDBOX_WARM_H
 
 #include <stdbool.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "vm/vm.h"
 
@@ -56,5 +58,12 @@ int warm_verified(struct warm_check *check, char *why, size_t len);
  * Return: 0, or -errno with @why.
  */
 int warm_make(const struct vm_config *real, const char *key, char *why, size_t len);
+
+/*
+ * warm_stale() - is the shape directory <MSB_HOME>/templates/KEY, of status
+ * @st, stale: no start has used its template for 14 days (its time is the
+ * last use)? Stale shapes go when another template is made, and with `msb prune`.
+ */
+bool warm_stale(const struct stat *st, time_t now);
 
 #endif
