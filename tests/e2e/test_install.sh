@@ -207,6 +207,35 @@ hi"
     fail "the user's processes outlived the sandbox: $(ps -u "$USER_NAME" -o pid=,args=)"
 }
 
+# A new user clones this tree and runs setup.sh in it. The clone gets a copy of this
+# suite's build (newer than the clone's sources), so make only relinks what the
+# commit changes instead of building a kernel for ten minutes; setup.sh's make, the
+# install and the login shell are what a user would run.
+test_setup_from_a_clean_clone_as_a_new_user_then_a_login_shell_runs_msb() {
+  need_user || return
+  if [ -n "$MAKE_SAN" ]; then
+    skip "setup.sh builds without the sanitizers; the normal pass runs this"
+    return
+  fi
+  git -C "$E2E_ROOT" rev-parse --git-dir > /dev/null 2>&1 || { skip "not a git checkout"; return; }
+  local src=$UHOME/src bin=$UHOME/.microsandbox/bin out
+  rm -rf "$src" "$UHOME/.microsandbox"
+  git clone -q "$E2E_ROOT" "$src" 2> "$TMP/err" || { fail "git clone: $(cat "$TMP/err")"; return; }
+  mkdir -p "$src/build"
+  cp -r "$BUILD/obj" "$BUILD/agent-obj" "$BUILD/libmsb.a" "$BUILD/agentd" "$BUILD/initrd.cpio" \
+    "$BUILD/vmlinux" "$BUILD/msb" "$src/build/"
+  user_copy "$SQFS"
+  chown -R "$USER_NAME:" "$src"
+  out=$(su - "$USER_NAME" -c 'cd ~/src && bash scripts/setup.sh' 2> "$TMP/err")
+  expect_eq "setup.sh in the clone, as the user$(tail -n 3 "$TMP/err")" "$?" 0
+  expect_match "it built there and installed" "$out" "building in $src .*installed $bin/msb \(msb "
+  out=$(su - "$USER_NAME" -c 'command -v msb; msb run --rootfs ~/rootfs.sqfs -- echo hi' 2>&1)
+  expect_eq "a new login shell runs msb from PATH" "$out" "$bin/msb
+hi"
+  [ "$(readlink -f "$bin/msb")" != "$(readlink -f "$src/build/msb")" ] || fail "bin/msb is the clone's build, not a copy"
+  rm -rf "$src" "$UHOME/rootfs.sqfs"
+}
+
 test_setup_twice_leaves_one_block_per_rc_file() {
   need_user || return
   make_dist || return
