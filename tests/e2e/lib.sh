@@ -160,8 +160,6 @@ tmux_end() {
   tmux kill-session -t "$TMUX_SESSION" 2> /dev/null
 }
 
-# Runs every function named test_* in the calling file (E2E_ONLY=REGEX: only the
-# tests whose names match); prints TAP-style lines.
 # make_release VERSION DIR: `make dist` of this build as release VERSION into DIR,
 # signed with the test key that only such releases trust: DIR is an update channel
 # (msb self update). Prints the tarball's path.
@@ -176,6 +174,8 @@ make_release() {
   [ "${PIPESTATUS[0]}" = 0 ] || { fail "make dist $1: $(tail -n 3 "$TMP/make-release.err")"; return 1; }
 }
 
+# Runs every function named test_* in the calling file (E2E_ONLY=REGEX: only the
+# tests whose names match); prints TAP-style lines.
 run_tests() {
   local t n=0
   for t in $(declare -F | awk '{print $3}' | grep '^test_'); do

@@ -114,7 +114,7 @@ test_rootfs_without_a_command_starts_the_shell() {
   expect_eq "--shell is the interactive shell" "$RC|$OUT" $'0|my-shell\nthen /bin/sh'
   # On a terminal it is interactive: a prompt, a command, its output.
   tmux_run 100 20 "$MSB run -t --rootfs $SQFS" || return
-  tmux_wait '# ' > /dev/null
+  tmux_wait '#$' > /dev/null
   tmux send-keys -t "$TMUX_SESSION" 'echo tty-$((6*7))' Enter
   expect_match "an interactive shell on the terminal" "$(tmux_wait tty-42)" "tty-42"
   tmux send-keys -t "$TMUX_SESSION" 'exit 3' Enter
