@@ -473,6 +473,10 @@ test_make_deb_depends_right_and_apt_installs_it_to_run_a_sandbox() {
     skip "installing a .deb needs root"
     return
   fi
+  if [ -n "$MAKE_SAN" ]; then
+    skip "a package holds the release build; the normal pass makes and installs it"
+    return
+  fi
   need_user || return
   if ! apt-cache policy qemu-system-x86 2> /dev/null | grep -q 'Candidate: [0-9]'; then
     skip "no apt package lists on this host (apt-get update)"
