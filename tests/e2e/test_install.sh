@@ -233,7 +233,12 @@ test_setup_from_a_clean_clone_as_a_new_user_then_a_login_shell_runs_msb() {
   expect_eq "a new login shell runs msb from PATH" "$out" "$bin/msb
 hi"
   [ "$(readlink -f "$bin/msb")" != "$(readlink -f "$src/build/msb")" ] || fail "bin/msb is the clone's build, not a copy"
-  rm -rf "$src" "$UHOME/rootfs.sqfs"
+  # The user as they were: the next tests install into this home again.
+  local f
+  for f in "$UHOME/.bashrc" "$UHOME/.profile"; do
+    without_blocks "$f" > "$TMP/rc" && cat "$TMP/rc" > "$f"
+  done
+  rm -rf "$src" "$UHOME/rootfs.sqfs" "$UHOME/.microsandbox"
 }
 
 test_setup_twice_leaves_one_block_per_rc_file() {
