@@ -436,6 +436,10 @@ static int add_member(struct loader *l, struct archive *a, struct archive_entry 
 	char path[ARCHIVE_PATH_MAX], link[ARCHIVE_PATH_MAX];
 	struct member *m;
 
+	/* The root directory ("./") is no member anything refers to. */
+	if (raw && type == AE_IFDIR && !hl && *raw && *raw != '/' &&
+	    strspn(raw, "./") == strlen(raw) && !strstr(raw, ".."))
+		return 0;
 	if (!raw || archive_member_path(raw, path, sizeof(path)) < 0)
 		return msb_err_set(err, EINVAL,
 				   "member \"%.200s\" has an unsafe path (absolute, empty or with "
@@ -503,8 +507,12 @@ static int read_archive(struct loader *l, const char *path, struct msb_err **err
 	archive_read_support_filter_xz(a);
 	if ((strcmp(path, "-") ? archive_read_open_filename(a, path, COPY_CHUNK)
 			       : archive_read_open_fd(a, STDIN_FILENO, COPY_CHUNK)) != ARCHIVE_OK) {
-		r = msb_err_set(err, archive_errno(a) > 0 ? archive_errno(a) : EINVAL, "%s",
-				archive_error_string(a) ? archive_error_string(a) : "cannot open");
+		const char *why = archive_error_string(a) ? archive_error_string(a) : "?";
+
+		/* A system error is about the file; anything else is about its content. */
+		r = archive_errno(a) > 0 && archive_errno(a) != EILSEQ
+			    ? msb_err_sys(err, archive_errno(a), "cannot read it")
+			    : msb_err_set(err, EINVAL, "not a tar archive (%s)", why);
 		archive_read_free(a);
 		return r;
 	}
