@@ -141,8 +141,8 @@ static int oci_entry(json_t *e, size_t i, struct archive_image *img, struct msb_
 				   "index.json: manifest %zu is not a valid descriptor", i);
 	if (!mt)
 		mt = MT_OCI_MANIFEST;
-	if (strcmp(mt, MT_OCI_MANIFEST) && strcmp(mt, MT_OCI_INDEX) &&
-	    strcmp(mt, MT_DOCKER_MANIFEST) && strcmp(mt, MT_DOCKER_LIST))
+	if (strcmp(mt, MT_OCI_MANIFEST) != 0 && strcmp(mt, MT_OCI_INDEX) != 0 &&
+	    strcmp(mt, MT_DOCKER_MANIFEST) != 0 && strcmp(mt, MT_DOCKER_LIST) != 0)
 		return msb_err_set(err, EINVAL,
 				   "index.json: manifest %zu has media type \"%.100s\"", i, mt);
 	snprintf(img->desc.media_type, sizeof(img->desc.media_type), "%s", mt);
@@ -562,7 +562,7 @@ static struct member *oci_blob(const struct loader *l, const struct descriptor *
 		msb_err_set(err, ENOENT, "blob %s is missing", d->digest);
 		return NULL;
 	}
-	if (strcmp(m->digest, d->digest)) {
+	if (strcmp(m->digest, d->digest) != 0) {
 		msb_err_set(err, EBADMSG, "blob %s: digest mismatch (got %s)", d->digest,
 			    m->digest);
 		return NULL;
@@ -638,7 +638,7 @@ static int limage_config(struct limage *li, size_t nlayers, struct msb_err **err
 				   nlayers, li->ic.ndiff_ids);
 	li->nlayers = nlayers;
 	li->layers = calloc(nlayers, sizeof(*li->layers));
-	li->blobs = calloc(nlayers, sizeof(*li->blobs));
+	li->blobs = calloc(nlayers, sizeof(const void *)); /* pointers to members */
 	return li->layers && li->blobs ? 0 : msb_err_sys(err, ENOMEM, "load");
 }
 
@@ -1271,7 +1271,7 @@ static int simage_make(struct simage *si, const struct image_record *img, const 
 
 	rootfs = json_object_get(cfg, "rootfs");
 	layers = json_array();
-	si->layers = calloc(img->nlayers ? img->nlayers : 1, sizeof(*si->layers));
+	si->layers = calloc(img->nlayers ? img->nlayers : 1, sizeof(const void *));
 	si->nlayers = img->nlayers;
 	if (!json_is_object(rootfs) || !ids || !layers || !si->layers) {
 		msb_err_set(err, EINVAL, "image %s: bad config in the store", img->reference);
