@@ -299,6 +299,46 @@ out:
 	return r;
 }
 
+/*
+ * A private directory cache/blobs/<prefix>XXXXXX, flocked in *@lock_fd while
+ * in use: the next load or save sweeps those a killed msb left.
+ * Return: 0 and the path in *@dir (caller frees), or -1 with @err.
+ */
+static int private_dir(const char *prefix, char **dir, int *lock_fd, struct msb_err **err)
+{
+	_cleanup_free_ char *blobs = NULL;
+	int r;
+
+	*dir = NULL;
+	*lock_fd = -1;
+	if (asprintf(&blobs, "%s/cache/blobs", msb_home()) < 0)
+		return msb_err_sys(err, ENOMEM, "%s", prefix);
+	r = mkdir_p(blobs, 0700);
+	if (r < 0)
+		return msb_err_sys(err, -r, "%s", blobs);
+	sweep_unlocked(blobs, prefix);
+	if (asprintf(dir, "%s/%sXXXXXX", blobs, prefix) < 0) {
+		*dir = NULL;
+		return msb_err_sys(err, ENOMEM, "%s", prefix);
+	}
+	if (!mkdtemp(*dir)) {
+		r = errno;
+		free(steal_ptr(*dir));
+		return msb_err_sys(err, r, "%s", blobs);
+	}
+	*lock_fd = open(*dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*lock_fd < 0 || flock(*lock_fd, LOCK_EX) < 0) {
+		r = errno;
+		rm_rf(*dir);
+		free(steal_ptr(*dir));
+		if (*lock_fd >= 0)
+			close(*lock_fd);
+		*lock_fd = -1;
+		return msb_err_sys(err, r, "%s", blobs);
+	}
+	return 0;
+}
+
 /* ---- loading ---- */
 
 enum mtype { M_FILE, M_SYMLINK, M_HARDLINK };
@@ -314,6 +354,7 @@ struct member {
 struct loader {
 	const char *src; /* for messages */
 	char *dir;	 /* members are files <dir>/<index> */
+	int dir_lock;
 	struct member *m;
 	size_t n;
 };
@@ -328,6 +369,8 @@ static void loader_free(struct loader *l)
 	if (l->dir)
 		rm_rf(l->dir);
 	free(l->dir);
+	if (l->dir_lock >= 0)
+		close(l->dir_lock);
 }
 
 static struct member *member_get(const struct loader *l, const char *path)
@@ -484,21 +527,16 @@ static int read_archive(struct loader *l, const char *path, struct msb_err **err
 {
 	struct archive *a = archive_read_new();
 	struct archive_entry *ae;
-	_cleanup_free_ char *blobs = NULL;
 	int r = 0;
 
 	l->m = calloc(ARCHIVE_MAX_MEMBERS, sizeof(*l->m));
-	if (!a || !l->m || asprintf(&blobs, "%s/cache/blobs", msb_home()) < 0) {
+	if (!a || !l->m) {
 		archive_read_free(a);
 		return msb_err_sys(err, ENOMEM, "load");
 	}
-	r = mkdir_p(blobs, 0700);
-	if (r < 0 || asprintf(&l->dir, "%s/load-XXXXXX", blobs) < 0 || !mkdtemp(l->dir)) {
-		if (l->dir && r == 0)
-			r = -errno;
-		free(steal_ptr(l->dir));
+	if (private_dir("load-", &l->dir, &l->dir_lock, err) < 0) {
 		archive_read_free(a);
-		return msb_err_sys(err, r < 0 ? -r : ENOMEM, "%s", blobs);
+		return -1;
 	}
 	/* Decompressors in libarchive itself only: no external programs on untrusted input. */
 	archive_read_support_format_tar(a);
@@ -956,7 +994,7 @@ out:
 
 int archive_load(struct db *db, const char *path, char ***loaded, struct msb_err **err)
 {
-	struct loader l = { .src = path };
+	struct loader l = { .src = path, .dir_lock = -1 };
 	struct archive_image *ais = NULL;
 	struct limage *lis = NULL;
 	struct strv names = { 0 };
@@ -1487,12 +1525,12 @@ int archive_save(const struct image_record *imgs, size_t n, const char *path,
 	_cleanup_free_ char *dir = NULL, *tmp = NULL;
 	size_t nsl = 0, cap = 0;
 	bool to_stdout = !strcmp(path, "-");
-	int r = -1;
+	int r = -1, dir_lock = -1;
 
 	for (size_t i = 0; i < n; i++)
 		cap += imgs[i].nlayers;
 	sls = calloc(cap ? cap : 1, sizeof(*sls));
-	if (!sis || !sls || asprintf(&dir, "%s/cache/blobs", msb_home()) < 0) {
+	if (!sis || !sls) {
 		msb_err_sys(err, ENOMEM, "save");
 		goto out;
 	}
@@ -1501,18 +1539,8 @@ int archive_save(const struct image_record *imgs, size_t n, const char *path,
 			    "refusing to write an archive to a terminal (use -o FILE)");
 		goto out;
 	}
-	r = mkdir_p(dir, 0700);
-	if (r < 0) {
-		msb_err_sys(err, -r, "%s", dir);
+	if (private_dir("save-", &dir, &dir_lock, err) < 0)
 		goto out;
-	}
-	r = -1;
-	free(dir);
-	if (asprintf(&dir, "%s/cache/blobs/save-XXXXXX", msb_home()) < 0 || !mkdtemp(dir)) {
-		msb_err_sys(err, errno, "%s/cache/blobs", msb_home());
-		free(steal_ptr(dir));
-		goto out;
-	}
 	if (regen_all(imgs, n, dir, sls, &nsl, err) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++)
@@ -1564,5 +1592,7 @@ out:
 	free(sls);
 	if (dir)
 		rm_rf(dir);
+	if (dir_lock >= 0)
+		close(dir_lock);
 	return r;
 }
