@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,9 @@
 #define MT_OCI_LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
 #define OCI_LAYOUT	  "{\"imageLayoutVersion\":\"1.0.0\"}"
 #define LAYER_BLOB_MAX	  (LAYER_MAX_BYTES + (LAYER_MAX_BYTES >> 6))
-#define COPY_CHUNK	  (1u << 16)
+/* Layers converted at once by a load. */
+#define LOAD_MAX_CONVERT 16
+#define COPY_CHUNK	 (1u << 16)
 
 int archive_member_path(const char *raw, char *out, size_t cap)
 {
@@ -867,6 +870,58 @@ static int load_layer(const struct loader *l, struct llayer *ll, struct msb_err 
 	return r < 0 ? msb_err_sys(err, -r, "%s", lock) : 0;
 }
 
+struct lwork {
+	const struct loader *l;
+	struct llayer *ll;
+	struct msb_err *err;
+	int r;
+};
+
+static void *load_thread(void *arg)
+{
+	struct lwork *w = arg;
+
+	w->r = load_layer(w->l, w->ll, &w->err);
+	return NULL;
+}
+
+/*
+ * Converts the layers as a pull does, several at once (one per CPU); a batch
+ * ends before the next starts, and none starts after a failure. Return: 0,
+ * or -1 with the first failure in @err.
+ */
+static int load_layers(const struct loader *l, struct llayer *lls, size_t nll, struct msb_err **err)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t batch = cpus < 1 ? 1 : cpus > LOAD_MAX_CONVERT ? LOAD_MAX_CONVERT : (size_t)cpus;
+	int r = 0;
+
+	for (size_t at = 0; r == 0 && at < nll; at += batch) {
+		size_t k = nll - at < batch ? nll - at : batch;
+		struct lwork w[LOAD_MAX_CONVERT];
+		pthread_t th[LOAD_MAX_CONVERT];
+		bool live[LOAD_MAX_CONVERT];
+
+		for (size_t i = 0; i < k; i++) {
+			w[i] = (struct lwork){ .l = l, .ll = &lls[at + i] };
+			live[i] = k > 1 && pthread_create(&th[i], NULL, load_thread, &w[i]) == 0;
+			if (!live[i])
+				load_thread(&w[i]);
+		}
+		for (size_t i = 0; i < k; i++) {
+			if (live[i])
+				pthread_join(th[i], NULL);
+			if (w[i].r < 0 && r == 0) {
+				msb_err_set(err, w[i].err ? w[i].err->code : EIO, "%s",
+					    w[i].err ? w[i].err->msg : "layer failed");
+				r = -1;
+			}
+			msb_err_free(w[i].err);
+		}
+	}
+	return r;
+}
+
 static const struct llayer *llayer_of(const struct llayer *v, size_t n, const char *diff_id)
 {
 	for (size_t i = 0; i < n; i++)
@@ -957,11 +1012,9 @@ static int import(struct db *db, const struct loader *l, const struct limage *li
 		msb_err_sys(err, -r, "%s", layers_dir);
 		goto out;
 	}
-	for (size_t i = 0; i < nll; i++) {
-		r = load_layer(l, &lls[i], err);
-		if (r < 0)
-			goto out;
-	}
+	r = load_layers(l, lls, nll, err);
+	if (r < 0)
+		goto out;
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; lis[i].refs[k]; k++) {
 			struct image_ref ref;
