@@ -462,8 +462,13 @@ static int image_save(int argc, char **argv)
 	if (r < 0)
 		n--;
 	db_close(db);
-	if (r == 0)
-		r = archive_save(imgs, n, out, fmt, &err);
+	if (r == 0) {
+		int stop = cli_stop_signals();
+
+		r = archive_save(imgs, n, out, fmt, stop, &err);
+		if (stop >= 0)
+			close(stop);
+	}
 	image_records_free(imgs, n);
 	return r < 0 ? cli_fail(err) : 0;
 }
@@ -481,7 +486,7 @@ static int image_load(int argc, char **argv)
 	const char *in = NULL;
 	struct db *db = NULL;
 	bool quiet = false;
-	int c, r;
+	int c, r, stop;
 
 	opterr = 0;
 	optind = 1;
@@ -508,7 +513,10 @@ static int image_load(int argc, char **argv)
 				 argv[optind]);
 	if (db_open(&db, &err) < 0)
 		return cli_fail(err);
-	r = archive_load(db, in, &loaded, &err);
+	stop = cli_stop_signals();
+	r = archive_load(db, in, stop, &loaded, &err);
+	if (stop >= 0)
+		close(stop);
 	db_close(db);
 	if (r < 0)
 		return cli_fail(err);

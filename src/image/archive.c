@@ -20,7 +20,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +52,9 @@
 #define LAYER_BLOB_MAX	  (LAYER_MAX_BYTES + (LAYER_MAX_BYTES >> 6))
 /* Layers converted at once by a load. */
 #define LOAD_MAX_CONVERT 16
-#define COPY_CHUNK	 (1u << 16)
+/* Copies look at the cancel descriptor this often. */
+#define CANCEL_EVERY (1u << 20)
+#define COPY_CHUNK   (1u << 16)
 
 int archive_member_path(const char *raw, char *out, size_t cap)
 {
@@ -302,6 +306,21 @@ out:
 	return r;
 }
 
+/* Return: true once @fd (a signalfd, a pipe; -1: none) is readable. */
+static bool cancel_requested(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return fd >= 0 && poll(&pfd, 1, 0) > 0;
+}
+
+static int interrupted(struct msb_err **err)
+{
+	msb_err_set(err, EINTR, "interrupted");
+	msb_err_exit(err, 130);
+	return -1;
+}
+
 /*
  * A private directory cache/blobs/<prefix>XXXXXX, flocked in *@lock_fd while
  * in use: the next load or save sweeps those a killed msb left.
@@ -358,6 +377,7 @@ struct loader {
 	const char *src; /* for messages */
 	char *dir;	 /* members are files <dir>/<index> */
 	int dir_lock;
+	int cancel_fd;
 	struct member *m;
 	size_t n;
 };
@@ -463,9 +483,15 @@ static int read_member(struct loader *l, struct archive *a, struct member *m, si
 			return msb_err_sys(err, errno, "%s", file);
 		}
 		sha256_update(&h, buf, (size_t)got);
+		if (m->size % CANCEL_EVERY < (uint64_t)got && cancel_requested(l->cancel_fd)) {
+			sha256_free(&h);
+			return interrupted(err);
+		}
 	}
 	if (got < 0) {
 		sha256_free(&h);
+		if (cancel_requested(l->cancel_fd))
+			return interrupted(err);
 		return msb_err_set(err, EINVAL, "member %.200s: %s", m->path,
 				   archive_error_string(a) ? archive_error_string(a)
 							   : "read error");
@@ -526,10 +552,49 @@ static int add_member(struct loader *l, struct archive *a, struct archive_entry 
 	return m->type == M_FILE ? read_member(l, a, m, l->n - 1, err) : 0;
 }
 
+/* The archive's bytes, read from @fd while the caller's cancel descriptor stays quiet. */
+struct src {
+	int fd, cancel_fd;
+	uint8_t buf[COPY_CHUNK];
+};
+
+static la_ssize_t src_read(struct archive *a, void *arg, const void **buf)
+{
+	struct src *s = arg;
+
+	*buf = s->buf;
+	for (;;) {
+		struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN },
+				       { .fd = s->cancel_fd, .events = POLLIN } };
+		ssize_t n;
+
+		/* A stalled pipe on stdin must not make Ctrl-C wait for it. */
+		if (poll(p, s->cancel_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) {
+			archive_set_error(a, errno, "poll");
+			return -1;
+		}
+		if (p[1].revents & POLLIN) {
+			archive_set_error(a, EINTR, "interrupted");
+			return -1;
+		}
+		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		n = read(s->fd, s->buf, sizeof(s->buf));
+		if (n >= 0)
+			return n;
+		if (errno != EINTR && errno != EAGAIN) {
+			archive_set_error(a, errno, "read");
+			return -1;
+		}
+	}
+}
+
 static int read_archive(struct loader *l, const char *path, struct msb_err **err)
 {
 	struct archive *a = archive_read_new();
 	struct archive_entry *ae;
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ struct src *src = NULL;
 	int r = 0;
 
 	l->m = calloc(ARCHIVE_MAX_MEMBERS, sizeof(*l->m));
@@ -546,12 +611,27 @@ static int read_archive(struct loader *l, const char *path, struct msb_err **err
 	archive_read_support_filter_gzip(a);
 	archive_read_support_filter_zstd(a);
 	archive_read_support_filter_xz(a);
-	if ((strcmp(path, "-") ? archive_read_open_filename(a, path, COPY_CHUNK)
-			       : archive_read_open_fd(a, STDIN_FILENO, COPY_CHUNK)) != ARCHIVE_OK) {
+	if (strcmp(path, "-") != 0) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			r = msb_err_sys(err, errno, "cannot read it");
+			archive_read_free(a);
+			return r;
+		}
+	}
+	src = malloc(sizeof(*src));
+	if (!src) {
+		archive_read_free(a);
+		return msb_err_sys(err, ENOMEM, "load");
+	}
+	src->fd = fd >= 0 ? fd : STDIN_FILENO;
+	src->cancel_fd = l->cancel_fd;
+	if (archive_read_open(a, src, NULL, src_read, NULL) != ARCHIVE_OK) {
 		const char *why = archive_error_string(a) ? archive_error_string(a) : "?";
 
 		/* A system error is about the file; anything else is about its content. */
-		r = archive_errno(a) > 0 && archive_errno(a) != EILSEQ
+		r = cancel_requested(l->cancel_fd) ? interrupted(err)
+		    : archive_errno(a) > 0 && archive_errno(a) != EILSEQ
 			    ? msb_err_sys(err, archive_errno(a), "cannot read it")
 			    : msb_err_set(err, EINVAL, "not a tar archive (%s)", why);
 		archive_read_free(a);
@@ -562,6 +642,10 @@ static int read_archive(struct loader *l, const char *path, struct msb_err **err
 
 		if (s == ARCHIVE_EOF)
 			break;
+		if (s != ARCHIVE_OK && s != ARCHIVE_WARN && cancel_requested(l->cancel_fd)) {
+			r = interrupted(err);
+			break;
+		}
 		if (s != ARCHIVE_OK && s != ARCHIVE_WARN) {
 			r = msb_err_set(err, EINVAL, "not a tar archive (%s)",
 					archive_error_string(a) ? archive_error_string(a) : "?");
@@ -832,7 +916,8 @@ static int flock_wait(int fd, int op)
 }
 
 /* Converts @ll unless the cache has it; either way it ends up held shared (see store.h). */
-static int load_layer(const struct loader *l, struct llayer *ll, struct msb_err **err)
+static int load_layer(const struct loader *l, struct llayer *ll, const atomic_bool *cancel,
+		      struct msb_err **err)
 {
 	_cleanup_free_ char *lock = layer_lock_file(ll->diff_id), *out = layer_file(ll->diff_id);
 	_cleanup_free_ char *tmp = NULL, *blob = NULL;
@@ -855,7 +940,7 @@ static int load_layer(const struct loader *l, struct llayer *ll, struct msb_err 
 		bfd = open(blob, O_RDONLY | O_CLOEXEC);
 		if (bfd < 0)
 			return msb_err_sys(err, errno, "%s", blob);
-		if (layer_convert(bfd, ll->diff_id, tmp, &tar_bytes, NULL, err) < 0)
+		if (layer_convert(bfd, ll->diff_id, tmp, &tar_bytes, cancel, err) < 0)
 			return msb_err_prefix(err, "layer %s", ll->blob->digest);
 		if (fsync_path(tmp) < 0 || rename(tmp, out) < 0) {
 			r = msb_err_sys(err, errno, "%s", out);
@@ -873,15 +958,18 @@ static int load_layer(const struct loader *l, struct llayer *ll, struct msb_err 
 struct lwork {
 	const struct loader *l;
 	struct llayer *ll;
+	atomic_bool *cancel;
 	struct msb_err *err;
 	int r;
+	atomic_bool done;
 };
 
 static void *load_thread(void *arg)
 {
 	struct lwork *w = arg;
 
-	w->r = load_layer(w->l, w->ll, &w->err);
+	w->r = load_layer(w->l, w->ll, w->cancel, &w->err);
+	atomic_store(&w->done, true);
 	return NULL;
 }
 
@@ -896,24 +984,37 @@ static int load_layers(const struct loader *l, struct llayer *lls, size_t nll, s
 	size_t batch = cpus < 1 ? 1 : cpus > LOAD_MAX_CONVERT ? LOAD_MAX_CONVERT : (size_t)cpus;
 	int r = 0;
 
+	atomic_bool cancel = false;
+
 	for (size_t at = 0; r == 0 && at < nll; at += batch) {
-		size_t k = nll - at < batch ? nll - at : batch;
+		size_t k = nll - at < batch ? nll - at : batch, busy = k;
 		struct lwork w[LOAD_MAX_CONVERT];
 		pthread_t th[LOAD_MAX_CONVERT];
 		bool live[LOAD_MAX_CONVERT];
 
 		for (size_t i = 0; i < k; i++) {
-			w[i] = (struct lwork){ .l = l, .ll = &lls[at + i] };
-			live[i] = k > 1 && pthread_create(&th[i], NULL, load_thread, &w[i]) == 0;
+			w[i] = (struct lwork){ .l = l, .ll = &lls[at + i], .cancel = &cancel };
+			atomic_init(&w[i].done, false);
+			live[i] = pthread_create(&th[i], NULL, load_thread, &w[i]) == 0;
 			if (!live[i])
 				load_thread(&w[i]);
+		}
+		/* Converters poll @cancel: pass the caller's request on while they run. */
+		while (busy) {
+			struct pollfd pfd = { .fd = l->cancel_fd, .events = POLLIN };
+
+			busy = 0;
+			for (size_t i = 0; i < k; i++)
+				busy += !atomic_load(&w[i].done);
+			if (busy && poll(&pfd, l->cancel_fd >= 0 ? 1 : 0, 50) > 0)
+				atomic_store(&cancel, true);
 		}
 		for (size_t i = 0; i < k; i++) {
 			if (live[i])
 				pthread_join(th[i], NULL);
 			if (w[i].r < 0 && r == 0) {
-				msb_err_set(err, w[i].err ? w[i].err->code : EIO, "%s",
-					    w[i].err ? w[i].err->msg : "layer failed");
+				if (!*err)
+					*err = steal_ptr(w[i].err);
 				r = -1;
 			}
 			msb_err_free(w[i].err);
@@ -1045,9 +1146,10 @@ out:
 	return r < 0 ? -1 : 0;
 }
 
-int archive_load(struct db *db, const char *path, char ***loaded, struct msb_err **err)
+int archive_load(struct db *db, const char *path, int cancel_fd, char ***loaded,
+		 struct msb_err **err)
 {
-	struct loader l = { .src = path, .dir_lock = -1 };
+	struct loader l = { .src = path, .dir_lock = -1, .cancel_fd = cancel_fd };
 	struct archive_image *ais = NULL;
 	struct limage *lis = NULL;
 	struct strv names = { 0 };
@@ -1060,6 +1162,10 @@ int archive_load(struct db *db, const char *path, char ***loaded, struct msb_err
 	*loaded = NULL;
 	if (read_archive(&l, path, err) < 0)
 		goto out;
+	if (cancel_requested(cancel_fd)) {
+		interrupted(err);
+		goto out;
+	}
 	idx = member_find(&l, "index.json");
 	oci = idx && member_find(&l, "oci-layout");
 	if (!oci)
@@ -1112,6 +1218,7 @@ struct tw {
 	bool hash;
 	uint64_t bytes;
 	const char *what; /* for messages */
+	int cancel_fd;
 };
 
 static int tw_data(struct tw *t, const void *p, size_t n, struct msb_err **err)
@@ -1121,6 +1228,8 @@ static int tw_data(struct tw *t, const void *p, size_t n, struct msb_err **err)
 	if (t->hash)
 		sha256_update(&t->h, p, n);
 	t->bytes += n;
+	if (t->bytes % CANCEL_EVERY < n && cancel_requested(t->cancel_fd))
+		return interrupted(err);
 	return 0;
 }
 
@@ -1254,11 +1363,11 @@ static int regen_entry(struct tw *t, struct archive *a, struct archive_entry *ae
 }
 
 /* The OCI tar of the layer image @sqfs, written to @out. Return: 0 with its digest and size. */
-static int regen_layer(const char *sqfs, const char *out, char *digest, uint64_t *size,
-		       struct msb_err **err)
+static int regen_layer(const char *sqfs, const char *out, int cancel_fd, char *digest,
+		       uint64_t *size, struct msb_err **err)
 {
 	char *argv[] = { "sqfs2tar", "--no-skip", (char *)sqfs, NULL };
-	struct tw t = { .fd = -1, .hash = true, .what = sqfs };
+	struct tw t = { .fd = -1, .hash = true, .what = sqfs, .cancel_fd = cancel_fd };
 	struct archive *a = NULL;
 	struct archive_entry *ae;
 	int pfd[2] = { -1, -1 }, st = 0, r = -1;
@@ -1537,8 +1646,8 @@ static int write_docker(struct tw *t, const struct simage *sis, size_t n, const 
 }
 
 /* Regenerates every distinct layer of @imgs into @dir, holding the layers meanwhile. */
-static int regen_all(const struct image_record *imgs, size_t n, const char *dir, struct slayer *sls,
-		     size_t *nsl, struct msb_err **err)
+static int regen_all(const struct image_record *imgs, size_t n, const char *dir, int cancel_fd,
+		     struct slayer *sls, size_t *nsl, struct msb_err **err)
 {
 	for (size_t i = 0; i < n; i++) {
 		int *fds = NULL;
@@ -1560,7 +1669,7 @@ static int regen_all(const struct image_record *imgs, size_t n, const char *dir,
 				break;
 			}
 			(*nsl)++;
-			r = regen_layer(sqfs, sl->file, sl->digest, &sl->size, err);
+			r = regen_layer(sqfs, sl->file, cancel_fd, sl->digest, &sl->size, err);
 		}
 		image_release_layers(fds, imgs[i].nlayers);
 		if (r < 0)
@@ -1570,11 +1679,11 @@ static int regen_all(const struct image_record *imgs, size_t n, const char *dir,
 }
 
 int archive_save(const struct image_record *imgs, size_t n, const char *path,
-		 enum archive_format fmt, struct msb_err **err)
+		 enum archive_format fmt, int cancel_fd, struct msb_err **err)
 {
 	struct slayer *sls = NULL;
 	struct simage *sis = calloc(n ? n : 1, sizeof(*sis));
-	struct tw t = { .fd = -1, .what = path };
+	struct tw t = { .fd = -1, .what = path, .cancel_fd = cancel_fd };
 	_cleanup_free_ char *dir = NULL, *tmp = NULL;
 	size_t nsl = 0, cap = 0;
 	bool to_stdout = !strcmp(path, "-");
@@ -1594,7 +1703,7 @@ int archive_save(const struct image_record *imgs, size_t n, const char *path,
 	}
 	if (private_dir("save-", &dir, &dir_lock, err) < 0)
 		goto out;
-	if (regen_all(imgs, n, dir, sls, &nsl, err) < 0)
+	if (regen_all(imgs, n, dir, cancel_fd, sls, &nsl, err) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		if (simage_make(&sis[i], &imgs[i], sls, nsl, err) < 0)

@@ -62,20 +62,24 @@ void archive_images_free(struct archive_image *v, size_t n);
  * regenerated from their squashfs images as uncompressed OCI tars, so the
  * saved manifests, configs and diff_ids are msb's own (stable from save to
  * save). A file is written to a temporary name next to @path and renamed
- * only when complete. Return: 0, or -1 with @err.
+ * only when complete. Once @cancel_fd (-1: none) is readable the save stops,
+ * removes what it wrote, and fails with "interrupted" (exit status 130).
+ * Return: 0, or -1 with @err.
  */
 int archive_save(const struct image_record *imgs, size_t n, const char *path,
-		 enum archive_format fmt, struct msb_err **err);
+		 enum archive_format fmt, int cancel_fd, struct msb_err **err);
 
 /*
  * archive_load() - import every image of the archive at @path ("-": stdin),
  * either format, verified like a pull: every blob's sha256 and size, and
  * each layer's uncompressed digest against the config's diff_ids. Nothing
  * is recorded unless every image is complete, and layers this load made
- * are removed again on failure.
+ * are removed again on failure. @cancel_fd as for archive_save(): an
+ * interrupted load leaves nothing either.
  * Return: 0 and the loaded references, familiar, in *@loaded
  * (NULL-terminated, caller frees), or -1 with @err.
  */
-int archive_load(struct db *db, const char *path, char ***loaded, struct msb_err **err);
+int archive_load(struct db *db, const char *path, int cancel_fd, char ***loaded,
+		 struct msb_err **err);
 
 #endif

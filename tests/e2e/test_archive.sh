@@ -54,6 +54,7 @@ fresh_home() {
   MSB_HOME=$(mktemp -d "$TMP/home.XXXXXX")
   export MSB_HOME
 }
+ms_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", (b - a) * 1000 }'; }
 layer_files() { find "$MSB_HOME/cache/layers" -name '*.sqfs' 2> /dev/null | wc -l; }
 cache_leftovers() { find "$MSB_HOME/cache/blobs" -mindepth 1 2> /dev/null | wc -l; }
 # member_json TAR PATH: a JSON member of a tar, on stdout.
@@ -266,6 +267,33 @@ if m.name == 'oci-layout':
     e = tarfile.TarInfo('extra/file'); e.size = 4; dst.addfile(e, io.BytesIO(b'fine'))"
   msb_capture image load -i "$TMP/extra.tar"
   expect_eq "harmless extra member" "$RC:$OUT" "0:Loaded image: localhost/rt:1"
+}
+
+test_interrupted_load_leaves_nothing() {
+  fresh_home
+  saved_archive
+  # A load reading a stalled pipe: Ctrl-C must not wait for the pipe.
+  mkfifo "$TMP/fifo"
+  "$MSB" image load -i - < "$TMP/fifo" > "$TMP/int.out" 2> "$TMP/int.err" &
+  local pid=$! feeder
+  (head -c 300000 "$TMP/saved.tar" && exec sleep 120) > "$TMP/fifo" &
+  feeder=$!
+  wait_until 60 compgen -G "$MSB_HOME/cache/blobs/load-*/0" > /dev/null || fail "the load did not start"
+  kill -INT "$pid"
+  local t0=$EPOCHREALTIME
+  wait "$pid"
+  RC=$?
+  local ms
+  ms=$(ms_since "$t0")
+  kill "$feeder" 2> /dev/null
+  expect_eq "exit" "$RC" 130
+  expect_one_error_line "$(cat "$TMP/int.err")" 'load \(stdin\): interrupted$'
+  [ "$ms" -lt 5000 ] || fail "the load took $ms ms to stop"
+  expect_eq "no image" "$("$MSB" image ls -q)" ""
+  expect_eq "no temporary files left" "$(cache_leftovers)" 0
+  # Positive control: the whole archive through stdin loads.
+  msb_capture image load -i - < "$TMP/saved.tar"
+  expect_eq "the whole archive loads" "$RC:$OUT" "0:Loaded image: localhost/rt:1"
 }
 
 test_bad_usage_and_inputs() {
