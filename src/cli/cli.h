@@ -22,6 +22,14 @@ int cli_fail(const struct msb_err *err);
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
+ * cli_stop_signals() - block SIGINT, SIGTERM and SIGHUP and return a signalfd
+ * for them, for a job that stops cleanly when it becomes readable. Call it
+ * before any thread starts. Return: the descriptor, or -1 (the signals then
+ * keep their default action).
+ */
+int cli_stop_signals(void);
+
+/*
  * cli_bad_flag() - report what getopt_long() rejected (opterr must be 0).
  * Return: 125.
  */

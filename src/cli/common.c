@@ -10,10 +10,13 @@
 #include "util/cleanup.h"
 #include "util/parse.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 /* Errors quote registries, archives, guests and arguments: never let them drive the terminal. */
 static void print_error(const char *msg)
@@ -126,4 +129,29 @@ void cli_cell(char *out, size_t cap, const char *s, size_t width)
 	text_sanitize(out, cap, s, strlen(s));
 	if (strlen(out) > width && width > 3)
 		snprintf(out + width - 3, cap - (width - 3), "...");
+}
+
+/*
+ * Ctrl-C, SIGTERM and SIGHUP become a readable descriptor a long job (pull,
+ * image save/load) polls, so it can stop cleanly (no half-written layer or
+ * file, no lock left) instead of dying mid-write. Blocked before any thread starts, so none
+ * receives them. Return: the signalfd, or -1 (then the signals keep their default action).
+ */
+int cli_stop_signals(void)
+{
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (fd < 0)
+		return -1;
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }

@@ -265,13 +265,14 @@ int cmd_complete(int argc, char **argv)
 		return 0;
 	}
 	{
-		/* What the positional names: image inspect|rm, volume ..., snapshot ... */
+		/* What the positional names: image inspect|rm|save, volume ..., snapshot ... */
 		bool named_sub = sub && (!strcmp(sub, "inspect") || !strcmp(sub, "rm"));
 		char **list = NULL;
 
 		if (among(cmd, sandbox_cmds))
 			list = ls_sbx;
-		else if (among(cmd, image_cmds) || (named_sub && !strcmp(cmd, "image")))
+		else if (among(cmd, image_cmds) ||
+			 ((named_sub || (sub && !strcmp(sub, "save"))) && !strcmp(cmd, "image")))
 			list = ls_img;
 		else if (named_sub && !strcmp(cmd, "volume"))
 			list = ls_vol;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-/* msb image ls | inspect | rm (and the images / rmi shorthands). */
+/* msb image ls | inspect | rm | save | load (and the images / rmi shorthands). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <jansson.h>
@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "sandbox/sandbox.h"
+#include "image/archive.h"
 #include "image/manifest.h"
 #include "image/pull.h"
 #include "image/ref.h"
@@ -19,7 +20,7 @@
 #include "util/parse.h"
 #include "util/text.h"
 
-enum { OPT_FORMAT = 256 };
+enum { OPT_FORMAT = 256, OPT_ARCHIVE_FORMAT };
 
 /* "docker.io/library/alpine:latest" -> "alpine:latest", as users typed it. */
 static char *familiar(const char *canonical)
@@ -402,6 +403,131 @@ static int image_rm(int argc, char **argv)
 	return rc;
 }
 
+static int image_save(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, OPT_ARCHIVE_FORMAT },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	_cleanup_err_ struct msb_err *err = NULL;
+	enum archive_format fmt = ARCHIVE_OCI;
+	struct image_record *imgs = NULL;
+	const char *out = NULL;
+	struct db *db = NULL;
+	size_t n = 0;
+	int c, r;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
+		if (c == 'o') {
+			out = optarg;
+		} else if (c == OPT_ARCHIVE_FORMAT) {
+			if (!strcmp(optarg, "oci-archive"))
+				fmt = ARCHIVE_OCI;
+			else if (!strcmp(optarg, "docker-archive"))
+				fmt = ARCHIVE_DOCKER;
+			else
+				return cli_error("image save: unknown format \"%s\" (use "
+						 "oci-archive or docker-archive)",
+						 optarg);
+		} else if (c == 'h') {
+			printf("Usage: msb image save [--format oci-archive|docker-archive] -o "
+			       "FILE "
+			       "IMAGE...\n\nWrite images to a tar archive that 'msb image load', "
+			       "'podman load' and 'docker load' read (-o - for stdout). Layers are "
+			       "rebuilt from the cache, uncompressed.\n");
+			return 0;
+		} else {
+			return cli_bad_flag("image save", argv, lo);
+		}
+	}
+	if (!out || !*out)
+		return cli_error("image save: missing -o FILE (where to write the archive, or -o - "
+				 "for stdout)");
+	if (optind >= argc)
+		return cli_error("image save: expected at least one image");
+	imgs = calloc((size_t)(argc - optind), sizeof(*imgs));
+	if (!imgs)
+		return cli_error("image save: out of memory");
+	if (db_open(&db, &err) < 0) {
+		free(imgs);
+		return cli_fail(err);
+	}
+	r = 0;
+	for (int i = optind; r == 0 && i < argc; i++, n++)
+		r = lookup(db, argv[i], &imgs[n], &err);
+	if (r < 0)
+		n--;
+	db_close(db);
+	if (r == 0) {
+		int stop = cli_stop_signals();
+
+		r = archive_save(imgs, n, out, fmt, stop, &err);
+		if (stop >= 0)
+			close(stop);
+	}
+	image_records_free(imgs, n);
+	return r < 0 ? cli_fail(err) : 0;
+}
+
+static int image_load(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "input", required_argument, NULL, 'i' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	_cleanup_err_ struct msb_err *err = NULL;
+	_cleanup_strv_ char **loaded = NULL;
+	const char *in = NULL;
+	struct db *db = NULL;
+	bool quiet = false;
+	int c, r, stop;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "i:qh", lo, NULL)) != -1) {
+		if (c == 'i') {
+			in = optarg;
+		} else if (c == 'q') {
+			quiet = true;
+		} else if (c == 'h') {
+			printf("Usage: msb image load -i FILE [-q]\n\nLoad every image of an OCI "
+			       "archive or a docker-archive ('msb image save', 'podman save', "
+			       "'docker save'; -i - for stdin), verified like a pull.\n");
+			return 0;
+		} else {
+			return cli_bad_flag("image load", argv, lo);
+		}
+	}
+	if (!in || !*in)
+		return cli_error("image load: missing -i FILE (the archive to load, or -i - for "
+				 "stdin)");
+	if (optind != argc)
+		return cli_error("image load: unexpected argument \"%s\" (the archive is given "
+				 "with -i)",
+				 argv[optind]);
+	if (db_open(&db, &err) < 0)
+		return cli_fail(err);
+	stop = cli_stop_signals();
+	r = archive_load(db, in, stop, &loaded, &err);
+	if (stop >= 0)
+		close(stop);
+	db_close(db);
+	if (r < 0)
+		return cli_fail(err);
+	for (size_t i = 0; !quiet && loaded[i]; i++) {
+		fputs("Loaded image: ", stdout);
+		put_safe(loaded[i]);
+		putchar('\n');
+	}
+	return 0;
+}
+
 int cmd_image(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -409,7 +535,9 @@ int cmd_image(int argc, char **argv)
 		       "  ls        List cached images (alias: msb images)\n"
 		       "  inspect   Show an image's metadata\n"
 		       "  rm        Remove images (alias: msb rmi)\n"
-		       "  prune     Remove images no sandbox uses\n");
+		       "  prune     Remove images no sandbox uses\n"
+		       "  save      Write images to an OCI or docker archive\n"
+		       "  load      Load images from an OCI or docker archive\n");
 		return argc < 2 ? EXIT_MSB : 0;
 	}
 	if (!strcmp(argv[1], "ls") || !strcmp(argv[1], "list"))
@@ -420,6 +548,10 @@ int cmd_image(int argc, char **argv)
 		return image_rm(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "prune"))
 		return cli_image_prune(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "save"))
+		return image_save(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "load"))
+		return image_load(argc - 1, argv + 1);
 	return cli_error("image: unknown command \"%s\" (see 'msb image --help')", argv[1]);
 }
 

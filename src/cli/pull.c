@@ -2,10 +2,8 @@
 /* msb pull: fetch an image into the local cache. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -28,31 +26,6 @@ static void pull_usage(void)
 	       "Options:\n"
 	       "  -f, --force   Download and convert again even if cached\n"
 	       "  -q, --quiet   Print nothing but errors\n");
-}
-
-/*
- * Ctrl-C, SIGTERM and SIGHUP become a readable descriptor the pull polls,
- * so it can stop cleanly (no half-written layer, no lock left) instead of
- * dying mid-write. Blocked before any thread starts, so none receives them.
- * Return: the signalfd, or -1 (then the signals keep their default action).
- */
-static int stop_signals(void)
-{
-	sigset_t set;
-	int fd;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (fd < 0)
-		return -1;
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 int cmd_pull(int argc, char **argv)
@@ -85,7 +58,7 @@ int cmd_pull(int argc, char **argv)
 		o.progress = progress_event;
 		o.ctx = pr;
 	}
-	o.cancel_fd = stop_signals();
+	o.cancel_fd = cli_stop_signals();
 	r = msbcfg_load(&cfg, &err);
 	if (!r)
 		r = db_open(&db, &err);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -538,6 +539,11 @@ static int remove_download(const struct prune_item *it, struct msb_err **err)
 		snprintf(id, sizeof(id), "sha256:%.64s", it->name);
 		fd = image_try_lock_layer(id);
 		if (fd == -EBUSY)
+			return 0;
+	} else {
+		/* An image load's or save's directory: flocked while that runs (archive.c). */
+		fd = open(it->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0)
 			return 0;
 	}
 	int r = rm_rf(it->path);
