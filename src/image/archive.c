@@ -1031,17 +1031,6 @@ static const struct llayer *llayer_of(const struct llayer *v, size_t n, const ch
 	return NULL;
 }
 
-static char *now_rfc3339(void)
-{
-	char buf[32];
-	time_t t = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return strdup(buf);
-}
-
 static int record(struct db *db, const struct limage *li, const char *ref, const struct llayer *lls,
 		  size_t nll, struct msb_err **err)
 {
@@ -1053,7 +1042,7 @@ static int record(struct db *db, const struct limage *li, const char *ref, const
 		.manifest = strndup(li->manifest, li->mlen),
 		.config = strndup(li->config, li->clen),
 		.created = li->ic.created ? strdup(li->ic.created) : NULL,
-		.pulled_at = now_rfc3339(),
+		.pulled_at = image_now(),
 		.nlayers = li->nlayers,
 		.layers = calloc(li->nlayers, sizeof(struct layer_record)),
 	};

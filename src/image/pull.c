@@ -587,17 +587,6 @@ static int check_sizes(const struct manifest *m, struct msb_err **err)
 	return 0;
 }
 
-static char *now_rfc3339(void)
-{
-	char buf[32];
-	time_t t = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return strdup(buf);
-}
-
 static int make_dirs(struct pull *p, struct msb_err **err)
 {
 	int r;
@@ -702,7 +691,7 @@ int image_pull(struct db *db, json_t *cfg, const char *refstr, const struct pull
 	img.manifest = strndup((const char *)buf_head(&mbody), buf_size(&mbody));
 	img.config = strndup((const char *)buf_head(&cbody), buf_size(&cbody));
 	img.created = ic.created ? strdup(ic.created) : NULL;
-	img.pulled_at = now_rfc3339();
+	img.pulled_at = image_now();
 	img.nlayers = m.nlayers;
 	img.layers = calloc(m.nlayers ? m.nlayers : 1, sizeof(*img.layers));
 	if (!img.reference || !img.manifest_digest || !img.config_digest || !img.manifest ||

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "image/digest.h"
@@ -178,4 +179,15 @@ int image_remove_layer(struct db *db, const char *diff_id, struct msb_err **err)
 	if (r < 0)
 		return msb_err_sys(err, -r, "%s", lock);
 	return image_remove_layer_locked(db, diff_id, err);
+}
+
+char *image_now(void)
+{
+	char buf[32];
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return strdup(buf);
 }

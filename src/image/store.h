@@ -24,6 +24,9 @@
 /* layer_file() - <MSB_HOME>/cache/layers/<hex>.sqfs for @diff_id. Return: newly allocated. */
 char *layer_file(const char *diff_id);
 
+/* image_now() - the time an image record is stamped with: RFC 3339, UTC, seconds. */
+char *image_now(void);
+
 /* layer_lock_file() - <MSB_HOME>/cache/layers/<hex>.lock for @diff_id. Return: newly allocated. */
 char *layer_lock_file(const char *diff_id);
 
