@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +57,20 @@
 /* Copies look at the cancel descriptor this often. */
 #define CANCEL_EVERY (1u << 20)
 #define COPY_CHUNK   (1u << 16)
+/* The most extended attributes one saved file may carry. */
+#define SAVE_MAX_XATTRS 64
+/*
+ * A load writes the archive's members to cache/blobs, at most the space free
+ * there when it starts less this margin (what the layers' conversion, the
+ * database and everything else on that disk need), and never above
+ * LOAD_MAX_TOTAL however free the disk is.
+ */
+#define LOAD_FREE_MARGIN (256ull << 20)
+#define LOAD_MAX_TOTAL	 (1ull << 40)
+/* Layers a concurrent msb is converting or deleting are looked at again this often (ms). */
+#define LOCK_RETRY_MS 50
+/* Tries at a private directory that a concurrent sweep removed as it was made. */
+#define PRIVATE_DIR_TRIES 4
 
 int archive_member_path(const char *raw, char *out, size_t cap)
 {
@@ -70,7 +86,7 @@ int archive_member_path(const char *raw, char *out, size_t cap)
 		if (n == 2 && p[0] == '.' && p[1] == '.')
 			return -1;
 		if (n && !(n == 1 && p[0] == '.')) {
-			if (o + (o ? 1 : 0) + n + 1 > cap || o + n >= ARCHIVE_PATH_MAX)
+			if (o + (o ? 1 : 0) + n + 1 > cap)
 				return -1;
 			if (o)
 				out[o++] = '/';
@@ -127,6 +143,9 @@ static int load_json(const char *body, size_t len, const char *what, json_t **ro
 
 	if (len > ARCHIVE_MAX_INDEX)
 		return msb_err_set(err, EFBIG, "%s is over %u MiB", what, ARCHIVE_MAX_INDEX >> 20);
+	if (!json_values_bounded(body, len, MAX_JSON_VALUES))
+		return msb_err_set(err, E2BIG, "%s has more than %u JSON values", what,
+				   MAX_JSON_VALUES);
 	*root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
 	if (!*root)
 		return msb_err_set(err, EINVAL, "%s is not valid JSON (line %d: %.80s)", what,
@@ -339,26 +358,37 @@ static int private_dir(const char *prefix, char **dir, int *lock_fd, struct msb_
 	if (r < 0)
 		return msb_err_sys(err, -r, "%s", blobs);
 	sweep_unlocked(blobs, prefix);
-	if (asprintf(dir, "%s/%sXXXXXX", blobs, prefix) < 0) {
-		*dir = NULL;
-		return msb_err_sys(err, ENOMEM, "%s", prefix);
-	}
-	if (!mkdtemp(*dir)) {
-		r = errno;
+	for (int tries = 0; tries < PRIVATE_DIR_TRIES; tries++) {
+		struct stat st;
+
+		if (asprintf(dir, "%s/%sXXXXXX", blobs, prefix) < 0) {
+			*dir = NULL;
+			return msb_err_sys(err, ENOMEM, "%s", prefix);
+		}
+		if (!mkdtemp(*dir)) {
+			r = errno;
+			free(steal_ptr(*dir));
+			return msb_err_sys(err, r, "%s", blobs);
+		}
+		*lock_fd = open(*dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (*lock_fd < 0 || flock(*lock_fd, LOCK_EX) < 0 || fstat(*lock_fd, &st) < 0) {
+			r = errno;
+			rm_rf(*dir);
+			free(steal_ptr(*dir));
+			if (*lock_fd >= 0)
+				close(*lock_fd);
+			*lock_fd = -1;
+			return msb_err_sys(err, r, "%s", blobs);
+		}
+		/* A concurrent sweep may have locked and removed it before us: make another. */
+		if (st.st_nlink > 0)
+			return 0;
 		free(steal_ptr(*dir));
-		return msb_err_sys(err, r, "%s", blobs);
-	}
-	*lock_fd = open(*dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (*lock_fd < 0 || flock(*lock_fd, LOCK_EX) < 0) {
-		r = errno;
-		rm_rf(*dir);
-		free(steal_ptr(*dir));
-		if (*lock_fd >= 0)
-			close(*lock_fd);
+		close(*lock_fd);
 		*lock_fd = -1;
-		return msb_err_sys(err, r, "%s", blobs);
 	}
-	return 0;
+	return msb_err_set(err, EAGAIN, "%s: private directories kept vanishing as they were made",
+			   blobs);
 }
 
 /* ---- loading ---- */
@@ -380,6 +410,7 @@ struct loader {
 	int cancel_fd;
 	struct member *m;
 	size_t n;
+	uint64_t written, budget; /* bytes written to @dir, and the most it may take */
 };
 
 static void loader_free(struct loader *l)
@@ -473,10 +504,20 @@ static int read_member(struct loader *l, struct archive *a, struct member *m, si
 		return msb_err_sys(err, ENOMEM, "sha256");
 	while ((got = archive_read_data(a, buf, sizeof(buf))) > 0) {
 		m->size += (uint64_t)got;
+		l->written += (uint64_t)got;
 		if (m->size > LAYER_BLOB_MAX) {
 			sha256_free(&h);
 			return msb_err_set(err, EFBIG,
 					   "member %.200s is larger than any blob may be", m->path);
+		}
+		if (l->written > l->budget) {
+			sha256_free(&h);
+			return msb_err_set(
+				err, ENOSPC,
+				"the members add up to more than the %llu MiB this load "
+				"may write to cache/blobs (its free space less %llu MiB)",
+				(unsigned long long)(l->budget >> 20),
+				(unsigned long long)(LOAD_FREE_MARGIN >> 20));
 		}
 		if (write_all(fd, buf, (size_t)got) < 0) {
 			sha256_free(&h);
@@ -539,6 +580,9 @@ static int add_member(struct loader *l, struct archive *a, struct archive_entry 
 	} else if (type != AE_IFREG) {
 		return msb_err_set(err, EINVAL, "member %.200s is not a file, directory or link",
 				   path);
+	} else if (archive_entry_sparse_count(ae) > 0) {
+		/* Its holes would be written out in full: no image archive has one. */
+		return msb_err_set(err, EINVAL, "member %.200s is a sparse file", path);
 	}
 	m->path = strdup(path);
 	if (m->type != M_FILE)
@@ -606,11 +650,27 @@ static int read_archive(struct loader *l, const char *path, struct msb_err **err
 		archive_read_free(a);
 		return -1;
 	}
-	/* Decompressors in libarchive itself only: no external programs on untrusted input. */
-	archive_read_support_format_tar(a);
-	archive_read_support_filter_gzip(a);
-	archive_read_support_filter_zstd(a);
-	archive_read_support_filter_xz(a);
+	{
+		struct statvfs sv;
+		uint64_t avail = statvfs(l->dir, &sv) == 0 ? (uint64_t)sv.f_bavail * sv.f_frsize
+							   : LOAD_MAX_TOTAL;
+
+		l->budget = avail > LOAD_FREE_MARGIN ? avail - LOAD_FREE_MARGIN : 0;
+		if (l->budget > LOAD_MAX_TOTAL)
+			l->budget = LOAD_MAX_TOTAL;
+	}
+	/*
+	 * Decompressors in libarchive itself only: no external programs on
+	 * untrusted input (ARCHIVE_WARN means libarchive would run one).
+	 */
+	if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	    archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
+	    archive_read_support_filter_zstd(a) != ARCHIVE_OK ||
+	    archive_read_support_filter_xz(a) != ARCHIVE_OK) {
+		archive_read_free(a);
+		return msb_err_set(err, ENOTSUP,
+				   "this libarchive lacks built-in gzip, zstd or xz support");
+	}
 	if (strcmp(path, "-") != 0) {
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
@@ -737,6 +797,17 @@ static int limage_names(struct limage *li, size_t i, char **names, struct msb_er
 			strv_free(&sv);
 			return msb_err_set(err, EINVAL, "image %zu: invalid name \"%.200s\" (%s)",
 					   i + 1, names[k], why);
+		}
+		/* A digest-pinned name must be this image's: `msb run` trusts it as one. */
+		if (r.digest && strcmp(r.digest, li->mdigest) != 0 &&
+		    (!li->index_digest || strcmp(r.digest, li->index_digest) != 0)) {
+			msb_err_set(err, EINVAL,
+				    "image %zu: name \"%.200s\" pins %s, but the image is %s",
+				    i + 1, names[k], r.digest,
+				    li->index_digest ? li->index_digest : li->mdigest);
+			ref_free(&r);
+			strv_free(&sv);
+			return -1;
 		}
 		c = ref_canonical(&r);
 		ref_free(&r);
@@ -907,52 +978,90 @@ struct llayer {
 	int64_t tar_size, fs_size;
 };
 
-static int flock_wait(int fd, int op)
+/* Sleeps LOCK_RETRY_MS. Return: true once the caller asked the load to stop. */
+static bool wait_retry(int cancel_fd, const atomic_bool *cancel)
 {
-	while (flock(fd, op) < 0)
-		if (errno != EINTR)
-			return -errno;
+	struct pollfd pfd = { .fd = cancel_fd, .events = POLLIN };
+
+	if (atomic_load(cancel))
+		return true;
+	/* A negative fd is ignored: a plain sleep. */
+	return poll(&pfd, 1, LOCK_RETRY_MS) > 0 || atomic_load(cancel);
+}
+
+/* Converts @ll's blob to @out, under the layer's exclusive lock. */
+static int convert_locked(const struct loader *l, struct llayer *ll, const char *out,
+			  const atomic_bool *cancel, struct msb_err **err)
+{
+	_cleanup_free_ char *tmp = NULL, *blob = NULL;
+	_cleanup_close_ int bfd = -1;
+	uint64_t tar_bytes = 0;
+	int r;
+
+	if (asprintf(&tmp, "%s.tmp", out) < 0 ||
+	    asprintf(&blob, "%s/%zu", l->dir, (size_t)(ll->blob - l->m)) < 0)
+		return msb_err_sys(err, ENOMEM, "load");
+	unlink(tmp); /* an earlier crash's, under the exclusive lock */
+	bfd = open(blob, O_RDONLY | O_CLOEXEC);
+	if (bfd < 0)
+		return msb_err_sys(err, errno, "%s", blob);
+	if (layer_convert(bfd, ll->diff_id, tmp, &tar_bytes, cancel, err) < 0)
+		return msb_err_prefix(err, "layer %s", ll->blob->digest);
+	if (fsync_path(tmp) < 0 || rename(tmp, out) < 0) {
+		r = msb_err_sys(err, errno, "%s", out);
+		unlink(tmp);
+		return r;
+	}
+	ll->made = true;
+	ll->tar_size = (int64_t)tar_bytes;
 	return 0;
 }
 
-/* Converts @ll unless the cache has it; either way it ends up held shared (see store.h). */
+/*
+ * Holds @ll shared, converting it first unless the cache has it (see
+ * store.h). As a pull does, it never waits for a lock: a layer that is there
+ * is used under a shared lock; only a missing one is taken exclusively, and
+ * a busy lock is let go and tried again, so two loads holding each other's
+ * layers cannot deadlock, and Ctrl-C stops the wait.
+ */
 static int load_layer(const struct loader *l, struct llayer *ll, const atomic_bool *cancel,
 		      struct msb_err **err)
 {
 	_cleanup_free_ char *lock = layer_lock_file(ll->diff_id), *out = layer_file(ll->diff_id);
-	_cleanup_free_ char *tmp = NULL, *blob = NULL;
-	_cleanup_close_ int bfd = -1;
-	uint64_t tar_bytes = 0;
 	struct stat st;
-	int r;
 
-	if (!lock || !out || asprintf(&tmp, "%s.tmp", out) < 0 ||
-	    asprintf(&blob, "%s/%zu", l->dir, (size_t)(ll->blob - l->m)) < 0)
+	if (!lock || !out)
 		return msb_err_set(err, EINVAL, "invalid layer %s", ll->diff_id);
 	ll->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (ll->lock_fd < 0)
 		return msb_err_sys(err, errno, "%s", lock);
-	r = flock_wait(ll->lock_fd, LOCK_EX);
-	if (r < 0)
-		return msb_err_sys(err, -r, "%s", lock);
-	if (access(out, R_OK) != 0) {
-		unlink(tmp); /* an earlier crash's, under the exclusive lock */
-		bfd = open(blob, O_RDONLY | O_CLOEXEC);
-		if (bfd < 0)
-			return msb_err_sys(err, errno, "%s", blob);
-		if (layer_convert(bfd, ll->diff_id, tmp, &tar_bytes, cancel, err) < 0)
-			return msb_err_prefix(err, "layer %s", ll->blob->digest);
-		if (fsync_path(tmp) < 0 || rename(tmp, out) < 0) {
-			r = msb_err_sys(err, errno, "%s", out);
-			unlink(tmp);
-			return r;
+	for (;;) {
+		if (flock(ll->lock_fd, LOCK_SH | LOCK_NB) == 0) {
+			/* Checked under the shared lock: nobody deletes it while we hold that. */
+			if (access(out, R_OK) == 0)
+				break;
+			/* Missing: ours to convert once no one else holds the lock. */
+			if (flock(ll->lock_fd, LOCK_EX | LOCK_NB) == 0) {
+				/* Someone may have made it between the two locks. */
+				if (access(out, R_OK) != 0 &&
+				    convert_locked(l, ll, out, cancel, err) < 0)
+					return -1;
+				/*
+				 * Exclusive -> shared lets go for a moment (prune may
+				 * delete the unused layer then): the loop looks again.
+				 */
+				continue;
+			}
 		}
-		ll->made = true;
-		ll->tar_size = (int64_t)tar_bytes;
+		if (errno != EWOULDBLOCK)
+			return msb_err_sys(err, errno, "%s", lock);
+		/* Being converted or deleted by another msb: look again soon. */
+		flock(ll->lock_fd, LOCK_UN);
+		if (wait_retry(l->cancel_fd, cancel))
+			return interrupted(err);
 	}
 	ll->fs_size = stat(out, &st) == 0 ? st.st_size : 0;
-	r = flock_wait(ll->lock_fd, LOCK_SH);
-	return r < 0 ? msb_err_sys(err, -r, "%s", lock) : 0;
+	return 0;
 }
 
 struct lwork {
@@ -1250,7 +1359,7 @@ static int tw_pad(struct tw *t, uint64_t size, struct msb_err **err)
 static int tw_marker(struct tw *t, const char *dir, size_t dlen, const char *name, int64_t mtime,
 		     struct msb_err **err)
 {
-	char p[ARCHIVE_PATH_MAX + 16];
+	char p[PATH_MAX + 16];
 	struct tar_entry e = { .path = p, .type = '0', .mode = 0, .mtime = mtime };
 
 	if (dlen + strlen(name) + 2 > sizeof(p))
@@ -1263,9 +1372,9 @@ static int tw_marker(struct tw *t, const char *dir, size_t dlen, const char *nam
 static int regen_entry(struct tw *t, struct archive *a, struct archive_entry *ae,
 		       struct msb_err **err)
 {
-	char path[ARCHIVE_PATH_MAX], link[ARCHIVE_PATH_MAX];
+	char path[PATH_MAX], link[PATH_MAX];
 	const char *raw = archive_entry_pathname(ae), *hl = archive_entry_hardlink(ae), *base;
-	struct tar_xattr tx[64];
+	struct tar_xattr tx[SAVE_MAX_XATTRS];
 	struct tar_entry e = { .path = path };
 	mode_t type = archive_entry_filetype(ae);
 	const char *xn;
@@ -1273,8 +1382,12 @@ static int regen_entry(struct tw *t, struct archive *a, struct archive_entry *ae
 	size_t xl, nx = 0;
 	bool opaque = false;
 
+	/* The root ("./", "") is no member: a layer's tar starts with what is in it. */
+	if (raw && strspn(raw, "./") == strlen(raw) && !strstr(raw, ".."))
+		return 0;
 	if (!raw || archive_member_path(raw, path, sizeof(path)) < 0)
-		return 0; /* the root */
+		return msb_err_set(err, EINVAL, "%s: member \"%.200s\" has a path msb cannot save",
+				   t->what, raw ? raw : "");
 	base = strrchr(path, '/');
 	base = base ? base + 1 : path;
 	e.mode = archive_entry_perm(ae);
@@ -1288,8 +1401,11 @@ static int regen_entry(struct tw *t, struct archive *a, struct archive_entry *ae
 				  *(const char *)xv == 'y';
 			continue;
 		}
-		if (nx < sizeof(tx) / sizeof(tx[0]))
-			tx[nx++] = (struct tar_xattr){ xn, xv, xl };
+		if (nx >= sizeof(tx) / sizeof(tx[0]))
+			return msb_err_set(err, E2BIG,
+					   "%s: %.200s has more than %d extended attributes",
+					   t->what, path, SAVE_MAX_XATTRS);
+		tx[nx++] = (struct tar_xattr){ xn, xv, xl };
 	}
 	e.xattrs = tx;
 	e.nxattrs = nx;
@@ -1333,7 +1449,7 @@ static int regen_entry(struct tw *t, struct archive *a, struct archive_entry *ae
 		return tw_header(t, &e, err);
 	case AE_IFCHR:
 		if (!archive_entry_rdevmajor(ae) && !archive_entry_rdevminor(ae)) {
-			char wh[ARCHIVE_PATH_MAX + 8];
+			char wh[PATH_MAX + 8];
 
 			snprintf(wh, sizeof(wh), ".wh.%s", base);
 			return tw_marker(t, path, base > path ? (size_t)(base - path - 1) : 0, wh,

@@ -39,7 +39,7 @@ struct archive_image {
 /*
  * archive_member_path() - normalise a member path of an untrusted archive
  * into @out ("./a//b/" -> "a/b"). Return: 0, or -1 when it is empty,
- * absolute, too long, or has a ".." component.
+ * absolute, too long for @cap bytes, or has a ".." component.
  */
 int archive_member_path(const char *raw, char *out, size_t cap);
 
@@ -75,7 +75,11 @@ int archive_save(const struct image_record *imgs, size_t n, const char *path,
  * each layer's uncompressed digest against the config's diff_ids. Nothing
  * is recorded unless every image is complete, and layers this load made
  * are removed again on failure. @cancel_fd as for archive_save(): an
- * interrupted load leaves nothing either.
+ * interrupted load leaves nothing either. Sparse members are refused, and
+ * the members together may take at most the space free under cache/blobs
+ * when the load starts, less a margin (256 MiB), and never over 1 TiB.
+ * A name pinned to a digest (name@sha256:...) must be the image's manifest
+ * or index digest.
  * Return: 0 and the loaded references, familiar, in *@loaded
  * (NULL-terminated, caller frees), or -1 with @err.
  */

@@ -16,18 +16,7 @@
 
 #define MAX_STRV 4096
 #define MAX_STR	 (64u << 10)
-/*
- * jansson spends ~40 bytes on each value: 16 MiB of "[0,0,...]" would take
- * 320 MiB. Real manifests and configs hold a few thousand values.
- */
-#define MAX_JSON_VALUES (256u << 10)
-
-/*
- * Whether @body (JSON, not yet parsed) holds at most @max values: every
- * value or member after the first in a container follows a comma, so
- * commas and opening brackets outside strings bound them.
- */
-static bool json_values_bounded(const char *body, size_t n, size_t max)
+bool json_values_bounded(const char *body, size_t n, size_t max)
 {
 	size_t count = 1;
 	bool in_str = false;

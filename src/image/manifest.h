@@ -3,6 +3,7 @@
 #ifndef MSB_IMAGE_MANIFEST_H
 #define MSB_IMAGE_MANIFEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,19 @@
 
 #define MAX_LAYERS	  250
 #define MAX_INDEX_ENTRIES 256
+
+/*
+ * jansson spends ~40 bytes on each value: 16 MiB of "[0,0,...]" would take
+ * 320 MiB. Real manifests and configs hold a few thousand values.
+ */
+#define MAX_JSON_VALUES (256u << 10)
+
+/*
+ * json_values_bounded() - whether @body (JSON, not yet parsed) holds at most
+ * @max values: every value or member after the first in a container follows
+ * a comma, so commas and opening brackets outside strings bound them.
+ */
+bool json_values_bounded(const char *body, size_t n, size_t max);
 
 enum layer_compression { COMP_NONE, COMP_GZIP, COMP_ZSTD };
 

@@ -543,7 +543,8 @@ static int remove_download(const struct prune_item *it, struct msb_err **err)
 	} else {
 		/* An image load's or save's directory: flocked while that runs (archive.c). */
 		fd = open(it->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0)
+		/* Gone already (or not ours to judge): nothing removed here. */
+		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
 			return 0;
 	}
 	int r = rm_rf(it->path);

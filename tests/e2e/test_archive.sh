@@ -327,4 +327,112 @@ test_bad_usage_and_inputs() {
   expect_eq "archive written, nothing beside it" "$(cd "$TMP" && ls x.tar*)" "x.tar"
 }
 
+# A name pinned to a digest (name@sha256:...) is what `msb run name@sha256:...` trusts: an
+# archive may give one only with the image's own digest.
+test_pinned_name_must_be_the_images_digest() {
+  fresh_home
+  saved_archive
+  local d wrong
+  d=$(oci_digest "$TMP/saved.tar")
+  wrong=sha256:$(printf '%064d' 0)
+  for name in "localhost/rt:1@$wrong" "localhost/rt@$wrong"; do
+    rewrite_tar "$TMP/saved.tar" "$TMP/pin.tar" "
+import json
+if m.name == 'index.json':
+    idx = json.loads(data)
+    for e in idx['manifests']:
+        e['annotations'] = {'org.opencontainers.image.ref.name': '$name'}
+    data = json.dumps(idx).encode()"
+    msb_capture image load -i "$TMP/pin.tar"
+    expect_eq "$name: exit" "$RC" 125
+    expect_one_error_line "$ERR" "load $TMP/pin.tar: image 1: name \"$name\" pins $wrong, but the image is $d$"
+  done
+  # docker-archive: RepoTags.
+  MSB_HOME=$TMP/home-saved "$MSB" image save --format docker-archive -o "$TMP/saved-d.tar" localhost/rt:1 ||
+    fail "docker-archive save"
+  rewrite_tar "$TMP/saved-d.tar" "$TMP/pin-d.tar" "
+import json
+if m.name == 'manifest.json':
+    man = json.loads(data); man[0]['RepoTags'] = ['localhost/rt:1@$wrong']; data = json.dumps(man).encode()"
+  msb_capture image load -i "$TMP/pin-d.tar"
+  expect_eq "docker-archive: exit" "$RC" 125
+  expect_one_error_line "$ERR" "load $TMP/pin-d.tar: image 1: name \"localhost/rt:1@$wrong\" pins $wrong, but the image is sha256:[0-9a-f]{64}$"
+  expect_eq "no image" "$("$MSB" image ls -q)" ""
+  expect_eq "no layer" "$(layer_files)" 0
+  expect_eq "no temporary files left" "$(cache_leftovers)" 0
+  # Positive control: the same archive pinned to its own digest loads under that name.
+  rewrite_tar "$TMP/saved.tar" "$TMP/pin-ok.tar" "
+import json
+if m.name == 'index.json':
+    idx = json.loads(data)
+    idx['manifests'][0]['annotations'] = {'org.opencontainers.image.ref.name': 'localhost/rt@$d'}
+    data = json.dumps(idx).encode()"
+  msb_capture image load -i "$TMP/pin-ok.tar"
+  expect_eq "own digest loads" "$RC:$OUT" "0:Loaded image: localhost/rt@$d"
+  expect_eq "recorded under it" "$(inspect_field "localhost/rt@$d" digest)" "$d"
+}
+
+# A sparse member would be written out in full (a few KiB of tar, terabytes of zeros): refused.
+test_sparse_member_is_refused() {
+  fresh_home
+  saved_archive
+  mkdir -p "$TMP/sparse"
+  truncate -s 4M "$TMP/sparse/hole"
+  printf x | dd of="$TMP/sparse/hole" bs=1 seek=2000000 conv=notrunc 2> /dev/null
+  tar -C "$TMP/sparse" -S -cf "$TMP/sparse-only.tar" hole
+  cp "$TMP/saved.tar" "$TMP/with-sparse.tar"
+  tar -Af "$TMP/with-sparse.tar" "$TMP/sparse-only.tar" || fail "tar -A"
+  msb_capture image load -i "$TMP/with-sparse.tar"
+  expect_eq "exit" "$RC" 125
+  expect_one_error_line "$ERR" "load $TMP/with-sparse.tar: member hole is a sparse file$"
+  expect_eq "no image" "$("$MSB" image ls -q)" ""
+  expect_eq "no temporary files left" "$(cache_leftovers)" 0
+  # Positive control: the same file, stored whole, loads.
+  tar -C "$TMP/sparse" -cf "$TMP/whole-only.tar" hole
+  cp "$TMP/saved.tar" "$TMP/with-whole.tar"
+  tar -Af "$TMP/with-whole.tar" "$TMP/whole-only.tar" || fail "tar -A"
+  msb_capture image load -i "$TMP/with-whole.tar"
+  expect_eq "the same file stored whole" "$RC:$OUT" "0:Loaded image: localhost/rt:1"
+}
+
+# Two loads at once of the same layers: neither waits for the other forever, both record.
+test_concurrent_loads_both_finish() {
+  fresh_home
+  saved_archive
+  local p1 p2 r1 r2
+  timeout 120 "$MSB" image load -q -i "$TMP/saved.tar" > "$TMP/c1.out" 2>&1 &
+  p1=$!
+  timeout 120 "$MSB" image load -q -i "$TMP/saved.tar" > "$TMP/c2.out" 2>&1 &
+  p2=$!
+  wait "$p1"
+  r1=$?
+  wait "$p2"
+  r2=$?
+  expect_eq "both loads" "$r1:$r2" "0:0"
+  expect_eq "one layer, stored once" "$(layer_files)" 1
+  expect_eq "no temporary files left" "$(cache_leftovers)" 0
+}
+
+# A path over 1024 bytes in a layer is saved, not dropped (the limit is PATH_MAX).
+test_long_layer_path_is_saved() {
+  fresh_home
+  local long
+  long=$(python3 -c 'print("/".join(["d%d" % i + "x" * 195 for i in range(7)]))')
+  cat > "$TMP/long.json" << EOF
+{"tag": "localhost/long:1", "layers": [{"compression": "none", "entries": [{"path": "$long/file", "content": "deep\n"}]}]}
+EOF
+  python3 "$E2E_ROOT/tests/fixtures/mkimage.py" "$TMP/long.json" "$TMP/long" > /dev/null || fail "mkimage"
+  tar -C "$TMP/long" -cf "$TMP/long.tar" .
+  msb_capture image load -i "$TMP/long.tar"
+  expect_eq "load" "$RC:$OUT" "0:Loaded image: localhost/long:1"
+  msb_capture image save -o "$TMP/long-saved.tar" localhost/long:1
+  expect_eq "save exit" "$RC" 0
+  expect_eq "save is silent" "$ERR" ""
+  mkdir -p "$TMP/long-out"
+  tar -xf "$TMP/long-saved.tar" -C "$TMP/long-out"
+  expect_match "the saved layer has the long path" "$(layer_paths "$TMP/long-out")" " $long/file( |$)"
+  # Positive control: the original layer has it too, by the same check.
+  expect_match "the original has it" "$(layer_paths "$TMP/long")" " $long/file( |$)"
+}
+
 run_tests

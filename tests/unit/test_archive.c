@@ -45,6 +45,55 @@ static void test_member_paths(void **state)
 	assert_int_equal(archive_member_path("abcd", small, sizeof(small)), -1);
 }
 
+/* The limit is the caller's buffer: a load's ARCHIVE_PATH_MAX, a save's PATH_MAX. */
+static void test_member_path_length(void **state)
+{
+	char raw[3000], out[4096], load[ARCHIVE_PATH_MAX];
+
+	(void)state;
+	memset(raw, 'a', sizeof(raw) - 1);
+	raw[sizeof(raw) - 1] = '\0';
+	for (size_t i = 100; i < sizeof(raw) - 1; i += 100)
+		raw[i] = '/';
+	assert_int_equal(archive_member_path(raw, out, sizeof(out)), 0);
+	assert_string_equal(out, raw);
+	assert_int_equal(archive_member_path(raw, load, sizeof(load)), -1);
+	/* Exactly filling the buffer (with its NUL) fits; one more byte does not. */
+	raw[sizeof(load) - 1] = '\0';
+	assert_int_equal(archive_member_path(raw, load, sizeof(load)), 0);
+	raw[sizeof(load) - 1] = 'a';
+	raw[sizeof(load)] = '\0';
+	assert_int_equal(archive_member_path(raw, load, sizeof(load)), -1);
+}
+
+/* Parsed JSON costs ~40 bytes a value: an index of a million zeros is refused unparsed. */
+static void test_index_value_count_bounded(void **state)
+{
+	static char body[1u << 20];
+	struct archive_image *v = NULL;
+	struct msb_err *err = NULL;
+	size_t n = 9, len = 0;
+
+	(void)state;
+	body[len++] = '[';
+	while (len + 3 < sizeof(body)) {
+		body[len++] = '0';
+		body[len++] = ',';
+	}
+	body[len++] = '0';
+	body[len++] = ']';
+	assert_int_equal(archive_parse_oci_index(body, len, &v, &n, &err), -1);
+	assert_null(v);
+	assert_int_equal(n, 0);
+	assert_non_null(err);
+	assert_non_null(strstr(err->msg, "index.json has more than"));
+	msb_err_free(err);
+	err = NULL;
+	assert_int_equal(archive_parse_docker_manifest(body, len, &v, &n, &err), -1);
+	assert_non_null(strstr(err->msg, "manifest.json has more than"));
+	msb_err_free(err);
+}
+
 static void test_oci_index_names(void **state)
 {
 	static const char body[] = "{\"schemaVersion\":2,\"manifests\":["
@@ -124,6 +173,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_member_paths),
+		cmocka_unit_test(test_member_path_length),
+		cmocka_unit_test(test_index_value_count_bounded),
 		cmocka_unit_test(test_oci_index_names),
 		cmocka_unit_test(test_oci_index_refused),
 		cmocka_unit_test(test_docker_manifest),
