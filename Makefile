@@ -47,25 +47,28 @@ $(BUILD)/obj/%.o: %.c | deps
 # What this msb is (src/cli/release.c): the release version, the commit, and the
 # Ed25519 key `msb self update` trusts (TRUST_KEY, a PEM public key). A stamp holds
 # them, so the object is rebuilt when one changes and only then.
-RELEASE_VERSION ?= $(shell scripts/version.sh)
-RELEASE_COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+ifndef RELEASE_VERSION
+RELEASE_VERSION := $(shell scripts/version.sh)
+endif
+ifndef RELEASE_COMMIT
+RELEASE_COMMIT  := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+endif
 TRUST_KEY       ?= keys/release-ed25519.pub
-DEFAULT_KEY     := keys/release-ed25519.pub
-# key_bytes KEYFILE: its 32 raw bytes as a C initialiser list.
-key_bytes = $(shell openssl pkey -pubin -in $(1) -outform DER | tail -c 32 | od -An -v -tx1 | \
-	tr -s ' \n' '  ' | sed 's/^ //; s/ $$//; s/\([0-9a-f][0-9a-f]\)/0x\1,/g; s/ //g')
-# release_flags VERSION KEYFILE
-release_flags = -DMSB_RELEASE_VERSION='"$(1)"' -DMSB_RELEASE_COMMIT='"$(RELEASE_COMMIT)"' \
-	-DMSB_RELEASE_KEY='$(call key_bytes,$(2))' \
-	$(if $(filter $(abspath $(DEFAULT_KEY)),$(abspath $(2))),,-DMSB_RELEASE_TESTING=1)
+# RELEASE_TESTING=1: the release obeys MSB_TEST_UPDATE_KILL (the tests' kill points).
+RELEASE_TESTING ?= 0
+# release_cc VERSION,OUT: compile release.c into OUT; the key's bytes come from
+# scripts/keybytes.sh, which refuses anything but an Ed25519 public key.
+release_cc = key=$$(scripts/keybytes.sh $(TRUST_KEY)) && \
+	$(CC) $(ALL_CFLAGS) -DMSB_RELEASE_VERSION='"$(1)"' -DMSB_RELEASE_COMMIT='"$(RELEASE_COMMIT)"' \
+	-DMSB_RELEASE_KEY="$$key" -DMSB_RELEASE_TESTING=$(RELEASE_TESTING) -c src/cli/release.c -o $(2)
 
 # write_stamp FILE,TEXT: FILE holds TEXT, rewritten (so newer) only when TEXT changes.
 write_stamp = @mkdir -p $(dir $(1)); echo '$(2)' | cmp -s - $(1) 2>/dev/null || echo '$(2)' > $(1)
 $(BUILD)/release.stamp: FORCE
-	$(call write_stamp,$@,$(RELEASE_VERSION) $(RELEASE_COMMIT) $(TRUST_KEY))
+	$(call write_stamp,$@,$(RELEASE_VERSION) $(RELEASE_COMMIT) $(TRUST_KEY) $(RELEASE_TESTING))
 $(BUILD)/obj/src/cli/release.o: src/cli/release.c $(BUILD)/release.stamp $(TRUST_KEY) | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(call release_flags,$(RELEASE_VERSION),$(TRUST_KEY)) -c $< -o $@
+	$(call release_cc,$(RELEASE_VERSION),$@)
 FORCE:
 
 $(BUILD)/libmsb.a: $(LIB_OBJ)
@@ -148,11 +151,12 @@ DIST_VERSION ?= $(RELEASE_VERSION)
 DIST_ARCH    ?= $(shell uname -m)
 DIST_NAME    := msb-$(DIST_VERSION)-linux-$(DIST_ARCH)
 DIST_TAR     := $(DISTDIR)/$(DIST_NAME).tar.gz
-DIST_OBJ     := $(BUILD)/dist/$(DIST_VERSION)-$(notdir $(basename $(TRUST_KEY)))
+DIST_OBJ     := $(BUILD)/dist/$(DIST_VERSION)-$(notdir $(basename $(TRUST_KEY)))-$(RELEASE_TESTING)
 DIST_MANIFEST := $(DISTDIR)/latest-linux-$(DIST_ARCH).json
 dist: $(DIST_TAR)
 ifneq ($(SIGNING_KEY),)
-	@test "$$(openssl pkey -in $(SIGNING_KEY) -pubout)" = "$$(openssl pkey -pubin -in $(TRUST_KEY))" || \
+	@pub=$$(openssl pkey -in $(SIGNING_KEY) -pubout) && trust=$$(openssl pkey -pubin -in $(TRUST_KEY)) && \
+		[ -n "$$pub" ] && [ "$$pub" = "$$trust" ] || \
 		{ echo "make dist: SIGNING_KEY $(SIGNING_KEY) is not the private half of TRUST_KEY $(TRUST_KEY)" >&2; exit 1; }
 	printf '{"name":"msb","version":"%s","commit":"%s","arch":"%s","tarball":"%s","sha256":"%s","size":%s}\n' \
 		'$(DIST_VERSION)' '$(RELEASE_COMMIT)' '$(DIST_ARCH)' '$(DIST_NAME).tar.gz' \
@@ -163,10 +167,10 @@ ifneq ($(SIGNING_KEY),)
 endif
 	@echo "$(DIST_TAR)"
 $(DIST_OBJ)/release.stamp: FORCE
-	$(call write_stamp,$@,$(DIST_VERSION) $(RELEASE_COMMIT) $(TRUST_KEY))
+	$(call write_stamp,$@,$(DIST_VERSION) $(RELEASE_COMMIT) $(TRUST_KEY) $(RELEASE_TESTING))
 $(DIST_OBJ)/release.o: src/cli/release.c $(DIST_OBJ)/release.stamp $(TRUST_KEY) | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(call release_flags,$(DIST_VERSION),$(TRUST_KEY)) -c $< -o $@
+	$(call release_cc,$(DIST_VERSION),$@)
 # The build's objects in the build's order, this release.o in its place: with the
 # build's version and key, the same bytes as $(BUILD)/msb.
 DIST_LINK := $(patsubst $(BUILD)/obj/src/cli/release.o,$(DIST_OBJ)/release.o,$(CLI_OBJ))

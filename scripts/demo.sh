@@ -100,5 +100,17 @@ echo "exit code: $?"
 set -e
 $msb uninstall demo-python
 
+echo "== msb image save / load, msb df, msb prune"
+arch=$(mktemp -d /tmp/msb-demo-archive.XXXXXX)
+$msb pull -q "$PLAIN/test/busybox:latest"
+$msb image save -o "$arch/busybox.tar" "$PLAIN/test/busybox:latest"
+tar -tf "$arch/busybox.tar" | sed -n 1,4p
+$msb rmi -q "$PLAIN/test/busybox:latest"
+$msb image load -i "$arch/busybox.tar"
+rm -rf "$arch"
+$msb df
+$msb prune --dry-run
+$msb --version
+
 # The network, in a network namespace of its own: no packet leaves this machine.
 scripts/demo-net.sh "$PLAIN/test/python:3.11"

@@ -75,7 +75,7 @@ if [ -n "$tarball" ]; then
   else
     warn "no $tarball.sha256 beside it: not verified"
   fi
-  stage=$(mktemp -d "${TMPDIR:-/tmp}/msb-setup.XXXXXX")
+  stage=$(mktemp -d "${TMPDIR:-/tmp}/msb-setup.XXXXXX") || die "cannot create a directory in ${TMPDIR:-/tmp}"
   tar -xzf "$tarball" -C "$stage" --no-same-owner 2> "$stage.err" || {
     e=$(grep -m 1 . "$stage.err" || true)
     rm -f "$stage.err"
@@ -128,6 +128,7 @@ relink() {
 }
 
 mkdir -p "$bindir" "$libdir" "$reldir" || die "cannot create $bindir, $libdir and $reldir"
+command -v flock > /dev/null || die "flock is missing (sudo apt-get install util-linux)"
 exec 9> "$reldir/.lock"
 flock -n 9 || die "another setup.sh or msb self update is installing msb here; wait for it"
 version=$("$NEW_BIN" --version 2> /dev/null | sed -n '1s/^msb //p') || version=
@@ -135,13 +136,19 @@ if [ -z "$version" ] && [ -n "$tarball" ]; then
   version=$(basename "$tarball" | sed -n 's/^msb-\(.*\)-linux-[^-]*\.tar\.gz$/\1/p')
 fi
 version=${version:-unknown}
-# The same name msb self update gives: the version and the tarball's (or binary's) digest.
-name=$version-$(sha256sum < "${tarball:-$NEW_BIN}" | cut -c1-12)
+# The same name msb self update gives: the version and the tarball's digest (from a
+# build: the digest of its three files, so a new kernel alone is a new release).
+if [ -n "$tarball" ]; then
+  name=$version-$(sha256sum < "$tarball" | cut -c1-12)
+else
+  name=$version-$(cat "$NEW_BIN" "$NEW_KERNEL" "$NEW_INITRD" | sha256sum | cut -c1-12)
+fi
 if [ ! -d "$reldir/$name" ]; then
-  stage_rel=$(mktemp -d "$reldir/.new-XXXXXX")
+  stage_rel=$(mktemp -d "$reldir/.new-XXXXXX") || die "cannot create a directory in $reldir"
   if ! chmod 755 "$stage_rel" || ! install -D -m 0755 "$NEW_BIN" "$stage_rel/bin/msb" ||
     ! install -D -m 0644 -t "$stage_rel/lib" "$NEW_KERNEL" "$NEW_INITRD" ||
-    ! sync "$stage_rel/bin/msb" "$stage_rel/lib/vmlinux" "$stage_rel/lib/initrd.cpio" ||
+    ! sync "$stage_rel/bin/msb" "$stage_rel/lib/vmlinux" "$stage_rel/lib/initrd.cpio" \
+      "$stage_rel/bin" "$stage_rel/lib" "$stage_rel" ||
     ! mv -T "$stage_rel" "$reldir/$name"; then
     rm -rf "$stage_rel"
     die "cannot install $reldir/$name"
@@ -150,12 +157,14 @@ fi
 old=$(readlink "$reldir/current" 2> /dev/null) || old=
 if [ -n "$old" ] && [ "$old" != "$name" ]; then relink "$reldir" previous "$old"; fi
 relink "$reldir" current "$name"
+# bin/msb first: the msb it names finds its guest files in its own release.
+relink "$bindir" msb ../releases/current/bin/msb
 relink "$libdir" vmlinux ../releases/current/lib/vmlinux
 relink "$libdir" initrd.cpio ../releases/current/lib/initrd.cpio
-relink "$bindir" msb ../releases/current/bin/msb
+sync "$reldir" "$bindir" "$libdir" || true
 # Kept: current and previous; leftovers of an install killed half-way go.
 prev=$(readlink "$reldir/previous" 2> /dev/null) || prev=
-for d in "$reldir"/* "$reldir"/.new-* "$reldir"/.dl-*; do
+for d in "$reldir"/* "$reldir"/.new-* "$reldir"/.dl-* "$reldir"/.*.tmp; do
   [ -e "$d" ] || [ -L "$d" ] || continue
   case ${d##*/} in
     current | previous | "$name" | "$prev") ;;

@@ -48,7 +48,7 @@ static const struct command commands[] = {
 	{ "df", cmd_df, "Show the disk msb uses, by kind, and what could be reclaimed" },
 	{ "prune", cmd_prune, "Remove what msb df calls reclaimable" },
 	{ "doctor", cmd_doctor, "Check this host for msb (KVM, QEMU, namespaces, disk, ...)" },
-	{ "self", cmd_self, "Manage the msb installation itself (uninstall)" },
+	{ "self", cmd_self, "Manage the msb installation itself (update, uninstall)" },
 	{ "completion", cmd_completion, "Print a shell completion script (bash, zsh, fish)" },
 	{ "__alias", cmd_alias, NULL },
 	{ "__complete", cmd_complete, NULL },

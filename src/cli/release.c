@@ -25,6 +25,9 @@ const char msb_release_version[] = MSB_RELEASE_VERSION;
 const char msb_release_commit[] = MSB_RELEASE_COMMIT;
 
 #ifdef MSB_RELEASE_KEY
+/* Exactly 32 bytes: fewer would be zero-filled, a key nobody signed with. */
+_Static_assert(sizeof((const unsigned char[]){ MSB_RELEASE_KEY }) == 32,
+	       "MSB_RELEASE_KEY must be 32 bytes (scripts/keybytes.sh)");
 const unsigned char msb_release_key[32] = { MSB_RELEASE_KEY };
 const bool msb_release_key_set = true;
 #else
@@ -33,5 +36,5 @@ const unsigned char msb_release_key[32];
 const bool msb_release_key_set = false;
 #endif
 
-/* Only a build that trusts a test key (make dist TRUST_KEY=...) obeys MSB_TEST_UPDATE_KILL. */
+/* Only a test release (make RELEASE_TESTING=1) obeys MSB_TEST_UPDATE_KILL. */
 const bool msb_release_testing = MSB_RELEASE_TESTING;

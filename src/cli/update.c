@@ -59,15 +59,16 @@
 #include "util/fs.h"
 #include "util/spawn.h"
 
-#define UPDATE_URL   "https://releases.microsandbox.dev/msb/stable"
-#define MANIFEST_MAX (64u << 10)
-#define SIG_LEN	     64
-#define TARBALL_MAX  (4ull << 30)
-#define UNPACKED_MAX (16ull << 30)
-#define UNPACK_FILES 256
-#define VERSION_MAX  64
-#define STALL_S	     60L
-#define AGENT_IDENT  "msb-agentd-version "
+#define UPDATE_URL    "https://releases.microsandbox.dev/msb/stable"
+#define MANIFEST_MAX  (64u << 10)
+#define SIG_LEN	      64
+#define TARBALL_MAX   (4ull << 30)
+#define UNPACKED_MAX  (16ull << 30)
+#define UNPACK_FILES  256
+#define VERSION_MAX   64
+#define STALL_S	      60L
+#define SMALL_FETCH_S 120L
+#define AGENT_IDENT   "msb-agentd-version "
 
 static void update_usage(void)
 {
@@ -113,13 +114,35 @@ static unsigned long long version_part(const char **s)
 }
 
 /*
- * Releases compare as dotted numbers ("1.2" is "1.2.0"); then a release
- * sorts after its own pre-releases ("0.2.0-rc1" < "0.2.0"), and pre-releases
- * compare as strings.
+ * What follows a version's '-': a build from a git checkout after that release
+ * (git describe: "5-gabc123", "gabc123", either with "-dirty", or "dirty"):
+ * 1; a pre-release of it ("rc1"): -1.
+ */
+static int suffix_rank(const char *s)
+{
+	size_t n = strspn(s, "0123456789");
+
+	if (!strcmp(s, "dirty"))
+		return 1;
+	if (n && s[n] == '-')
+		s += n + 1;
+	if (s[0] == 'g' && strspn(s + 1, "0123456789abcdef") >= 4) {
+		s += 1 + strspn(s + 1, "0123456789abcdef");
+		if (!*s || !strcmp(s, "-dirty"))
+			return 1;
+	}
+	return -1;
+}
+
+/*
+ * Releases compare as dotted numbers ("1.2" is "1.2.0"). Then a release sorts
+ * before the builds made after it ("0.2.0-5-gabc") and after its pre-releases
+ * ("0.2.0-rc1"); suffixes of one rank compare by their leading number, then as
+ * strings.
  */
 int version_cmp(const char *a, const char *b)
 {
-	int c;
+	int ra, rb, c;
 
 	while ((*a && *a != '-') || (*b && *b != '-')) {
 		unsigned long long x = version_part(&a), y = version_part(&b);
@@ -127,8 +150,20 @@ int version_cmp(const char *a, const char *b)
 		if (x != y)
 			return x < y ? -1 : 1;
 	}
-	if (!*a || !*b)
-		return !*a && !*b ? 0 : (!*a ? 1 : -1);
+	ra = *a ? suffix_rank(a + 1) : 0;
+	rb = *b ? suffix_rank(b + 1) : 0;
+	if (ra != rb)
+		return ra < rb ? -1 : 1;
+	if (!ra)
+		return 0;
+	a++;
+	b++;
+	{
+		unsigned long long x = strtoull(a, NULL, 10), y = strtoull(b, NULL, 10);
+
+		if (x != y)
+			return x < y ? -1 : 1;
+	}
 	c = strcmp(a, b);
 	return (c > 0) - (c < 0);
 }
@@ -221,7 +256,11 @@ static int fetch(const char *url, const char *name, struct sink *s, struct msb_e
 			return msb_err_sys(err, ENOMEM, "%s", name);
 		fd = open(full, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
-			return msb_err_sys(err, errno, "update channel: cannot read %s", full);
+			return msb_err_set(
+				err, errno,
+				"update channel: cannot read %s: %s (check update.url in "
+				"config.json)",
+				full, strerror(errno));
 		while ((r = read(fd, buf, sizeof(buf))) != 0) {
 			if (r < 0 && errno == EINTR)
 				continue;
@@ -249,7 +288,11 @@ static int fetch(const char *url, const char *name, struct sink *s, struct msb_e
 		curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
 		curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
 		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-		curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+		/* An https channel is not redirected to plain http. */
+		curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR,
+				 strncmp(url, "https://", 8) ? "http,https" : "https");
+		if (s->fd < 0) /* the manifest and signature: small, so a bound on the whole */
+			curl_easy_setopt(h, CURLOPT_TIMEOUT, SMALL_FETCH_S);
 		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, STALL_S);
@@ -268,8 +311,11 @@ static int fetch(const char *url, const char *name, struct sink *s, struct msb_e
 		if (s->progress)
 			fputc('\n', stderr);
 		if (rc != CURLE_OK && !s->over && !s->failed)
-			return msb_err_set(err, EIO, "update channel: cannot fetch %s: %s", full,
-					   *errbuf ? errbuf : curl_easy_strerror(rc));
+			return msb_err_set(
+				err, EIO,
+				"update channel: cannot fetch %s: %s (check update.url in "
+				"config.json)",
+				full, *errbuf ? errbuf : curl_easy_strerror(rc));
 	}
 	if (s->over)
 		return msb_err_set(err, EFBIG,
@@ -297,7 +343,9 @@ static bool verify_sig(const char *msg, size_t len, const unsigned char *sig, si
 	EVP_MD_CTX *ctx = NULL;
 	bool ok = false;
 
-	if (!msb_release_key_set || siglen != SIG_LEN)
+	static const unsigned char zero[32];
+
+	if (!msb_release_key_set || siglen != SIG_LEN || !memcmp(msb_release_key, zero, 32))
 		return false;
 	key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, msb_release_key, 32);
 	ctx = EVP_MD_CTX_new();
@@ -540,6 +588,14 @@ out:
 
 /* --- the install ------------------------------------------------------------ */
 
+/* fsync(2) of the directory @name in @dirfd: its entries are on disk. */
+static int fsync_dir_at(int dirfd, const char *name)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	return fd < 0 || fsync(fd) < 0 ? -1 : 0;
+}
+
 /* @link (a name in @dirfd) made to point at @target, atomically. Return: 0, or -errno. */
 static int set_link(int dirfd, const char *link, const char *target)
 {
@@ -562,11 +618,42 @@ static void link_target(int dirfd, const char *link, char *out, size_t cap)
 	ssize_t n = readlinkat(dirfd, link, out, cap - 1);
 
 	out[n > 0 ? n : 0] = '\0';
+	while (n > 1 && out[n - 1] == '/')
+		out[--n] = '\0';
 	if (n > 0 && strchr(out, '/'))
 		memmove(out, strrchr(out, '/') + 1, strlen(strrchr(out, '/')));
 }
 
-/* Leftovers of a killed update, and releases neither current nor previous. */
+/*
+ * Is releases/@name's msb the program of a running process (a supervisor
+ * started two updates ago)? Its guest files must stay while it runs.
+ */
+static bool release_running(int dirfd, const char *name)
+{
+	_cleanup_closedir_ DIR *proc = NULL;
+	char exe[NAME_MAX + 16];
+	struct dirent *de;
+	struct stat rel, st;
+
+	snprintf(exe, sizeof(exe), "%s/bin/msb", name);
+	if (fstatat(dirfd, exe, &rel, 0) < 0 || !(proc = opendir("/proc")))
+		return false;
+	while ((de = readdir(proc))) {
+		char p[64];
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(p, sizeof(p), "/proc/%.32s/exe", de->d_name);
+		if (stat(p, &st) == 0 && st.st_ino == rel.st_ino && st.st_dev == rel.st_dev)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Leftovers of a killed update, and (@old_releases) releases neither current
+ * nor previous whose msb no process runs.
+ */
 static void sweep(int dirfd, const char *dirpath, bool old_releases)
 {
 	char cur[NAME_MAX + 1], prev[NAME_MAX + 1];
@@ -590,6 +677,8 @@ static void sweep(int dirfd, const char *dirpath, bool old_releases)
 			     strcmp(n, prev) != 0;
 
 		if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, ".lock") || !(tmp || stale))
+			continue;
+		if (stale && release_running(dirfd, n))
 			continue;
 		if (unlinkat(dirfd, n, 0) < 0) {
 			_cleanup_free_ char *p = path_join(dirpath, n);
@@ -619,6 +708,30 @@ static int exe_version(const char *exe, char *out, size_t cap)
 		return -1;
 	memcpy(out, buf + 4, n + 1);
 	return 0;
+}
+
+/* What keeps @exe from running, as ldd tells it: the libraries not found, for the user. */
+static void missing_libs(const char *exe, char *out, size_t cap)
+{
+	char buf[4096];
+	char *argv[] = { (char *)"ldd", (char *)exe, NULL };
+	size_t k = 0;
+
+	out[0] = '\0';
+	if (spawn_io(argv, NULL, buf, sizeof(buf)) >= 0) {
+		for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+			char *arrow = strstr(line, " => not found");
+
+			if (!arrow)
+				continue;
+			*arrow = '\0';
+			line += strspn(line, " \t");
+			k += (size_t)snprintf(out + k, k < cap ? cap - k : 0, "%s%s",
+					      k ? " " : "missing libraries: ", line);
+		}
+	}
+	if (!out[0])
+		snprintf(out, cap, "it did not answer --version");
 }
 
 struct install {
@@ -659,7 +772,12 @@ static int install_open(struct install *in, struct msb_err **err)
 	in->lib = path_join(in->home, "lib");
 	in->rel = path_join(in->home, "releases");
 	exe = path_join(in->home, "bin/msb");
-	if (!in->bin || !in->lib || !in->rel || !exe || !self)
+	if (!self)
+		return msb_err_set(err, ENOENT,
+				   "self update: this msb's file is gone (run %s/bin/msb self "
+				   "update)",
+				   in->home);
+	if (!in->bin || !in->lib || !in->rel || !exe)
 		return msb_err_sys(err, ENOMEM, "self update");
 	inst = realpath(exe, NULL);
 	if (!inst || strcmp(inst, self) != 0)
@@ -679,21 +797,26 @@ static int install_open(struct install *in, struct msb_err **err)
 	if (in->lockfd < 0)
 		return msb_err_sys(err, errno, "self update: cannot open %s", lock);
 	if (flock(in->lockfd, LOCK_EX | LOCK_NB) < 0)
-		return msb_err_set(err, EBUSY,
-				   "self update: another msb self update is running (wait for it)");
+		return msb_err_set(
+			err, EBUSY,
+			"self update: another msb self update or setup.sh is installing msb "
+			"here (wait for it)");
 	return 0;
 }
 
 /*
  * bin/msb and lib/'s files as links through releases/current: already so
  * after the first update; an install from before releases/ is turned into it
- * here, each link in one rename (the old files stay whole until then).
+ * here, each link in one rename. bin/msb first: the msb it then names finds
+ * its guest files beside itself, in its release, so lib/ may follow later.
  */
 static int point_links(struct install *in, struct msb_err **err)
 {
 	static const char *const libs[] = { "vmlinux", "initrd.cpio" };
 	_cleanup_close_ int bfd = -1, lfd = -1;
 	char have[PATH_MAX], want[PATH_MAX];
+	const char *w = "../releases/current/bin/msb";
+	ssize_t n;
 	int r;
 
 	if (mkdir(in->lib, 0755) < 0 && errno != EEXIST)
@@ -702,9 +825,15 @@ static int point_links(struct install *in, struct msb_err **err)
 	lfd = open(in->lib, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (bfd < 0 || lfd < 0)
 		return msb_err_sys(err, errno, "self update: cannot open %s", in->home);
+	n = readlinkat(bfd, "msb", have, sizeof(have) - 1);
+	if (n <= 0 || (size_t)n != strlen(w) || memcmp(have, w, (size_t)n) != 0) {
+		r = set_link(bfd, "msb", w);
+		if (r < 0)
+			return msb_err_sys(err, -r, "self update: cannot link %s/msb", in->bin);
+	}
+	stage("linked-bin");
 	for (size_t i = 0; i < 2; i++) {
-		ssize_t n = readlinkat(lfd, libs[i], have, sizeof(have) - 1);
-
+		n = readlinkat(lfd, libs[i], have, sizeof(have) - 1);
 		snprintf(want, sizeof(want), "../releases/current/lib/%s", libs[i]);
 		if (n > 0 && (size_t)n == strlen(want) && !memcmp(have, want, (size_t)n))
 			continue;
@@ -712,17 +841,6 @@ static int point_links(struct install *in, struct msb_err **err)
 		if (r < 0)
 			return msb_err_sys(err, -r, "self update: cannot link %s/%s", in->lib,
 					   libs[i]);
-	}
-	stage("linked-lib");
-	{
-		ssize_t n = readlinkat(bfd, "msb", have, sizeof(have) - 1);
-		const char *w = "../releases/current/bin/msb";
-
-		if (n > 0 && (size_t)n == strlen(w) && !memcmp(have, w, (size_t)n))
-			return 0;
-		r = set_link(bfd, "msb", w);
-		if (r < 0)
-			return msb_err_sys(err, -r, "self update: cannot link %s/msb", in->bin);
 	}
 	return 0;
 }
@@ -769,7 +887,13 @@ static int rollback(struct install *in)
 				 "run; not switching to it",
 				 in->rel, prev);
 	snprintf(from, sizeof(from), "%s", msb_release_version);
-	if (make_current(in, prev, &err) < 0)
+	/* One rename: current and previous trade places, so neither is ever lost. */
+	if (renameat2(in->relfd, "current", in->relfd, "previous", RENAME_EXCHANGE) < 0 ||
+	    fsync(in->relfd) < 0)
+		return cli_error("self update --rollback: cannot switch %s/current: %s", in->rel,
+				 strerror(errno));
+	stage("switched");
+	if (point_links(in, &err) < 0)
 		return cli_fail(err);
 	printf("msb rolled back: %s -> %s (again to undo)\n", from, to);
 	return 0;
@@ -855,7 +979,7 @@ static int install_release(struct install *in, const char *url, const struct rel
 			goto out;
 		}
 	}
-	if (fsync(dfd) < 0 || fsync_path(newpath) < 0) {
+	if (fsync_dir_at(dfd, "bin") < 0 || fsync_dir_at(dfd, "lib") < 0 || fsync(dfd) < 0) {
 		msb_err_sys(err, errno, "self update: %s", newpath);
 		goto out;
 	}
@@ -868,10 +992,12 @@ static int install_release(struct install *in, const char *url, const struct rel
 		goto out;
 	}
 	if (exe_version(exe, ver, sizeof(ver)) < 0) {
+		char missing[256];
+
+		missing_libs(exe, missing, sizeof(missing));
 		msb_err_set(err, EINVAL,
-			    "update: the new msb does not run on this host (its libraries: see "
-			    "ldd %s); nothing changed",
-			    exe);
+			    "update: msb %s does not run on this host (%s); nothing changed",
+			    rel->version, missing);
 		goto out;
 	}
 	if (strcmp(ver, rel->version) != 0) {

@@ -169,7 +169,7 @@ MAKE_SAN=
 make_release() {
   # shellcheck disable=SC2086 # $MAKE_SAN: a word or nothing
   env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$E2E_ROOT" BUILD="$BUILD" $MAKE_SAN \
-    DIST_VERSION="$1" DISTDIR="$2" DIST_GZIP=1 TRUST_KEY=tests/fixtures/update/test-release.pub \
+    DIST_VERSION="$1" DISTDIR="$2" DIST_GZIP=1 RELEASE_TESTING=1 TRUST_KEY=tests/fixtures/update/test-release.pub \
     SIGNING_KEY=tests/fixtures/update/test-release.key dist 2> "$TMP/make-release.err" | tail -n 1
   [ "${PIPESTATUS[0]}" = 0 ] || { fail "make dist $1: $(tail -n 3 "$TMP/make-release.err")"; return 1; }
 }

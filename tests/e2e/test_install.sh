@@ -680,6 +680,33 @@ test_self_update_refuses_an_older_release_unless_f_and_rolls_back() {
   umsb self update --rollback
   expect_eq "--rollback again undoes it" "$RC$OUT" "0msb rolled back: 9.0.0 -> 8.0.0 (again to undo)"
   expect_eq "8.0.0 again" "$(installed)" "8.0.0 kernel=own "
+
+  # A release whose msb still runs is kept past its turn; then it goes.
+  local old9 pid
+  old9=$(basename "$(readlink -f "$M/releases/previous")")
+  sleep 600 | as_user "$H" "$M/releases/$old9/bin/msb" image load -i - > /dev/null 2>&1 &
+  pid=$!
+  wait_until 20 pgrep -f "^$M/releases/$old9/bin/msb image load" > /dev/null || fail "the old msb did not start"
+  upd_url "$CH/9.1.0"
+  umsb self update
+  expect_eq "an update while 9.0.0's msb runs" "$RC$ERR" 0
+  [ -d "$M/releases/$old9" ] || fail "the running release was swept"
+  pkill -f "^$M/releases/$old9/bin/msb image load"
+  pkill -f "^sleep 600$" 2> /dev/null
+  wait "$pid" 2> /dev/null
+  umsb self update -f
+  expect_eq "the next update" "$RC$ERR" 0
+  [ ! -e "$M/releases/$old9" ] || fail "the release nothing runs any more was kept"
+
+  # A build from a git checkout after a release is newer than that release.
+  make_release 9.1.0-2-gabcdef1 "$CH/9.1.0-2-gabcdef1" > /dev/null || return
+  upd_url "$CH/9.1.0-2-gabcdef1"
+  umsb self update
+  expect_eq "to a build after 9.1.0" "$RC$OUT" "0msb updated: 9.1.0 -> 9.1.0-2-gabcdef1 ($M/releases/current; 'msb self update --rollback' goes back)"
+  upd_url "$CH/9.1.0"
+  umsb self update
+  expect_eq "9.1.0 is older than a build after it" "$RC" 125
+  expect_one_error_line "$ERR" "self update: the channel's release 9.1.0 is older than this msb 9.1.0-2-gabcdef1 \\(-f installs it anyway; --rollback goes back to the version before\\)"
   rm -rf "$H"
 }
 
@@ -687,12 +714,12 @@ test_self_update_killed_at_every_stage_leaves_a_working_msb() {
   if [ "$(id -u)" = 0 ]; then need_user || return; fi
   channels || return
   local s want got
-  for s in downloaded unpacking unpacked checked placed previous switched linked-lib linked; do
+  for s in downloaded unpacking unpacked checked placed previous switched linked-bin linked; do
     upd_home upd-kill || return
     OUT=$(as_user "$H" env MSB_TEST_UPDATE_KILL="$s" "$M/bin/msb" self update 2>&1)
     expect_eq "killed at $s" "$?" 137
     case $s in
-      switched | linked-lib | linked) want=9.1.0 ;;
+      switched | linked-bin | linked) want=9.1.0 ;;
       *) want=9.0.0 ;;
     esac
     got=$(installed)
