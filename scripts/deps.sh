@@ -7,7 +7,7 @@ build_pkgs=(
   make gcc libc6-dev pkg-config musl-tools
   libcurl4-openssl-dev libjansson-dev libarchive-dev libssl-dev libsqlite3-dev
   libslirp-dev libsquashfs-dev squashfs-tools-ng e2fsprogs libcmocka-dev libnghttp2-dev
-  qemu-system-x86 qemu-utils
+  qemu-system-x86 qemu-utils openssl
   linux-source-6.1 bc bison flex libelf-dev cpio xz-utils
 )
 test_pkgs=(
