@@ -14,7 +14,7 @@ test_pkgs=(
   docker-registry skopeo busybox-static debootstrap openssl apache2-utils
   xfsprogs git tmux procps clang libclang-rt-14-dev curl python3 libarchive-tools zstd tar
   clang-format clang-tidy cppcheck
-  gnome-keyring libsecret-tools dbus-daemon python3-h2
+  gnome-keyring libsecret-tools dbus-daemon python3-h2 dpkg-dev man-db
 )
 
 # deps.sh [--test] [--list]: --list prints the missing packages (one line, none: empty)
