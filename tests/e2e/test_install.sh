@@ -84,7 +84,8 @@ without_blocks() { sed '/^# >>> msb >>>$/,/^# <<< msb <<<$/d' "$1"; }
 test_make_install_fhs_tree_and_the_installed_msb_finds_its_kernel() {
   local d=$TMP/root before want f
   before=$(stat -c %y "$MSB")
-  make -s -C "$E2E_ROOT" BUILD="$BUILD" DESTDIR="$d" PREFIX=/usr install > "$TMP/out" 2>&1
+  # shellcheck disable=SC2086 # $MAKE_SAN: a word or nothing
+  make -s -C "$E2E_ROOT" BUILD="$BUILD" $MAKE_SAN DESTDIR="$d" PREFIX=/usr install > "$TMP/out" 2>&1
   expect_eq "make install" "$?" 0
   expect_eq "make install output" "$(cat "$TMP/out")" ""
   expect_eq "the build is reused, not relinked" "$(stat -c %y "$MSB")" "$before"
@@ -121,7 +122,8 @@ test_make_install_fhs_tree_and_the_installed_msb_finds_its_kernel() {
   expect_one_error_line "$(cat "$TMP/err")" "guest initrd.cpio not found"
   mv "$TMP/initrd.away" "$d/usr/lib/msb/initrd.cpio"
 
-  make -s -C "$E2E_ROOT" BUILD="$BUILD" DESTDIR="$d" PREFIX=/usr uninstall > "$TMP/out" 2>&1
+  # shellcheck disable=SC2086 # $MAKE_SAN: a word or nothing
+  make -s -C "$E2E_ROOT" BUILD="$BUILD" $MAKE_SAN DESTDIR="$d" PREFIX=/usr uninstall > "$TMP/out" 2>&1
   expect_eq "make uninstall" "$?" 0
   expect_eq "make uninstall leaves no file" "$(find "$d" -type f)" ""
   rm -rf "$d" "$TMP/fhs-home"
