@@ -317,6 +317,12 @@ static int fetch(const char *url, const char *name, struct sink *s, struct msb_e
 				"config.json)",
 				full, *errbuf ? errbuf : curl_easy_strerror(rc));
 	}
+	if (s->over && s->fd >= 0)
+		return msb_err_set(
+			err, EFBIG,
+			"update channel: %s is larger than the signed manifest says (%llu "
+			"bytes); nothing changed",
+			name, (unsigned long long)s->max);
 	if (s->over)
 		return msb_err_set(err, EFBIG,
 				   "update channel: %s is larger than %llu bytes (not an msb "

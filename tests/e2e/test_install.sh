@@ -643,12 +643,19 @@ test_self_update_refuses_a_bad_signature_or_digest_and_changes_nothing() {
   umsb self update
   expect_eq "another key's signature" "$RC" 125
   expect_match "the same refusal" "$ERR" "the manifest's signature does not verify"
-  # A good manifest, another tarball under its name.
+  # A good manifest, another tarball of the same size under its name (a byte flipped).
   cp "$CH/9.1.0/$j.sig" "$bad/$j.sig"
-  cp "$CH/8.0.0/msb-8.0.0-linux-$ARCH.tar.gz" "$bad/msb-9.1.0-linux-$ARCH.tar.gz"
+  python3 -c 'import sys
+f = open(sys.argv[1], "r+b"); f.seek(4096); b = f.read(1); f.seek(4096); f.write(bytes([b[0] ^ 255]))' \
+    "$bad/msb-9.1.0-linux-$ARCH.tar.gz"
   umsb self update
   expect_eq "a tarball that is not the signed one" "$RC" 125
   expect_one_error_line "$ERR" "update channel: msb-9.1.0-linux-$ARCH.tar.gz does not match the signed manifest \(sha256:[0-9a-f]{64}, [0-9]+ bytes; the manifest says sha256:[0-9a-f]{64}, [0-9]+ bytes\); nothing changed"
+  # A bigger tarball than the manifest says: cut off at the signed size.
+  cat "$CH/9.1.0/msb-9.1.0-linux-$ARCH.tar.gz" "$CH/9.1.0/msb-9.1.0-linux-$ARCH.tar.gz" > "$bad/msb-9.1.0-linux-$ARCH.tar.gz"
+  umsb self update
+  expect_eq "a tarball bigger than signed" "$RC" 125
+  expect_one_error_line "$ERR" "update channel: msb-9.1.0-linux-$ARCH.tar.gz is larger than the signed manifest says \([0-9]+ bytes\); nothing changed"
   expect_eq "nothing changed" "$(state)" "$before"
   expect_eq "still 9.0.0" "$(installed)" "9.0.0 kernel=own "
 
